@@ -1,0 +1,1 @@
+//! Loom models of the scheduler (placeholder until they land).

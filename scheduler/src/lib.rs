@@ -1,0 +1,1 @@
+//! Deterministic parallel scheduling (placeholder until the scheduler lands).

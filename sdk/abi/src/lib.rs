@@ -1,0 +1,41 @@
+//! The contract between the Interstice host and its modules.
+//!
+//! ```
+//! use interstice_abi::{decode, encode, Type, TypeRegistry, Value};
+//!
+//! let ty = Type::List(Box::new(Type::String));
+//! let value = Value::List(vec![Value::from("hello"), Value::from("world")]);
+//! let bytes = encode(&value);
+//! let back = decode(&bytes, &ty, &TypeRegistry::default()).unwrap();
+//! assert_eq!(back, value);
+//! ```
+//!
+//! # Core concepts
+//!
+//! - [`Type`] describes a value: primitives, `String`, bytes, `Vec`, `Option`, and user
+//!   structs and enums, referred to by name and defined in a [`TypeRegistry`].
+//! - [`Value`] is a dynamically typed value. It has a *total* order and hash (floats compare with
+//!   `total_cmp`), so any value can be a key of a hash or btree index.
+//! - The wire format ([`encode`], [`decode`]) is positional and schema-driven: no field names,
+//!   no type tags. Whoever decodes needs the [`Type`], never the code that wrote the bytes.
+//! - [`TableSchema`] describes a table: typed columns, primary key, indexes, `auto_inc`,
+//!   persistence.
+//!
+//! Architecture Invariant: this crate knows nothing about wasmtime, tokio or the store. It is the
+//! only place that knows the byte layout of values.
+
+mod codec;
+mod schema;
+mod types;
+mod value;
+
+pub use codec::{DecodeError, DecodeLimits, decode, decode_with_limits, encode, encode_into};
+pub use schema::{
+    Column, IndexKind, IndexSchema, Persistence, SchemaError, TableSchema, TableSchemaBuilder,
+    Visibility,
+};
+pub use types::{Field, Type, TypeDef, TypeError, TypeRegistry, Variant};
+pub use value::Value;
+
+/// The version of the host ↔ module ABI. A module built for another version is refused at load.
+pub const ABI_VERSION: u32 = 1;

@@ -1,0 +1,1 @@
+//! Tables, transactions and persistence (placeholder until the store lands).
