@@ -20,16 +20,23 @@
 //!   no type tags. Whoever decodes needs the [`Type`], never the code that wrote the bytes.
 //! - [`TableSchema`] describes a table: typed columns, primary key, indexes, `auto_inc`,
 //!   persistence.
+//! - [`ModuleSchema`] is a module's self-description: types, tables, reducers with their
+//!   declared [`Access`] and subscribed [`Event`], queries, [`Authority`]s.
 //!
 //! Architecture Invariant: this crate knows nothing about wasmtime, tokio or the store. It is the
 //! only place that knows the byte layout of values.
 
 mod codec;
+mod module;
 mod schema;
 mod types;
 mod value;
 
 pub use codec::{DecodeError, DecodeLimits, decode, decode_with_limits, encode, encode_into};
+pub use module::{
+    Access, Authority, Event, ModuleError, ModuleSchema, ParseError, QuerySchema, ReducerSchema,
+    TableEvent,
+};
 pub use schema::{
     Column, IndexKind, IndexSchema, Persistence, SchemaError, TableSchema, TableSchemaBuilder,
     Visibility,

@@ -1,0 +1,541 @@
+//! What a module says about itself: the schema exported through one function (DESIGN §6).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Field, SchemaError, TableSchema, Type, TypeDef, TypeError, TypeRegistry, Visibility};
+
+/// A module's full self-description: what the CLI prints, what bindings are generated from, and
+/// what the node validates on load and publish.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleSchema {
+    /// Must equal the host's [`ABI_VERSION`](crate::ABI_VERSION).
+    pub abi_version: u32,
+    /// The Cargo package name.
+    pub name: String,
+    /// The Cargo package version.
+    pub version: String,
+    pub visibility: Visibility,
+    pub authorities: Vec<Authority>,
+    /// User types, including one struct per table (the row type).
+    pub types: Vec<TypeDef>,
+    pub tables: Vec<TableSchema>,
+    pub reducers: Vec<ReducerSchema>,
+    pub queries: Vec<QuerySchema>,
+}
+
+/// A reducer: a deterministic transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReducerSchema {
+    pub name: String,
+    /// The arguments after the context.
+    pub args: Vec<Field>,
+    /// What it may touch. `None`: every table of its own module, read and write, and no calls.
+    pub access: Option<Access>,
+    /// The event it is subscribed to; a subscribed reducer cannot be called from outside.
+    pub on: Option<Event>,
+}
+
+/// A query: read-only, returns a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuerySchema {
+    pub name: String,
+    pub args: Vec<Field>,
+    pub returns: Type,
+    /// Tables it reads and queries it calls. `None`: every table of its own module.
+    pub access: Option<Access>,
+}
+
+/// Declared access, as written in `#[reducer(reads(..), writes(..), calls(..))]`.
+///
+/// Tables of the module itself are named plainly (`accounts`); tables of another module on the
+/// same node as `module.table`. Calls name `module.reducer`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Access {
+    pub reads: Vec<String>,
+    pub writes: Vec<String>,
+    pub calls: Vec<String>,
+}
+
+/// Exclusive, typed capabilities a module may claim (DESIGN §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Authority {
+    Gpu,
+    Input,
+    Audio,
+    File,
+    Module,
+}
+
+impl FromStr for Authority {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "Gpu" => Authority::Gpu,
+            "Input" => Authority::Input,
+            "Audio" => Authority::Audio,
+            "File" => Authority::File,
+            "Module" => Authority::Module,
+            _ => {
+                return Err(ParseError(format!(
+                    "unknown authority `{s}`; expected one of Gpu, Input, Audio, File, Module"
+                )));
+            }
+        })
+    }
+}
+
+/// What happened to a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TableEvent {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// An event a reducer can subscribe to with `#[reducer(on = "...")]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Event {
+    /// The module was installed for the first time.
+    Init,
+    /// The module was loaded (every node start, and after `init`).
+    Load,
+    /// A peer node connected; one `String` argument: its id.
+    Connect,
+    /// A peer node disconnected; one `String` argument: its id.
+    Disconnect,
+    /// A row of `module.table` changed; `node` is set for a table on another node.
+    Table {
+        node: Option<String>,
+        module: String,
+        table: String,
+        kind: TableEvent,
+    },
+}
+
+impl Event {
+    /// The argument types a subscribed reducer must take after its context, given the row type of
+    /// the table for table events.
+    pub fn expected_args(&self, row: Option<&Type>) -> Option<Vec<Type>> {
+        Some(match self {
+            Event::Init | Event::Load => vec![],
+            Event::Connect | Event::Disconnect => vec![Type::String],
+            Event::Table { kind, .. } => {
+                let row = row?.clone();
+                match kind {
+                    TableEvent::Insert | TableEvent::Delete => vec![row],
+                    TableEvent::Update => vec![row.clone(), row],
+                }
+            }
+        })
+    }
+
+    /// How to write the reducer's parameters for this event, for error messages.
+    pub fn signature_hint(&self, row_type: &str) -> String {
+        match self {
+            Event::Init | Event::Load => "fn _(ctx: ReducerContext)".into(),
+            Event::Connect | Event::Disconnect => {
+                "fn _(ctx: ReducerContext, node_id: String)".into()
+            }
+            Event::Table { kind, .. } => match kind {
+                TableEvent::Insert => format!("fn _(ctx: ReducerContext, row: {row_type})"),
+                TableEvent::Delete => format!("fn _(ctx: ReducerContext, row: {row_type})"),
+                TableEvent::Update => {
+                    format!("fn _(ctx: ReducerContext, old: {row_type}, new: {row_type})")
+                }
+            },
+        }
+    }
+}
+
+impl FromStr for Event {
+    type Err = ParseError;
+
+    /// Parses `init`, `load`, `connect`, `disconnect`, `<module>.<table>.<insert|update|delete>`
+    /// and `<node>.<module>.<table>.<insert|update|delete>`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "init" => return Ok(Event::Init),
+            "load" => return Ok(Event::Load),
+            "connect" => return Ok(Event::Connect),
+            "disconnect" => return Ok(Event::Disconnect),
+            _ => {}
+        }
+        let parts: Vec<&str> = s.split('.').collect();
+        let (node, module, table, kind) = match parts.as_slice() {
+            [module, table, kind] => (None, *module, *table, *kind),
+            [node, module, table, kind] => (Some((*node).to_owned()), *module, *table, *kind),
+            _ => {
+                return Err(ParseError(format!(
+                    "unknown event `{s}`; expected `init`, `load`, `connect`, `disconnect`, \
+                     `<module>.<table>.<insert|update|delete>` or \
+                     `<node>.<module>.<table>.<insert|update|delete>`"
+                )));
+            }
+        };
+        let kind = match kind {
+            "insert" => TableEvent::Insert,
+            "update" => TableEvent::Update,
+            "delete" => TableEvent::Delete,
+            other => {
+                return Err(ParseError(format!(
+                    "unknown table event `{other}` in `{s}`; expected insert, update or delete"
+                )));
+            }
+        };
+        if module.is_empty() || table.is_empty() || node.as_deref() == Some("") {
+            return Err(ParseError(format!("empty name in event `{s}`")));
+        }
+        Ok(Event::Table {
+            node,
+            module: module.to_owned(),
+            table: table.to_owned(),
+            kind,
+        })
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Init => f.write_str("init"),
+            Event::Load => f.write_str("load"),
+            Event::Connect => f.write_str("connect"),
+            Event::Disconnect => f.write_str("disconnect"),
+            Event::Table {
+                node,
+                module,
+                table,
+                kind,
+            } => {
+                if let Some(node) = node {
+                    write!(f, "{node}.")?;
+                }
+                let kind = match kind {
+                    TableEvent::Insert => "insert",
+                    TableEvent::Update => "update",
+                    TableEvent::Delete => "delete",
+                };
+                write!(f, "{module}.{table}.{kind}")
+            }
+        }
+    }
+}
+
+/// A string that is not a valid event or authority.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// A module schema that cannot be loaded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModuleError {
+    #[error(
+        "module `{module}` was built for ABI version {found}, this node speaks version {expected}; rebuild it against a matching interstice-sdk"
+    )]
+    AbiVersion {
+        module: String,
+        found: u32,
+        expected: u32,
+    },
+    #[error("module `{module}` declares `{name}` twice")]
+    Duplicate { module: String, name: String },
+    #[error("module `{module}`: {source}")]
+    Table { module: String, source: SchemaError },
+    #[error("module `{module}`: {source}")]
+    Type { module: String, source: TypeError },
+    #[error(
+        "reducer `{module}.{reducer}` declares access to unknown table `{table}`; declare tables of this module by name and others as `module.table`"
+    )]
+    UnknownTable {
+        module: String,
+        reducer: String,
+        table: String,
+    },
+    #[error("reducer `{module}.{reducer}` subscribed to `{event}` must be written `{expected}`")]
+    SubscriptionSignature {
+        module: String,
+        reducer: String,
+        event: String,
+        expected: String,
+    },
+    #[error("module `{module}` claims authority {authority:?} twice")]
+    DuplicateAuthority {
+        module: String,
+        authority: Authority,
+    },
+}
+
+impl ModuleSchema {
+    /// The registry of this module's user types.
+    pub fn registry(&self) -> Result<TypeRegistry, ModuleError> {
+        TypeRegistry::new(self.types.iter().cloned()).map_err(|source| ModuleError::Type {
+            module: self.name.clone(),
+            source,
+        })
+    }
+
+    /// Finds a table by name.
+    pub fn table(&self, name: &str) -> Option<&TableSchema> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// Checks everything the host relies on, short of things that need other modules
+    /// (cross-module tables are checked when the node links modules).
+    pub fn validate(&self, host_abi_version: u32) -> Result<TypeRegistry, ModuleError> {
+        let module = || self.name.clone();
+        if self.abi_version != host_abi_version {
+            return Err(ModuleError::AbiVersion {
+                module: module(),
+                found: self.abi_version,
+                expected: host_abi_version,
+            });
+        }
+        let registry = self.registry()?;
+        let mut names = HashSet::new();
+        for table in &self.tables {
+            table
+                .validate(&registry)
+                .map_err(|source| ModuleError::Table {
+                    module: module(),
+                    source,
+                })?;
+            if !names.insert(("table", table.name.as_str())) {
+                return Err(ModuleError::Duplicate {
+                    module: module(),
+                    name: table.name.clone(),
+                });
+            }
+        }
+        let mut authorities = HashSet::new();
+        for authority in &self.authorities {
+            if !authorities.insert(authority) {
+                return Err(ModuleError::DuplicateAuthority {
+                    module: module(),
+                    authority: *authority,
+                });
+            }
+        }
+        for reducer in &self.reducers {
+            if !names.insert(("function", reducer.name.as_str())) {
+                return Err(ModuleError::Duplicate {
+                    module: module(),
+                    name: reducer.name.clone(),
+                });
+            }
+            self.check_args(&reducer.args, &registry)?;
+            if let Some(access) = &reducer.access {
+                for table in access.reads.iter().chain(&access.writes) {
+                    if !table.contains('.') && self.table(table).is_none() {
+                        return Err(ModuleError::UnknownTable {
+                            module: module(),
+                            reducer: reducer.name.clone(),
+                            table: table.clone(),
+                        });
+                    }
+                }
+            }
+            if let Some(event) = &reducer.on {
+                self.check_subscription(reducer, event)?;
+            }
+        }
+        for query in &self.queries {
+            if !names.insert(("function", query.name.as_str())) {
+                return Err(ModuleError::Duplicate {
+                    module: module(),
+                    name: query.name.clone(),
+                });
+            }
+            self.check_args(&query.args, &registry)?;
+            registry
+                .check_defined(&query.returns)
+                .map_err(|source| ModuleError::Type {
+                    module: module(),
+                    source,
+                })?;
+        }
+        Ok(registry)
+    }
+
+    fn check_args(&self, args: &[Field], registry: &TypeRegistry) -> Result<(), ModuleError> {
+        args.iter().try_for_each(|arg| {
+            registry
+                .check_defined(&arg.ty)
+                .map_err(|source| ModuleError::Type {
+                    module: self.name.clone(),
+                    source,
+                })
+        })
+    }
+
+    fn check_subscription(
+        &self,
+        reducer: &ReducerSchema,
+        event: &Event,
+    ) -> Result<(), ModuleError> {
+        // The row type of a table of this module is the struct registered under the table's
+        // columns; for other modules' tables the node checks it when linking.
+        let (row, row_name) = match event {
+            Event::Table {
+                node: None,
+                module,
+                table,
+                ..
+            } if *module == self.name => {
+                let schema = self.table(table).ok_or_else(|| ModuleError::UnknownTable {
+                    module: self.name.clone(),
+                    reducer: reducer.name.clone(),
+                    table: table.clone(),
+                })?;
+                let row = self.row_type_of(schema);
+                let name = row.as_ref().map(|t| t.to_string()).unwrap_or_default();
+                (row, name)
+            }
+            Event::Table { .. } => return Ok(()),
+            _ => (None, String::new()),
+        };
+        let expected = event.expected_args(row.as_ref());
+        let found: Vec<Type> = reducer.args.iter().map(|a| a.ty.clone()).collect();
+        if expected.as_ref() != Some(&found) {
+            return Err(ModuleError::SubscriptionSignature {
+                module: self.name.clone(),
+                reducer: reducer.name.clone(),
+                event: event.to_string(),
+                expected: event.signature_hint(&row_name),
+            });
+        }
+        Ok(())
+    }
+
+    /// The named struct type whose fields are exactly the table's columns.
+    pub fn row_type_of(&self, table: &TableSchema) -> Option<Type> {
+        self.types.iter().find_map(|def| match def {
+            TypeDef::Struct { name, fields }
+                if fields.len() == table.columns.len()
+                    && fields
+                        .iter()
+                        .zip(&table.columns)
+                        .all(|(f, c)| f.name == c.name && f.ty == c.ty)
+                    && name.to_lowercase() == table.name =>
+            {
+                Some(Type::Named(name.clone()))
+            }
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ABI_VERSION, IndexKind};
+
+    fn hello() -> ModuleSchema {
+        let greetings = TableSchema::builder("greetings")
+            .auto_inc_column("id", Type::U64)
+            .column("name", Type::String)
+            .primary_key("id")
+            .index("name", IndexKind::Hash, false)
+            .build()
+            .unwrap();
+        ModuleSchema {
+            abi_version: ABI_VERSION,
+            name: "hello".into(),
+            version: "0.1.0".into(),
+            visibility: Visibility::Public,
+            authorities: vec![],
+            types: vec![TypeDef::Struct {
+                name: "Greetings".into(),
+                fields: vec![
+                    Field::new("id", Type::U64),
+                    Field::new("name", Type::String),
+                ],
+            }],
+            tables: vec![greetings],
+            reducers: vec![
+                ReducerSchema {
+                    name: "hello".into(),
+                    args: vec![Field::new("name", Type::String)],
+                    access: Some(Access {
+                        writes: vec!["greetings".into()],
+                        ..Access::default()
+                    }),
+                    on: None,
+                },
+                ReducerSchema {
+                    name: "on_greeting".into(),
+                    args: vec![Field::new("row", Type::Named("Greetings".into()))],
+                    access: None,
+                    on: Some("hello.greetings.insert".parse().unwrap()),
+                },
+            ],
+            queries: vec![],
+        }
+    }
+
+    #[test]
+    fn events_parse_and_print_back() {
+        for s in [
+            "init",
+            "load",
+            "connect",
+            "disconnect",
+            "hello.greetings.insert",
+            "node1.hello.greetings.update",
+        ] {
+            assert_eq!(s.parse::<Event>().unwrap().to_string(), s);
+        }
+        let err = "hello.greetings.upsert".parse::<Event>().unwrap_err();
+        assert!(err.0.contains("insert, update or delete"), "{err}");
+        assert!("hello".parse::<Event>().is_err());
+        assert!("a..insert".parse::<Event>().is_err());
+    }
+
+    #[test]
+    fn a_valid_module_validates() {
+        hello().validate(ABI_VERSION).unwrap();
+    }
+
+    #[test]
+    fn wrong_abi_version_is_refused_with_the_versions() {
+        let err = hello().validate(ABI_VERSION + 1).unwrap_err();
+        assert!(matches!(err, ModuleError::AbiVersion { .. }));
+        assert!(err.to_string().contains("rebuild"), "{err}");
+    }
+
+    #[test]
+    fn subscription_with_the_wrong_row_type_says_what_to_write() {
+        let mut schema = hello();
+        schema.reducers[1].args = vec![Field::new("row", Type::String)];
+        let err = schema.validate(ABI_VERSION).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reducer `hello.on_greeting` subscribed to `hello.greetings.insert` must be written \
+             `fn _(ctx: ReducerContext, row: Greetings)`"
+        );
+    }
+
+    #[test]
+    fn undeclared_tables_and_duplicates_are_refused() {
+        let mut schema = hello();
+        schema.reducers[0].access = Some(Access {
+            reads: vec!["nope".into()],
+            ..Access::default()
+        });
+        assert!(matches!(
+            schema.validate(ABI_VERSION),
+            Err(ModuleError::UnknownTable { .. })
+        ));
+        let mut schema = hello();
+        schema.reducers.push(schema.reducers[0].clone());
+        assert!(matches!(
+            schema.validate(ABI_VERSION),
+            Err(ModuleError::Duplicate { .. })
+        ));
+    }
+}
