@@ -81,19 +81,25 @@ pub fn decode_with_limits(
     registry: &TypeRegistry,
     limits: DecodeLimits,
 ) -> Result<Value, DecodeError> {
-    let mut decoder = Decoder {
-        input: bytes,
-        pos: 0,
-        registry,
-        elements_left: limits.max_elements,
-    };
+    let mut decoder = Decoder::new(bytes, registry, limits);
     let value = decoder.value(ty, 0)?;
-    if decoder.pos != bytes.len() {
-        return Err(DecodeError::TrailingBytes {
-            count: bytes.len() - decoder.pos,
-        });
-    }
+    decoder.finish()?;
     Ok(value)
+}
+
+/// Decodes the concatenated encodings of values of `types`, e.g. a function's arguments.
+pub fn decode_fields<'t>(
+    bytes: &[u8],
+    types: impl IntoIterator<Item = &'t Type>,
+    registry: &TypeRegistry,
+) -> Result<Vec<Value>, DecodeError> {
+    let mut decoder = Decoder::new(bytes, registry, DecodeLimits::default());
+    let values = types
+        .into_iter()
+        .map(|ty| decoder.value(ty, 0))
+        .collect::<Result<_, _>>()?;
+    decoder.finish()?;
+    Ok(values)
 }
 
 /// Bounds on what one decode may build, so hostile input cannot exhaust memory.
@@ -138,7 +144,8 @@ pub enum DecodeError {
     UnknownType(String),
 }
 
-struct Decoder<'a> {
+/// Reads values one after another from untrusted bytes.
+pub(crate) struct Decoder<'a> {
     input: &'a [u8],
     pos: usize,
     registry: &'a TypeRegistry,
@@ -146,6 +153,27 @@ struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
+    pub(crate) fn new(input: &'a [u8], registry: &'a TypeRegistry, limits: DecodeLimits) -> Self {
+        Decoder {
+            input,
+            pos: 0,
+            registry,
+            elements_left: limits.max_elements,
+        }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Fails unless every byte was consumed.
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        match self.input.len() - self.pos {
+            0 => Ok(()),
+            count => Err(DecodeError::TrailingBytes { count }),
+        }
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let remaining = self.input.len() - self.pos;
         if n > remaining {
@@ -165,7 +193,7 @@ impl<'a> Decoder<'a> {
         Ok(out)
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut result: u64 = 0;
         for i in 0..10 {
@@ -223,7 +251,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn value(&mut self, ty: &Type, depth: u32) -> Result<Value, DecodeError> {
+    pub(crate) fn value(&mut self, ty: &Type, depth: u32) -> Result<Value, DecodeError> {
         if depth > MAX_DEPTH {
             return Err(DecodeError::TooDeep);
         }
@@ -333,7 +361,7 @@ impl<'a> Decoder<'a> {
     }
 }
 
-fn write_varint(mut n: u64, out: &mut Vec<u8>) {
+pub(crate) fn write_varint(mut n: u64, out: &mut Vec<u8>) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;

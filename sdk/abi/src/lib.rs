@@ -27,12 +27,15 @@
 //! only place that knows the byte layout of values.
 
 mod codec;
+pub mod host;
 mod module;
 mod schema;
 mod types;
 mod value;
 
-pub use codec::{DecodeError, DecodeLimits, decode, decode_with_limits, encode, encode_into};
+pub use codec::{
+    DecodeError, DecodeLimits, decode, decode_fields, decode_with_limits, encode, encode_into,
+};
 pub use module::{
     Access, Authority, Event, ModuleError, ModuleSchema, ParseError, QuerySchema, ReducerSchema,
     TableEvent,

@@ -264,6 +264,8 @@ pub enum ModuleError {
         event: String,
         expected: String,
     },
+    #[error("the module's schema is malformed ({0}); rebuild it with interstice-sdk")]
+    Malformed(String),
     #[error("module `{module}` claims authority {authority:?} twice")]
     DuplicateAuthority {
         module: String,
@@ -272,6 +274,17 @@ pub enum ModuleError {
 }
 
 impl ModuleSchema {
+    /// The bytes [`EXPORT_SCHEMA`](crate::host::EXPORT_SCHEMA) hands over (postcard).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain data into a Vec cannot fail.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Reads a schema from untrusted bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModuleError> {
+        postcard::from_bytes(bytes).map_err(|e| ModuleError::Malformed(e.to_string()))
+    }
+
     /// The registry of this module's user types.
     pub fn registry(&self) -> Result<TypeRegistry, ModuleError> {
         TypeRegistry::new(self.types.iter().cloned()).map_err(|source| ModuleError::Type {
@@ -497,8 +510,17 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_module_validates() {
-        hello().validate(ABI_VERSION).unwrap();
+    fn a_valid_module_validates_and_round_trips() {
+        let schema = hello();
+        schema.validate(ABI_VERSION).unwrap();
+        assert_eq!(
+            ModuleSchema::from_bytes(&schema.to_bytes()).unwrap(),
+            schema
+        );
+        assert!(matches!(
+            ModuleSchema::from_bytes(&[0xff, 0xff, 0xff]),
+            Err(ModuleError::Malformed(_))
+        ));
     }
 
     #[test]
