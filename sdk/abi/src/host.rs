@@ -9,12 +9,19 @@
 //! |---|---|---|
 //! | `memory` | memory | the module's linear memory |
 //! | [`EXPORT_ABI_VERSION`] | `() -> i32` | the ABI version the module was built for |
+//! | `__interstice_register_*` | `()` | one per table, type, reducer and query; see below |
 //! | [`EXPORT_SCHEMA`] | `() -> i64` | `ptr << 32 \| len` of the postcard-encoded [`ModuleSchema`](crate::ModuleSchema) |
 //! | [`EXPORT_ALLOC`] | `(len: i32) -> i32` | memory for the host to write arguments into; `0` on failure |
 //! | [`EXPORT_REDUCER`] | `(index: i32, args: i32, len: i32) -> i32` | runs reducer number `index` of the schema; `0` ok, else failed (see `set_error`) |
 //! | [`EXPORT_QUERY`] | `(index: i32, args: i32, len: i32) -> i32` | runs query number `index`; its result is handed over with `return_value` |
 //!
 //! Arguments are the encoding of the struct of the function's arguments (after the context).
+//!
+//! Items are declared all over a crate, and wasm has no link-time registry, so each `#[table]`,
+//! `#[interstice_type]`, `#[reducer]` and `#[query]` exports a function whose name starts with
+//! [`EXPORT_REGISTER_PREFIX`]. After instantiating, the host calls every such export, in
+//! byte order of their names, then [`EXPORT_SCHEMA`]. Reducers and queries are numbered by their
+//! position in the schema, which lists them sorted by name.
 //!
 //! # What the host provides (import module [`IMPORT_MODULE`])
 //!
@@ -62,6 +69,7 @@ use crate::{DecodeError, Type, TypeRegistry, Value, encode_into};
 pub const IMPORT_MODULE: &str = "interstice";
 
 pub const EXPORT_ABI_VERSION: &str = "interstice_abi_version";
+pub const EXPORT_REGISTER_PREFIX: &str = "__interstice_register_";
 pub const EXPORT_SCHEMA: &str = "interstice_schema";
 pub const EXPORT_ALLOC: &str = "interstice_alloc";
 pub const EXPORT_REDUCER: &str = "interstice_reducer";
