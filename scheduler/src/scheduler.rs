@@ -1,0 +1,618 @@
+//! Execution of planned windows and their ordered commit.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::error::Error;
+use crate::ingress::{Ingress, Invocation, LaneId, Work};
+use crate::loom::sync::atomic::{AtomicU32, Ordering};
+use crate::loom::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use crate::plan::{Plan, Planner};
+use crate::threads::{Sender, Threads};
+
+/// What executing one invocation produced, as handed to the commit callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome<O> {
+    /// The execute function returned (its own `Result` included: an ordinary reducer failure is
+    /// the caller's business).
+    Completed(O),
+    /// The execute function panicked; the panic was caught so the rest of the window could go
+    /// on. The invocation's successors still ran, after the panic unwound.
+    Panicked {
+        /// The panic message, or a placeholder when the payload was not a string.
+        message: String,
+    },
+}
+
+impl<O> Outcome<O> {
+    /// The output, if the execute function returned.
+    pub fn completed(&self) -> Option<&O> {
+        match self {
+            Self::Completed(output) => Some(output),
+            Self::Panicked { .. } => None,
+        }
+    }
+
+    /// The output, or the panic message.
+    pub fn into_result(self) -> Result<O, String> {
+        match self {
+            Self::Completed(output) => Ok(output),
+            Self::Panicked { message } => Err(message),
+        }
+    }
+}
+
+/// Scheduler settings, as a builder; validated by [`Scheduler::new`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    workers: usize,
+    lanes: Vec<String>,
+    max_window: usize,
+    thread_name: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            workers: default_workers(),
+            lanes: Vec::new(),
+            max_window: 1024,
+            thread_name: "interstice-worker".to_owned(),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+#[cfg(loom)]
+fn default_workers() -> usize {
+    2
+}
+
+/// Windows are indexed with `u32` in the plan; this keeps far away from that limit.
+const MAX_WINDOW: usize = 1 << 24;
+
+impl Config {
+    /// Default settings; see each setter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of pool workers. `1` runs every pool invocation on the calling thread in
+    /// sequence order: the serial reference every other count must agree with.
+    ///
+    /// By default, the number of CPUs (2 under loom).
+    #[must_use]
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Declares a pinned lane: a dedicated thread named after the lane, started with the
+    /// scheduler. Look its id up with [`Scheduler::lane`].
+    ///
+    /// By default, there are no lanes.
+    #[must_use]
+    pub fn lane(mut self, name: impl Into<String>) -> Self {
+        self.lanes.push(name.into());
+        self
+    }
+
+    /// Most invocations taken from the ingress into one planned window. Larger windows find
+    /// more parallelism; smaller ones let emitted work run sooner.
+    ///
+    /// By default, 1024.
+    #[must_use]
+    pub fn max_window(mut self, max_window: usize) -> Self {
+        self.max_window = max_window;
+        self
+    }
+
+    /// Prefix of the pool threads' names.
+    ///
+    /// By default, `interstice-worker`.
+    #[must_use]
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+}
+
+/// What one window did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowReport {
+    /// Invocations executed and committed.
+    pub invocations: usize,
+    /// Dependency edges planned (0 with one worker, which plans nothing).
+    pub edges: usize,
+    /// Invocations that commits pushed onto the ingress.
+    pub emitted: usize,
+}
+
+type ExecuteFn<T, O> = Box<dyn Fn(&Invocation<T>) -> O + Send + Sync>;
+
+/// Where a ready invocation goes.
+#[derive(Clone)]
+enum Pool {
+    /// One worker: the driving thread runs pool invocations itself, in order.
+    Serial,
+    #[cfg(not(loom))]
+    Rayon(Arc<rayon::ThreadPool>),
+    #[cfg(loom)]
+    Threads(Sender),
+}
+
+#[derive(Clone)]
+struct Dispatch {
+    pool: Pool,
+    lanes: Vec<Sender>,
+}
+
+/// Runs windows of invocations from an [`Ingress`] in parallel and commits them in order.
+///
+/// `T` is the caller's task type and `O` what its execute function returns. The execute
+/// function is given once, at construction, and must be `'static` because pinned lanes are
+/// long-lived threads that outlive any one call; sharing it through an `Arc` keeps the crate
+/// free of `unsafe` lifetime erasure.
+pub struct Scheduler<T, O> {
+    execute: Arc<ExecuteFn<T, O>>,
+    dispatch: Dispatch,
+    lane_names: Vec<String>,
+    planner: Planner,
+    workers: usize,
+    max_window: usize,
+    // Declared last so that they are dropped (and joined) after every sender above.
+    _lane_threads: Vec<Threads>,
+    #[cfg(loom)]
+    _pool_threads: Option<Threads>,
+}
+
+impl<T, O> fmt::Debug for Scheduler<T, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("workers", &self.workers)
+            .field("lanes", &self.lane_names)
+            .field("max_window", &self.max_window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, O> Scheduler<T, O>
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    /// Starts the pool and the lanes.
+    ///
+    /// `execute` runs each invocation, on a pool worker or on its lane. It may apply the
+    /// invocation's writes to shared in-memory state: an invocation's successors start only
+    /// after its `execute` has returned, and nothing that conflicts with it runs meanwhile.
+    pub fn new<F>(config: Config, execute: F) -> Result<Self, Error>
+    where
+        F: Fn(&Invocation<T>) -> O + Send + Sync + 'static,
+    {
+        if config.workers == 0 {
+            return Err(Error::InvalidConfig("workers must be at least 1"));
+        }
+        if config.max_window == 0 || config.max_window > MAX_WINDOW {
+            return Err(Error::InvalidConfig(
+                "max_window must be between 1 and 16777216",
+            ));
+        }
+        if config.lanes.len() > usize::from(u16::MAX) {
+            return Err(Error::InvalidConfig("at most 65535 lanes"));
+        }
+        for (i, name) in config.lanes.iter().enumerate() {
+            if config.lanes[..i].contains(name) {
+                return Err(Error::DuplicateLane { name: name.clone() });
+            }
+        }
+        let mut lane_threads = Vec::with_capacity(config.lanes.len());
+        for name in &config.lanes {
+            let thread_name = format!("interstice-lane-{name}");
+            let threads = Threads::spawn(&thread_name, 1).map_err(|source| Error::ThreadSpawn {
+                name: thread_name,
+                source,
+            })?;
+            lane_threads.push(threads);
+        }
+        let lanes = lane_threads.iter().map(|t| t.sender().clone()).collect();
+
+        #[cfg(loom)]
+        let mut pool_threads = None;
+        let pool = if config.workers == 1 {
+            Pool::Serial
+        } else {
+            #[cfg(not(loom))]
+            {
+                let prefix = config.thread_name.clone();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(config.workers)
+                    .thread_name(move |i| format!("{prefix}-{i}"))
+                    .build()?;
+                Pool::Rayon(Arc::new(pool))
+            }
+            #[cfg(loom)]
+            {
+                let threads =
+                    Threads::spawn(&config.thread_name, config.workers).map_err(|source| {
+                        Error::ThreadSpawn {
+                            name: config.thread_name.clone(),
+                            source,
+                        }
+                    })?;
+                let sender = threads.sender().clone();
+                pool_threads = Some(threads);
+                Pool::Threads(sender)
+            }
+        };
+
+        Ok(Self {
+            execute: Arc::new(Box::new(execute)),
+            dispatch: Dispatch { pool, lanes },
+            lane_names: config.lanes,
+            planner: Planner::new(),
+            workers: config.workers,
+            max_window: config.max_window,
+            _lane_threads: lane_threads,
+            #[cfg(loom)]
+            _pool_threads: pool_threads,
+        })
+    }
+
+    /// The id of the lane declared as `name`.
+    ///
+    /// Work bound to a lane runs on that lane's thread and nowhere else, in its place in the
+    /// plan and the commit order:
+    ///
+    /// ```
+    /// use interstice_scheduler::{Access, Config, Ingress, Scheduler, TableId, Timestamp, Work};
+    ///
+    /// let mut scheduler = Scheduler::new(Config::new().workers(2).lane("gpu"), |_inv| {
+    ///     std::thread::current().name().map(str::to_owned)
+    /// })?;
+    /// let gpu = scheduler.lane("gpu")?;
+    /// let mut ingress = Ingress::new();
+    /// ingress.push(Work::new("draw", Access::new().read(TableId(0)), Timestamp(0)).on_lane(gpu));
+    /// ingress.push(Work::new("tick", Access::new().write(TableId(0)), Timestamp(0)));
+    /// let mut threads = Vec::new();
+    /// scheduler.run_until_idle(&mut ingress, |_inv, outcome| {
+    ///     threads.push(outcome.into_result().ok().flatten());
+    ///     None
+    /// })?;
+    /// assert_eq!(threads[0].as_deref(), Some("interstice-lane-gpu"));
+    /// assert_ne!(threads[1].as_deref(), Some("interstice-lane-gpu"));
+    /// assert!(scheduler.lane("audio").is_err());
+    /// # Ok::<(), interstice_scheduler::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownLane`] if no lane of that name was declared.
+    pub fn lane(&self, name: &str) -> Result<LaneId, Error> {
+        self.lane_names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .map(LaneId)
+            .ok_or_else(|| Error::UnknownLane {
+                name: name.to_owned(),
+            })
+    }
+
+    /// The number of pool workers.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Takes up to `max_window` invocations from the front of `ingress`, executes them
+    /// (in parallel where their access allows) and commits them in sequence order.
+    ///
+    /// `commit` is called on this thread, once per invocation, strictly in sequence order,
+    /// while later invocations may still be running. The work it returns is pushed onto
+    /// `ingress` at once, so it is sequenced in commit order after everything already queued;
+    /// it runs in a later window.
+    ///
+    /// This thread blocks while waiting for outputs, so it must not be a pool thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LaneOutOfRange`] if an invocation of the window names a lane this scheduler
+    /// does not have; the ingress is then left untouched.
+    pub fn run_window<C, I>(
+        &mut self,
+        ingress: &mut Ingress<T>,
+        mut commit: C,
+    ) -> Result<WindowReport, Error>
+    where
+        C: FnMut(&Invocation<T>, Outcome<O>) -> I,
+        I: IntoIterator<Item = Work<T>>,
+    {
+        let lanes = self.dispatch.lanes.len();
+        for inv in ingress.iter().take(self.max_window) {
+            if let Some(lane) = inv.lane()
+                && lane.index() >= lanes
+            {
+                return Err(Error::LaneOutOfRange {
+                    seq: inv.seq(),
+                    lane,
+                    lanes,
+                });
+            }
+        }
+        let invocations = ingress.take_window(self.max_window);
+        let n = invocations.len();
+        if n == 0 {
+            return Ok(WindowReport::default());
+        }
+        let parallel = !matches!(self.dispatch.pool, Pool::Serial);
+        let plan = if parallel {
+            self.planner
+                .plan(invocations.iter().map(Invocation::access))
+        } else {
+            Plan::default()
+        };
+        let edges = plan.edge_count();
+        tracing::trace!(invocations = n, edges, "planned window");
+        let pending = (0..plan.len())
+            .map(|i| AtomicU32::new(plan.in_degree(i)))
+            .collect();
+        let window = Arc::new(Window {
+            invocations,
+            plan,
+            pending,
+            execute: self.execute.clone(),
+            dispatch: self.dispatch.clone(),
+            inbox: Mutex::new(Inbox {
+                slots: (0..n).map(|_| None).collect(),
+                awaited: 0,
+                driver_waiting: false,
+            }),
+            posted: Condvar::new(),
+        });
+
+        if parallel {
+            seed(&window);
+        }
+        let mut ready = VecDeque::new();
+        let mut emitted = 0;
+        for next in 0..n {
+            let outcome = if parallel || window.invocations[next].lane().is_some() {
+                if !parallel {
+                    dispatch(&window, next);
+                }
+                if ready.is_empty() {
+                    window.wait_from(next, &mut ready);
+                }
+                match ready.pop_front() {
+                    Some(outcome) => outcome,
+                    None => unreachable!("wait_from returns at least the awaited outcome"),
+                }
+            } else {
+                window.execute_caught(next)
+            };
+            for work in commit(&window.invocations[next], outcome) {
+                ingress.push(work);
+                emitted += 1;
+            }
+        }
+        Ok(WindowReport {
+            invocations: n,
+            edges,
+            emitted,
+        })
+    }
+
+    /// Runs windows until the ingress is empty, including the work commits emit; returns the
+    /// number of invocations committed.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_window`](Self::run_window); windows already run stay committed.
+    pub fn run_until_idle<C, I>(
+        &mut self,
+        ingress: &mut Ingress<T>,
+        mut commit: C,
+    ) -> Result<usize, Error>
+    where
+        C: FnMut(&Invocation<T>, Outcome<O>) -> I,
+        I: IntoIterator<Item = Work<T>>,
+    {
+        let mut committed = 0;
+        while !ingress.is_empty() {
+            committed += self.run_window(ingress, &mut commit)?.invocations;
+        }
+        Ok(committed)
+    }
+}
+
+/// The state of one window, shared by the driver and every job of the window.
+struct Window<T, O> {
+    invocations: Vec<Invocation<T>>,
+    plan: Plan,
+    /// Unfinished predecessors per position; the job that brings one to zero dispatches it.
+    pending: Box<[AtomicU32]>,
+    execute: Arc<ExecuteFn<T, O>>,
+    dispatch: Dispatch,
+    inbox: Mutex<Inbox<O>>,
+    posted: Condvar,
+}
+
+/// The reorder buffer: outcomes arrive in any order and leave in sequence order.
+struct Inbox<O> {
+    slots: Vec<Option<Outcome<O>>>,
+    awaited: usize,
+    driver_waiting: bool,
+}
+
+impl<T, O> Window<T, O>
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    fn execute_caught(&self, i: usize) -> Outcome<O> {
+        let invocation = &self.invocations[i];
+        match catch_unwind(AssertUnwindSafe(|| (self.execute)(invocation))) {
+            Ok(output) => Outcome::Completed(output),
+            Err(payload) => Outcome::Panicked {
+                message: panic_message(payload.as_ref()),
+            },
+        }
+    }
+
+    fn lock_inbox(&self) -> MutexGuard<'_, Inbox<O>> {
+        // Nothing panics while holding the inbox lock (user code never runs under it).
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn post(&self, i: usize, outcome: Outcome<O>) {
+        let mut inbox = self.lock_inbox();
+        inbox.slots[i] = Some(outcome);
+        let wake = inbox.driver_waiting && inbox.awaited == i;
+        drop(inbox);
+        if wake {
+            self.posted.notify_one();
+        }
+    }
+
+    /// Blocks until the outcome at `next` is posted, then moves it and every consecutive
+    /// posted outcome into `ready`, so the driver takes the lock once per run of outcomes.
+    fn wait_from(&self, next: usize, ready: &mut VecDeque<Outcome<O>>) {
+        let mut inbox = self.lock_inbox();
+        inbox.awaited = next;
+        while inbox.slots[next].is_none() {
+            inbox.driver_waiting = true;
+            inbox = self
+                .posted
+                .wait(inbox)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        inbox.driver_waiting = false;
+        let mut i = next;
+        while let Some(outcome) = inbox.slots.get_mut(i).and_then(Option::take) {
+            ready.push_back(outcome);
+            i += 1;
+        }
+        inbox.awaited = i;
+    }
+}
+
+/// Dispatches the roots of the plan.
+///
+/// Pool roots are spawned by one job running on the pool rather than by the driver: a spawn
+/// from a worker is a push onto its own deque that the other workers steal from, where a spawn
+/// from outside goes through the pool's shared injector and may wake a worker every time.
+fn seed<T, O>(window: &Arc<Window<T, O>>)
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    let pool_roots = window
+        .plan
+        .roots()
+        .filter(|&i| window.invocations[i].lane().is_none())
+        .count();
+    if pool_roots <= 1 {
+        for root in window.plan.roots() {
+            dispatch(window, root);
+        }
+        return;
+    }
+    for root in window.plan.roots() {
+        if window.invocations[root].lane().is_some() {
+            dispatch(window, root);
+        }
+    }
+    let seeder = window.clone();
+    let job = move || {
+        for root in seeder.plan.roots() {
+            if seeder.invocations[root].lane().is_none() {
+                dispatch(&seeder, root);
+            }
+        }
+    };
+    match &window.dispatch.pool {
+        #[cfg(not(loom))]
+        Pool::Rayon(pool) => pool.spawn(job),
+        #[cfg(loom)]
+        Pool::Threads(sender) => sender.send(Box::new(job)),
+        Pool::Serial => unreachable!("the serial driver plans nothing"),
+    }
+}
+
+/// Sends position `i` to its lane or to the pool.
+fn dispatch<T, O>(window: &Arc<Window<T, O>>, i: usize)
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    let job_window = window.clone();
+    let job = move || run(&job_window, i);
+    match window.invocations[i].lane() {
+        Some(lane) => window.dispatch.lanes[lane.index()].send(Box::new(job)),
+        None => match &window.dispatch.pool {
+            #[cfg(not(loom))]
+            Pool::Rayon(pool) => pool.spawn(job),
+            #[cfg(loom)]
+            Pool::Threads(sender) => sender.send(Box::new(job)),
+            // The serial driver runs pool work inline and dispatches only pinned work.
+            Pool::Serial => unreachable!("pool work dispatched by the serial driver"),
+        },
+    }
+}
+
+/// One job: execute, release the successors, post the outcome.
+///
+/// Successors are released only after `execute` has returned (or unwound), which is the
+/// happens-before edge that lets `execute` write shared state: the `AcqRel` decrement that
+/// reaches zero synchronises with every predecessor's decrement.
+///
+/// The first released successor with the same placement (pool, or the same lane) runs next
+/// on this same thread instead of being spawned
+/// (the "scheduler bypass" of TBB-style task graphs): a chain of conflicting invocations then
+/// costs no queueing and no thread wake-up per link.
+fn run<T, O>(window: &Arc<Window<T, O>>, mut i: usize)
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    loop {
+        let outcome = window.execute_caught(i);
+        let mut next = None;
+        if !window.plan.is_empty() {
+            for &succ in window.plan.successors(i) {
+                let succ = succ as usize;
+                if window.pending[succ].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    // Only where it may run here: pool work stays off lanes and vice versa.
+                    let same_place =
+                        window.invocations[succ].lane() == window.invocations[i].lane();
+                    if next.is_none() && same_place {
+                        next = Some(succ);
+                    } else {
+                        dispatch(window, succ);
+                    }
+                }
+            }
+        }
+        window.post(i, outcome);
+        match next {
+            Some(succ) => i = succ,
+            None => return,
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

@@ -1,0 +1,48 @@
+//! Random workloads give the same commit log, outcomes and final state for every worker
+//! count, and the same as a plain serial loop.
+
+use proptest::prelude::*;
+
+use crate::executors::EXECUTORS;
+use crate::model::{Behaviour, Spec, TABLES, run_scheduler, run_serial_loop};
+
+fn spec_strategy() -> impl Strategy<Value = Spec> {
+    let table = 0..TABLES as u32;
+    (
+        proptest::collection::vec(table.clone(), 0..3),
+        proptest::collection::vec(table, 0..3),
+        prop::bool::weighted(0.04),
+        prop_oneof![
+            8 => Just(Behaviour::Ok),
+            1 => Just(Behaviour::Fail),
+            1 => Just(Behaviour::Panic),
+        ],
+        0u8..3,
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(reads, writes, exclusive, behaviour, emit, pinned)| Spec {
+            reads,
+            writes,
+            exclusive,
+            behaviour,
+            emit,
+            depth: 0,
+            pinned,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_worker_count_matches_the_serial_loop(
+        workload in proptest::collection::vec(spec_strategy(), 0..48),
+        max_window in 1usize..40,
+    ) {
+        let oracle = run_serial_loop(&workload);
+        for workers in EXECUTORS {
+            let run = run_scheduler(&workload, workers, max_window);
+            prop_assert_eq!(&run, &oracle, "workers = {}, max_window = {}", workers, max_window);
+        }
+    }
+}
