@@ -30,6 +30,7 @@ mod codec;
 pub mod host;
 mod module;
 mod schema;
+mod typed;
 mod types;
 mod value;
 
@@ -44,6 +45,7 @@ pub use schema::{
     Column, IndexKind, IndexSchema, Persistence, SchemaError, TableSchema, TableSchemaBuilder,
     Visibility,
 };
+pub use typed::{IntersticeType, Reader, TypeDefs, encode_varint, from_bytes, to_bytes};
 pub use types::{Field, Type, TypeDef, TypeError, TypeRegistry, Variant};
 pub use value::Value;
 
