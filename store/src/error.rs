@@ -1,0 +1,106 @@
+//! The store's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use interstice_abi::{SchemaError, TypeError, Value};
+
+use crate::TableId;
+
+/// Everything that can go wrong in the store.
+///
+/// Constraint violations (`DuplicateKey`, `UniqueViolation`, `TypeMismatch`, `WrongColumnCount`,
+/// `UnknownColumn`, `NoSuchRow`, `AutoIncOverflow`) come from a single transaction operation:
+/// that operation had no effect and the transaction stays usable. The runtime is expected to
+/// abort the reducer (drop the transaction), which leaves no trace.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("no table with id {0}")]
+    NoSuchTable(TableId),
+    #[error("table `{table}` was dropped")]
+    TableDropped { table: String },
+    #[error("invalid schema: {0}")]
+    InvalidSchema(#[from] SchemaError),
+    #[error(
+        "table `{table}` already exists with a different schema ({reason}); migrations are not supported yet"
+    )]
+    SchemaMismatch { table: String, reason: String },
+    #[error("table `{table}` has {expected} columns, but the row has {found}")]
+    WrongColumnCount {
+        table: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error("column `{table}.{column}`: {source}")]
+    TypeMismatch {
+        table: String,
+        column: String,
+        source: TypeError,
+    },
+    #[error("table `{table}` has no column `{column}`")]
+    UnknownColumn { table: String, column: String },
+    #[error(
+        "column `{table}.{column}` has no index; add #[index(hash)] or #[index(btree)] to look rows up by it"
+    )]
+    NotIndexed { table: String, column: String },
+    #[error(
+        "column `{table}.{column}` has a hash index, which cannot scan ranges; use #[index(btree)]"
+    )]
+    NotOrdered { table: String, column: String },
+    #[error("table `{table}` already has a row with primary key {key:?}")]
+    DuplicateKey { table: String, key: Value },
+    #[error("unique column `{table}.{column}` already holds {value:?}")]
+    UniqueViolation {
+        table: String,
+        column: String,
+        value: Value,
+    },
+    #[error("table `{table}` has no row with primary key {key:?}")]
+    NoSuchRow { table: String, key: Value },
+    #[error("auto_inc column `{table}.{column}` of type {ty} has no value left after {last}")]
+    AutoIncOverflow {
+        table: String,
+        column: String,
+        ty: String,
+        last: i128,
+    },
+    #[error(
+        "table `{table}` was changed by another transaction while this one wrote it; the scheduler must not run conflicting transactions at once"
+    )]
+    Conflict { table: String },
+    #[error("the store refuses commits: {reason}")]
+    Poisoned { reason: String },
+    #[error(
+        "the store directory {dir} is in use by another store (it holds the lock on {dir}/LOCK)"
+    )]
+    Locked { dir: PathBuf },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{file}: corrupt at byte {offset}: {reason}")]
+    Corrupt {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error(
+        "a snapshot needs a moment with no applied-but-unlogged transaction; none came within {waited_ms} ms"
+    )]
+    SnapshotBusy { waited_ms: u64 },
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for results of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,608 @@
+//! The commit log: record format, segment files, group commit.
+//!
+//! See `store/DESIGN.md` for the byte layout.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use interstice_abi::Value;
+use parking_lot::{Condvar, Mutex};
+
+use crate::bytes::{Reader, put_varint};
+use crate::error::{Result, StoreError};
+use crate::table::TableId;
+
+/// The first 8 bytes of every segment file.
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"ISTLOG01";
+/// Records larger than this are treated as corrupt lengths.
+pub(crate) const MAX_RECORD: usize = 1 << 30;
+pub(crate) const RECORD_HEADER: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum OpKind {
+    Insert = 1,
+    Update = 2,
+    Delete = 3,
+    Counter = 4,
+    CreateTable = 5,
+    DropTable = 6,
+}
+
+impl OpKind {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => OpKind::Insert,
+            2 => OpKind::Update,
+            3 => OpKind::Delete,
+            4 => OpKind::Counter,
+            5 => OpKind::CreateTable,
+            6 => OpKind::DropTable,
+            _ => return None,
+        })
+    }
+}
+
+/// A row is encoded as the struct of its columns: their encodings back to back.
+pub(crate) fn encode_row(row: &[Value], out: &mut Vec<u8>) {
+    for v in row {
+        interstice_abi::encode_into(v, out);
+    }
+}
+
+/// Appends an op carrying a blob (a row, a key or a catalog entry).
+pub(crate) fn put_op(out: &mut Vec<u8>, kind: OpKind, table: TableId, blob: &[u8]) {
+    out.push(kind as u8);
+    put_varint(out, u64::from(table.0));
+    put_varint(out, blob.len() as u64);
+    out.extend_from_slice(blob);
+}
+
+pub(crate) fn put_counter(out: &mut Vec<u8>, table: TableId, column: usize, value: i128) {
+    out.push(OpKind::Counter as u8);
+    put_varint(out, u64::from(table.0));
+    put_varint(out, column as u64);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+pub(crate) fn put_drop(out: &mut Vec<u8>, table: TableId) {
+    out.push(OpKind::DropTable as u8);
+    put_varint(out, u64::from(table.0));
+}
+
+/// Appends a whole record: header (length, checksum) and body.
+pub(crate) fn encode_record(
+    out: &mut Vec<u8>,
+    lsn: u64,
+    seq: u64,
+    timestamp: u64,
+    meta: &[u8],
+    ops: &[u8],
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER]);
+    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&timestamp.to_le_bytes());
+    put_varint(out, meta.len() as u64);
+    out.extend_from_slice(meta);
+    out.extend_from_slice(ops);
+    let len = (out.len() - start - RECORD_HEADER) as u32;
+    let len_bytes = len.to_le_bytes();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&len_bytes);
+    crc.update(&out[start + RECORD_HEADER..]);
+    out[start..start + 4].copy_from_slice(&len_bytes);
+    out[start + 4..start + 8].copy_from_slice(&crc.finalize().to_le_bytes());
+}
+
+/// A record read back from a segment.
+#[derive(Debug)]
+pub(crate) struct RecordView<'a> {
+    pub lsn: u64,
+    pub seq: u64,
+    pub timestamp: u64,
+    pub meta: &'a [u8],
+    pub ops: &'a [u8],
+}
+
+pub(crate) enum Parsed<'a> {
+    Record(RecordView<'a>, usize),
+    /// Clean end of the segment.
+    End,
+    /// Torn or corrupt at this offset: nothing from here on may be applied.
+    Bad(String),
+}
+
+/// Parses the record at `offset` of a segment's bytes; returns it and the next offset.
+pub(crate) fn parse_record(buf: &[u8], offset: usize) -> Parsed<'_> {
+    let rest = &buf[offset.min(buf.len())..];
+    if rest.is_empty() {
+        return Parsed::End;
+    }
+    if rest.len() < RECORD_HEADER {
+        return Parsed::Bad(format!(
+            "torn record header ({} of {RECORD_HEADER} bytes)",
+            rest.len()
+        ));
+    }
+    let len_bytes: [u8; 4] = [rest[0], rest[1], rest[2], rest[3]];
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    if len > MAX_RECORD {
+        return Parsed::Bad(format!("record length {len} is implausible"));
+    }
+    if rest.len() - RECORD_HEADER < len {
+        return Parsed::Bad(format!(
+            "torn record: {len} bytes announced, {} present",
+            rest.len() - RECORD_HEADER
+        ));
+    }
+    let body = &rest[RECORD_HEADER..RECORD_HEADER + len];
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len_bytes);
+    hasher.update(body);
+    if hasher.finalize() != crc {
+        return Parsed::Bad("checksum mismatch".to_owned());
+    }
+    let mut r = Reader::new(body);
+    let parsed = (|| -> Result<RecordView<'_>, String> {
+        let lsn = r.u64()?;
+        let seq = r.u64()?;
+        let timestamp = r.u64()?;
+        let meta = r.blob()?;
+        Ok(RecordView {
+            lsn,
+            seq,
+            timestamp,
+            meta,
+            ops: &body[r.pos..],
+        })
+    })();
+    match parsed {
+        Ok(view) => Parsed::Record(view, offset + RECORD_HEADER + len),
+        Err(reason) => Parsed::Bad(format!("malformed record: {reason}")),
+    }
+}
+
+/// One mutation inside a record.
+#[derive(Debug)]
+pub(crate) enum LogOp<'a> {
+    Insert(TableId, &'a [u8]),
+    Update(TableId, &'a [u8]),
+    Delete(TableId, &'a [u8]),
+    Counter(TableId, usize, i128),
+    CreateTable(TableId, &'a [u8]),
+    DropTable(TableId),
+}
+
+impl LogOp<'_> {
+    pub fn table(&self) -> TableId {
+        match *self {
+            LogOp::Insert(t, _)
+            | LogOp::Update(t, _)
+            | LogOp::Delete(t, _)
+            | LogOp::Counter(t, _, _)
+            | LogOp::CreateTable(t, _)
+            | LogOp::DropTable(t) => t,
+        }
+    }
+}
+
+/// Iterates over the ops of a record body, each with its raw bytes (for compaction).
+pub(crate) struct OpIter<'a> {
+    r: Reader<'a>,
+}
+
+pub(crate) fn ops(bytes: &[u8]) -> OpIter<'_> {
+    OpIter {
+        r: Reader::new(bytes),
+    }
+}
+
+impl<'a> Iterator for OpIter<'a> {
+    type Item = Result<(LogOp<'a>, &'a [u8]), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.r.is_empty() {
+            return None;
+        }
+        let start = self.r.pos;
+        let r = &mut self.r;
+        let op = (|| -> Result<LogOp<'a>, String> {
+            let kind = r.u8()?;
+            let kind = OpKind::from_u8(kind).ok_or_else(|| format!("unknown op kind {kind}"))?;
+            let table = TableId(r.varint_u32()?);
+            Ok(match kind {
+                OpKind::Insert => LogOp::Insert(table, r.blob()?),
+                OpKind::Update => LogOp::Update(table, r.blob()?),
+                OpKind::Delete => LogOp::Delete(table, r.blob()?),
+                OpKind::CreateTable => LogOp::CreateTable(table, r.blob()?),
+                OpKind::Counter => {
+                    let col = r.varint_u32()? as usize;
+                    LogOp::Counter(table, col, r.i128()?)
+                }
+                OpKind::DropTable => LogOp::DropTable(table),
+            })
+        })();
+        Some(match op {
+            Ok(op) => Ok((op, &self.r.bytes[start..self.r.pos])),
+            Err(e) => {
+                // Stop after an error: the rest cannot be framed.
+                self.r.pos = self.r.bytes.len();
+                Err(e)
+            }
+        })
+    }
+}
+
+pub(crate) fn segment_name(first_lsn: u64) -> String {
+    format!("log-{first_lsn:020}.seg")
+}
+
+/// Segment files of `dir` with the given extension, sorted by first lsn.
+pub(crate) fn list_files(dir: &Path, prefix: &str, ext: &str) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(num) = name
+            .strip_prefix(prefix)
+            .and_then(|n| n.strip_suffix(ext))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            out.push((num, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// When commits become durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// `Store::log` returns after the record is fsynced. Concurrent callers share fsyncs.
+    EveryCommit,
+    /// A flusher thread writes and fsyncs at most `max_delay` after the first unflushed record,
+    /// or as soon as `max_bytes` are waiting: one fsync for many transactions. Use
+    /// [`Store::wait_durable`](crate::Store::wait_durable) before telling a client "committed".
+    Batched {
+        max_delay: Duration,
+        max_bytes: usize,
+    },
+    /// Records are handed to the OS at every commit but never fsynced (tests, benchmarks): a
+    /// process crash loses nothing, a power cut may.
+    Off,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::Batched {
+            max_delay: Duration::from_millis(2),
+            max_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Why the store refuses commits, once something went wrong that memory cannot take back.
+#[derive(Default)]
+pub(crate) struct Poison {
+    flag: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl Poison {
+    pub fn set(&self, reason: String) {
+        let mut r = self.reason.lock();
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.flag.store(true, Ordering::Release);
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.flag.load(Ordering::Acquire) {
+            return Err(StoreError::Poisoned {
+                reason: self.reason.lock().clone().unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+}
+
+struct Segment {
+    file: Arc<File>,
+    size: u64,
+}
+
+pub(crate) struct LogState {
+    pub next_lsn: u64,
+    buf: Vec<u8>,
+    buf_first_lsn: u64,
+    buf_last_lsn: u64,
+    buf_since: Option<Instant>,
+    written_lsn: u64,
+    seg: Option<Segment>,
+    pub bytes_since_snapshot: u64,
+    pub commits_since_snapshot: u64,
+    pub last_snapshot_lsn: u64,
+    /// The largest `CommitMeta::seq` of a transaction record in the log (or the snapshot it
+    /// continues); `None` before the first one. Catalog records don't count.
+    pub last_seq: Option<u64>,
+    shutdown: bool,
+}
+
+/// The log writer, shared by committers and the flusher thread.
+///
+/// Lock order: `sync` before `state`. `state` is held only to append to the buffer or to hand
+/// it to the OS (and, rarely, to roll a segment); fsync of the current segment happens outside
+/// it so committers keep appending while the disk works.
+pub(crate) struct Log {
+    pub state: Mutex<LogState>,
+    flusher_cv: Condvar,
+    sync: Mutex<()>,
+    durable: AtomicU64,
+    durable_mx: Mutex<()>,
+    durable_cv: Condvar,
+    pub poison: Arc<Poison>,
+    pub durability: Durability,
+    segment_max: u64,
+    /// `None` for an in-memory store: lsns are assigned, nothing is written.
+    pub dir: Option<PathBuf>,
+}
+
+impl Log {
+    pub fn new(
+        dir: Option<PathBuf>,
+        next_lsn: u64,
+        durability: Durability,
+        segment_max: u64,
+        poison: Arc<Poison>,
+        last_snapshot_lsn: u64,
+        last_seq: Option<u64>,
+    ) -> Self {
+        Log {
+            state: Mutex::new(LogState {
+                next_lsn,
+                buf: Vec::new(),
+                buf_first_lsn: 0,
+                buf_last_lsn: 0,
+                buf_since: None,
+                written_lsn: next_lsn - 1,
+                seg: None,
+                bytes_since_snapshot: 0,
+                commits_since_snapshot: 0,
+                last_snapshot_lsn,
+                last_seq,
+                shutdown: false,
+            }),
+            flusher_cv: Condvar::new(),
+            sync: Mutex::new(()),
+            durable: AtomicU64::new(next_lsn - 1),
+            durable_mx: Mutex::new(()),
+            durable_cv: Condvar::new(),
+            poison,
+            durability,
+            segment_max,
+            dir,
+        }
+    }
+
+    pub fn durable_lsn(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Appends a record to the buffer; returns its length. The caller assigned `lsn`.
+    pub fn append(
+        &self,
+        st: &mut LogState,
+        lsn: u64,
+        seq: u64,
+        timestamp: u64,
+        meta: &[u8],
+        ops: &[u8],
+    ) -> usize {
+        if st.buf.is_empty() {
+            st.buf_first_lsn = lsn;
+            st.buf_since = Some(Instant::now());
+        }
+        let before = st.buf.len();
+        encode_record(&mut st.buf, lsn, seq, timestamp, meta, ops);
+        st.buf_last_lsn = lsn;
+        let n = st.buf.len() - before;
+        st.bytes_since_snapshot += n as u64;
+        n
+    }
+
+    /// After an append: do what the durability policy asks.
+    pub fn after_append(
+        &self,
+        mut st: parking_lot::MutexGuard<'_, LogState>,
+        lsn: u64,
+    ) -> Result<()> {
+        match self.durability {
+            Durability::Off => {
+                let written = self.write_out(&mut st)?;
+                drop(st);
+                self.set_durable(written);
+                Ok(())
+            }
+            Durability::EveryCommit => {
+                drop(st);
+                self.make_durable(lsn)
+            }
+            Durability::Batched { max_bytes, .. } => {
+                let len = st.buf.len();
+                if len >= 4 * max_bytes.max(1) {
+                    // The disk is not keeping up: make this committer wait rather than let
+                    // the buffer grow without bound.
+                    drop(st);
+                    return self.make_durable(lsn);
+                }
+                if len >= max_bytes || st.buf_first_lsn == lsn {
+                    self.flusher_cv.notify_one();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands the buffer to the OS, opening or rolling segments; returns the last lsn written.
+    pub fn write_out(&self, st: &mut LogState) -> Result<u64> {
+        let r = self.write_out_inner(st);
+        r.map_err(|e| self.fail("writing the commit log", e))
+    }
+
+    fn write_out_inner(&self, st: &mut LogState) -> io::Result<u64> {
+        let Some(dir) = &self.dir else {
+            st.buf.clear();
+            st.written_lsn = st.next_lsn - 1;
+            return Ok(st.written_lsn);
+        };
+        if st.buf.is_empty() {
+            return Ok(st.written_lsn);
+        }
+        if st.seg.as_ref().is_some_and(|s| s.size >= self.segment_max)
+            && let Some(old) = st.seg.take()
+        {
+            old.file.sync_data()?;
+        }
+        if st.seg.is_none() {
+            let path = dir.join(segment_name(st.buf_first_lsn));
+            let mut file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&path)?;
+            file.write_all(&SEGMENT_MAGIC)?;
+            file.sync_all()?;
+            sync_dir(dir)?;
+            st.seg = Some(Segment {
+                file: Arc::new(file),
+                size: SEGMENT_MAGIC.len() as u64,
+            });
+        }
+        if let Some(seg) = &mut st.seg {
+            (&*seg.file).write_all(&st.buf)?;
+            seg.size += st.buf.len() as u64;
+        }
+        st.buf.clear();
+        st.buf_since = None;
+        st.written_lsn = st.buf_last_lsn;
+        Ok(st.written_lsn)
+    }
+
+    /// Writes and fsyncs everything up to at least `lsn`. Concurrent callers share fsyncs: whoever
+    /// holds `sync` flushes everything buffered so far.
+    pub fn make_durable(&self, lsn: u64) -> Result<()> {
+        let _sync = self.sync.lock();
+        self.poison.check()?;
+        if self.durable_lsn() >= lsn {
+            return Ok(());
+        }
+        let (file, written) = {
+            let mut st = self.state.lock();
+            let written = self.write_out(&mut st)?;
+            (st.seg.as_ref().map(|s| s.file.clone()), written)
+        };
+        if let Some(file) = file {
+            file.sync_data()
+                .map_err(|e| self.fail("fsyncing the commit log", e))?;
+        }
+        self.set_durable(written);
+        Ok(())
+    }
+
+    /// Writes the buffer, fsyncs and closes the current segment, so the next record starts a
+    /// new one. Called under `state` when a snapshot is captured.
+    pub fn roll(&self, st: &mut LogState) -> Result<()> {
+        let written = self.write_out(st)?;
+        if let Some(seg) = st.seg.take() {
+            seg.file
+                .sync_data()
+                .map_err(|e| self.fail("fsyncing the commit log", e))?;
+        }
+        self.set_durable(written);
+        Ok(())
+    }
+
+    fn fail(&self, what: &str, e: io::Error) -> StoreError {
+        self.poison.set(format!(
+            "{what} failed ({e}); memory may be ahead of the log, so the store refuses further commits; reopen it to recover from disk"
+        ));
+        self.durable_cv.notify_all();
+        StoreError::io(what, e)
+    }
+
+    fn set_durable(&self, lsn: u64) {
+        if self.durable.fetch_max(lsn, Ordering::AcqRel) < lsn {
+            let _g = self.durable_mx.lock();
+            self.durable_cv.notify_all();
+        }
+    }
+
+    /// Blocks until `lsn` is durable (or the store is poisoned).
+    pub fn wait_durable(&self, lsn: u64) -> Result<()> {
+        let mut g = self.durable_mx.lock();
+        loop {
+            if self.durable_lsn() >= lsn {
+                return Ok(());
+            }
+            self.poison.check()?;
+            if !matches!(self.durability, Durability::Batched { .. }) {
+                // Without a flusher nobody else will make it durable: do it here.
+                drop(g);
+                self.make_durable(lsn)?;
+                g = self.durable_mx.lock();
+                continue;
+            }
+            self.durable_cv.wait_for(&mut g, Duration::from_millis(50));
+        }
+    }
+
+    /// The flusher thread of `Durability::Batched`.
+    pub fn run_flusher(self: Arc<Self>) {
+        let Durability::Batched {
+            max_delay,
+            max_bytes,
+        } = self.durability
+        else {
+            return;
+        };
+        loop {
+            let target = {
+                let mut st = self.state.lock();
+                while st.buf.is_empty() && !st.shutdown {
+                    self.flusher_cv.wait(&mut st);
+                }
+                if st.buf.is_empty() && st.shutdown {
+                    return;
+                }
+                let deadline = st.buf_since.unwrap_or_else(Instant::now) + max_delay;
+                while !st.shutdown && st.buf.len() < max_bytes && Instant::now() < deadline {
+                    self.flusher_cv.wait_until(&mut st, deadline);
+                }
+                st.buf_last_lsn
+            };
+            if self.make_durable(target).is_err() {
+                // Poisoned: committers see the error; nothing more to flush.
+                return;
+            }
+        }
+    }
+
+    pub fn shutdown(&self) {
+        self.state.lock().shutdown = true;
+        self.flusher_cv.notify_all();
+    }
+}

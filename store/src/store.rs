@@ -1,0 +1,991 @@
+//! The store: catalog, commit sequencing, snapshots, recovery.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use interstice_abi::{Persistence, TableSchema, TypeRegistry};
+use parking_lot::lock_api::ArcRwLockWriteGuard;
+use parking_lot::{Mutex, RawRwLock, RwLock};
+
+use crate::error::{Result, StoreError};
+use crate::log::{self, Durability, Log, LogOp, LogState, Parsed, Poison, SEGMENT_MAGIC};
+use crate::read::ReadView;
+use crate::snapshot::{self, Capture, CapturedTable};
+use crate::table::{CatalogEntry, Table, TableData, TableId, type_closure};
+use crate::tx::{Applied, CommitMeta, Transaction};
+
+/// A position in the commit log. Records are numbered from 1; `Lsn(0)` is "nothing yet".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lsn(pub u64);
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lsn {}", self.0)
+    }
+}
+
+/// How a store on disk behaves. Every field states its default.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// When commits become durable. By default, [`Durability::Batched`] with a 2 ms delay and
+    /// 1 MiB of buffer.
+    pub durability: Durability,
+    /// A segment is closed once it holds this many bytes. By default, 64 MiB.
+    pub segment_max_bytes: u64,
+    /// Take a snapshot once this many log bytes were written since the last one. By default,
+    /// 64 MiB; `None` disables the byte trigger.
+    pub snapshot_every_bytes: Option<u64>,
+    /// Take a snapshot once this many commits were logged since the last one. By default,
+    /// `None`.
+    pub snapshot_every_commits: Option<u64>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            durability: Durability::default(),
+            segment_max_bytes: 64 << 20,
+            snapshot_every_bytes: Some(64 << 20),
+            snapshot_every_commits: None,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// By default, [`Durability::Batched`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// By default, 64 MiB.
+    pub fn segment_max_bytes(mut self, bytes: u64) -> Self {
+        self.segment_max_bytes = bytes;
+        self
+    }
+
+    /// By default, `Some(64 MiB)`.
+    pub fn snapshot_every_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.snapshot_every_bytes = bytes;
+        self
+    }
+
+    /// By default, `None`.
+    pub fn snapshot_every_commits(mut self, commits: Option<u64>) -> Self {
+        self.snapshot_every_commits = commits;
+        self
+    }
+}
+
+/// What recovery found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The lsn covered by the snapshot that was loaded, if any.
+    pub snapshot_lsn: Option<Lsn>,
+    /// Snapshots that failed their checks (renamed to `*.corrupt`), with the reason.
+    pub snapshots_rejected: Vec<(PathBuf, String)>,
+    /// Log records applied on top of the snapshot.
+    pub records_replayed: u64,
+    /// Row mutations in those records.
+    pub mutations_replayed: u64,
+    /// The last lsn recovered.
+    pub last_lsn: Lsn,
+    /// The largest [`CommitMeta::seq`](crate::CommitMeta::seq) of any transaction record
+    /// recovered (from the log, or remembered by the snapshot when the log after it is empty);
+    /// `None` when no transaction was ever logged. Catalog records don't count.
+    pub last_seq: Option<u64>,
+    /// Bytes cut off the log (torn or corrupt tail), including segments moved aside.
+    pub bytes_truncated: u64,
+    /// Where the first torn or corrupt record was found.
+    pub corruption: Option<Corruption>,
+    /// Segments after a corrupt record, renamed to `*.corrupt` rather than deleted.
+    pub moved_aside: Vec<PathBuf>,
+}
+
+/// A torn or corrupt log record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub reason: String,
+}
+
+/// A table as the catalog describes it.
+#[derive(Clone, Debug)]
+pub struct TableInfo {
+    pub id: TableId,
+    /// `owner.table`.
+    pub name: String,
+    pub schema: Arc<TableSchema>,
+}
+
+pub(crate) struct Catalog {
+    by_id: BTreeMap<TableId, Arc<Table>>,
+    by_name: HashMap<String, TableId>,
+    next_id: u32,
+    /// `by_id` as an immutable array indexed by id, republished after every catalog change.
+    /// Transactions take it at `begin`, so their table lookups need no lock.
+    published: Arc<Tables>,
+}
+
+/// Tables by id (`TableId(i)` at index `i`), as of one moment. A table dropped since is still
+/// here, with its `dropped` flag set.
+pub(crate) type Tables = [Option<Arc<Table>>];
+
+/// Ids beyond this are not published (they would make the array huge); lookups of them take
+/// the catalog lock instead.
+const MAX_PUBLISHED: usize = 1 << 16;
+
+impl Catalog {
+    fn publish(&mut self) {
+        let len = self
+            .by_id
+            .keys()
+            .next_back()
+            .map_or(0, |id| id.0 as usize + 1);
+        if len > MAX_PUBLISHED {
+            // Ids this sparse only come from a strange log; lookups fall back to the lock.
+            self.published = Arc::new([]);
+            return;
+        }
+        let mut tables = vec![None; len];
+        for (id, t) in &self.by_id {
+            tables[id.0 as usize] = Some(t.clone());
+        }
+        self.published = tables.into();
+    }
+}
+
+struct Workers {
+    flusher: Option<JoinHandle<()>>,
+    snapshots: Option<(mpsc::Sender<Capture>, JoinHandle<()>)>,
+}
+
+/// Shared state behind [`Store`] handles and transactions.
+///
+/// Lock order (a thread only ever takes locks rightwards): `ddl` → `log.sync` → `log.state` →
+/// `gate` → `catalog` → table data locks in ascending `TableId` → `snapshot_io`. Transactions
+/// take one table lock at a time, never nested. Nothing that holds `gate` waits for `log.state`,
+/// and the only places that take `gate` while holding `log.state` use `try_write`, so a thread
+/// holding a [`ReadView`] may still call [`Store::log`].
+pub(crate) struct Inner {
+    pub gate: RwLock<()>,
+    catalog: RwLock<Catalog>,
+    ddl: Mutex<()>,
+    pub log: Arc<Log>,
+    /// Applied transactions whose record is not yet in the log buffer.
+    pub outstanding: AtomicU64,
+    poison: Arc<Poison>,
+    config: StoreConfig,
+    snapshot_pending: Arc<AtomicBool>,
+    snapshot_io: Arc<Mutex<()>>,
+    snapshot_error: Arc<Mutex<Option<String>>>,
+    workers: Mutex<Workers>,
+    _lock: Option<File>,
+}
+
+impl Inner {
+    /// The catalog as of now, for a transaction's lock-free table lookups.
+    pub fn tables(&self) -> Arc<Tables> {
+        self.catalog.read().published.clone()
+    }
+
+    pub fn table(&self, id: TableId) -> Result<Arc<Table>> {
+        self.catalog
+            .read()
+            .by_id
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NoSuchTable(id))
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.log.dir.is_some()
+    }
+
+    pub fn check_poisoned(&self) -> Result<()> {
+        self.poison.check()
+    }
+
+    pub fn poison(&self, reason: String) {
+        self.poison.set(reason);
+    }
+
+    fn dir(&self) -> Option<&Path> {
+        self.log.dir.as_deref()
+    }
+
+    /// Captures the state at the end of the log, if no applied transaction is missing from it.
+    /// The caller holds `log.state`, so the log cannot move meanwhile.
+    fn try_capture(&self, st: &mut LogState) -> Result<Option<Capture>> {
+        let Some(_gate) = self.gate.try_write() else {
+            return Ok(None);
+        };
+        if self.outstanding.load(Ordering::Acquire) != 0 {
+            return Ok(None);
+        }
+        let lsn = st.next_lsn - 1;
+        let catalog = self.catalog.read();
+        let mut tables = Vec::new();
+        for t in catalog.by_id.values() {
+            if t.persistence == Persistence::Ephemeral {
+                continue;
+            }
+            let data = t.data.read();
+            tables.push(CapturedTable {
+                id: t.id,
+                entry: t.entry.clone(),
+                counters: data.counters.clone(),
+                rows: data.order.values().cloned().collect(),
+            });
+        }
+        let capture = Capture {
+            lsn,
+            last_seq: st.last_seq,
+            next_table_id: catalog.next_id,
+            tables,
+        };
+        drop(catalog);
+        drop(_gate);
+        // Start a new segment after the snapshot's lsn, so the segments it covers are closed
+        // and can be compacted without touching the one being appended to.
+        self.log.roll(st)?;
+        st.bytes_since_snapshot = 0;
+        st.commits_since_snapshot = 0;
+        st.last_snapshot_lsn = lsn;
+        Ok(Some(capture))
+    }
+
+    fn snapshot_due(&self, st: &LogState) -> bool {
+        self.config
+            .snapshot_every_bytes
+            .is_some_and(|b| st.bytes_since_snapshot >= b)
+            || self
+                .config
+                .snapshot_every_commits
+                .is_some_and(|c| st.commits_since_snapshot >= c)
+    }
+}
+
+fn write_snapshot(dir: &Path, io: &Mutex<()>, capture: &Capture) -> Result<()> {
+    // Every live non-ephemeral table is in the capture; ephemeral ones never reach the log.
+    let persistence: HashMap<TableId, Persistence> = capture
+        .tables
+        .iter()
+        .map(|t| (t.id, t.entry.schema.persistence))
+        .collect();
+    let _io = io.lock();
+    snapshot::write(dir, capture).map_err(|e| StoreError::io("writing a snapshot", e))?;
+    snapshot::retire(dir, &persistence)
+        .map_err(|e| StoreError::io("compacting log segments after a snapshot", e))
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.log.shutdown();
+        let mut workers = std::mem::replace(
+            &mut *self.workers.lock(),
+            Workers {
+                flusher: None,
+                snapshots: None,
+            },
+        );
+        if let Some(h) = workers.flusher.take() {
+            let _ = h.join();
+        }
+        // A final flush for policies without a flusher (and in case the flusher stopped).
+        let last = self.log.state.lock().next_lsn - 1;
+        if self.poison.check().is_ok() {
+            let _ = self.log.make_durable(last);
+        }
+        if let Some((tx, h)) = workers.snapshots.take() {
+            drop(tx);
+            let _ = h.join();
+        }
+    }
+}
+
+/// A set of typed tables with transactions, a commit log and snapshots.
+///
+/// Cheap to clone: clones share the same tables. `Send + Sync`: many transactions may run at
+/// once on different threads, provided no two of them write a table the other reads or writes
+/// (the scheduler's contract; a violation is detected at apply as [`StoreError::Conflict`] for
+/// written tables).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Store { inner }
+    }
+
+    /// A store that never touches the disk: every table behaves as ephemeral.
+    pub fn in_memory() -> Store {
+        Self::build(
+            None,
+            StoreConfig::default(),
+            1,
+            0,
+            None,
+            empty_catalog(),
+            None,
+        )
+    }
+
+    fn build(
+        dir: Option<PathBuf>,
+        config: StoreConfig,
+        next_lsn: u64,
+        last_snapshot_lsn: u64,
+        last_seq: Option<u64>,
+        catalog: Catalog,
+        lock: Option<File>,
+    ) -> Store {
+        let poison = Arc::new(Poison::default());
+        let persistent = dir.is_some();
+        let log = Arc::new(Log::new(
+            dir.clone(),
+            next_lsn,
+            config.durability,
+            config.segment_max_bytes.max(1),
+            poison.clone(),
+            last_snapshot_lsn,
+            last_seq,
+        ));
+        let flusher = (persistent && matches!(config.durability, Durability::Batched { .. }))
+            .then(|| {
+                let log = log.clone();
+                std::thread::Builder::new()
+                    .name("interstice-log-flusher".into())
+                    .spawn(move || log.run_flusher())
+                    .ok()
+            })
+            .flatten();
+        let snapshot_pending = Arc::new(AtomicBool::new(false));
+        let snapshot_io = Arc::new(Mutex::new(()));
+        let snapshot_error = Arc::new(Mutex::new(None));
+        let snapshots = dir.clone().and_then(|dir| {
+            let (tx, rx) = mpsc::channel::<Capture>();
+            let pending = snapshot_pending.clone();
+            let io = snapshot_io.clone();
+            let error = snapshot_error.clone();
+            let handle = std::thread::Builder::new()
+                .name("interstice-snapshots".into())
+                .spawn(move || {
+                    for capture in rx {
+                        if let Err(e) = write_snapshot(&dir, &io, &capture) {
+                            *error.lock() = Some(e.to_string());
+                        }
+                        pending.store(false, Ordering::Release);
+                    }
+                })
+                .ok()?;
+            Some((tx, handle))
+        });
+        Store {
+            inner: Arc::new(Inner {
+                gate: RwLock::new(()),
+                catalog: RwLock::new(catalog),
+                ddl: Mutex::new(()),
+                log,
+                outstanding: AtomicU64::new(0),
+                poison,
+                config,
+                snapshot_pending,
+                snapshot_io,
+                snapshot_error,
+                workers: Mutex::new(Workers { flusher, snapshots }),
+                _lock: lock,
+            }),
+        }
+    }
+
+    /// Opens (creating if needed) the store in `dir` and recovers it: the newest valid
+    /// snapshot, then the log after it. A torn or corrupt log tail is cut off and reported.
+    ///
+    /// Fails with [`StoreError::Locked`] when another store has `dir` open.
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<(Store, RecoveryReport)> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io(format!("opening {}", lock_path.display()), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { dir }),
+            Err(TryLockError::Error(e)) => {
+                return Err(StoreError::io(
+                    format!("locking {}", lock_path.display()),
+                    e,
+                ));
+            }
+        }
+        let (catalog, report, next_lsn) = recover(&dir)?;
+        let snap = report.snapshot_lsn.map_or(0, |l| l.0);
+        let store = Self::build(
+            Some(dir),
+            config,
+            next_lsn,
+            snap,
+            report.last_seq,
+            catalog,
+            Some(lock),
+        );
+        Ok((store, report))
+    }
+
+    /// Creates table `owner.<schema.name>` and returns its id. Creating a table that exists
+    /// with an identical schema (as after a restart) returns the existing id.
+    pub fn create_table(
+        &self,
+        owner: &str,
+        schema: TableSchema,
+        registry: Arc<TypeRegistry>,
+    ) -> Result<TableId> {
+        schema.validate(&registry)?;
+        let types = type_closure(&schema, &registry)?;
+        let name = format!("{owner}.{}", schema.name);
+        let entry = CatalogEntry {
+            owner: owner.to_owned(),
+            schema,
+            types,
+        };
+        let inner = &self.inner;
+        let _ddl = inner.ddl.lock();
+        if let Some(existing) = self.lookup(&name) {
+            let t = inner.table(existing)?;
+            if t.entry != entry {
+                return Err(StoreError::SchemaMismatch {
+                    table: name,
+                    reason: mismatch_reason(&t.entry, &entry),
+                });
+            }
+            return Ok(existing);
+        }
+        inner.check_poisoned()?;
+        let logged = inner.is_persistent() && entry.schema.persistence != Persistence::Ephemeral;
+        let mut st = inner.log.state.lock();
+        let id = TableId(inner.catalog.read().next_id);
+        if logged {
+            let blob = postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt {
+                file: PathBuf::new(),
+                offset: 0,
+                reason: format!("cannot encode the catalog entry of `{name}`: {e}"),
+            })?;
+            let mut ops = Vec::new();
+            log::put_op(&mut ops, log::OpKind::CreateTable, id, &blob);
+            self.log_catalog_change(&mut st, &ops)?;
+        }
+        let table = Table::new(id, entry, registry);
+        let mut catalog = inner.catalog.write();
+        catalog.next_id += 1;
+        catalog.by_name.insert(name, id);
+        catalog.by_id.insert(id, Arc::new(table));
+        catalog.publish();
+        Ok(id)
+    }
+
+    /// Appends a catalog record and makes it durable before the change becomes visible, so a
+    /// table id is never handed out twice.
+    fn log_catalog_change(&self, st: &mut LogState, ops: &[u8]) -> Result<()> {
+        let log = &self.inner.log;
+        let lsn = st.next_lsn;
+        st.next_lsn += 1;
+        log.append(st, lsn, 0, 0, &[], ops);
+        log.roll(st)
+    }
+
+    /// Drops a table and its rows. Its id is never reused.
+    pub fn drop_table(&self, id: TableId) -> Result<()> {
+        let inner = &self.inner;
+        let _ddl = inner.ddl.lock();
+        let t = inner.table(id)?;
+        inner.check_poisoned()?;
+        let mut st = inner.log.state.lock();
+        if inner.is_persistent() && t.persistence != Persistence::Ephemeral {
+            let mut ops = Vec::new();
+            log::put_drop(&mut ops, id);
+            self.log_catalog_change(&mut st, &ops)?;
+        }
+        let mut catalog = inner.catalog.write();
+        catalog.by_id.remove(&id);
+        catalog.by_name.remove(&t.name);
+        catalog.publish();
+        t.dropped.store(true, Ordering::Release);
+        t.data.write().clear();
+        Ok(())
+    }
+
+    fn lookup(&self, name: &str) -> Option<TableId> {
+        self.inner.catalog.read().by_name.get(name).copied()
+    }
+
+    /// The id of table `owner.table`.
+    pub fn table_id(&self, full_name: &str) -> Option<TableId> {
+        self.lookup(full_name)
+    }
+
+    /// Every table, by id.
+    pub fn tables(&self) -> Vec<TableInfo> {
+        self.inner
+            .catalog
+            .read()
+            .by_id
+            .values()
+            .map(|t| TableInfo {
+                id: t.id,
+                name: t.name.clone(),
+                schema: t.schema.clone(),
+            })
+            .collect()
+    }
+
+    /// The schema of a table.
+    pub fn schema(&self, id: TableId) -> Result<Arc<TableSchema>> {
+        Ok(self.inner.table(id)?.schema.clone())
+    }
+
+    /// Starts a transaction. It reads the current committed state of each table as it goes.
+    pub fn begin(&self) -> Transaction {
+        Transaction::new(self.inner.clone())
+    }
+
+    /// A view of the committed state in which no transaction is half-applied.
+    pub fn read(&self) -> ReadView<'_> {
+        ReadView {
+            store: &self.inner,
+            _gate: self.inner.gate.read_recursive(),
+        }
+    }
+
+    /// Appends an applied transaction to the commit log. Call it in sequence order: the log's
+    /// order is the order of these calls. Returns the record's lsn; see
+    /// [`wait_durable`](Self::wait_durable) for when it is on disk.
+    ///
+    /// A transaction that wrote no persistent table writes no record; its lsn is the latest.
+    /// If writing fails the store is poisoned: it refuses every later apply and log.
+    pub fn log(&self, mut applied: Applied, meta: CommitMeta) -> Result<Lsn> {
+        applied.disarm();
+        let inner = &self.inner;
+        if !applied.logged {
+            return Ok(Lsn(inner.log.state.lock().next_lsn - 1));
+        }
+        let mut st = inner.log.state.lock();
+        inner.outstanding.fetch_sub(1, Ordering::AcqRel);
+        inner.check_poisoned()?;
+        let lsn = st.next_lsn;
+        st.next_lsn += 1;
+        st.last_seq = Some(st.last_seq.map_or(meta.seq, |s| s.max(meta.seq)));
+        if !inner.is_persistent() {
+            return Ok(Lsn(lsn));
+        }
+        inner.log.append(
+            &mut st,
+            lsn,
+            meta.seq,
+            meta.timestamp,
+            &meta.meta,
+            &applied.payload,
+        );
+        st.commits_since_snapshot += 1;
+        if inner.snapshot_due(&st)
+            && !inner.snapshot_pending.load(Ordering::Acquire)
+            && let Some(capture) = inner.try_capture(&mut st)?
+        {
+            self.send_capture(capture);
+        }
+        inner.log.after_append(st, lsn)?;
+        Ok(Lsn(lsn))
+    }
+
+    fn send_capture(&self, capture: Capture) {
+        let workers = self.inner.workers.lock();
+        if let Some((tx, _)) = &workers.snapshots {
+            self.inner.snapshot_pending.store(true, Ordering::Release);
+            if tx.send(capture).is_err() {
+                self.inner.snapshot_pending.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// The largest [`CommitMeta::seq`] of any transaction record this store holds: logged since
+    /// it was opened, recovered from the log, or remembered by a snapshot. `None` when no
+    /// transaction was ever logged. A runtime continues its ingress sequence numbers after it.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.inner.log.state.lock().last_seq
+    }
+
+    /// The highest lsn known to be on disk (for `Durability::Off`: handed to the OS).
+    pub fn durable_lsn(&self) -> Lsn {
+        Lsn(self.inner.log.durable_lsn())
+    }
+
+    /// Blocks until `lsn` is durable. Fails if the store is poisoned.
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        if !self.inner.is_persistent() {
+            return Ok(());
+        }
+        let last = self.inner.log.state.lock().next_lsn - 1;
+        self.inner.log.wait_durable(lsn.0.min(last))
+    }
+
+    /// Writes and fsyncs everything logged so far; returns the durable lsn.
+    pub fn sync(&self) -> Result<Lsn> {
+        if !self.inner.is_persistent() {
+            return Ok(Lsn(self.inner.log.state.lock().next_lsn - 1));
+        }
+        let last = self.inner.log.state.lock().next_lsn - 1;
+        self.inner.log.make_durable(last)?;
+        Ok(self.durable_lsn())
+    }
+
+    /// Takes a snapshot now and returns the lsn it covers once it is durable (`None` for an
+    /// in-memory store or an empty log). Waits (up to 10 s) for a moment when every applied
+    /// transaction has been logged.
+    pub fn snapshot(&self) -> Result<Option<Lsn>> {
+        let inner = &self.inner;
+        let Some(dir) = inner.dir() else {
+            return Ok(None);
+        };
+        let start = Instant::now();
+        let capture = loop {
+            {
+                let mut st = inner.log.state.lock();
+                inner.check_poisoned()?;
+                if st.next_lsn == 1 {
+                    return Ok(None);
+                }
+                if st.last_snapshot_lsn == st.next_lsn - 1 && st.last_snapshot_lsn > 0 {
+                    return Ok(Some(Lsn(st.last_snapshot_lsn)));
+                }
+                if let Some(capture) = inner.try_capture(&mut st)? {
+                    break capture;
+                }
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(StoreError::SnapshotBusy {
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        write_snapshot(dir, &inner.snapshot_io, &capture)?;
+        Ok(Some(Lsn(capture.lsn)))
+    }
+
+    /// The error of the last automatic snapshot, if it failed. Failed snapshots lose nothing
+    /// (the log still has every record); the next one is tried after the next interval.
+    pub fn last_snapshot_error(&self) -> Option<String> {
+        self.inner.snapshot_error.lock().clone()
+    }
+
+    /// Flushes and syncs the log, waits for a running snapshot, and releases this handle. The
+    /// directory is unlocked once every clone and transaction is gone.
+    pub fn close(self) -> Result<()> {
+        self.sync()?;
+        drop(self.inner.snapshot_io.lock());
+        while self.inner.snapshot_pending.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
+fn empty_catalog() -> Catalog {
+    Catalog {
+        by_id: BTreeMap::new(),
+        by_name: HashMap::new(),
+        next_id: 1,
+        published: Arc::new([]),
+    }
+}
+
+fn mismatch_reason(old: &CatalogEntry, new: &CatalogEntry) -> String {
+    let (a, b) = (&old.schema, &new.schema);
+    if a.columns != b.columns {
+        "its columns differ".to_owned()
+    } else if a.primary_key != b.primary_key {
+        format!(
+            "primary key `{}` instead of `{}`",
+            b.primary_key, a.primary_key
+        )
+    } else if a.indexes != b.indexes {
+        "its indexes differ".to_owned()
+    } else if a.persistence != b.persistence {
+        format!(
+            "persistence {:?} instead of {:?}",
+            b.persistence, a.persistence
+        )
+    } else if old.types != new.types {
+        "the user types of its columns differ".to_owned()
+    } else {
+        "its visibility differs".to_owned()
+    }
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let what = what.into();
+    move |e| StoreError::io(what, e)
+}
+
+/// Loads the newest valid snapshot and replays the log after it.
+fn recover(dir: &Path) -> Result<(Catalog, RecoveryReport, u64)> {
+    let mut report = RecoveryReport::default();
+    for entry in fs::read_dir(dir).map_err(io_err(format!("listing {}", dir.display())))? {
+        let path = entry.map_err(io_err("listing the store directory"))?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            fs::remove_file(&path).map_err(io_err(format!("removing {}", path.display())))?;
+        }
+    }
+    let mut catalog = empty_catalog();
+    let mut snap_lsn = 0;
+    let snaps = log::list_files(dir, "snap-", ".snap").map_err(io_err("listing snapshots"))?;
+    for (_, path) in snaps.iter().rev() {
+        match snapshot::load(path) {
+            Ok(loaded) => {
+                snap_lsn = loaded.lsn;
+                report.last_seq = loaded.last_seq;
+                catalog.next_id = loaded.next_table_id;
+                for t in loaded.tables {
+                    catalog.by_name.insert(t.name.clone(), t.id);
+                    catalog.by_id.insert(t.id, t);
+                }
+                report.snapshot_lsn = Some(Lsn(loaded.lsn));
+                break;
+            }
+            Err(reason) => {
+                let aside = path.with_extension("snap.corrupt");
+                fs::rename(path, &aside).map_err(io_err(format!("renaming {}", path.display())))?;
+                report.snapshots_rejected.push((path.clone(), reason));
+            }
+        }
+    }
+    let segments = log::list_files(dir, "log-", ".seg").map_err(io_err("listing log segments"))?;
+    let mut last = snap_lsn;
+    let mut bad: Option<(usize, usize, String)> = None;
+    'segments: for (i, (first, path)) in segments.iter().enumerate() {
+        // Skip segments entirely covered by the snapshot.
+        if let Some((next_first, _)) = segments.get(i + 1)
+            && *next_first <= snap_lsn + 1
+        {
+            continue;
+        }
+        let bytes = fs::read(path).map_err(io_err(format!("reading {}", path.display())))?;
+        if bytes.get(..SEGMENT_MAGIC.len()) != Some(&SEGMENT_MAGIC[..]) {
+            bad = Some((i, 0, "bad segment header".to_owned()));
+            break;
+        }
+        let _ = first;
+        let mut offset = SEGMENT_MAGIC.len();
+        loop {
+            match log::parse_record(&bytes, offset) {
+                Parsed::End => break,
+                Parsed::Bad(reason) => {
+                    bad = Some((i, offset, reason));
+                    break 'segments;
+                }
+                Parsed::Record(rec, next) => {
+                    if rec.lsn <= snap_lsn {
+                        offset = next;
+                        continue;
+                    }
+                    if rec.lsn != last + 1 {
+                        // A checksummed record in the wrong place is no torn write: a
+                        // segment is missing. Cutting the log here would throw away good
+                        // records, so refuse to open instead.
+                        return Err(StoreError::Corrupt {
+                            file: path.clone(),
+                            offset: offset as u64,
+                            reason: format!(
+                                "expected lsn {}, found {}: a log segment is missing",
+                                last + 1,
+                                rec.lsn
+                            ),
+                        });
+                    }
+                    // Check the whole record decodes before applying any of it.
+                    match replay(&mut catalog, rec.ops, false) {
+                        Ok(_) => {}
+                        Err(reason) => {
+                            bad = Some((i, offset, reason));
+                            break 'segments;
+                        }
+                    }
+                    let n = replay(&mut catalog, rec.ops, true).map_err(|reason| {
+                        StoreError::Corrupt {
+                            file: path.clone(),
+                            offset: offset as u64,
+                            reason,
+                        }
+                    })?;
+                    report.records_replayed += 1;
+                    report.mutations_replayed += n;
+                    if !is_catalog_record(rec.ops) {
+                        report.last_seq = Some(report.last_seq.map_or(rec.seq, |s| s.max(rec.seq)));
+                    }
+                    last = rec.lsn;
+                    offset = next;
+                }
+            }
+        }
+    }
+    if let Some((i, offset, reason)) = bad {
+        let path = &segments[i].1;
+        let len = fs::metadata(path)
+            .map_err(io_err("reading segment size"))?
+            .len();
+        report.bytes_truncated += len - offset as u64;
+        if offset <= SEGMENT_MAGIC.len() {
+            let aside = path.with_extension("seg.corrupt");
+            fs::rename(path, &aside).map_err(io_err(format!("moving {} aside", path.display())))?;
+            report.moved_aside.push(aside);
+        } else {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io_err(format!("opening {}", path.display())))?;
+            f.set_len(offset as u64)
+                .and_then(|()| f.sync_all())
+                .map_err(io_err(format!("truncating {}", path.display())))?;
+        }
+        for (_, later) in &segments[i + 1..] {
+            let aside = later.with_extension("seg.corrupt");
+            report.bytes_truncated += fs::metadata(later).map(|m| m.len()).unwrap_or(0);
+            fs::rename(later, &aside)
+                .map_err(io_err(format!("moving {} aside", later.display())))?;
+            report.moved_aside.push(aside);
+        }
+        log::sync_dir(dir).map_err(io_err("syncing the store directory"))?;
+        report.corruption = Some(Corruption {
+            file: path.clone(),
+            offset: offset as u64,
+            reason,
+        });
+    }
+    report.last_lsn = Lsn(last);
+    catalog.publish();
+    Ok((catalog, report, last + 1))
+}
+
+/// Catalog records (create or drop table, seq 0) hold exactly one catalog op; transaction
+/// records hold only row and counter ops.
+fn is_catalog_record(ops: &[u8]) -> bool {
+    matches!(
+        log::ops(ops).next(),
+        Some(Ok((LogOp::CreateTable(..) | LogOp::DropTable(..), _)))
+    )
+}
+
+/// Applies (or, with `apply == false`, only checks) the ops of one record. Returns the number
+/// of row mutations.
+fn replay(catalog: &mut Catalog, ops: &[u8], apply: bool) -> Result<u64, String> {
+    let mut n = 0;
+    // The table of the previous mutation, write-locked: a record's ops usually come in runs
+    // on one table, so a run takes the lock once. Recovery runs alone, so nobody waits.
+    let mut cached: Option<(Arc<Table>, ArcRwLockWriteGuard<RawRwLock, TableData>)> = None;
+    for op in log::ops(ops) {
+        let (op, _) = op?;
+        let id = op.table();
+        match op {
+            LogOp::CreateTable(_, blob) => {
+                cached = None;
+                let entry: CatalogEntry =
+                    postcard::from_bytes(blob).map_err(|e| format!("catalog entry: {e}"))?;
+                if !apply {
+                    continue;
+                }
+                if id.0 < catalog.next_id || catalog.by_id.contains_key(&id) {
+                    return Err(format!("table {id} is created twice"));
+                }
+                let t = snapshot::table_from_entry(id, entry)?;
+                catalog.next_id = id.0 + 1;
+                catalog.by_name.insert(t.name.clone(), id);
+                catalog.by_id.insert(id, Arc::new(t));
+            }
+            LogOp::DropTable(_) => {
+                cached = None;
+                if apply && let Some(t) = catalog.by_id.remove(&id) {
+                    catalog.by_name.remove(&t.name);
+                }
+            }
+            LogOp::Insert(_, bytes) | LogOp::Update(_, bytes) | LogOp::Delete(_, bytes) => {
+                n += 1;
+                if !apply {
+                    continue;
+                }
+                if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
+                    cached = None;
+                    match catalog.by_id.get(&id) {
+                        Some(t) => cached = Some((t.clone(), t.data.write_arc())),
+                        // A table dropped later in the log; ids are never reused.
+                        None if id.0 < catalog.next_id => continue,
+                        None => return Err(format!("mutation of unknown table {id}")),
+                    }
+                }
+                let Some((t, data)) = cached.as_mut() else {
+                    continue;
+                };
+                match op {
+                    LogOp::Insert(..) => {
+                        let row = snapshot::decode_row(t, bytes)?;
+                        if !data.insert(t, row) {
+                            return Err(format!("insert of an existing key into `{}`", t.name));
+                        }
+                    }
+                    LogOp::Update(..) => {
+                        let row = snapshot::decode_row(t, bytes)?;
+                        if data.replace(t, row).is_none() {
+                            return Err(format!("update of a missing key in `{}`", t.name));
+                        }
+                    }
+                    _ => {
+                        let key = interstice_abi::decode(bytes, &t.types[t.pk], &t.registry)
+                            .map_err(|e| format!("key: {e}"))?;
+                        if data.remove(t, &key).is_none() {
+                            return Err(format!("delete of a missing key in `{}`", t.name));
+                        }
+                    }
+                }
+            }
+            LogOp::Counter(_, col, value) => {
+                if !apply {
+                    continue;
+                }
+                if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
+                    cached = None;
+                    if let Some(t) = catalog.by_id.get(&id) {
+                        cached = Some((t.clone(), t.data.write_arc()));
+                    }
+                }
+                if let Some((t, data)) = cached.as_mut()
+                    && let Some(k) = t.auto_inc.iter().position(|&c| c == col)
+                {
+                    data.counters[k] = data.counters[k].max(value);
+                }
+            }
+        }
+    }
+    Ok(n)
+}

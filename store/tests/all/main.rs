@@ -1,0 +1,11 @@
+//! Integration tests of the store, one module per topic.
+
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod basic;
+mod concurrency;
+mod crash;
+mod model;
+mod persistence;
+mod util;
