@@ -53,6 +53,12 @@ pub struct QueryContext {
 }
 
 impl ReducerContext {
+    /// A read-only handle on table `module.table` of another module on this node, whose rows
+    /// have the same columns as `T`. Declare it: `#[reducer(reads(module.table))]`.
+    pub fn foreign_table<T: Table>(&self, name: &str) -> TableHandle<T, ReadOnly> {
+        TableHandle::foreign(name)
+    }
+
     /// Made by the code `#[reducer]` generates; one per invocation.
     #[doc(hidden)]
     pub fn __new() -> Self {
@@ -175,6 +181,12 @@ impl ReducerContext {
 }
 
 impl QueryContext {
+    /// A read-only handle on table `module.table` of another module on this node, whose rows
+    /// have the same columns as `T`. Declare it: `#[query(reads(module.table))]`.
+    pub fn foreign_table<T: Table>(&self, name: &str) -> TableHandle<T, ReadOnly> {
+        TableHandle::foreign(name)
+    }
+
     /// Made by the code `#[query]` generates; one per invocation.
     #[doc(hidden)]
     pub fn __new() -> Self {

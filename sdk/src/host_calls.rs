@@ -6,12 +6,9 @@ use interstice_abi::host::{ErrorCode, LogLevel};
 use crate::sys;
 use crate::{Error, Result};
 
-/// The capacity the SDK reserves for the message of a failed host call.
-///
-/// ABI version 1 does not return the message's length with a negative return, so the host must
-/// not write more than this many bytes of message into the result buffer; the SDK reads up to
-/// here and drops trailing NUL padding.
-pub const MAX_ERROR_MESSAGE: usize = 4096;
+/// The capacity the SDK reserves for the message of a failed host call: the host never writes a
+/// longer one (the SDK reads up to here and drops trailing NUL padding).
+pub use interstice_abi::host::MAX_ERROR_MESSAGE;
 
 /// Logs `message` at [`LogLevel::Info`].
 pub fn log(message: &str) {

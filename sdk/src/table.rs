@@ -128,6 +128,18 @@ where
     }
 }
 
+impl<T: Table> TableHandle<T, ReadOnly> {
+    /// A read-only handle on table `name` (`module.table`) of another module on this node.
+    pub(crate) fn foreign(name: &str) -> Self {
+        // SAFETY: the pointer and length describe `name`, alive for the call.
+        let ret = unsafe { sys::host_table(sys::ptr(name.as_ptr()), sys::len(name.len())) };
+        TableHandle {
+            id: status(ret.into()).map(|id| id as i32),
+            marker: PhantomData,
+        }
+    }
+}
+
 /// Rows of one batch of `scan`.
 const SCAN_BATCH: i32 = 128;
 

@@ -88,8 +88,9 @@ fn on_greeting(ctx: ReducerContext, row: Greetings) -> Result<(), String> {
 }
 
 /// Schedules `tick` one second of logical time from now.
-// An empty declaration: it touches no table, so it never conflicts with anything.
-#[reducer(calls())]
+// Scheduling a reducer is calling it later: declare it. It touches no table, so it conflicts
+// only with other invocations that set or fire this module's timers.
+#[reducer(calls(tick))]
 fn start_timer(ctx: ReducerContext) -> Result<(), String> {
     ctx.schedule("tick", 1000)?;
     Ok(())

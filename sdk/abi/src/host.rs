@@ -65,6 +65,11 @@
 use crate::codec::{Decoder, write_varint};
 use crate::{DecodeError, Type, TypeRegistry, Value, encode_into};
 
+/// The longest error message a host call leaves in the result buffer, in bytes. The host cuts
+/// longer messages (on a character boundary), so a module may read errors into a buffer of this
+/// size without asking for the length.
+pub const MAX_ERROR_MESSAGE: usize = 4096;
+
 /// The wasm import module name of every host call.
 pub const IMPORT_MODULE: &str = "interstice";
 
