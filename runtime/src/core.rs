@@ -1,0 +1,393 @@
+//! What the node's workers share: installed modules, the store, and the execute path that
+//! runs one reducer invocation on whatever thread the scheduler picks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use interstice_abi::{Authority, Event, ModuleSchema, TableEvent, Type, TypeRegistry, Value};
+use interstice_scheduler::{self as sched, Invocation, LaneId, Timestamp, Work};
+use interstice_store::{Applied, Change, ChangeKind, Row, Store, TableId};
+use parking_lot::{Mutex, RwLock};
+use wasmtime::Engine;
+
+use crate::error::CallFailure;
+use crate::invocation::{Access, Exec, Scheduled, encode_row};
+use crate::wasm::{CompiledModule, Limits, ModuleInstance};
+
+/// The per-module table that holds the module's pending timers.
+pub(crate) const TIMERS: &str = "__timers";
+
+/// One reducer invocation, as the scheduler carries it.
+#[derive(Clone, Debug)]
+pub(crate) struct Task {
+    /// Set when an external caller waits for this invocation's outcome.
+    pub ticket: Option<u64>,
+    pub module: String,
+    pub reducer: String,
+    pub args: Vec<u8>,
+    /// The primary key of the timer row that fired this invocation.
+    pub timer: Option<Value>,
+}
+
+/// What executing an invocation produced, handed to the ordered commit.
+pub(crate) enum Done {
+    /// Applied in memory; the commit logs it.
+    Applied(Applied),
+    /// Nothing of the reducer was applied. `cleanup` removes the timer that fired it, so a failing
+    /// timer does not fire forever.
+    Failed {
+        reason: CallFailure,
+        cleanup: Option<Applied>,
+    },
+}
+
+pub(crate) struct Reducer {
+    pub index: u32,
+    pub args: Vec<Type>,
+    pub access: Access,
+    pub on: Option<Event>,
+}
+
+/// An installed module.
+pub(crate) struct Installed {
+    pub compiled: CompiledModule,
+    pub registry: Arc<TypeRegistry>,
+    pub reducers: HashMap<String, Reducer>,
+    pub queries: HashMap<String, (u32, Vec<Type>, Type)>,
+    /// Idle instances. A worker takes one for a call and puts it back, so the pool grows to one
+    /// instance per worker that runs this module at once.
+    pub pool: Mutex<Vec<ModuleInstance>>,
+}
+
+impl Installed {
+    pub fn schema(&self) -> &ModuleSchema {
+        &self.compiled.schema
+    }
+}
+
+/// A reducer subscribed to changes of one table.
+#[derive(Clone)]
+struct Subscriber {
+    kind: TableEvent,
+    module: String,
+    reducer: String,
+}
+
+/// Derived from the installed modules; rebuilt when a module comes or goes.
+#[derive(Default)]
+struct Index {
+    registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
+    subscribers: HashMap<TableId, Vec<Subscriber>>,
+    /// The scheduler's view of each reducer's access: `(module, reducer)` → table ids.
+    access: HashMap<(String, String), sched::Access>,
+    timers: HashMap<String, TableId>,
+    lanes: HashMap<String, LaneId>,
+}
+
+/// The lanes for modules holding a platform authority.
+#[derive(Clone, Copy)]
+pub(crate) struct Lanes {
+    pub gpu: LaneId,
+    pub audio: LaneId,
+    pub input: LaneId,
+}
+
+pub(crate) struct Core {
+    pub store: Store,
+    pub engine: Engine,
+    pub limits: Limits,
+    pub seed: u64,
+    pub modules: RwLock<BTreeMap<String, Arc<Installed>>>,
+    index: RwLock<Index>,
+    lanes: Mutex<Option<Lanes>>,
+}
+
+impl Core {
+    pub fn new(store: Store, engine: Engine, limits: Limits, seed: u64) -> Self {
+        Core {
+            store,
+            engine,
+            limits,
+            seed,
+            modules: RwLock::new(BTreeMap::new()),
+            index: RwLock::new(Index::default()),
+            lanes: Mutex::new(None),
+        }
+    }
+
+    pub fn set_lanes(&self, lanes: Lanes) {
+        *self.lanes.lock() = Some(lanes);
+    }
+
+    pub fn module(&self, name: &str) -> Option<Arc<Installed>> {
+        self.modules.read().get(name).cloned()
+    }
+
+    pub fn registries(&self) -> Arc<BTreeMap<String, Arc<TypeRegistry>>> {
+        self.index.read().registries.clone()
+    }
+
+    pub fn timers_table(&self, module: &str) -> Option<TableId> {
+        self.index.read().timers.get(module).copied()
+    }
+
+    pub fn timer_tables(&self) -> Vec<(String, TableId)> {
+        let index = self.index.read();
+        let mut tables: Vec<(String, TableId)> =
+            index.timers.iter().map(|(m, t)| (m.clone(), *t)).collect();
+        tables.sort();
+        tables
+    }
+
+    /// Rebuilds everything derived from the set of modules: subscriptions, the scheduler's
+    /// access sets, lanes.
+    pub fn reindex(&self) {
+        let modules = self.modules.read();
+        let lanes = *self.lanes.lock();
+        let mut index = Index::default();
+        let mut registries = BTreeMap::new();
+        for (name, module) in modules.iter() {
+            registries.insert(name.clone(), module.registry.clone());
+            let own_tables: Vec<TableId> = module
+                .schema()
+                .tables
+                .iter()
+                .filter_map(|t| self.store.table_id(&format!("{name}.{}", t.name)))
+                .collect();
+            let timers = self.store.table_id(&format!("{name}.{TIMERS}"));
+            if let Some(t) = timers {
+                index.timers.insert(name.clone(), t);
+            }
+            if let Some(lanes) = lanes {
+                let authorities = &module.schema().authorities;
+                let lane = [
+                    (Authority::Gpu, lanes.gpu),
+                    (Authority::Audio, lanes.audio),
+                    (Authority::Input, lanes.input),
+                ]
+                .into_iter()
+                .find(|(a, _)| authorities.contains(a));
+                if let Some((_, lane)) = lane {
+                    index.lanes.insert(name.clone(), lane);
+                }
+            }
+            // Subscribers in module order, then reducer name order: a deterministic trigger
+            // order.
+            let mut reducers: Vec<(&String, &Reducer)> = module.reducers.iter().collect();
+            reducers.sort_by_key(|(n, _)| *n);
+            for (reducer, r) in reducers {
+                let access = match &r.access {
+                    Access::OwnModule => sched::Access::from_tables(
+                        [],
+                        own_tables.iter().copied().chain(timers).map(to_sched),
+                    ),
+                    Access::Declared {
+                        reads,
+                        writes,
+                        calls,
+                    } => {
+                        let ids = |names: &BTreeSet<String>| -> Vec<sched::TableId> {
+                            names
+                                .iter()
+                                .filter_map(|n| self.store.table_id(n))
+                                .map(to_sched)
+                                .collect()
+                        };
+                        // Scheduling one of its own reducers writes the module's timers.
+                        let schedules = calls.iter().any(|c| c.starts_with(&format!("{name}.")));
+                        sched::Access::from_tables(
+                            ids(reads),
+                            ids(writes)
+                                .into_iter()
+                                .chain(timers.filter(|_| schedules).map(to_sched)),
+                        )
+                    }
+                };
+                index.access.insert((name.clone(), reducer.clone()), access);
+                if let Some(Event::Table {
+                    node: None,
+                    module: owner,
+                    table,
+                    kind,
+                }) = &r.on
+                    && let Some(id) = self.store.table_id(&format!("{owner}.{table}"))
+                {
+                    index.subscribers.entry(id).or_default().push(Subscriber {
+                        kind: *kind,
+                        module: name.clone(),
+                        reducer: reducer.clone(),
+                    });
+                }
+            }
+        }
+        index.registries = Arc::new(registries);
+        *self.index.write() = index;
+    }
+
+    /// The scheduler's work item for `task`.
+    pub fn work(&self, task: Task, time: i64) -> Work<Task> {
+        let index = self.index.read();
+        let mut access = index
+            .access
+            .get(&(task.module.clone(), task.reducer.clone()))
+            .cloned()
+            // Unknown reducers fail when they run; until then they conflict with nothing.
+            .unwrap_or_default();
+        if task.timer.is_some()
+            && let Some(t) = index.timers.get(&task.module)
+        {
+            access = access.write(to_sched(*t));
+        }
+        let lane = index.lanes.get(&task.module).copied();
+        let work = Work::new(task, access, Timestamp(time.max(0) as u64));
+        match lane {
+            Some(lane) => work.on_lane(lane),
+            None => work,
+        }
+    }
+
+    /// Table events of a committed transaction, in commit order, as new work.
+    pub fn events(&self, changes: &[Change], time: i64) -> Vec<Work<Task>> {
+        let mut out = Vec::new();
+        let tasks: Vec<Task> = {
+            let index = self.index.read();
+            if index.subscribers.is_empty() {
+                return out;
+            }
+            let mut tasks = Vec::new();
+            for change in changes {
+                let Some(subs) = index.subscribers.get(&change.table) else {
+                    continue;
+                };
+                let (kind, rows): (TableEvent, Vec<&Row>) = match &change.kind {
+                    ChangeKind::Insert(row) => (TableEvent::Insert, vec![row]),
+                    ChangeKind::Update { old, new } => (TableEvent::Update, vec![old, new]),
+                    ChangeKind::Delete(row) => (TableEvent::Delete, vec![row]),
+                };
+                let mut args = Vec::new();
+                for row in rows {
+                    encode_row(row, &mut args);
+                }
+                for sub in subs.iter().filter(|s| s.kind == kind) {
+                    tasks.push(Task {
+                        ticket: None,
+                        module: sub.module.clone(),
+                        reducer: sub.reducer.clone(),
+                        args: args.clone(),
+                        timer: None,
+                    });
+                }
+            }
+            tasks
+        };
+        for task in tasks {
+            out.push(self.work(task, time));
+        }
+        out
+    }
+
+    /// Runs one invocation and applies its writes in memory. Called on a worker or a lane; the
+    /// scheduler guarantees nothing that conflicts with it runs meanwhile.
+    pub fn execute(&self, inv: &Invocation<Task>) -> Done {
+        let task = inv.task();
+        let time = inv.time().0 as i64;
+        let fail = |reason: CallFailure| Done::Failed {
+            cleanup: self.drop_timer(task),
+            reason,
+        };
+        let Some(module) = self.module(&task.module) else {
+            return fail(CallFailure::Host(format!(
+                "no module `{}` on this node",
+                task.module
+            )));
+        };
+        let Some(reducer) = module.reducers.get(&task.reducer) else {
+            return fail(CallFailure::Host(format!(
+                "module `{}` has no reducer `{}`",
+                task.module, task.reducer
+            )));
+        };
+        let exec = Exec::new(
+            self.store.clone(),
+            self.registries(),
+            &task.module,
+            &task.reducer,
+            reducer.access.clone(),
+            time,
+            self.seed,
+            inv.seq().0,
+        );
+        let (result, exec) = self.run_in_instance(&module, exec, false, reducer.index, &task.args);
+        let mut exec = match (result, exec) {
+            (Ok(_), Some(exec)) => exec,
+            (Err(reason), _) => return fail(reason),
+            (Ok(_), None) => return fail(CallFailure::Host("the invocation was lost".into())),
+        };
+        // Host-side writes that belong to the same transaction: the timer that fired it, and
+        // the timers it set. Both are in the reducer's declared access (see `reindex`).
+        let timers = self.timers_table(&task.module);
+        let host_writes = (|| -> Result<(), interstice_store::StoreError> {
+            if let (Some(timer), Some(t)) = (&task.timer, timers) {
+                exec.tx.delete(t, timer)?;
+            }
+            for Scheduled { reducer, due, args } in std::mem::take(&mut exec.scheduled) {
+                if let Some(t) = timers {
+                    exec.tx.insert(
+                        t,
+                        vec![
+                            Value::U64(0),
+                            Value::I64(due),
+                            Value::String(reducer),
+                            Value::Bytes(args),
+                        ],
+                    )?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = host_writes {
+            return fail(CallFailure::Host(e.to_string()));
+        }
+        match exec.tx.apply() {
+            Ok(applied) => Done::Applied(applied),
+            Err(e) => fail(CallFailure::Host(e.to_string())),
+        }
+    }
+
+    /// Deletes the timer that fired `task`, in a transaction of its own.
+    fn drop_timer(&self, task: &Task) -> Option<Applied> {
+        let timer = task.timer.as_ref()?;
+        let table = self.timers_table(&task.module)?;
+        let mut tx = self.store.begin();
+        tx.delete(table, timer).ok()?;
+        tx.apply().ok()
+    }
+
+    pub fn run_in_instance(
+        &self,
+        installed: &Installed,
+        exec: Exec,
+        query: bool,
+        index: u32,
+        args: &[u8],
+    ) -> (Result<Vec<u8>, CallFailure>, Option<Box<Exec>>) {
+        let instance = installed.pool.lock().pop();
+        let mut instance = match instance {
+            Some(i) => i,
+            None => match installed.compiled.instantiate(&self.engine, &self.limits) {
+                Ok(i) => i,
+                Err(e) => return (Err(CallFailure::Host(e.to_string())), None),
+            },
+        };
+        let output = instance.run(Box::new(exec), query, index, args);
+        if output.reusable {
+            installed.pool.lock().push(instance);
+        }
+        let exec = output.invocation.as_any().downcast::<Exec>().ok();
+        (output.result, exec)
+    }
+}
+
+pub(crate) fn to_sched(id: TableId) -> sched::TableId {
+    sched::TableId(id.0)
+}

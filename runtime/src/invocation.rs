@@ -1,0 +1,476 @@
+//! One running reducer or query: its transaction, its declared access and its deterministic
+//! context (logical time, random generator).
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use interstice_abi::host::{self, ErrorCode, KeyRange, LogLevel};
+use interstice_abi::{Type, TypeRegistry, Value, decode, encode_into};
+use interstice_store::{Row, Store, StoreError, TableId, Transaction};
+
+use crate::wasm::{HostError, Invocation};
+
+/// The tables a reducer may read and write, by full name (`module.table`).
+#[derive(Clone, Debug)]
+pub(crate) enum Access {
+    /// No declaration: every table of the module, read and write.
+    OwnModule,
+    Declared {
+        reads: BTreeSet<String>,
+        writes: BTreeSet<String>,
+        /// `module.reducer` it may call or schedule.
+        calls: BTreeSet<String>,
+    },
+}
+
+/// A timer a reducer asked for with `ctx.schedule`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Scheduled {
+    pub reducer: String,
+    pub due: i64,
+    pub args: Vec<u8>,
+}
+
+struct Handle {
+    id: TableId,
+    name: String,
+    writable: bool,
+    columns: Vec<Type>,
+    column_names: Vec<String>,
+    pk: usize,
+    registry: Arc<TypeRegistry>,
+}
+
+struct Cursor {
+    handle: usize,
+    after: Option<Value>,
+    done: bool,
+}
+
+/// The context of one reducer or query call, handed to the wasm layer as an [`Invocation`].
+pub(crate) struct Exec {
+    pub tx: Transaction,
+    store: Store,
+    registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
+    module: String,
+    function: String,
+    access: Access,
+    timestamp: i64,
+    rng: u64,
+    handles: Vec<Handle>,
+    cursors: Vec<Cursor>,
+    pub scheduled: Vec<Scheduled>,
+    pub logs: Vec<(LogLevel, String)>,
+}
+
+impl Exec {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
+        module: &str,
+        function: &str,
+        access: Access,
+        timestamp: i64,
+        seed: u64,
+        seq: u64,
+    ) -> Self {
+        Exec {
+            tx: store.begin(),
+            store,
+            registries,
+            module: module.to_owned(),
+            function: function.to_owned(),
+            access,
+            timestamp,
+            rng: seed ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            handles: Vec::new(),
+            cursors: Vec::new(),
+            scheduled: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
+    fn handle(&self, table: i32) -> Result<&Handle, HostError> {
+        usize::try_from(table)
+            .ok()
+            .and_then(|i| self.handles.get(i))
+            .ok_or_else(|| {
+                HostError::fatal(ErrorCode::BadInput, format!("no table handle {table}"))
+            })
+    }
+
+    fn writable(&self, table: i32) -> Result<&Handle, HostError> {
+        let handle = self.handle(table)?;
+        if !handle.writable {
+            let local = handle.name.strip_prefix(&format!("{}.", self.module));
+            return Err(HostError::fatal(
+                ErrorCode::Denied,
+                match local {
+                    Some(local) => format!(
+                        "reducer `{}.{}` writes table `{local}` without declaring it; add `writes({local})` to its #[reducer(...)]",
+                        self.module, self.function
+                    ),
+                    None => format!(
+                        "reducer `{}.{}` cannot write `{}`: a module may only write its own tables; call a reducer of that module instead",
+                        self.module, self.function, handle.name
+                    ),
+                },
+            ));
+        }
+        Ok(handle)
+    }
+
+    fn decode_row(handle: &Handle, bytes: &[u8]) -> Result<Vec<Value>, HostError> {
+        interstice_abi::decode_fields(bytes, &handle.columns, &handle.registry).map_err(|e| {
+            HostError::fatal(
+                ErrorCode::BadInput,
+                format!("a row for `{}` does not decode: {e}", handle.name),
+            )
+        })
+    }
+
+    fn decode_key(handle: &Handle, column: usize, bytes: &[u8]) -> Result<Value, HostError> {
+        let ty = handle.columns.get(column).ok_or_else(|| {
+            HostError::fatal(
+                ErrorCode::BadInput,
+                format!("no column {column} in `{}`", handle.name),
+            )
+        })?;
+        decode(bytes, ty, &handle.registry).map_err(|e| {
+            HostError::fatal(
+                ErrorCode::BadInput,
+                format!(
+                    "a key for `{}.{}` does not decode: {e}",
+                    handle.name, handle.column_names[column]
+                ),
+            )
+        })
+    }
+
+    fn column(handle: &Handle, column: i32) -> Result<usize, HostError> {
+        if column == -1 {
+            return Ok(handle.pk);
+        }
+        usize::try_from(column)
+            .ok()
+            .filter(|&c| c < handle.columns.len())
+            .ok_or_else(|| {
+                HostError::fatal(
+                    ErrorCode::BadInput,
+                    format!("no column {column} in `{}`", handle.name),
+                )
+            })
+    }
+}
+
+/// Encodes a row the way the ABI lays out a struct: its columns one after another.
+pub(crate) fn encode_row(row: &[Value], out: &mut Vec<u8>) {
+    row.iter().for_each(|v| encode_into(v, out));
+}
+
+fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_len(rows.len(), &mut out);
+    for row in rows {
+        encode_row(row, &mut out);
+    }
+    out
+}
+
+/// The LEB128 count that starts a `Vec<row>` (see the layout in `interstice_abi`'s codec).
+fn write_len(n: usize, out: &mut Vec<u8>) {
+    let mut n = n as u64;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Store errors as the module sees them. Constraint violations fail the reducer (DESIGN §3.4).
+fn store_error(e: StoreError) -> HostError {
+    match e {
+        StoreError::NoSuchRow { .. } => HostError::new(ErrorCode::NoSuchRow, e.to_string()),
+        StoreError::DuplicateKey { .. }
+        | StoreError::UniqueViolation { .. }
+        | StoreError::AutoIncOverflow { .. } => {
+            HostError::fatal(ErrorCode::Constraint, e.to_string())
+        }
+        StoreError::TypeMismatch { .. }
+        | StoreError::WrongColumnCount { .. }
+        | StoreError::UnknownColumn { .. }
+        | StoreError::NotIndexed { .. }
+        | StoreError::NotOrdered { .. } => HostError::fatal(ErrorCode::BadInput, e.to_string()),
+        _ => HostError::fatal(ErrorCode::Other, e.to_string()),
+    }
+}
+
+fn to_bound(b: host::Bound) -> Bound<Value> {
+    match b {
+        host::Bound::Unbounded => Bound::Unbounded,
+        host::Bound::Included(v) => Bound::Included(v),
+        host::Bound::Excluded(v) => Bound::Excluded(v),
+    }
+}
+
+impl Invocation for Exec {
+    fn table(&mut self, name: &str) -> Result<i32, HostError> {
+        let full = if name.contains('.') {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.module)
+        };
+        if full.starts_with("__") || full.split('.').nth(1).is_some_and(|t| t.starts_with("__")) {
+            return Err(HostError::fatal(
+                ErrorCode::Denied,
+                format!("`{name}` is reserved for the node"),
+            ));
+        }
+        let own = full.strip_prefix(&format!("{}.", self.module)).is_some();
+        let (readable, writable) = match &self.access {
+            Access::OwnModule => (own, own),
+            Access::Declared { reads, writes, .. } => {
+                let w = own && writes.contains(&full);
+                (w || reads.contains(&full) || writes.contains(&full), w)
+            }
+        };
+        if !readable {
+            let hint = if own { name.to_owned() } else { full.clone() };
+            return Err(HostError::fatal(
+                ErrorCode::Denied,
+                format!(
+                    "`{}.{}` touches table `{full}` without declaring it; add `reads({hint})` or `writes({hint})` to its #[reducer(...)]",
+                    self.module, self.function
+                ),
+            ));
+        }
+        if let Some(i) = self.handles.iter().position(|h| h.name == full) {
+            return Ok(i as i32);
+        }
+        let id = self.store.table_id(&full).ok_or_else(|| {
+            HostError::new(
+                ErrorCode::NotFound,
+                format!("no table `{full}` on this node"),
+            )
+        })?;
+        let info = self
+            .store
+            .tables()
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| HostError::new(ErrorCode::NotFound, format!("no table `{full}`")))?;
+        let owner = full.split('.').next().unwrap_or_default();
+        let registry = self.registries.get(owner).cloned().unwrap_or_default();
+        let schema = info.schema;
+        self.handles.push(Handle {
+            id,
+            name: full,
+            writable,
+            columns: schema.columns.iter().map(|c| c.ty.clone()).collect(),
+            column_names: schema.columns.iter().map(|c| c.name.clone()).collect(),
+            pk: schema.primary_key_index().unwrap_or(0),
+            registry,
+        });
+        Ok((self.handles.len() - 1) as i32)
+    }
+
+    fn insert(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
+        let handle = self.writable(table)?;
+        let (id, values) = (handle.id, Self::decode_row(handle, row)?);
+        let row = self.tx.insert(id, values).map_err(store_error)?;
+        let mut out = Vec::new();
+        encode_row(&row, &mut out);
+        Ok(out)
+    }
+
+    fn update(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
+        let handle = self.writable(table)?;
+        let (id, values) = (handle.id, Self::decode_row(handle, row)?);
+        let old = self.tx.update(id, values).map_err(store_error)?;
+        let mut out = Vec::new();
+        encode_row(&old, &mut out);
+        Ok(out)
+    }
+
+    fn delete(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+        let handle = self.writable(table)?;
+        let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
+        let old = self.tx.delete(id, &key).map_err(store_error)?;
+        let mut out = Vec::new();
+        encode_row(&old, &mut out);
+        Ok(out)
+    }
+
+    fn get(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+        let handle = self.handle(table)?;
+        let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
+        let row = self.tx.get(id, &key).map_err(store_error)?;
+        let mut out = Vec::new();
+        match row {
+            None => out.push(0),
+            Some(row) => {
+                out.push(1);
+                encode_row(&row, &mut out);
+            }
+        }
+        Ok(out)
+    }
+
+    fn lookup(&mut self, table: i32, column: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+        let handle = self.handle(table)?;
+        let column = Self::column(handle, column)?;
+        let key = Self::decode_key(handle, column, key)?;
+        if column == handle.pk {
+            let row = self.tx.get(handle.id, &key).map_err(store_error)?;
+            return Ok(encode_rows(row.iter()));
+        }
+        let rows = self
+            .tx
+            .find(handle.id, &handle.column_names[column], &key)
+            .map_err(store_error)?;
+        Ok(encode_rows(rows.iter()))
+    }
+
+    fn range(&mut self, table: i32, column: i32, range: &[u8]) -> Result<Vec<u8>, HostError> {
+        let handle = self.handle(table)?;
+        let column = Self::column(handle, column)?;
+        let range =
+            KeyRange::decode(range, &handle.columns[column], &handle.registry).map_err(|e| {
+                HostError::fatal(
+                    ErrorCode::BadInput,
+                    format!("a key range does not decode: {e}"),
+                )
+            })?;
+        let bounds = (to_bound(range.start), to_bound(range.end));
+        let rows: Vec<Row> = if column == handle.pk {
+            self.tx
+                .range(handle.id, bounds)
+                .map_err(store_error)?
+                .collect()
+        } else {
+            self.tx
+                .index_range(handle.id, &handle.column_names[column], bounds)
+                .map_err(store_error)?
+        };
+        Ok(encode_rows(rows.iter()))
+    }
+
+    fn scan(&mut self, table: i32) -> Result<i32, HostError> {
+        let handle = self.handle(table)?;
+        let _ = handle;
+        if self.cursors.len() >= 1024 {
+            return Err(HostError::fatal(
+                ErrorCode::Other,
+                "more than 1024 open scans in one call",
+            ));
+        }
+        self.cursors.push(Cursor {
+            handle: table as usize,
+            after: None,
+            done: false,
+        });
+        Ok((self.cursors.len() - 1) as i32)
+    }
+
+    fn next(&mut self, cursor: i32, max_rows: i32) -> Result<Vec<u8>, HostError> {
+        let index = usize::try_from(cursor)
+            .ok()
+            .filter(|&i| i < self.cursors.len())
+            .ok_or_else(|| HostError::fatal(ErrorCode::BadInput, format!("no cursor {cursor}")))?;
+        let max = usize::try_from(max_rows).unwrap_or(0).clamp(1, 4096);
+        let c = &self.cursors[index];
+        if c.done {
+            return Ok(vec![0]);
+        }
+        let id = self.handles[c.handle].id;
+        let lower = match &c.after {
+            None => Bound::Unbounded,
+            Some(key) => Bound::Excluded(key.clone()),
+        };
+        let pk = self.handles[c.handle].pk;
+        let rows: Vec<Row> = self
+            .tx
+            .range(id, (lower, Bound::Unbounded))
+            .map_err(store_error)?
+            .take(max)
+            .collect();
+        let c = &mut self.cursors[index];
+        c.done = rows.len() < max;
+        c.after = rows.last().map(|r| r[pk].clone());
+        Ok(encode_rows(rows.iter()))
+    }
+
+    fn count(&mut self, table: i32) -> Result<u64, HostError> {
+        let id = self.handle(table)?.id;
+        self.tx.len(id).map(|n| n as u64).map_err(store_error)
+    }
+
+    fn clear(&mut self, table: i32) -> Result<u64, HostError> {
+        let id = self.writable(table)?.id;
+        self.tx.clear(id).map(|n| n as u64).map_err(store_error)
+    }
+
+    fn schedule(&mut self, reducer: &str, delay_ms: i64, args: &[u8]) -> Result<(), HostError> {
+        if delay_ms < 0 {
+            return Err(HostError::new(ErrorCode::BadInput, "a negative delay"));
+        }
+        if let Access::Declared { calls, .. } = &self.access
+            && !calls.contains(&format!("{}.{reducer}", self.module))
+        {
+            return Err(HostError::fatal(
+                ErrorCode::Denied,
+                format!(
+                    "reducer `{}.{}` schedules `{reducer}` without declaring it; add `calls({reducer})` to its #[reducer(...)]",
+                    self.module, self.function
+                ),
+            ));
+        }
+        if self.scheduled.len() >= 10_000 {
+            return Err(HostError::fatal(
+                ErrorCode::Other,
+                "more than 10 000 timers scheduled in one call",
+            ));
+        }
+        let due = self.timestamp.saturating_add(delay_ms.saturating_mul(1000));
+        self.scheduled.push(Scheduled {
+            reducer: reducer.to_owned(),
+            due,
+            args: args.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn now(&self) -> i64 {
+        self.timestamp
+    }
+
+    fn random(&mut self) -> u64 {
+        // splitmix64: tiny, fast and good enough for game logic; seeded per invocation.
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn log(&mut self, level: LogLevel, message: &str) {
+        let module = &self.module;
+        match level {
+            LogLevel::Error => tracing::error!(target: "interstice::module", %module, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "interstice::module", %module, "{message}"),
+            LogLevel::Info => tracing::info!(target: "interstice::module", %module, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "interstice::module", %module, "{message}"),
+            LogLevel::Trace => tracing::trace!(target: "interstice::module", %module, "{message}"),
+        }
+        if self.logs.len() < 1000 {
+            self.logs.push((level, message.to_owned()));
+        }
+    }
+
+    fn as_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}

@@ -1,0 +1,18 @@
+//! The Interstice node: hosts sandboxed WebAssembly modules and runs their reducers as
+//! transactions over the store.
+//!
+//! Architecture Invariant: the runtime never trusts a module. Every pointer, length, name and
+//! value a module hands over is checked in `wasm.rs` before use.
+
+pub mod build;
+mod core;
+mod error;
+mod invocation;
+mod node;
+#[doc(hidden)]
+pub mod testing;
+pub mod wasm;
+
+pub use error::{CallFailure, LoadError};
+pub use interstice_store::{Durability, Lsn};
+pub use node::{Clock, Node, NodeConfig, NodeError, Outcome, Published};

@@ -1,0 +1,940 @@
+//! The node: installed modules, the ingress, reducers as transactions, events and timers.
+//!
+//! Every invocation enters one ingress and gets a sequence number and a logical timestamp. The
+//! scheduler runs a window of them on `workers` threads — in parallel where their declared
+//! access does not conflict — and this file commits their results strictly in sequence order:
+//! the log, the tables and the events are the same for any number of workers (DESIGN §3–§4).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use interstice_abi::{
+    ABI_VERSION, Authority, Event, IndexKind, ModuleSchema, Persistence, TableSchema, Type,
+    TypeRegistry, Value, decode_fields, encode_into,
+};
+use interstice_scheduler::{
+    self as sched, Config as SchedConfig, Ingress, Invocation, Scheduler, Seq,
+};
+use interstice_store::{
+    CommitMeta, Durability, Lsn, RecoveryReport, Store, StoreConfig, StoreError, TableId,
+};
+use parking_lot::Mutex;
+
+use crate::core::{Core, Done, Installed, Lanes, Reducer, TIMERS, Task};
+use crate::error::{CallFailure, LoadError};
+use crate::invocation::{Access, Exec};
+use crate::wasm::{self, Limits};
+
+/// Where logical time comes from. Reducers never see the wall clock: `ctx.now()` is the time the
+/// ingress stamped on the invocation.
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    /// Microseconds since the Unix epoch.
+    #[default]
+    System,
+    /// A clock the embedder (or a test) sets by hand, in microseconds.
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A manual clock starting at `micros`, and the handle that moves it.
+    pub fn manual(micros: i64) -> (Clock, Arc<AtomicI64>) {
+        let handle = Arc::new(AtomicI64::new(micros));
+        (Clock::Manual(handle.clone()), handle)
+    }
+
+    fn now(&self) -> i64 {
+        match self {
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+                .unwrap_or(0),
+            Clock::Manual(t) => t.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// How to open a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where the node keeps modules, the commit log and snapshots. `None`: memory only.
+    /// By default, `None`.
+    pub data_dir: Option<PathBuf>,
+    /// By default, [`Limits::default`].
+    pub limits: Limits,
+    /// When a commit is reported durable. By default, [`Durability::EveryCommit`].
+    pub durability: Durability,
+    /// Seeds every invocation's random generator (with its sequence number). By default, 0.
+    pub seed: u64,
+    /// By default, [`Clock::System`].
+    pub clock: Clock,
+    /// The most invocations one external call may trigger through subscriptions before the
+    /// cascade is cut (a subscription that feeds itself). By default, 100 000.
+    pub max_cascade: usize,
+    /// Worker threads that run non-conflicting reducers in parallel; `1` runs them one by one
+    /// (the serial reference). Results are identical for every value. By default, the number of
+    /// cores.
+    pub workers: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: None,
+            limits: Limits::default(),
+            durability: Durability::EveryCommit,
+            seed: 0,
+            clock: Clock::System,
+            max_cascade: 100_000,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// What went wrong, for the person running the node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("no module `{0}` on this node; `interstice node schema` lists what is installed")]
+    NoSuchModule(String),
+    #[error("module `{module}` has no {kind} `{name}`")]
+    NoSuchFunction {
+        module: String,
+        kind: &'static str,
+        name: String,
+    },
+    #[error("`{module}.{reducer}` runs on `{event}` events and cannot be called directly")]
+    NotCallable {
+        module: String,
+        reducer: String,
+        event: String,
+    },
+    #[error("bad arguments for `{module}.{function}`: {reason}; expected ({signature})")]
+    BadArguments {
+        module: String,
+        function: String,
+        reason: String,
+        signature: String,
+    },
+    #[error("module `{0}` is already installed; remove it first")]
+    AlreadyInstalled(String),
+    #[error(
+        "authority {authority:?} is already held by module `{holder}`; a node grants each authority to one module"
+    )]
+    AuthorityTaken {
+        authority: Authority,
+        holder: String,
+    },
+    #[error("module name `{0}` is reserved for the node")]
+    Reserved(String),
+    #[error("query `{module}.{query}` failed: {reason}")]
+    QueryFailed {
+        module: String,
+        query: String,
+        reason: CallFailure,
+    },
+    #[error("the scheduler failed: {0}")]
+    Scheduler(#[from] sched::Error),
+    #[error("cannot upgrade module `{module}`: {reason}")]
+    Incompatible { module: String, reason: String },
+}
+
+/// What [`Node::publish`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    Installed(ModuleSchema),
+    Upgraded { from: String, to: ModuleSchema },
+}
+
+/// The outcome of one reducer invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything it wrote is committed (and durable, under the configured durability).
+    Committed { seq: u64, lsn: Lsn },
+    /// Nothing it wrote was committed.
+    Failed { seq: u64, reason: CallFailure },
+}
+
+impl Outcome {
+    pub fn is_committed(&self) -> bool {
+        matches!(self, Outcome::Committed { .. })
+    }
+}
+
+/// Submitted invocations waiting to enter the ingress, and their callers' outcomes.
+struct Inbox {
+    next_ticket: u64,
+    last_timestamp: i64,
+    work: Vec<sched::Work<Task>>,
+}
+
+/// The scheduler and its ingress. Whoever holds this lock drives windows; callers that arrive
+/// meanwhile leave their work in the inbox and find it done.
+struct Driver {
+    scheduler: Scheduler<Task, Done>,
+    ingress: Ingress<Task>,
+}
+
+/// A running Interstice node. Every method takes `&self`; share it behind an `Arc`.
+pub struct Node {
+    core: Arc<Core>,
+    config: NodeConfig,
+    driver: Mutex<Driver>,
+    inbox: Mutex<Inbox>,
+    outcomes: Mutex<HashMap<u64, Outcome>>,
+    /// Invocations triggered by subscriptions in the current drive, to cut runaway cascades.
+    cascade: std::sync::atomic::AtomicUsize,
+    sys_modules: TableId,
+    recovery: RecoveryReport,
+}
+
+const SYSTEM: &str = "__node";
+
+impl Node {
+    /// Opens (or creates) a node, recovers its store and reloads its modules, firing `load`.
+    pub fn open(config: NodeConfig) -> Result<Node, NodeError> {
+        let engine = wasm::engine(&config.limits)?;
+        let (store, recovery) = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir.join("modules")).map_err(|source| NodeError::Io {
+                    context: format!("cannot create {}", dir.display()),
+                    source,
+                })?;
+                Store::open(
+                    dir.join("store"),
+                    StoreConfig::default().durability(config.durability),
+                )?
+            }
+            None => (Store::in_memory(), RecoveryReport::default()),
+        };
+        let sys_modules = store.create_table(
+            SYSTEM,
+            TableSchema::builder("modules")
+                .column("name", Type::String)
+                .column("installed_at", Type::U64)
+                .primary_key("name")
+                .build()
+                .map_err(StoreError::from)?,
+            Arc::new(TypeRegistry::default()),
+        )?;
+        let next_seq = store.last_seq().map_or(0, |s| s + 1);
+        let core = Arc::new(Core::new(store, engine, config.limits.clone(), config.seed));
+        let worker_core = core.clone();
+        let scheduler = Scheduler::new(
+            SchedConfig::new()
+                .workers(config.workers.max(1))
+                .lane("gpu")
+                .lane("audio")
+                .lane("input")
+                .thread_name("interstice"),
+            move |inv: &Invocation<Task>| worker_core.execute(inv),
+        )?;
+        core.set_lanes(Lanes {
+            gpu: scheduler.lane("gpu")?,
+            audio: scheduler.lane("audio")?,
+            input: scheduler.lane("input")?,
+        });
+        let node = Node {
+            core,
+            config,
+            driver: Mutex::new(Driver {
+                scheduler,
+                ingress: Ingress::starting_at(Seq(next_seq)),
+            }),
+            inbox: Mutex::new(Inbox {
+                next_ticket: 0,
+                last_timestamp: i64::MIN,
+                work: Vec::new(),
+            }),
+            outcomes: Mutex::new(HashMap::new()),
+            cascade: std::sync::atomic::AtomicUsize::new(0),
+            sys_modules,
+            recovery,
+        };
+        node.reload_modules()?;
+        Ok(node)
+    }
+
+    /// What recovering the store found.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The underlying store, for inspection.
+    pub fn store(&self) -> &Store {
+        &self.core.store
+    }
+
+    /// The number of worker threads reducers run on.
+    pub fn workers(&self) -> usize {
+        self.driver.lock().scheduler.workers()
+    }
+
+    /// The schemas of the installed modules, by name.
+    pub fn schemas(&self) -> Vec<ModuleSchema> {
+        self.core
+            .modules
+            .read()
+            .values()
+            .map(|m| m.schema().clone())
+            .collect()
+    }
+
+    fn reload_modules(&self) -> Result<(), NodeError> {
+        let Some(dir) = &self.config.data_dir else {
+            return Ok(());
+        };
+        let mut installed: Vec<(u64, String)> = self
+            .store()
+            .read()
+            .scan(self.sys_modules)?
+            .map(|row| (as_u64(&row[1]), as_string(&row[0])))
+            .collect();
+        installed.sort();
+        for (_, name) in installed {
+            let path = dir.join("modules").join(format!("{name}.wasm"));
+            let wasm = std::fs::read(&path).map_err(|source| NodeError::Io {
+                context: format!("cannot read installed module {}", path.display()),
+                source,
+            })?;
+            let module = self.prepare(&wasm)?;
+            self.register(module)?;
+            self.fire_lifecycle(&name, &Event::Load)?;
+        }
+        Ok(())
+    }
+
+    /// Installs a module: validates it, persists it, creates its tables, then fires `init`
+    /// (first install only) and `load`.
+    pub fn install(&self, wasm: &[u8]) -> Result<ModuleSchema, NodeError> {
+        let module = self.prepare(wasm)?;
+        let name = module.schema().name.clone();
+        let schema = module.schema().clone();
+        let first_install = {
+            // Tables and modules change only while no window runs.
+            let _driver = self.driver.lock();
+            if self.core.modules.read().contains_key(&name) {
+                return Err(NodeError::AlreadyInstalled(name));
+            }
+            if let Some(dir) = &self.config.data_dir {
+                write_atomically(&dir.join("modules").join(format!("{name}.wasm")), wasm)?;
+            }
+            self.register(module)?;
+            let key = Value::String(name.clone());
+            let first = self.store().read().get(self.sys_modules, &key)?.is_none();
+            if first {
+                let order = self.store().read().len(self.sys_modules)? as u64;
+                let mut tx = self.store().begin();
+                tx.insert(self.sys_modules, vec![key, Value::U64(order)])?;
+                let _installed = tx.commit(system_meta("install", &name))?;
+            }
+            first
+        };
+        if first_install {
+            self.fire_lifecycle(&name, &Event::Init)?;
+        }
+        self.fire_lifecycle(&name, &Event::Load)?;
+        Ok(schema)
+    }
+
+    /// Installs `wasm`, or upgrades the installed module of the same name. An upgrade keeps the
+    /// data: every table of the installed version must exist unchanged in the new one (new
+    /// tables may be added), otherwise it is refused and nothing changes. Fires `load`.
+    pub fn publish(&self, wasm: &[u8]) -> Result<Published, NodeError> {
+        let module = self.prepare(wasm)?;
+        let name = module.schema().name.clone();
+        let Some(old) = self.core.module(&name) else {
+            drop(module);
+            return self.install(wasm).map(Published::Installed);
+        };
+        for table in &old.schema().tables {
+            match module.schema().table(&table.name) {
+                None => {
+                    return Err(NodeError::Incompatible {
+                        module: name,
+                        reason: format!(
+                            "it drops table `{}`; removing a table loses its rows — remove the module first if that is intended",
+                            table.name
+                        ),
+                    });
+                }
+                Some(new) if new != table => {
+                    return Err(NodeError::Incompatible {
+                        module: name,
+                        reason: format!(
+                            "table `{}` changed its schema; migrations are not supported yet",
+                            table.name
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        let from = old.schema().version.clone();
+        let schema = module.schema().clone();
+        {
+            let _driver = self.driver.lock();
+            if let Some(dir) = &self.config.data_dir {
+                write_atomically(&dir.join("modules").join(format!("{name}.wasm")), wasm)?;
+            }
+            self.register(module)?;
+        }
+        self.fire_lifecycle(&name, &Event::Load)?;
+        Ok(Published::Upgraded { from, to: schema })
+    }
+
+    /// Removes a module with its tables, rows and timers. Installing it again fires `init`.
+    pub fn remove(&self, name: &str) -> Result<(), NodeError> {
+        let _driver = self.driver.lock();
+        let module = self
+            .core
+            .modules
+            .write()
+            .remove(name)
+            .ok_or_else(|| NodeError::NoSuchModule(name.to_owned()))?;
+        self.core.reindex();
+        let tables = module
+            .schema()
+            .tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain([TIMERS]);
+        for table in tables {
+            if let Some(id) = self.store().table_id(&format!("{name}.{table}")) {
+                self.store().drop_table(id)?;
+            }
+        }
+        let mut tx = self.store().begin();
+        tx.delete(self.sys_modules, &Value::String(name.to_owned()))?;
+        let _removed = tx.commit(system_meta("remove", name))?;
+        if let Some(dir) = &self.config.data_dir {
+            let path = dir.join("modules").join(format!("{name}.wasm"));
+            std::fs::remove_file(&path).map_err(|source| NodeError::Io {
+                context: format!("cannot remove {}", path.display()),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, wasm: &[u8]) -> Result<Installed, NodeError> {
+        let (compiled, first) = wasm::compile(&self.core.engine, wasm, &self.config.limits)?;
+        let schema = &compiled.schema;
+        if schema.name.starts_with("__") {
+            return Err(NodeError::Reserved(schema.name.clone()));
+        }
+        let registry = Arc::new(
+            schema
+                .validate(ABI_VERSION)
+                .map_err(|e| LoadError::BadSchema(e.to_string()))?,
+        );
+        for authority in &schema.authorities {
+            // The installed version of the same module may hold it: that is an upgrade.
+            if let Some(holder) = self.core.modules.read().values().find(|m| {
+                m.schema().name != schema.name && m.schema().authorities.contains(authority)
+            }) {
+                return Err(NodeError::AuthorityTaken {
+                    authority: *authority,
+                    holder: holder.schema().name.clone(),
+                });
+            }
+        }
+        let qualify = |t: &String| {
+            if t.contains('.') {
+                t.clone()
+            } else {
+                format!("{}.{t}", schema.name)
+            }
+        };
+        let reducers = schema
+            .reducers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let access = match &r.access {
+                    None => Access::OwnModule,
+                    Some(a) => Access::Declared {
+                        reads: a.reads.iter().map(qualify).collect(),
+                        writes: a.writes.iter().map(qualify).collect(),
+                        calls: a.calls.iter().map(qualify).collect(),
+                    },
+                };
+                let reducer = Reducer {
+                    index: i as u32,
+                    args: r.args.iter().map(|f| f.ty.clone()).collect(),
+                    access,
+                    on: r.on.clone(),
+                };
+                (r.name.clone(), reducer)
+            })
+            .collect();
+        let queries = schema
+            .queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let args = q.args.iter().map(|f| f.ty.clone()).collect();
+                (q.name.clone(), (i as u32, args, q.returns.clone()))
+            })
+            .collect();
+        Ok(Installed {
+            compiled,
+            registry,
+            reducers,
+            queries,
+            pool: Mutex::new(vec![first]),
+        })
+    }
+
+    /// Creates the module's tables and makes it callable. Call with the driver lock held.
+    fn register(&self, module: Installed) -> Result<(), NodeError> {
+        let name = module.schema().name.clone();
+        for table in &module.schema().tables {
+            self.store()
+                .create_table(&name, table.clone(), module.registry.clone())?;
+        }
+        let timers = TableSchema::builder(TIMERS)
+            .auto_inc_column("id", Type::U64)
+            .column("due", Type::I64)
+            .column("reducer", Type::String)
+            .column("args", Type::Bytes)
+            .primary_key("id")
+            .index("due", IndexKind::BTree, false)
+            .persistence(Persistence::Logged)
+            .build()
+            .map_err(StoreError::from)?;
+        self.store()
+            .create_table(&name, timers, Arc::new(TypeRegistry::default()))?;
+        self.core.modules.write().insert(name, Arc::new(module));
+        self.core.reindex();
+        Ok(())
+    }
+
+    fn module(&self, name: &str) -> Result<Arc<Installed>, NodeError> {
+        self.core
+            .module(name)
+            .ok_or_else(|| NodeError::NoSuchModule(name.to_owned()))
+    }
+
+    /// Calls a reducer with encoded arguments and waits for its outcome (and for the reducers
+    /// its commit triggers).
+    pub fn call_reducer(
+        &self,
+        module: &str,
+        reducer: &str,
+        args: &[u8],
+    ) -> Result<Outcome, NodeError> {
+        let installed = self.module(module)?;
+        let r = installed
+            .reducers
+            .get(reducer)
+            .ok_or_else(|| NodeError::NoSuchFunction {
+                module: module.to_owned(),
+                kind: "reducer",
+                name: reducer.to_owned(),
+            })?;
+        if let Some(event) = &r.on {
+            return Err(NodeError::NotCallable {
+                module: module.to_owned(),
+                reducer: reducer.to_owned(),
+                event: event.to_string(),
+            });
+        }
+        decode_fields(args, &r.args, &installed.registry).map_err(|e| NodeError::BadArguments {
+            module: module.to_owned(),
+            function: reducer.to_owned(),
+            reason: e.to_string(),
+            signature: signature(&r.args),
+        })?;
+        let ticket = self.submit(module, reducer, args.to_vec(), None, None);
+        let outcome = self.drive_until(ticket)?;
+        self.wait_durable(&outcome)?;
+        Ok(outcome)
+    }
+
+    /// Calls a reducer with typed arguments, checked against its signature.
+    pub fn call_reducer_values(
+        &self,
+        module: &str,
+        reducer: &str,
+        args: &[Value],
+    ) -> Result<Outcome, NodeError> {
+        let installed = self.module(module)?;
+        let types = installed
+            .reducers
+            .get(reducer)
+            .map(|r| r.args.clone())
+            .ok_or_else(|| NodeError::NoSuchFunction {
+                module: module.to_owned(),
+                kind: "reducer",
+                name: reducer.to_owned(),
+            })?;
+        let bytes = encode_args(module, reducer, &types, args, &installed.registry)?;
+        self.call_reducer(module, reducer, &bytes)
+    }
+
+    /// Submits many reducer calls at once (encoded arguments, not checked) and waits for all of
+    /// them. They enter the ingress in the order given, so the scheduler sees them in one window
+    /// and runs the non-conflicting ones in parallel.
+    pub fn call_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
+        let tickets: Vec<u64> = calls
+            .iter()
+            .map(|(module, reducer, args)| self.submit(module, reducer, args.clone(), None, None))
+            .collect();
+        let mut outcomes = Vec::with_capacity(tickets.len());
+        for ticket in tickets {
+            outcomes.push(self.drive_until(ticket)?);
+        }
+        if let Some(last) = outcomes.iter().rev().find(|o| o.is_committed()) {
+            self.wait_durable(last)?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Runs a query over the committed state and returns its value.
+    pub fn call_query(
+        &self,
+        module: &str,
+        query: &str,
+        args: &[Value],
+    ) -> Result<Value, NodeError> {
+        let installed = self.module(module)?;
+        let (index, types, returns) =
+            installed
+                .queries
+                .get(query)
+                .cloned()
+                .ok_or_else(|| NodeError::NoSuchFunction {
+                    module: module.to_owned(),
+                    kind: "query",
+                    name: query.to_owned(),
+                })?;
+        let bytes = encode_args(module, query, &types, args, &installed.registry)?;
+        // Between windows: a query never sees half of one.
+        let _driver = self.driver.lock();
+        let timestamp = self.stamp(None);
+        let exec = Exec::new(
+            self.store().clone(),
+            self.core.registries(),
+            module,
+            query,
+            Access::OwnModule,
+            timestamp,
+            self.config.seed,
+            u64::MAX,
+        );
+        let (result, _) = self
+            .core
+            .run_in_instance(&installed, exec, true, index, &bytes);
+        let bytes = result.map_err(|reason| NodeError::QueryFailed {
+            module: module.to_owned(),
+            query: query.to_owned(),
+            reason,
+        })?;
+        interstice_abi::decode(&bytes, &returns, &installed.registry).map_err(|e| {
+            NodeError::Load(LoadError::BadSchema(format!(
+                "query `{module}.{query}` returned bytes that are not a {returns}: {e}"
+            )))
+        })
+    }
+
+    /// Runs every timer whose logical due time has come, in due order.
+    pub fn run_due_timers(&self) -> Result<usize, NodeError> {
+        let now = self.config.clock.now();
+        let mut due: Vec<(i64, String, Value, String, Vec<u8>)> = Vec::new();
+        {
+            let view = self.store().read();
+            for (module, table) in self.core.timer_tables() {
+                for row in view.scan(table)? {
+                    let at = as_i64(&row[1]);
+                    if at <= now {
+                        let args = match &row[3] {
+                            Value::Bytes(b) => b.clone(),
+                            _ => Vec::new(),
+                        };
+                        due.push((at, module.clone(), row[0].clone(), as_string(&row[2]), args));
+                    }
+                }
+            }
+        }
+        // Due time, then module, then the order they were scheduled in.
+        due.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+        let count = due.len();
+        let mut last = None;
+        for (at, module, id, reducer, args) in due {
+            last = Some(self.submit(&module, &reducer, args, Some(at), Some(id)));
+        }
+        if let Some(ticket) = last {
+            self.drive_until(ticket)?;
+        }
+        Ok(count)
+    }
+
+    /// The number of timers waiting, over all modules.
+    pub fn pending_timers(&self) -> Result<usize, NodeError> {
+        let view = self.store().read();
+        let mut n = 0;
+        for (_, table) in self.core.timer_tables() {
+            n += view.len(table)?;
+        }
+        Ok(n)
+    }
+
+    /// The logical time of a new invocation: the clock, or `at` for a timer, never earlier than
+    /// the previous invocation's.
+    fn stamp(&self, at: Option<i64>) -> i64 {
+        let mut inbox = self.inbox.lock();
+        let t = at
+            .unwrap_or_else(|| self.config.clock.now())
+            .max(inbox.last_timestamp);
+        inbox.last_timestamp = t;
+        t
+    }
+
+    /// Puts an invocation in the inbox and returns the ticket its outcome will be filed under.
+    fn submit(
+        &self,
+        module: &str,
+        reducer: &str,
+        args: Vec<u8>,
+        at: Option<i64>,
+        timer: Option<Value>,
+    ) -> u64 {
+        let mut inbox = self.inbox.lock();
+        let ticket = inbox.next_ticket;
+        inbox.next_ticket += 1;
+        let time = at
+            .unwrap_or_else(|| self.config.clock.now())
+            .max(inbox.last_timestamp);
+        inbox.last_timestamp = time;
+        let task = Task {
+            ticket: Some(ticket),
+            module: module.to_owned(),
+            reducer: reducer.to_owned(),
+            args,
+            timer,
+        };
+        let work = self.core.work(task, time);
+        inbox.work.push(work);
+        ticket
+    }
+
+    fn fire_lifecycle(&self, module: &str, event: &Event) -> Result<(), NodeError> {
+        let installed = self.module(module)?;
+        let mut hooks: Vec<&String> = installed
+            .reducers
+            .iter()
+            .filter(|(_, r)| r.on.as_ref() == Some(event))
+            .map(|(name, _)| name)
+            .collect();
+        hooks.sort();
+        let mut last = None;
+        for name in hooks {
+            last = Some(self.submit(module, name, Vec::new(), None, None));
+        }
+        if let Some(ticket) = last {
+            self.drive_until(ticket)?;
+        }
+        Ok(())
+    }
+
+    /// Runs windows until the invocation filed under `ticket` has committed or failed (with
+    /// everything before it and everything its commit triggered), and returns its outcome.
+    fn drive_until(&self, ticket: u64) -> Result<Outcome, NodeError> {
+        let mut driver = self.driver.lock();
+        self.cascade.store(0, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let incoming = std::mem::take(&mut self.inbox.lock().work);
+            let Driver { scheduler, ingress } = &mut *driver;
+            for work in incoming {
+                ingress.push(work);
+            }
+            if ingress.is_empty() {
+                return self.outcomes.lock().remove(&ticket).ok_or_else(|| {
+                    NodeError::Load(LoadError::Engine(format!("invocation {ticket} was lost")))
+                });
+            }
+            scheduler.run_window(ingress, |inv, outcome| self.commit(inv, outcome))?;
+        }
+    }
+
+    /// The ordered commit: called for each invocation of a window in sequence order, on the
+    /// driving thread. Logs what the worker applied, files the caller's outcome and returns the
+    /// work its changes trigger.
+    fn commit(
+        &self,
+        inv: &Invocation<Task>,
+        outcome: sched::Outcome<Done>,
+    ) -> Vec<sched::Work<Task>> {
+        let task = inv.task();
+        let seq = inv.seq().0;
+        let time = inv.time().0 as i64;
+        let meta = || CommitMeta {
+            seq,
+            timestamp: inv.time().0,
+            meta: invocation_meta(task),
+        };
+        let (result, emitted) = match outcome {
+            sched::Outcome::Completed(Done::Applied(mut applied)) => {
+                let changes = applied.take_changes();
+                match self.store().log(applied, meta()) {
+                    Ok(lsn) => (
+                        Outcome::Committed { seq, lsn },
+                        self.triggered(&changes, time),
+                    ),
+                    Err(e) => (
+                        Outcome::Failed {
+                            seq,
+                            reason: CallFailure::Host(e.to_string()),
+                        },
+                        Vec::new(),
+                    ),
+                }
+            }
+            sched::Outcome::Completed(Done::Failed { reason, cleanup }) => {
+                if let Some(cleanup) = cleanup
+                    && let Err(e) = self.store().log(cleanup, meta())
+                {
+                    tracing::error!("cannot log the removal of a failed timer: {e}");
+                }
+                tracing::debug!(module = %task.module, reducer = %task.reducer, %reason, "reducer failed");
+                (Outcome::Failed { seq, reason }, Vec::new())
+            }
+            sched::Outcome::Panicked { message } => (
+                Outcome::Failed {
+                    seq,
+                    reason: CallFailure::Host(format!("the node panicked running it: {message}")),
+                },
+                Vec::new(),
+            ),
+        };
+        if let Some(ticket) = task.ticket {
+            self.outcomes.lock().insert(ticket, result);
+        }
+        emitted
+    }
+
+    /// The subscriptions a commit triggers, unless the current drive has run away.
+    fn triggered(&self, changes: &[interstice_store::Change], time: i64) -> Vec<sched::Work<Task>> {
+        let work = self.core.events(changes, time);
+        let before = self
+            .cascade
+            .fetch_add(work.len(), std::sync::atomic::Ordering::Relaxed);
+        if before + work.len() > self.config.max_cascade {
+            tracing::error!(
+                "subscriptions triggered more than {} invocations from one call; dropping {} (a subscription that feeds itself?)",
+                self.config.max_cascade,
+                work.len()
+            );
+            return Vec::new();
+        }
+        work
+    }
+
+    fn wait_durable(&self, outcome: &Outcome) -> Result<(), NodeError> {
+        // A call is reported committed once its effects are durable (DESIGN §5).
+        if let (Some(_), Outcome::Committed { lsn, .. }) = (&self.config.data_dir, outcome) {
+            self.store().wait_durable(*lsn)?;
+        }
+        Ok(())
+    }
+}
+
+fn system_meta(what: &str, module: &str) -> CommitMeta {
+    CommitMeta {
+        seq: 0,
+        timestamp: 0,
+        meta: format!("{what} {module}").into_bytes(),
+    }
+}
+
+fn invocation_meta(task: &Task) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&Value::String(task.module.clone()), &mut out);
+    encode_into(&Value::String(task.reducer.clone()), &mut out);
+    encode_into(&Value::Bytes(task.args.clone()), &mut out);
+    out
+}
+
+fn signature(types: &[Type]) -> String {
+    types
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn encode_args(
+    module: &str,
+    function: &str,
+    types: &[Type],
+    args: &[Value],
+    registry: &TypeRegistry,
+) -> Result<Vec<u8>, NodeError> {
+    let bad = |reason: String| NodeError::BadArguments {
+        module: module.to_owned(),
+        function: function.to_owned(),
+        reason,
+        signature: signature(types),
+    };
+    if types.len() != args.len() {
+        return Err(bad(format!("{} arguments given", args.len())));
+    }
+    let mut out = Vec::new();
+    for (i, (ty, value)) in types.iter().zip(args).enumerate() {
+        ty.check(value, registry)
+            .map_err(|e| bad(format!("argument {}: {e}", i + 1)))?;
+        encode_into(value, &mut out);
+    }
+    Ok(out)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    use std::io::Write;
+    let io = |context: String| move |source| NodeError::Io { context, source };
+    let tmp = path.with_extension("wasm.tmp");
+    let mut file =
+        std::fs::File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io(format!("cannot write {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(io(format!("cannot install {}", path.display())))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn as_u64(v: &Value) -> u64 {
+    match v {
+        Value::U64(n) => *n,
+        _ => 0,
+    }
+}
+
+fn as_i64(v: &Value) -> i64 {
+    match v {
+        Value::I64(n) => *n,
+        _ => 0,
+    }
+}
+
+fn as_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,115 @@
+//! Hand-written modules that follow the ABI by hand — or deliberately don't. Used by the
+//! runtime's tests and benchmarks; not part of the supported API.
+
+use interstice_abi::{
+    ABI_VERSION, Access, Field, ModuleSchema, ReducerSchema, TableSchema, Type, TypeDef, Visibility,
+};
+
+/// Where the test modules keep their constants.
+pub const SCHEMA_AT: u32 = 4096;
+pub const NAME_AT: u32 = 512;
+pub const ROW_AT: u32 = 600;
+
+/// The schema of the test module `probe`: table `items` (id u64 auto_inc pk, v u64) and the
+/// reducers named in `reducers`, numbered in that order.
+pub fn probe_schema(reducers: &[(&str, Option<Access>)]) -> ModuleSchema {
+    let items = TableSchema::builder("items")
+        .auto_inc_column("id", Type::U64)
+        .column("v", Type::U64)
+        .primary_key("id")
+        .build()
+        .unwrap_or_else(|e| unreachable!("fixed schema: {e}"));
+    let secret = TableSchema::builder("secret")
+        .column("id", Type::U64)
+        .primary_key("id")
+        .build()
+        .unwrap_or_else(|e| unreachable!("fixed schema: {e}"));
+    ModuleSchema {
+        abi_version: ABI_VERSION,
+        name: "probe".into(),
+        version: "0.1.0".into(),
+        visibility: Visibility::Private,
+        authorities: vec![],
+        types: vec![TypeDef::Struct {
+            name: "Items".into(),
+            fields: vec![Field::new("id", Type::U64), Field::new("v", Type::U64)],
+        }],
+        tables: vec![items, secret],
+        reducers: reducers
+            .iter()
+            .map(|(name, access)| ReducerSchema {
+                name: (*name).into(),
+                args: vec![],
+                access: access.clone(),
+                on: None,
+            })
+            .collect(),
+        queries: vec![],
+    }
+}
+
+fn data(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// A module with `schema` whose `interstice_reducer` runs `bodies[index]` (WAT instructions
+/// leaving an i32 status). `abi_version` lets a test lie about the version.
+pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u8> {
+    let schema_bytes = schema.to_bytes();
+    let mut dispatch = String::new();
+    for (i, body) in bodies.iter().enumerate() {
+        dispatch.push_str(&format!(
+            "(if (i32.eq (local.get $index) (i32.const {i})) (then {body} (return)))\n"
+        ));
+    }
+    let row = [0u8; 8]
+        .iter()
+        .chain(&7u64.to_le_bytes())
+        .copied()
+        .collect::<Vec<_>>();
+    let wat = format!(
+        r#"(module
+  (import "interstice" "table" (func $table (param i32 i32) (result i32)))
+  (import "interstice" "insert" (func $insert (param i32 i32 i32) (result i64)))
+  (import "interstice" "set_error" (func $set_error (param i32 i32)))
+  (import "interstice" "schedule" (func $schedule (param i32 i32 i64 i32 i32) (result i64)))
+  (import "interstice" "now" (func $now (result i64)))
+  (import "interstice" "random" (func $random (result i64)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 32768))
+  (data (i32.const {NAME_AT}) "items")
+  (data (i32.const 520) "secret")
+  (data (i32.const {ROW_AT}) "{row}")
+  (data (i32.const 700) "it failed")
+  (data (i32.const 720) "ok")
+  (data (i32.const {SCHEMA_AT}) "{schema}")
+  (func (export "interstice_abi_version") (result i32) (i32.const {abi_version}))
+  (func (export "interstice_schema") (result i64)
+    (i64.or (i64.shl (i64.const {SCHEMA_AT}) (i64.const 32)) (i64.const {schema_len})))
+  (func (export "interstice_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
+    (local.get $p))
+  (func (export "interstice_query") (param i32 i32 i32) (result i32) (i32.const 1))
+  (func $items (result i32) (call $table (i32.const {NAME_AT}) (i32.const 5)))
+  (func $insert_row (result i64) (call $insert (call $items) (i32.const {ROW_AT}) (i32.const 16)))
+  ;; Inserts (id: auto, v: value) through a scratch row at 800.
+  (func $insert_value (param $v i64) (result i64)
+    (i64.store (i32.const 800) (i64.const 0))
+    (i64.store (i32.const 808) (local.get $v))
+    (call $insert (call $items) (i32.const 800) (i32.const 16)))
+  ;; Schedules reducer `ok` after `delay` ms of logical time.
+  (func $schedule_ok (param $delay i64) (result i64)
+    (call $schedule (i32.const 720) (i32.const 2) (local.get $delay) (i32.const 0) (i32.const 0)))
+  (func (export "interstice_reducer") (param $index i32) (param $args i32) (param $len i32) (result i32)
+    {dispatch}
+    (i32.const 99))
+)"#,
+        row = data(&row),
+        schema = data(&schema_bytes),
+        schema_len = schema_bytes.len(),
+    );
+    // The template above is fixed; only numbers and escaped bytes vary, so it always parses.
+    wat::parse_str(wat).unwrap_or_default()
+}

@@ -1,0 +1,165 @@
+//! `modules/hello`, built from source with the module builder and driven through the node.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+use interstice_abi::Value;
+use interstice_runtime::build::{BuildOptions, build_module};
+use interstice_runtime::{CallFailure, Clock, Node, NodeConfig, Outcome};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// hello.wasm, built once per test run.
+fn hello_wasm() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| build("hello"))
+}
+
+/// Builds `modules/<name>`. A separate target directory: the `cargo test` that runs us holds
+/// the lock on the default one. Serialised, so parallel tests don't fight over that directory.
+pub fn build(name: &str) -> Vec<u8> {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let options = BuildOptions {
+        target_dir: Some(workspace().join("target").join("modules")),
+        ..BuildOptions::default()
+    };
+    build_module(&workspace().join("modules").join(name), &options)
+        .unwrap_or_else(|e| panic!("building modules/{name}: {e}"))
+}
+
+fn open(dir: Option<&Path>, clock: Clock) -> Node {
+    Node::open(NodeConfig {
+        data_dir: dir.map(Path::to_owned),
+        clock,
+        ..NodeConfig::default()
+    })
+    .unwrap()
+}
+
+fn greetings(node: &Node) -> Vec<String> {
+    match node.call_query("hello", "get_greetings", &[]).unwrap() {
+        Value::List(rows) => rows
+            .into_iter()
+            .map(|row| match row {
+                Value::Struct(fields) => match &fields[2] {
+                    Value::String(name) => name.clone(),
+                    other => panic!("name is {other:?}"),
+                },
+                other => panic!("row is {other:?}"),
+            })
+            .collect(),
+        other => panic!("get_greetings returned {other:?}"),
+    }
+}
+
+/// `stats` row 0: (greetings, ticks).
+fn stats(node: &Node) -> (u64, u64) {
+    let id = node.store().table_id("hello.stats").unwrap();
+    let row = node
+        .store()
+        .read()
+        .get(id, &Value::U32(0))
+        .unwrap()
+        .expect("init created the stats row");
+    match (&row[1], &row[2]) {
+        (Value::U64(g), Value::U64(t)) => (*g, *t),
+        other => panic!("stats row {other:?}"),
+    }
+}
+
+fn hello(node: &Node, name: &str) -> Outcome {
+    node.call_reducer_values("hello", "hello", &[Value::from(name)])
+        .unwrap()
+}
+
+#[test]
+fn call_query_restart_and_query_again() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let node = open(Some(dir.path()), Clock::System);
+        let schema = node.install(hello_wasm()).unwrap();
+        assert_eq!(schema.name, "hello");
+        assert!(hello(&node, "Ada").is_committed());
+        assert!(hello(&node, "Grace").is_committed());
+        assert_eq!(greetings(&node), ["Ada", "Grace"]);
+    }
+    let node = open(Some(dir.path()), Clock::System);
+    assert_eq!(
+        greetings(&node),
+        ["Ada", "Grace"],
+        "committed rows survive a restart"
+    );
+    assert_eq!(stats(&node).0, 2, "init ran once, not again on restart");
+    assert!(hello(&node, "Linus").is_committed());
+    assert_eq!(greetings(&node), ["Ada", "Grace", "Linus"]);
+}
+
+#[test]
+fn the_insert_subscription_fires_once_per_insert() {
+    let node = open(None, Clock::System);
+    node.install(hello_wasm()).unwrap();
+    for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+        hello(&node, name);
+        assert_eq!(stats(&node).0, i as u64 + 1);
+    }
+}
+
+#[test]
+fn a_failing_reducer_reports_its_error_and_commits_nothing() {
+    let node = open(None, Clock::System);
+    node.install(hello_wasm()).unwrap();
+    let outcome = hello(&node, "");
+    assert!(
+        matches!(&outcome, Outcome::Failed { reason: CallFailure::Returned(m), .. } if m == "name must not be empty"),
+        "{outcome:?}"
+    );
+    assert!(greetings(&node).is_empty());
+    assert_eq!(stats(&node).0, 0, "no insert, so no subscription fired");
+}
+
+#[test]
+fn subscribed_reducers_cannot_be_called_directly() {
+    let node = open(None, Clock::System);
+    node.install(hello_wasm()).unwrap();
+    let err = node.call_reducer("hello", "on_greeting", &[]).unwrap_err();
+    assert!(err.to_string().contains("hello.greetings.insert"), "{err}");
+}
+
+#[test]
+fn a_scheduled_reducer_runs_after_its_delay() {
+    let (clock, time) = Clock::manual(10_000_000);
+    let node = open(None, clock);
+    node.install(hello_wasm()).unwrap();
+    assert!(
+        node.call_reducer("hello", "start_timer", &[])
+            .unwrap()
+            .is_committed()
+    );
+    time.fetch_add(999_000, Ordering::SeqCst);
+    assert_eq!(node.run_due_timers().unwrap(), 0);
+    assert_eq!(stats(&node).1, 0);
+    time.fetch_add(1_000, Ordering::SeqCst);
+    assert_eq!(node.run_due_timers().unwrap(), 1);
+    assert_eq!(stats(&node).1, 1, "tick ran");
+}
+
+#[test]
+fn queries_use_the_btree_index_and_logical_time() {
+    let (clock, time) = Clock::manual(1_000);
+    let node = open(None, clock);
+    node.install(hello_wasm()).unwrap();
+    hello(&node, "early");
+    time.store(5_000, Ordering::SeqCst);
+    hello(&node, "late");
+    let since = node
+        .call_query("hello", "greetings_since", &[Value::I64(5_000)])
+        .unwrap();
+    let Value::List(rows) = since else {
+        panic!("{since:?}")
+    };
+    assert_eq!(rows.len(), 1);
+}

@@ -1,0 +1,260 @@
+//! Persistence, timers and determinism, with hand-written modules.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use interstice_abi::ABI_VERSION;
+use interstice_runtime::{Clock, Node, NodeConfig, Outcome};
+
+use interstice_runtime::testing::{self as wat, probe_schema};
+
+/// `write_now` inserts a row holding `ctx.now()`, `write_random` one holding `random()`,
+/// `timer` schedules `ok` in 1000 ms, `ok` inserts the constant row.
+fn install_probe(node: &Node) {
+    let schema = probe_schema(&[
+        ("ok", None),
+        ("timer", None),
+        ("write_now", None),
+        ("write_random", None),
+    ]);
+    let bytes = wat::module(
+        &schema,
+        ABI_VERSION,
+        &[
+            "(drop (call $insert_row)) (i32.const 0)",
+            "(drop (call $schedule_ok (i64.const 1000))) (i32.const 0)",
+            "(drop (call $insert_value (call $now))) (i32.const 0)",
+            "(drop (call $insert_value (call $random))) (i32.const 0)",
+        ],
+    );
+    node.install(&bytes).unwrap();
+}
+
+fn open(dir: &Path, clock: Clock) -> Node {
+    Node::open(NodeConfig {
+        data_dir: Some(dir.to_owned()),
+        clock,
+        seed: 42,
+        ..NodeConfig::default()
+    })
+    .unwrap()
+}
+
+fn rows(node: &Node) -> Vec<Vec<interstice_abi::Value>> {
+    let id = node.store().table_id("probe.items").unwrap();
+    node.store()
+        .read()
+        .scan(id)
+        .unwrap()
+        .map(|r| r.to_vec())
+        .collect()
+}
+
+#[test]
+fn committed_rows_and_modules_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, _) = Clock::manual(1_000_000);
+    {
+        let node = open(dir.path(), clock.clone());
+        install_probe(&node);
+        for _ in 0..3 {
+            assert!(
+                node.call_reducer("probe", "ok", &[])
+                    .unwrap()
+                    .is_committed()
+            );
+        }
+    }
+    let node = open(dir.path(), clock);
+    assert_eq!(
+        node.schemas().len(),
+        1,
+        "the module is reloaded from the data directory"
+    );
+    assert_eq!(rows(&node).len(), 3);
+    assert!(
+        node.call_reducer("probe", "ok", &[])
+            .unwrap()
+            .is_committed()
+    );
+    assert_eq!(rows(&node).len(), 4);
+}
+
+#[test]
+fn now_is_the_ingress_time_not_the_wall_clock() {
+    let (clock, time) = Clock::manual(5_000_000);
+    let node = Node::open(NodeConfig {
+        clock,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    install_probe(&node);
+    node.call_reducer("probe", "write_now", &[]).unwrap();
+    time.store(7_000_000, Ordering::SeqCst);
+    node.call_reducer("probe", "write_now", &[]).unwrap();
+    let values: Vec<_> = rows(&node).into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(
+        values,
+        [
+            interstice_abi::Value::U64(5_000_000),
+            interstice_abi::Value::U64(7_000_000)
+        ]
+    );
+}
+
+#[test]
+fn a_scheduled_reducer_runs_when_its_logical_time_comes_and_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, time) = Clock::manual(1_000_000);
+    {
+        let node = open(dir.path(), clock.clone());
+        install_probe(&node);
+        assert!(
+            node.call_reducer("probe", "timer", &[])
+                .unwrap()
+                .is_committed()
+        );
+        assert_eq!(node.pending_timers().unwrap(), 1);
+        time.store(1_999_999, Ordering::SeqCst);
+        assert_eq!(node.run_due_timers().unwrap(), 0, "not due yet");
+    }
+    // The timer is in the log: a restarted node still has it.
+    let node = open(dir.path(), clock);
+    assert_eq!(node.pending_timers().unwrap(), 1);
+    time.store(2_000_000, Ordering::SeqCst);
+    assert_eq!(node.run_due_timers().unwrap(), 1);
+    assert_eq!(rows(&node).len(), 1, "`ok` ran once");
+    assert_eq!(node.pending_timers().unwrap(), 0);
+    assert_eq!(node.run_due_timers().unwrap(), 0, "and only once");
+}
+
+/// The same calls from the same empty state give byte-identical commit logs.
+#[test]
+fn the_same_calls_give_identical_commit_logs() {
+    let run = || {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, time) = Clock::manual(1_000_000);
+        let node = open(dir.path(), clock);
+        install_probe(&node);
+        for i in 0..50 {
+            time.fetch_add(17 * i, Ordering::SeqCst);
+            let reducer = ["ok", "write_now", "write_random", "timer"][i as usize % 4];
+            let outcome = node.call_reducer("probe", reducer, &[]).unwrap();
+            assert!(matches!(outcome, Outcome::Committed { .. }));
+        }
+        node.run_due_timers().unwrap();
+        drop(node);
+        let mut files: Vec<_> = walk(&dir.path().join("store"));
+        files.sort();
+        let logs: Vec<(String, Vec<u8>)> = files
+            .into_iter()
+            .filter(|p| !p.ends_with("LOCK"))
+            .map(|p| {
+                (
+                    p.strip_prefix(dir.path()).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        (logs, dir)
+    };
+    let (first, _a) = run();
+    let (second, _b) = run();
+    assert!(!first.is_empty());
+    assert!(
+        first.iter().map(|(_, b)| b.len()).sum::<usize>() > 1000,
+        "the log holds the calls"
+    );
+    assert_eq!(first, second);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn publishing_again_upgrades_in_place_and_keeps_the_rows() {
+    let node = Node::open(NodeConfig::default()).unwrap();
+    install_probe(&node);
+    node.call_reducer("probe", "ok", &[]).unwrap();
+    let schema = probe_schema(&[("ok", None), ("twice", None)]);
+    let v2 = wat::module(
+        &schema,
+        ABI_VERSION,
+        &[
+            "(drop (call $insert_row)) (i32.const 0)",
+            "(drop (call $insert_row)) (drop (call $insert_row)) (i32.const 0)",
+        ],
+    );
+    let published = node.publish(&v2).unwrap();
+    assert!(matches!(
+        published,
+        interstice_runtime::Published::Upgraded { .. }
+    ));
+    assert_eq!(rows(&node).len(), 1, "the upgrade kept the row");
+    assert!(
+        node.call_reducer("probe", "twice", &[])
+            .unwrap()
+            .is_committed()
+    );
+    assert_eq!(rows(&node).len(), 3);
+    assert!(
+        node.call_reducer("probe", "timer", &[]).is_err(),
+        "the old reducer is gone"
+    );
+}
+
+#[test]
+fn an_upgrade_that_changes_a_table_is_refused_and_changes_nothing() {
+    let node = Node::open(NodeConfig::default()).unwrap();
+    install_probe(&node);
+    let mut schema = probe_schema(&[("ok", None)]);
+    schema.tables[0].columns[1].ty = interstice_abi::Type::U32;
+    if let interstice_abi::TypeDef::Struct { fields, .. } = &mut schema.types[0] {
+        fields[1].ty = interstice_abi::Type::U32;
+    }
+    let err = node
+        .publish(&wat::module(&schema, ABI_VERSION, &["(i32.const 0)"]))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("table `items` changed its schema"),
+        "{err}"
+    );
+    assert!(
+        node.call_reducer("probe", "timer", &[])
+            .unwrap()
+            .is_committed(),
+        "v1 still runs"
+    );
+}
+
+#[test]
+fn removing_a_module_drops_its_tables_and_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, _) = Clock::manual(0);
+    let node = open(dir.path(), clock.clone());
+    install_probe(&node);
+    node.call_reducer("probe", "ok", &[]).unwrap();
+    node.call_reducer("probe", "timer", &[]).unwrap();
+    node.remove("probe").unwrap();
+    assert!(node.store().table_id("probe.items").is_none());
+    assert_eq!(node.pending_timers().unwrap(), 0);
+    assert!(node.call_reducer("probe", "ok", &[]).is_err());
+    drop(node);
+    let node = open(dir.path(), clock);
+    assert!(
+        node.schemas().is_empty(),
+        "it stays removed after a restart"
+    );
+    install_probe(&node);
+    assert!(rows(&node).is_empty(), "a new install starts empty");
+}
