@@ -15,4 +15,4 @@ pub mod wasm;
 
 pub use error::{CallFailure, LoadError};
 pub use interstice_store::{Durability, Lsn};
-pub use node::{Clock, Node, NodeConfig, NodeError, Outcome, Published};
+pub use node::{Clock, Node, NodeConfig, NodeError, NodeStats, Outcome, Published};

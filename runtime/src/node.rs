@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use interstice_abi::{
     ABI_VERSION, Authority, Event, IndexKind, ModuleSchema, Persistence, TableSchema, Type,
@@ -195,6 +196,7 @@ pub struct Node {
     outcomes: Mutex<HashMap<u64, Outcome>>,
     /// Invocations triggered by subscriptions in the current drive, to cut runaway cascades.
     cascade: std::sync::atomic::AtomicUsize,
+    stats: Counters,
     sys_modules: TableId,
     recovery: RecoveryReport,
 }
@@ -259,6 +261,7 @@ impl Node {
             }),
             outcomes: Mutex::new(HashMap::new()),
             cascade: std::sync::atomic::AtomicUsize::new(0),
+            stats: Counters::default(),
             sys_modules,
             recovery,
         };
@@ -765,7 +768,32 @@ impl Node {
                     NodeError::Load(LoadError::Engine(format!("invocation {ticket} was lost")))
                 });
             }
-            scheduler.run_window(ingress, |inv, outcome| self.commit(inv, outcome))?;
+            let started = std::time::Instant::now();
+            let report = scheduler.run_window(ingress, |inv, outcome| {
+                let started = std::time::Instant::now();
+                let work = self.commit(inv, outcome);
+                self.stats
+                    .commit_nanos
+                    .fetch_add(elapsed_nanos(started), Relaxed);
+                work
+            })?;
+            self.stats.windows.fetch_add(1, Relaxed);
+            self.stats
+                .invocations
+                .fetch_add(report.invocations as u64, Relaxed);
+            self.stats
+                .window_nanos
+                .fetch_add(elapsed_nanos(started), Relaxed);
+        }
+    }
+
+    /// Counters since the node opened, for benchmarks and monitoring.
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            windows: self.stats.windows.load(Relaxed),
+            invocations: self.stats.invocations.load(Relaxed),
+            window_nanos: self.stats.window_nanos.load(Relaxed),
+            commit_nanos: self.stats.commit_nanos.load(Relaxed),
         }
     }
 
@@ -849,6 +877,31 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// What the node has done since it opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Scheduler windows run.
+    pub windows: u64,
+    /// Invocations run (committed or failed).
+    pub invocations: u64,
+    /// Wall time spent running windows, execution and commit included.
+    pub window_nanos: u64,
+    /// Of that, time in the serial, ordered commit (logging, events, outcomes).
+    pub commit_nanos: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    windows: AtomicU64,
+    invocations: AtomicU64,
+    window_nanos: AtomicU64,
+    commit_nanos: AtomicU64,
+}
+
+fn elapsed_nanos(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn system_meta(what: &str, module: &str) -> CommitMeta {

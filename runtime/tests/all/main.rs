@@ -1,5 +1,8 @@
 //! Integration tests of the runtime: one binary, a module per topic (as wasmtime does).
 
+// Helpers outside #[test] functions unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod hello;
 mod hostile;
 mod lifecycle;

@@ -1,0 +1,138 @@
+//! Throughput of real wasm reducers through the node, for 1, 2, 4, 8 and 16 workers, with a
+//! contention knob (the share of invocations that conflict) and a cost knob (work per
+//! reducer).
+//!
+//! `cargo bench -p interstice-benches --bench scaling` (add `-- --quick` for a short run;
+//! `INTERSTICE_BENCH_WORKERS=1,2,4` to choose worker counts; `INTERSTICE_BENCH_COST_US=20`).
+//!
+//! Each invocation is `workload_a.spinN(key, iters)`, which burns `iters` rounds of arithmetic
+//! and updates one row of table `tN`. A conflicting invocation uses `spin0` (they all write
+//! `t0`); the others spread over `spin1`..`spin15`, which never conflict with each other.
+//! Configurations alternate and each figure is the median of the repeats, because the
+//! machines are shared and noisy: compare the speedups (ratios within one run).
+
+use std::time::Instant;
+
+use interstice_abi::Value;
+use interstice_benches::{args, build, median};
+use interstice_runtime::{Durability, Node, NodeConfig};
+
+struct Setup {
+    workers: usize,
+    contention: f64,
+}
+
+fn node(wasm: &[u8], workers: usize) -> Node {
+    let node = Node::open(NodeConfig {
+        workers,
+        durability: Durability::Off,
+        ..NodeConfig::default()
+    })
+    .expect("an in-memory node opens");
+    node.install(wasm).expect("workload_a installs");
+    node
+}
+
+/// The calls of one run: `n` invocations, a `contention` share of them on `t0`.
+fn calls(n: usize, contention: f64, iters: u32) -> Vec<(&'static str, String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            // Spread the conflicting ones evenly: i * contention crosses an integer.
+            let conflicting =
+                ((i + 1) as f64 * contention).floor() > (i as f64 * contention).floor();
+            let table = if conflicting { 0 } else { 1 + i % 15 };
+            let a = args(&[Value::U64((i % 64) as u64), Value::U32(iters)]);
+            ("workload_a", format!("spin{table}"), a)
+        })
+        .collect()
+}
+
+/// Seconds to run `calls` on `node`, all submitted at once.
+fn run(node: &Node, calls: &[(&'static str, String, Vec<u8>)]) -> f64 {
+    let refs: Vec<(&str, &str, Vec<u8>)> = calls
+        .iter()
+        .map(|(m, r, a)| (*m, r.as_str(), a.clone()))
+        .collect();
+    let started = Instant::now();
+    let outcomes = node.call_many(&refs).expect("calls run");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        outcomes.iter().all(|o| o.is_committed()),
+        "every spin commits"
+    );
+    elapsed
+}
+
+/// The `iters` that make one reducer cost about `target_us` on one worker.
+fn calibrate(wasm: &[u8], target_us: f64) -> u32 {
+    let node = node(wasm, 1);
+    let mut iters = 1_000u32;
+    loop {
+        let batch = calls(200, 1.0, iters);
+        let per_call_us = run(&node, &batch) * 1e6 / 200.0;
+        if per_call_us >= target_us * 0.9 || iters > 1 << 26 {
+            let scaled = f64::from(iters) * target_us / per_call_us;
+            return scaled.clamp(1.0, f64::from(u32::MAX)) as u32;
+        }
+        iters = iters.saturating_mul(4);
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let workers: Vec<usize> = std::env::var("INTERSTICE_BENCH_WORKERS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|w| w.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 4, 8, 16]);
+    let cost_us: f64 = std::env::var("INTERSTICE_BENCH_COST_US")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20.0);
+    let (n, repeats) = if quick { (400, 3) } else { (2000, 5) };
+
+    let wasm = build("workload_a").unwrap_or_else(|e| panic!("building modules/workload_a: {e}"));
+    let iters = calibrate(&wasm, cost_us);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "scaling: {n} invocations of ~{cost_us} us ({iters} iters) per run, median of {repeats}, {cores} cores"
+    );
+    println!();
+    println!(
+        "| contention | workers | invocations/s | speedup vs 1 | serial commit share | per window |"
+    );
+    println!("|---|---|---|---|---|---|");
+
+    for contention in [0.0, 0.5, 1.0] {
+        let setups: Vec<Setup> = workers
+            .iter()
+            .map(|&workers| Setup {
+                workers,
+                contention,
+            })
+            .collect();
+        let nodes: Vec<Node> = setups.iter().map(|s| node(&wasm, s.workers)).collect();
+        let batch = calls(n, contention, iters);
+        let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+        for _ in 0..repeats {
+            // Alternate configurations within a repeat, so drift hits all of them alike.
+            for (i, node) in nodes.iter().enumerate() {
+                seconds[i].push(run(node, &batch));
+            }
+        }
+        let base = median(&mut seconds[0].clone());
+        for (i, setup) in setups.iter().enumerate() {
+            let secs = median(&mut seconds[i]);
+            let stats = nodes[i].stats();
+            let commit_share = stats.commit_nanos as f64 / stats.window_nanos.max(1) as f64;
+            println!(
+                "| {:.0} % | {} | {:.0} | {:.2}x | {:.1} % | {:.0} invocations |",
+                setup.contention * 100.0,
+                setup.workers,
+                n as f64 / secs,
+                base / secs,
+                commit_share * 100.0,
+                stats.invocations as f64 / stats.windows.max(1) as f64,
+            );
+        }
+    }
+}
