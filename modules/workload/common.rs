@@ -107,3 +107,9 @@ fn count(ctx: &ReducerContext) -> Result<(), String> {
     upsert(&*t4, T4 { id: 0, value: n + 1 })?;
     Ok(())
 }
+
+/// The value of `t0[key]`, or 0.
+#[query(reads(t0))]
+fn value0(ctx: QueryContext, key: u64) -> Result<u64, Error> {
+    Ok(ctx.current.tables.t0().get(key)?.map_or(0, |r| r.value))
+}

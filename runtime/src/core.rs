@@ -53,7 +53,8 @@ pub(crate) struct Installed {
     pub compiled: CompiledModule,
     pub registry: Arc<TypeRegistry>,
     pub reducers: HashMap<String, Reducer>,
-    pub queries: HashMap<String, (u32, Vec<Type>, Type)>,
+    /// Per query: its number, argument types, result type and declared access.
+    pub queries: HashMap<String, (u32, Vec<Type>, Type, Access)>,
     /// Idle instances. A worker takes one for a call and puts it back, so the pool grows to one
     /// instance per worker that runs this module at once.
     pub pool: Mutex<Vec<ModuleInstance>>,
@@ -220,6 +221,62 @@ impl Core {
                 }
             }
         }
+        // A nested call runs inside the caller's transaction, so the caller's effective access is
+        // the union over everything it may call, transitively (DESIGN §4).
+        let calls: Vec<((String, String), Vec<String>)> = modules
+            .iter()
+            .flat_map(|(name, module)| {
+                module
+                    .reducers
+                    .iter()
+                    .filter_map(move |(reducer, r)| match &r.access {
+                        Access::Declared { calls, .. } if !calls.is_empty() => Some((
+                            (name.clone(), reducer.clone()),
+                            calls.iter().cloned().collect(),
+                        )),
+                        _ => None,
+                    })
+            })
+            .collect();
+        for _ in 0..8 {
+            let mut changed = false;
+            for (caller, callees) in &calls {
+                let mut access = index.access.get(caller).cloned().unwrap_or_default();
+                let before = access.clone();
+                for callee in callees {
+                    let Some((m, f)) = callee.split_once('.') else {
+                        continue;
+                    };
+                    if let Some(a) = index.access.get(&(m.to_owned(), f.to_owned())) {
+                        access = sched::Access::from_tables(
+                            access.reads().iter().chain(a.reads()).copied(),
+                            access.writes().iter().chain(a.writes()).copied(),
+                        );
+                    } else if let Some(module) = modules.get(m)
+                        && module.queries.contains_key(f)
+                    {
+                        // A query may read any table of its module.
+                        let reads = module
+                            .schema()
+                            .tables
+                            .iter()
+                            .filter_map(|t| self.store.table_id(&format!("{m}.{}", t.name)))
+                            .map(to_sched);
+                        access = sched::Access::from_tables(
+                            access.reads().iter().copied().chain(reads),
+                            access.writes().iter().copied(),
+                        );
+                    }
+                }
+                if access != before {
+                    index.access.insert(caller.clone(), access);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
         index.registries = Arc::new(registries);
         *self.index.write() = index;
     }
@@ -288,7 +345,7 @@ impl Core {
 
     /// Runs one invocation and applies its writes in memory. Called on a worker or a lane; the
     /// scheduler guarantees nothing that conflicts with it runs meanwhile.
-    pub fn execute(&self, inv: &Invocation<Task>) -> Done {
+    pub fn execute(self: &Arc<Self>, inv: &Invocation<Task>) -> Done {
         let task = inv.task();
         let time = inv.time().0 as i64;
         let fail = |reason: CallFailure| Done::Failed {
@@ -310,6 +367,7 @@ impl Core {
         let exec = Exec::new(
             self.store.clone(),
             self.registries(),
+            Some(self.clone()),
             &task.module,
             &task.reducer,
             reducer.access.clone(),
@@ -325,13 +383,18 @@ impl Core {
         };
         // Host-side writes that belong to the same transaction: the timer that fired it, and
         // the timers it set. Both are in the reducer's declared access (see `reindex`).
-        let timers = self.timers_table(&task.module);
         let host_writes = (|| -> Result<(), interstice_store::StoreError> {
-            if let (Some(timer), Some(t)) = (&task.timer, timers) {
+            if let (Some(timer), Some(t)) = (&task.timer, self.timers_table(&task.module)) {
                 exec.tx.delete(t, timer)?;
             }
-            for Scheduled { reducer, due, args } in std::mem::take(&mut exec.scheduled) {
-                if let Some(t) = timers {
+            for Scheduled {
+                module,
+                reducer,
+                due,
+                args,
+            } in std::mem::take(&mut exec.scheduled)
+            {
+                if let Some(t) = self.timers_table(&module) {
                     exec.tx.insert(
                         t,
                         vec![
@@ -361,6 +424,33 @@ impl Core {
         let mut tx = self.store.begin();
         tx.delete(table, timer).ok()?;
         tx.apply().ok()
+    }
+
+    /// Runs a nested call in an instance of `installed` with `fuel`; returns its result, the
+    /// fuel it used and its context.
+    pub fn run_nested(
+        &self,
+        installed: &Installed,
+        exec: Exec,
+        query: bool,
+        index: u32,
+        args: &[u8],
+        fuel: u64,
+    ) -> (Result<Vec<u8>, CallFailure>, u64, Option<Box<Exec>>) {
+        let instance = installed.pool.lock().pop();
+        let mut instance = match instance {
+            Some(i) => i,
+            None => match installed.compiled.instantiate(&self.engine, &self.limits) {
+                Ok(i) => i,
+                Err(e) => return (Err(CallFailure::Host(e.to_string())), 0, None),
+            },
+        };
+        let output = instance.run_with_fuel(Box::new(exec), query, index, args, fuel);
+        if output.reusable {
+            installed.pool.lock().push(instance);
+        }
+        let exec = output.invocation.as_any().downcast::<Exec>().ok();
+        (output.result, output.fuel_used, exec)
     }
 
     pub fn run_in_instance(

@@ -10,7 +10,11 @@ use interstice_abi::host::{self, ErrorCode, KeyRange, LogLevel};
 use interstice_abi::{Type, TypeRegistry, Value, decode, encode_into};
 use interstice_store::{Row, Store, StoreError, TableId, Transaction};
 
+use crate::core::Core;
 use crate::wasm::{HostError, Invocation};
+
+/// How deep reducers and queries may call each other.
+const MAX_CALL_DEPTH: u32 = 8;
 
 /// The tables a reducer may read and write, by full name (`module.table`).
 #[derive(Clone, Debug)]
@@ -28,6 +32,8 @@ pub(crate) enum Access {
 /// A timer a reducer asked for with `ctx.schedule`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Scheduled {
+    /// The module whose reducer runs (and whose timers table holds the timer).
+    pub module: String,
     pub reducer: String,
     pub due: i64,
     pub args: Vec<u8>,
@@ -54,6 +60,12 @@ pub(crate) struct Exec {
     pub tx: Transaction,
     store: Store,
     registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
+    /// For nested calls; `None` where none may happen.
+    core: Option<Arc<Core>>,
+    /// How many calls deep this invocation is (0: called from outside).
+    depth: u32,
+    seed: u64,
+    seq: u64,
     module: String,
     function: String,
     access: Access,
@@ -70,6 +82,7 @@ impl Exec {
     pub fn new(
         store: Store,
         registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
+        core: Option<Arc<Core>>,
         module: &str,
         function: &str,
         access: Access,
@@ -81,6 +94,10 @@ impl Exec {
             tx: store.begin(),
             store,
             registries,
+            core,
+            depth: 0,
+            seed,
+            seq,
             module: module.to_owned(),
             function: function.to_owned(),
             access,
@@ -436,11 +453,114 @@ impl Invocation for Exec {
         }
         let due = self.timestamp.saturating_add(delay_ms.saturating_mul(1000));
         self.scheduled.push(Scheduled {
+            module: self.module.clone(),
             reducer: reducer.to_owned(),
             due,
             args: args.to_vec(),
         });
         Ok(())
+    }
+
+    fn call(
+        &mut self,
+        query: bool,
+        name: &str,
+        args: &[u8],
+        fuel: u64,
+    ) -> Result<(Vec<u8>, u64), HostError> {
+        let what = if query { "query" } else { "reducer" };
+        let full = if name.contains('.') {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.module)
+        };
+        let declared = match &self.access {
+            Access::Declared { calls, .. } => calls.contains(&full),
+            Access::OwnModule => false,
+        };
+        if !declared {
+            return Err(HostError::fatal(
+                ErrorCode::Denied,
+                format!(
+                    "`{}.{}` calls {what} `{full}` without declaring it; add `calls({full})` to its attribute",
+                    self.module, self.function
+                ),
+            ));
+        }
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(HostError::fatal(
+                ErrorCode::Other,
+                format!("calls nest deeper than {MAX_CALL_DEPTH} levels (at `{full}`)"),
+            ));
+        }
+        let core = self.core.clone().ok_or_else(|| {
+            HostError::fatal(ErrorCode::Other, "nested calls are not available here")
+        })?;
+        let (module_name, function) = full.split_once('.').unwrap_or_default();
+        let module = core.module(module_name).ok_or_else(|| {
+            HostError::fatal(
+                ErrorCode::NotFound,
+                format!("no module `{module_name}` on this node"),
+            )
+        })?;
+        let (index, arg_types, access) = if query {
+            let (index, args, _, access) = module.queries.get(function).ok_or_else(|| {
+                HostError::fatal(ErrorCode::NotFound, format!("no query `{full}`"))
+            })?;
+            (*index, args.clone(), access.clone())
+        } else {
+            let r = module.reducers.get(function).ok_or_else(|| {
+                HostError::fatal(ErrorCode::NotFound, format!("no reducer `{full}`"))
+            })?;
+            if let Some(event) = &r.on {
+                return Err(HostError::fatal(
+                    ErrorCode::Denied,
+                    format!("`{full}` runs on `{event}` events and cannot be called"),
+                ));
+            }
+            (r.index, r.args.clone(), r.access.clone())
+        };
+        interstice_abi::decode_fields(args, &arg_types, &module.registry).map_err(|e| {
+            HostError::fatal(
+                ErrorCode::BadInput,
+                format!("bad arguments for `{full}`: {e}"),
+            )
+        })?;
+        // The callee works in the caller's transaction: move it over and back.
+        let tx = std::mem::replace(&mut self.tx, self.store.begin());
+        let mut nested = Exec::new(
+            self.store.clone(),
+            self.registries.clone(),
+            Some(core.clone()),
+            module_name,
+            function,
+            access,
+            self.timestamp,
+            self.seed ^ u64::from(self.depth + 1).rotate_left(32),
+            self.seq,
+        );
+        nested.tx = tx;
+        nested.depth = self.depth + 1;
+        let (result, used, nested) = core.run_nested(&module, nested, query, index, args, fuel);
+        let Some(nested) = nested else {
+            return Err(HostError::fatal(
+                ErrorCode::Other,
+                format!("the call to `{full}` was lost"),
+            ));
+        };
+        let nested = *nested;
+        self.tx = nested.tx;
+        self.scheduled.extend(nested.scheduled);
+        self.logs.extend(nested.logs);
+        match result {
+            Ok(bytes) => Ok((bytes, used)),
+            // Its writes are in the shared transaction and cannot be taken back alone, so a
+            // failed nested call fails the caller.
+            Err(reason) => Err(HostError::fatal(
+                ErrorCode::Other,
+                format!("nested call to `{full}` failed: {reason}"),
+            )),
+        }
     }
 
     fn now(&self) -> i64 {

@@ -460,23 +460,23 @@ impl Node {
                 format!("{}.{t}", schema.name)
             }
         };
+        let access = |declared: &Option<interstice_abi::Access>| match declared {
+            None => Access::OwnModule,
+            Some(a) => Access::Declared {
+                reads: a.reads.iter().map(qualify).collect(),
+                writes: a.writes.iter().map(qualify).collect(),
+                calls: a.calls.iter().map(qualify).collect(),
+            },
+        };
         let reducers = schema
             .reducers
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let access = match &r.access {
-                    None => Access::OwnModule,
-                    Some(a) => Access::Declared {
-                        reads: a.reads.iter().map(qualify).collect(),
-                        writes: a.writes.iter().map(qualify).collect(),
-                        calls: a.calls.iter().map(qualify).collect(),
-                    },
-                };
                 let reducer = Reducer {
                     index: i as u32,
                     args: r.args.iter().map(|f| f.ty.clone()).collect(),
-                    access,
+                    access: access(&r.access),
                     on: r.on.clone(),
                 };
                 (r.name.clone(), reducer)
@@ -488,7 +488,10 @@ impl Node {
             .enumerate()
             .map(|(i, q)| {
                 let args = q.args.iter().map(|f| f.ty.clone()).collect();
-                (q.name.clone(), (i as u32, args, q.returns.clone()))
+                (
+                    q.name.clone(),
+                    (i as u32, args, q.returns.clone(), access(&q.access)),
+                )
             })
             .collect();
         Ok(Installed {
@@ -613,7 +616,7 @@ impl Node {
         args: &[Value],
     ) -> Result<Value, NodeError> {
         let installed = self.module(module)?;
-        let (index, types, returns) =
+        let (index, types, returns, access) =
             installed
                 .queries
                 .get(query)
@@ -630,9 +633,10 @@ impl Node {
         let exec = Exec::new(
             self.store().clone(),
             self.core.registries(),
+            Some(self.core.clone()),
             module,
             query,
-            Access::OwnModule,
+            access,
             timestamp,
             self.config.seed,
             u64::MAX,
@@ -733,7 +737,37 @@ impl Node {
         ticket
     }
 
-    fn fire_lifecycle(&self, module: &str, event: &Event) -> Result<(), NodeError> {
+    /// Fires every module's `connect` hooks with the peer's node id, in module order.
+    pub fn peer_connected(&self, node_id: &str) -> Result<(), NodeError> {
+        self.fire_peer(&Event::Connect, node_id)
+    }
+
+    /// Fires every module's `disconnect` hooks with the peer's node id, in module order.
+    pub fn peer_disconnected(&self, node_id: &str) -> Result<(), NodeError> {
+        self.fire_peer(&Event::Disconnect, node_id)
+    }
+
+    fn fire_peer(&self, event: &Event, node_id: &str) -> Result<(), NodeError> {
+        let mut args = Vec::new();
+        encode_into(&Value::String(node_id.to_owned()), &mut args);
+        let names: Vec<String> = self.core.modules.read().keys().cloned().collect();
+        let mut last = None;
+        for module in names {
+            last = self.submit_hooks(&module, event, &args)?.or(last);
+        }
+        if let Some(ticket) = last {
+            self.drive_until(ticket)?;
+        }
+        Ok(())
+    }
+
+    /// Submits `module`'s reducers subscribed to `event`, in name order; returns the last ticket.
+    fn submit_hooks(
+        &self,
+        module: &str,
+        event: &Event,
+        args: &[u8],
+    ) -> Result<Option<u64>, NodeError> {
         let installed = self.module(module)?;
         let mut hooks: Vec<&String> = installed
             .reducers
@@ -742,11 +776,14 @@ impl Node {
             .map(|(name, _)| name)
             .collect();
         hooks.sort();
-        let mut last = None;
-        for name in hooks {
-            last = Some(self.submit(module, name, Vec::new(), None, None));
-        }
-        if let Some(ticket) = last {
+        Ok(hooks
+            .into_iter()
+            .map(|name| self.submit(module, name, args.to_vec(), None, None))
+            .last())
+    }
+
+    fn fire_lifecycle(&self, module: &str, event: &Event) -> Result<(), NodeError> {
+        if let Some(ticket) = self.submit_hooks(module, event, &[])? {
             self.drive_until(ticket)?;
         }
         Ok(())

@@ -69,6 +69,15 @@ pub trait Invocation: Send {
     fn count(&mut self, table: i32) -> Result<u64, HostError>;
     fn clear(&mut self, table: i32) -> Result<u64, HostError>;
     fn schedule(&mut self, reducer: &str, delay_ms: i64, args: &[u8]) -> Result<(), HostError>;
+    /// Runs reducer (or, with `query`, query) `name` inside this invocation's transaction with
+    /// at most `fuel`; returns its result and the fuel it used.
+    fn call(
+        &mut self,
+        query: bool,
+        name: &str,
+        args: &[u8],
+        fuel: u64,
+    ) -> Result<(Vec<u8>, u64), HostError>;
     fn now(&self) -> i64;
     fn random(&mut self) -> u64;
     fn log(&mut self, level: LogLevel, message: &str);
@@ -391,26 +400,37 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>, LoadError> {
             },
         )
         .map_err(wrap)?;
-    for name in ["call_reducer", "call_query"] {
+    for (import, query) in [("call_reducer", false), ("call_query", true)] {
         linker
             .func_wrap(
                 m,
-                name,
+                import,
                 move |mut caller: Caller<'_, HostState>,
-                      _name: i32,
-                      _len: i32,
-                      _args: i32,
-                      _args_len: i32|
+                      name: i32,
+                      name_len: i32,
+                      args: i32,
+                      args_len: i32|
                       -> wasmtime::Result<i64> {
-                    // Nested calls need a second instance inside the caller's transaction; until
-                    // the runtime links modules, refuse them with a clear reason.
-                    finish_bytes(
-                        &mut caller,
-                        Err(HostError::new(
-                            ErrorCode::Other,
-                            format!("{name} is not supported by this node yet"),
-                        )),
-                    )
+                    if !query {
+                        deny_in_query(&mut caller, "call a reducer")?;
+                    }
+                    let name = read_name(&mut caller, name, name_len)?;
+                    let args = read_guest(&mut caller, args, args_len)?;
+                    let fuel = caller.get_fuel().unwrap_or(0);
+                    let ret =
+                        with_invocation(
+                            &mut caller,
+                            |inv| Ok(inv.call(query, &name, &args, fuel)),
+                        )?;
+                    match ret {
+                        Ok((bytes, used)) => {
+                            // The callee's work is charged to the caller: nesting cannot
+                            // multiply the fuel bound.
+                            let _ = caller.set_fuel(fuel.saturating_sub(used));
+                            finish_bytes(&mut caller, Ok(bytes))
+                        }
+                        Err(e) => finish_bytes(&mut caller, Err(e)),
+                    }
                 },
             )
             .map_err(wrap)?;
@@ -725,7 +745,22 @@ impl ModuleInstance {
         index: u32,
         args: &[u8],
     ) -> RunOutput {
-        let limits = self.store.data().limits.clone();
+        let fuel = self.store.data().limits.fuel_per_call;
+        self.run_with_fuel(invocation, query, index, args, fuel)
+    }
+
+    /// [`run`](Self::run) with a fuel budget of its own (nested calls get what the caller has
+    /// left).
+    pub fn run_with_fuel(
+        &mut self,
+        invocation: Box<dyn Invocation>,
+        query: bool,
+        index: u32,
+        args: &[u8],
+        fuel: u64,
+    ) -> RunOutput {
+        let mut limits = self.store.data().limits.clone();
+        limits.fuel_per_call = fuel;
         {
             let state = self.store.data_mut();
             state.invocation = Some(invocation);

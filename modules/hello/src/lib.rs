@@ -11,6 +11,7 @@
 //! - `start_timer` schedules `tick` 1000 ms later; each `tick` increments `stats.ticks`.
 //! - `get_greetings()` returns every greeting in id order; `greetings_since(t)` those with
 //!   `created_at >= t`.
+//! - `connect`/`disconnect` hooks record peer nodes in `peers`.
 
 use interstice_sdk::*;
 
@@ -124,6 +125,40 @@ fn bump(ctx: &ReducerContext, change: impl FnOnce(&mut Stats)) -> Result<(), Err
     Ok(())
 }
 
+/// Peer nodes seen by the `connect` and `disconnect` hooks.
+#[table]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Peers {
+    #[primary_key]
+    pub node_id: String,
+    pub connected: bool,
+}
+
+/// A peer node connected.
+#[reducer(on = "connect", writes(peers))]
+fn on_node_connected(ctx: ReducerContext, node_id: String) -> Result<(), String> {
+    ctx.log(&format!("peer connected: {node_id}"));
+    set_peer(&ctx, node_id, true)
+}
+
+/// A peer node disconnected.
+#[reducer(on = "disconnect", writes(peers))]
+fn on_node_disconnected(ctx: ReducerContext, node_id: String) -> Result<(), String> {
+    ctx.log(&format!("peer disconnected: {node_id}"));
+    set_peer(&ctx, node_id, false)
+}
+
+fn set_peer(ctx: &ReducerContext, node_id: String, connected: bool) -> Result<(), String> {
+    let peers = ctx.current.tables.peers();
+    let row = Peers { node_id, connected };
+    if peers.get(&row.node_id)?.is_some() {
+        peers.update(row)?;
+    } else {
+        peers.insert(row)?;
+    }
+    Ok(())
+}
+
 /// Every greeting, in id order.
 #[query(reads(greetings))]
 fn get_greetings(ctx: QueryContext) -> Vec<Greetings> {
@@ -142,11 +177,14 @@ mod tests {
 
     const REGISTER: &[extern "C" fn()] = &[
         __interstice_register_table_greetings,
+        __interstice_register_table_peers,
         __interstice_register_table_stats,
         __interstice_register_reducer_hello,
         __interstice_register_reducer_init,
         __interstice_register_reducer_load,
         __interstice_register_reducer_on_greeting,
+        __interstice_register_reducer_on_node_connected,
+        __interstice_register_reducer_on_node_disconnected,
         __interstice_register_reducer_start_timer,
         __interstice_register_reducer_tick,
         __interstice_register_query_get_greetings,
@@ -167,6 +205,8 @@ mod tests {
                 "init",
                 "load",
                 "on_greeting",
+                "on_node_connected",
+                "on_node_disconnected",
                 "start_timer",
                 "tick"
             ]

@@ -163,3 +163,25 @@ fn queries_use_the_btree_index_and_logical_time() {
     };
     assert_eq!(rows.len(), 1);
 }
+
+#[test]
+fn connect_and_disconnect_hooks_receive_the_peer_id() {
+    let node = open(None, Clock::System);
+    node.install(hello_wasm()).unwrap();
+    let peers = |node: &Node| -> Vec<(String, bool)> {
+        let id = node.store().table_id("hello.peers").unwrap();
+        node.store()
+            .read()
+            .scan(id)
+            .unwrap()
+            .map(|r| match (&r[0], &r[1]) {
+                (Value::String(n), Value::Bool(c)) => (n.clone(), *c),
+                other => panic!("peer row {other:?}"),
+            })
+            .collect()
+    };
+    node.peer_connected("node-b").unwrap();
+    assert_eq!(peers(&node), [("node-b".to_owned(), true)]);
+    node.peer_disconnected("node-b").unwrap();
+    assert_eq!(peers(&node), [("node-b".to_owned(), false)]);
+}

@@ -37,7 +37,7 @@ fn args(values: &[Value]) -> Vec<u8> {
 fn random_call(rng: &mut Rng) -> (&'static str, String, Vec<u8>) {
     let module = MODULES[rng.below(3) as usize];
     let key = Value::U64(rng.below(6));
-    let (reducer, args) = match rng.below(10) {
+    let (reducer, args) = match rng.below(13) {
         0..=3 => (
             format!("spin{}", rng.below(16)),
             args(&[key, Value::U32(rng.below(200) as u32)]),
@@ -46,7 +46,13 @@ fn random_call(rng: &mut Rng) -> (&'static str, String, Vec<u8>) {
         5 => ("mix".into(), args(&[key])),
         6 => ("fail_after_write".into(), args(&[key])),
         7 => ("sweep".into(), args(&[key])),
-        _ => ("pull".into(), args(&[key])),
+        8 => ("pull".into(), args(&[key])),
+        9 => (
+            "relay".into(),
+            args(&[key, Value::U32(rng.below(100) as u32)]),
+        ),
+        10 => ("relay_fail".into(), args(&[key])),
+        _ => ("copy_value".into(), args(&[key])),
     };
     (module, reducer, args)
 }
@@ -176,4 +182,55 @@ fn two_thousand_random_calls_commit_identically_on_one_and_four_workers() {
             assert!(counted.is_some(), "{module}: count_log ran");
         }
     }
+}
+
+fn row(node: &Node, table: &str, key: u64) -> Option<Vec<Value>> {
+    let id = node.store().table_id(table).unwrap();
+    node.store()
+        .read()
+        .get(id, &Value::U64(key))
+        .unwrap()
+        .map(|r| r.to_vec())
+}
+
+#[test]
+fn nested_calls_run_in_the_callers_transaction() {
+    let node = Node::open(NodeConfig {
+        workers: 2,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    for module in MODULES {
+        node.install(&build(module)).unwrap();
+    }
+    let call = |module: &str, reducer: &str, values: &[Value]| {
+        node.call_reducer(module, reducer, &args(values)).unwrap()
+    };
+
+    // A reducer calling another module's reducer: both writes commit together.
+    assert!(call("workload_a", "relay", &[Value::U64(3), Value::U32(10)]).is_committed());
+    assert_eq!(row(&node, "workload_a.t8", 3).unwrap()[1], Value::U64(10));
+    assert!(
+        row(&node, "workload_b.t9", 3).is_some(),
+        "the callee wrote in the same transaction"
+    );
+
+    // A failing callee fails the caller, and neither's writes commit.
+    let outcome = call("workload_a", "relay_fail", &[Value::U64(4)]);
+    let Outcome::Failed { reason, .. } = outcome else {
+        panic!("relay_fail committed")
+    };
+    let message = reason.to_string();
+    assert!(
+        message.contains("nested call to `workload_b.fail_after_write` failed: refused key 4"),
+        "{message}"
+    );
+    assert!(row(&node, "workload_a.t8", 4).is_none());
+    assert!(row(&node, "workload_b.t2", 4).is_none());
+
+    // A reducer calling a query of another module.
+    assert!(call("workload_b", "spin0", &[Value::U64(5), Value::U32(3)]).is_committed());
+    let value = row(&node, "workload_b.t0", 5).unwrap()[1].clone();
+    assert!(call("workload_a", "copy_value", &[Value::U64(5)]).is_committed());
+    assert_eq!(row(&node, "workload_a.t10", 5).unwrap()[1], value);
 }
