@@ -8,6 +8,7 @@ pub mod build;
 mod core;
 mod error;
 mod invocation;
+pub mod net;
 mod node;
 #[doc(hidden)]
 pub mod testing;

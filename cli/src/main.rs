@@ -1,0 +1,309 @@
+//! `interstice`: create and run nodes, publish modules, call reducers and queries.
+//!
+//! A thin layer over `interstice-runtime`: `main` parses the command line, `try_main` runs the
+//! command, errors print as `error: ...` with a hint and map to an exit code (see `error::code`).
+
+mod commands;
+mod error;
+mod home;
+mod values;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{CliError, Result, code};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "interstice",
+    version,
+    about = "Run Interstice nodes, publish WebAssembly modules, call their reducers and queries",
+    after_help = "Examples:\n  interstice node create local 8080\n  interstice node start local\n  interstice publish local ./my-module\n  interstice call_reducer local my_module hello Ada\n\nData lives in $INTERSTICE_HOME, else the OS data directory.\n\nExit codes: 0 success, 1 failure, 2 bad usage, 3 the node refused (reducer failed, publish\nrefused, unauthorized), 4 node unreachable, 5 not available in this build.\n"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage the nodes this CLI knows (local and remote).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Build a module crate (or take a .wasm file) and install or upgrade it on nodes.
+    #[command(
+        after_help = "Examples:\n  interstice publish local ./my-module\n  interstice publish a,b modules/hello\n  interstice publish local target/wasm32-unknown-unknown/release/hello.wasm"
+    )]
+    Publish(PublishArgs),
+    /// Remove a module, with its tables and data, from a node.
+    #[command(after_help = "Example:\n  interstice remove local hello")]
+    Remove { node: String, module: String },
+    /// Call a reducer; arguments are parsed against its signature.
+    #[command(
+        name = "call_reducer",
+        visible_alias = "call-reducer",
+        after_help = "Examples:\n  interstice call_reducer local hello hello Ada\n  interstice call_reducer local shop add_item '{\"name\": \"pen\", \"price\": 3}'\n\nScalars are written plainly (42, true, Ada); structs, enums, lists and options as JSON."
+    )]
+    CallReducer(CallArgs),
+    /// Run a query and print its value as JSON.
+    #[command(
+        name = "call_query",
+        visible_alias = "call-query",
+        after_help = "Examples:\n  interstice call_query local hello get_greetings\n  interstice call_query local hello greetings_since 1700000000000000"
+    )]
+    CallQuery(CallArgs),
+    /// Create a module crate with a hello example, set up to build for WebAssembly.
+    #[command(
+        after_help = "Example:\n  interstice init my-module && cd my-module && cargo build --release"
+    )]
+    Init {
+        /// Where to create it. By default, the current folder.
+        path: Option<PathBuf>,
+    },
+    /// Run one of the README's examples.
+    #[command(
+        after_help = "Example:\n  interstice example hello   # then, in another shell:\n  interstice call_reducer example-hello hello hello Ada"
+    )]
+    Example(ExampleArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Create a local node listening on 127.0.0.1:<port>, with its data folder and admin token.
+    #[command(after_help = "Example:\n  interstice node create local 8080")]
+    Create { name: String, port: u16 },
+    /// Register a remote node by address.
+    #[command(after_help = "Example:\n  interstice node add prod 10.0.0.5:8080")]
+    Add { name: String, address: String },
+    /// List the known nodes.
+    #[command(after_help = "Example:\n  interstice node list")]
+    List,
+    /// Forget a node; a local node's data is kept unless --purge.
+    #[command(after_help = "Example:\n  interstice node remove old --purge")]
+    Remove {
+        node: String,
+        /// Also delete a local node's data folder and admin token.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Rename a node.
+    #[command(after_help = "Example:\n  interstice node rename local dev")]
+    Rename { old: String, new: String },
+    /// Show a node's id, address and folders.
+    #[command(after_help = "Example:\n  interstice node show local")]
+    Show { node: String },
+    /// Run a local node in the foreground until Ctrl-C (logs: RUST_LOG=info|debug|...).
+    #[command(
+        after_help = "Examples:\n  interstice node start local\n  RUST_LOG=debug interstice node start local --workers 4"
+    )]
+    Start(StartArgs),
+    /// Check that a node answers, and print the round-trip time.
+    #[command(after_help = "Example:\n  interstice node ping local")]
+    Ping { node: String },
+    /// Print the schemas of a node's modules, or write them as JSON to a file.
+    #[command(
+        after_help = "Examples:\n  interstice node schema local\n  interstice node schema local schema.json"
+    )]
+    Schema {
+        node: String,
+        /// Write the schemas (JSON) to this file instead of printing them.
+        out: Option<PathBuf>,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct StartArgs {
+    node: String,
+    /// Worker threads running reducers. By default, the number of cores.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Let anyone who can reach the node publish and remove modules.
+    #[arg(long)]
+    allow_anonymous_publish: bool,
+    /// Listen on this address instead of the registered one (e.g. 0.0.0.0:8080).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct PublishArgs {
+    /// One node, or several separated by commas (`a,b`).
+    nodes: String,
+    /// A module crate folder, or a built .wasm file.
+    module: PathBuf,
+    /// Cargo's target directory for the build. By default, the crate's own.
+    #[arg(long)]
+    target_dir: Option<PathBuf>,
+    /// Build without optimisations (faster to build, slower to run).
+    #[arg(long)]
+    debug: bool,
+}
+
+#[derive(Args, Debug)]
+struct CallArgs {
+    node: String,
+    module: String,
+    function: String,
+    /// The arguments, in order (after `--` when one starts with `-` and is not a number).
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+    /// Print the result as JSON, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExampleArgs {
+    /// hello, caller, graphics or audio.
+    name: String,
+    /// Listen on this port instead of the example's fixed one (hello=8080, caller=8081,
+    /// graphics=8082, audio=8083).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = try_main(cli) {
+        eprintln!("{e}");
+        std::process::exit(e.code);
+    }
+}
+
+fn try_main(cli: Cli) -> Result<()> {
+    use commands::{example, init, module, node};
+    match cli.command {
+        Command::Node(cmd) => match cmd {
+            NodeCommand::Create { name, port } => node::create(&name, port),
+            NodeCommand::Add { name, address } => node::add(&name, &address),
+            NodeCommand::List => node::list(),
+            NodeCommand::Remove { node: n, purge } => node::remove(&n, purge),
+            NodeCommand::Rename { old, new } => node::rename(&old, &new),
+            NodeCommand::Show { node: n } => node::show(&n),
+            NodeCommand::Start(args) => node::start(node::StartOptions {
+                node: args.node,
+                workers: args.workers,
+                allow_anonymous_publish: args.allow_anonymous_publish,
+                listen: args.listen,
+            }),
+            NodeCommand::Ping { node: n } => node::ping(&n),
+            NodeCommand::Schema { node: n, out, json } => node::schema(&n, out.as_deref(), json),
+        },
+        Command::Publish(args) => module::publish(module::PublishOptions {
+            nodes: args.nodes,
+            module: args.module,
+            target_dir: args.target_dir,
+            release: !args.debug,
+        }),
+        Command::Remove { node: n, module: m } => module::remove(&n, &m),
+        Command::CallReducer(args) => module::call(
+            &args.node,
+            &args.module,
+            &args.function,
+            &args.args,
+            args.json,
+            false,
+        ),
+        Command::CallQuery(args) => module::call(
+            &args.node,
+            &args.module,
+            &args.function,
+            &args.args,
+            args.json,
+            true,
+        ),
+        Command::Init { path } => init::init(path.as_deref()),
+        Command::Example(args) => example::run(&args.name, args.port),
+    }
+}
+
+/// A tokio runtime for the commands that talk to nodes.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("cannot start the async runtime", e).code(code::FAILURE))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn readme_commands_parse() {
+        for line in [
+            "interstice node create a 8080",
+            "interstice node add b 10.0.0.5:8080",
+            "interstice node list",
+            "interstice node remove a",
+            "interstice node rename a b",
+            "interstice node show a",
+            "interstice node start a --workers 2 --allow-anonymous-publish",
+            "interstice node ping a",
+            "interstice node schema a out.json",
+            "interstice publish a,b modules/hello",
+            "interstice remove a hello",
+            "interstice call_reducer a hello hello Ada",
+            "interstice call_query a hello get_greetings --json",
+            "interstice call_reducer a m r -5",
+            "interstice call_reducer a m r --json -- -name",
+            "interstice init",
+            "interstice example hello",
+        ] {
+            let args: Vec<&str> = line.split(' ').collect();
+            Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+    }
+
+    #[test]
+    fn flags_after_arguments_are_flags() {
+        let cli = Cli::try_parse_from([
+            "interstice",
+            "call_reducer",
+            "a",
+            "m",
+            "r",
+            "-5",
+            "x",
+            "--json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::CallReducer(args) => {
+                assert!(args.json);
+                assert_eq!(args.args, ["-5", "x"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.has_subcommands() {
+                    walk(sub, &path);
+                } else {
+                    let after = sub
+                        .get_after_help()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    assert!(after.contains("interstice "), "`{path}` has no example");
+                }
+            }
+        }
+        walk(&Cli::command(), "interstice");
+    }
+}

@@ -1,0 +1,144 @@
+//! Remote reducer calls over loopback: `cargo bench -p interstice-runtime --bench net`.
+//!
+//! An in-process server (memory-only node, `hello` installed) and one client on the same
+//! machine. Prints round-trip latency percentiles of sequential calls (ping, and
+//! `hello.hello(name)`), and the throughput of pipelined calls from one connection with 64 in
+//! flight. A plain binary rather than criterion: percentiles and calls/s are the numbers wanted.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use interstice_abi::{Value, encode};
+use interstice_runtime::build::{BuildOptions, build_module};
+use interstice_runtime::net::{self, Client, ClientConfig, ReducerOutcome, ServerConfig};
+use interstice_runtime::{Node, NodeConfig};
+
+const SEQUENTIAL: usize = 20_000;
+const PIPELINED: usize = 200_000;
+const IN_FLIGHT: usize = 64;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "{what:<34} p50 {:>7.1} µs   p99 {:>7.1} µs   p99.9 {:>7.1} µs   ({} calls)",
+        percentile(&samples, 0.50).as_secs_f64() * 1e6,
+        percentile(&samples, 0.99).as_secs_f64() * 1e6,
+        percentile(&samples, 0.999).as_secs_f64() * 1e6,
+        samples.len()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs a quick smoke version.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let scale = if quick { 100 } else { 1 };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let wasm = build_module(
+        &workspace.join("modules").join("hello"),
+        &BuildOptions {
+            target_dir: Some(workspace.join("target").join("modules")),
+            ..BuildOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("building modules/hello: {e}"));
+    let workers = std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok());
+    let node = Node::open(NodeConfig {
+        workers: workers.unwrap_or(NodeConfig::default().workers),
+        ..NodeConfig::default()
+    })
+    .expect("open node");
+    node.install(&wasm).expect("install hello");
+    let node = Arc::new(node);
+    let args = encode(&Value::from("Ada"));
+
+    // The in-process baseline: what the network adds is the difference.
+    let mut local = Vec::with_capacity(SEQUENTIAL / scale);
+    for _ in 0..SEQUENTIAL / scale {
+        let start = Instant::now();
+        let outcome = node.call_reducer("hello", "hello", &args).expect("call");
+        local.push(start.elapsed());
+        assert!(outcome.is_committed());
+    }
+    report("in-process call_reducer", local);
+
+    // The server on its own runtime, as in `interstice node start`; the client on the main
+    // thread, as in the CLI's blocking client.
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = server_runtime
+        .block_on(net::serve(
+            node.clone(),
+            "127.0.0.1:0",
+            ServerConfig {
+                node_id: "bench".into(),
+                ..ServerConfig::default()
+            },
+        ))
+        .expect("serve");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = Client::connect(&server.local_addr().to_string(), ClientConfig::default())
+            .await
+            .expect("connect");
+
+        for _ in 0..1000 / scale {
+            client.ping().await.expect("warm up");
+        }
+        let mut pings = Vec::with_capacity(SEQUENTIAL / scale);
+        for _ in 0..SEQUENTIAL / scale {
+            pings.push(client.ping().await.expect("ping"));
+        }
+        report("remote ping (sequential)", pings);
+
+        let mut calls = Vec::with_capacity(SEQUENTIAL / scale);
+        for _ in 0..SEQUENTIAL / scale {
+            let start = Instant::now();
+            let outcome = client
+                .call_reducer("hello", "hello", args.clone())
+                .await
+                .expect("call");
+            calls.push(start.elapsed());
+            assert!(matches!(outcome, ReducerOutcome::Committed { .. }));
+        }
+        report("remote call_reducer (sequential)", calls);
+
+        let total = PIPELINED / scale;
+        let start = Instant::now();
+        let mut in_flight = FuturesUnordered::new();
+        let mut sent = 0;
+        let mut done = 0;
+        while done < total {
+            while sent < total && in_flight.len() < IN_FLIGHT {
+                in_flight.push(client.call_reducer("hello", "hello", args.clone()));
+                sent += 1;
+            }
+            if let Some(result) = in_flight.next().await {
+                assert!(matches!(result, Ok(ReducerOutcome::Committed { .. })));
+                done += 1;
+            }
+        }
+        let elapsed = start.elapsed();
+        println!(
+            "remote call_reducer ({IN_FLIGHT} in flight)    {:>9.0} calls/s   ({total} calls in {:.2} s)",
+            total as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64()
+        );
+    });
+    server_runtime.block_on(server.shutdown());
+}

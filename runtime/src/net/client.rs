@@ -1,0 +1,386 @@
+//! Talking to a node: an async [`Client`] that pipelines requests, and [`BlockingClient`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use interstice_abi::{ModuleSchema, Type};
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::NetError;
+use super::proto::{
+    self, ClientKind, HandshakeError, Hello, PROTOCOL_VERSION, PublishReport, ReducerOutcome,
+    Request, RequestFrame, Response, ResponseFrame, Welcome,
+};
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The admin token to present. By default, `None`: public access.
+    pub admin_token: Option<String>,
+    /// The id of the node expected at the address; the node refuses the connection if it is
+    /// another one. By default, `None`: any node.
+    pub expect_node: Option<String>,
+    /// The caller's own node id, when the caller is a node. By default, `None`.
+    pub node_id: Option<String>,
+    /// By default, [`ClientKind::Cli`].
+    pub kind: ClientKind,
+    /// How long to wait for the connection and the handshake. By default, 5 s.
+    pub connect_timeout: Duration,
+    /// How long to wait for each answer. By default, 60 s (publishing compiles the module).
+    pub request_timeout: Duration,
+    /// The largest frame accepted from the node, in bytes. By default, 64 MiB.
+    pub max_frame_length: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            admin_token: None,
+            expect_node: None,
+            node_id: None,
+            kind: ClientKind::Cli,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            max_frame_length: proto::DEFAULT_MAX_FRAME_LENGTH,
+        }
+    }
+}
+
+type Pending = Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>;
+
+type Sink = SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>;
+
+struct Inner {
+    /// Requests are written by the caller's task: no hop through a writer task.
+    sink: tokio::sync::Mutex<Sink>,
+    /// Requests waiting for their answer; `None` once the connection is gone.
+    pending: Arc<Pending>,
+    next_id: AtomicU64,
+    request_timeout: Duration,
+    node_id: String,
+    admin: bool,
+    addr: SocketAddr,
+    /// Stops the reader when the last clone is dropped, which closes the socket.
+    _stop: DropGuard,
+}
+
+/// A connection to a node. Cheap to clone; clones share the connection, and requests from any
+/// of them may be in flight at once. Must be used inside a tokio runtime.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Connects to `addr` and performs the handshake.
+    pub async fn connect(addr: &str, config: ClientConfig) -> Result<Client, NetError> {
+        tokio::time::timeout(config.connect_timeout, Self::connect_now(addr, &config))
+            .await
+            .map_err(|_| NetError::Timeout {
+                what: format!("connecting to {addr}"),
+                after: config.connect_timeout,
+            })?
+    }
+
+    async fn connect_now(addr: &str, config: &ClientConfig) -> Result<Client, NetError> {
+        let connect = |source| NetError::Connect {
+            addr: addr.to_owned(),
+            source,
+        };
+        let stream = TcpStream::connect(addr).await.map_err(connect)?;
+        let peer = stream.peer_addr().map_err(connect)?;
+        let _ = stream.set_nodelay(true);
+        let codec = LengthDelimitedCodec::builder()
+            .max_frame_length(config.max_frame_length)
+            .new_codec();
+        let mut framed = Framed::new(stream, codec);
+        let hello = Hello {
+            kind: config.kind,
+            node_id: config.node_id.clone(),
+            expect_node: config.expect_node.clone(),
+            admin_token: config.admin_token.clone(),
+        };
+        framed
+            .send(Bytes::from(proto::encode_handshake(&hello)))
+            .await
+            .map_err(NetError::Io)?;
+        let frame = match framed.next().await {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => return Err(NetError::Io(e)),
+            None => {
+                return Err(NetError::Refused(format!(
+                    "{addr} closed the connection during the handshake; is it an Interstice node of the same version?"
+                )));
+            }
+        };
+        let (node_id, admin) = match proto::decode_handshake::<Welcome>(&frame) {
+            Ok(Welcome::Accepted { node_id, admin }) => (node_id, admin),
+            Ok(Welcome::Refused { reason }) => return Err(NetError::Refused(reason)),
+            Err(HandshakeError::Version(theirs)) => {
+                return Err(NetError::Version {
+                    ours: PROTOCOL_VERSION,
+                    theirs,
+                });
+            }
+            Err(HandshakeError::NotInterstice) => {
+                return Err(NetError::Protocol(format!(
+                    "{addr} does not speak the Interstice protocol"
+                )));
+            }
+            Err(HandshakeError::Malformed(e)) => {
+                return Err(NetError::Protocol(format!("malformed handshake: {e}")));
+            }
+        };
+
+        let (sink, mut frames) = framed.split();
+        let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
+        let stop = CancellationToken::new();
+        let reader_pending = pending.clone();
+        let reader_stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    () = reader_stop.cancelled() => break,
+                    frame = frames.next() => frame,
+                };
+                let Some(Ok(frame)) = frame else { break };
+                let Ok(ResponseFrame { id, response }) = proto::decode::<ResponseFrame>(&frame)
+                else {
+                    tracing::warn!(%peer, "malformed response; closing the connection");
+                    break;
+                };
+                let waiter = reader_pending.lock().as_mut().and_then(|p| p.remove(&id));
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(response);
+                }
+            }
+            // Every request still waiting learns that the connection is gone.
+            reader_pending.lock().take();
+        });
+        Ok(Client {
+            inner: Arc::new(Inner {
+                sink: tokio::sync::Mutex::new(sink),
+                pending,
+                next_id: AtomicU64::new(1),
+                request_timeout: config.request_timeout,
+                node_id,
+                admin,
+                addr: peer,
+                _stop: stop.drop_guard(),
+            }),
+        })
+    }
+
+    /// The id the node gave in the handshake.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Whether the node accepted the admin token.
+    pub fn is_admin(&self) -> bool {
+        self.inner.admin
+    }
+
+    /// The node's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Sends one request and waits for its answer, at most the configured request timeout.
+    pub async fn request(&self, request: Request) -> Result<Response, NetError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        match self.inner.pending.lock().as_mut() {
+            Some(pending) => pending.insert(id, tx),
+            None => return Err(NetError::Closed),
+        };
+        let frame = Bytes::from(proto::encode(&RequestFrame { id, request }));
+        let exchange = async {
+            {
+                let mut sink = self.inner.sink.lock().await;
+                sink.send(frame).await.map_err(|_| NetError::Closed)?;
+            }
+            rx.await.map_err(|_| NetError::Closed)
+        };
+        let result = tokio::time::timeout(self.inner.request_timeout, exchange).await;
+        let result = match result {
+            Ok(result) => result,
+            Err(_) => Err(NetError::Timeout {
+                what: "the node's answer".into(),
+                after: self.inner.request_timeout,
+            }),
+        };
+        match result {
+            Ok(Response::Error(e)) => Err(NetError::Remote(e)),
+            Ok(response) => Ok(response),
+            Err(e) => {
+                if let Some(pending) = self.inner.pending.lock().as_mut() {
+                    pending.remove(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Round-trip time of one ping.
+    pub async fn ping(&self) -> Result<Duration, NetError> {
+        let start = Instant::now();
+        match self.request(Request::Ping).await? {
+            Response::Pong => Ok(start.elapsed()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The installed modules' schemas (the public view unless admin).
+    pub async fn schema(&self) -> Result<Vec<ModuleSchema>, NetError> {
+        match self.request(Request::Schema).await? {
+            Response::Schema(schemas) => Ok(schemas),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Installs or upgrades a module.
+    pub async fn publish(&self, wasm: Vec<u8>) -> Result<PublishReport, NetError> {
+        match self.request(Request::Publish { wasm }).await? {
+            Response::Published(report) => Ok(report),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Removes a module and its data.
+    pub async fn remove(&self, module: &str) -> Result<(), NetError> {
+        match self
+            .request(Request::Remove {
+                module: module.to_owned(),
+            })
+            .await?
+        {
+            Response::Removed => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Calls a reducer with ABI-encoded arguments.
+    pub async fn call_reducer(
+        &self,
+        module: &str,
+        reducer: &str,
+        args: Vec<u8>,
+    ) -> Result<ReducerOutcome, NetError> {
+        let request = Request::CallReducer {
+            module: module.to_owned(),
+            reducer: reducer.to_owned(),
+            args,
+        };
+        match self.request(request).await? {
+            Response::Reducer(outcome) => Ok(outcome),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs a query with ABI-encoded arguments; returns the encoded value and its type.
+    pub async fn call_query(
+        &self,
+        module: &str,
+        query: &str,
+        args: Vec<u8>,
+    ) -> Result<(Vec<u8>, Type), NetError> {
+        let request = Request::CallQuery {
+            module: module.to_owned(),
+            query: query.to_owned(),
+            args,
+        };
+        match self.request(request).await? {
+            Response::Query { value, ty } => Ok((value, ty)),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(response: &Response) -> NetError {
+    NetError::Protocol(format!("unexpected answer {response:?}"))
+}
+
+/// A [`Client`] with its own single-threaded runtime, for synchronous callers.
+pub struct BlockingClient {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl BlockingClient {
+    /// Connects to `addr`. Must not be called from inside a tokio runtime.
+    pub fn connect(addr: &str, config: ClientConfig) -> Result<BlockingClient, NetError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(NetError::Io)?;
+        let client = runtime.block_on(Client::connect(addr, config))?;
+        Ok(BlockingClient { runtime, client })
+    }
+
+    /// The async client, e.g. to pipeline requests with [`BlockingClient::block_on`].
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs a future on this client's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    pub fn node_id(&self) -> &str {
+        self.client.node_id()
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.client.is_admin()
+    }
+
+    pub fn request(&self, request: Request) -> Result<Response, NetError> {
+        self.block_on(self.client.request(request))
+    }
+
+    pub fn ping(&self) -> Result<Duration, NetError> {
+        self.block_on(self.client.ping())
+    }
+
+    pub fn schema(&self) -> Result<Vec<ModuleSchema>, NetError> {
+        self.block_on(self.client.schema())
+    }
+
+    pub fn publish(&self, wasm: Vec<u8>) -> Result<PublishReport, NetError> {
+        self.block_on(self.client.publish(wasm))
+    }
+
+    pub fn remove(&self, module: &str) -> Result<(), NetError> {
+        self.block_on(self.client.remove(module))
+    }
+
+    pub fn call_reducer(
+        &self,
+        module: &str,
+        reducer: &str,
+        args: Vec<u8>,
+    ) -> Result<ReducerOutcome, NetError> {
+        self.block_on(self.client.call_reducer(module, reducer, args))
+    }
+
+    pub fn call_query(
+        &self,
+        module: &str,
+        query: &str,
+        args: Vec<u8>,
+    ) -> Result<(Vec<u8>, Type), NetError> {
+        self.block_on(self.client.call_query(module, query, args))
+    }
+}

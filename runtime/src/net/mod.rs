@@ -1,0 +1,266 @@
+//! The network protocol shared by the CLI and (later) other nodes: framing, handshake,
+//! requests, a server and a client. The byte layout is documented in [`proto`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use interstice_runtime::net::{self, Client, ClientConfig, ServerConfig};
+//! use interstice_runtime::{Node, NodeConfig};
+//!
+//! let node = Arc::new(Node::open(NodeConfig::default())?);
+//! let server = net::serve(node, "127.0.0.1:0", ServerConfig::default()).await?;
+//! let client = Client::connect(&server.local_addr().to_string(), ClientConfig::default()).await?;
+//! println!("round trip: {:?}", client.ping().await?);
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Architecture Invariant: the network layer never runs guest code itself and never holds a
+//! lock of the node; it calls the public [`Node`](crate::Node) API from one blocking worker per
+//! connection, so the node's determinism does not depend on the network.
+
+mod client;
+pub mod proto;
+mod server;
+
+use std::time::Duration;
+
+pub use client::{BlockingClient, Client, ClientConfig};
+pub use proto::{
+    ClientKind, ErrorKind, PROTOCOL_VERSION, PublishReport, ReducerOutcome, RemoteError, Request,
+    Response,
+};
+pub use server::{Server, ServerConfig, serve};
+
+/// What went wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    #[error("cannot listen: {0}")]
+    Bind(std::io::Error),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connection error: {0}")]
+    Io(std::io::Error),
+    #[error(
+        "this client speaks protocol version {ours}, the node speaks version {theirs}; use matching versions of interstice"
+    )]
+    Version { ours: u16, theirs: u16 },
+    #[error("the node refused the connection: {0}")]
+    Refused(String),
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout { what: String, after: Duration },
+    #[error("the connection to the node was closed")]
+    Closed,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Remote(RemoteError),
+}
+
+impl NetError {
+    /// The class of the node's error, when the node answered with one.
+    pub fn remote_kind(&self) -> Option<ErrorKind> {
+        match self {
+            NetError::Remote(e) => Some(e.kind),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+    use super::proto::{self, Hello, Welcome};
+    use super::*;
+    use crate::{Node, NodeConfig};
+
+    const TOKEN: &str = "secret-token";
+
+    async fn start(config: ServerConfig) -> Server {
+        let node = Arc::new(Node::open(NodeConfig::default()).unwrap());
+        let config = ServerConfig {
+            node_id: "node-1".into(),
+            admin_token: Some(TOKEN.into()),
+            ..config
+        };
+        serve(node, "127.0.0.1:0", config).await.unwrap()
+    }
+
+    async fn connect(server: &Server, token: Option<&str>) -> Result<Client, NetError> {
+        let config = ClientConfig {
+            admin_token: token.map(str::to_owned),
+            ..ClientConfig::default()
+        };
+        Client::connect(&server.local_addr().to_string(), config).await
+    }
+
+    #[tokio::test]
+    async fn ping_schema_and_the_handshake_says_who_is_admin() {
+        let server = start(ServerConfig::default()).await;
+        let public = connect(&server, None).await.unwrap();
+        assert_eq!(public.node_id(), "node-1");
+        assert!(!public.is_admin());
+        public.ping().await.unwrap();
+        assert!(public.schema().await.unwrap().is_empty());
+        let admin = connect(&server, Some(TOKEN)).await.unwrap();
+        assert!(admin.is_admin());
+        let wrong = connect(&server, Some("nope")).await.err().unwrap();
+        assert!(wrong.to_string().contains("wrong admin token"), "{wrong}");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn publishing_needs_the_token_unless_anonymous_publish_is_allowed() {
+        let server = start(ServerConfig::default()).await;
+        let public = connect(&server, None).await.unwrap();
+        let err = public.publish(b"\0asm".to_vec()).await.unwrap_err();
+        assert_eq!(err.remote_kind(), Some(ErrorKind::Unauthorized), "{err}");
+        let err = public.remove("hello").await.unwrap_err();
+        assert_eq!(err.remote_kind(), Some(ErrorKind::Unauthorized), "{err}");
+        let admin = connect(&server, Some(TOKEN)).await.unwrap();
+        let err = admin.publish(b"not wasm".to_vec()).await.unwrap_err();
+        assert_eq!(err.remote_kind(), Some(ErrorKind::Refused), "{err}");
+        let err = admin.remove("hello").await.unwrap_err();
+        assert_eq!(err.remote_kind(), Some(ErrorKind::NotFound), "{err}");
+        server.shutdown().await;
+
+        let server = start(ServerConfig {
+            allow_anonymous_publish: true,
+            ..ServerConfig::default()
+        })
+        .await;
+        let public = connect(&server, None).await.unwrap();
+        let err = public.publish(b"not wasm".to_vec()).await.unwrap_err();
+        assert_eq!(err.remote_kind(), Some(ErrorKind::Refused), "{err}");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_each_get_their_own_answer() {
+        let server = start(ServerConfig::default()).await;
+        let client = connect(&server, None).await.unwrap();
+        let calls = (0..200).map(|i| {
+            let client = client.clone();
+            async move {
+                if i % 2 == 0 {
+                    client.ping().await.map(|_| ())
+                } else {
+                    client
+                        .call_reducer("missing", "r", Vec::new())
+                        .await
+                        .map(|_| ())
+                }
+            }
+        });
+        let results = futures_util::future::join_all(calls).await;
+        for (i, result) in results.into_iter().enumerate() {
+            if i % 2 == 0 {
+                result.unwrap();
+            } else {
+                assert_eq!(result.unwrap_err().remote_kind(), Some(ErrorKind::NotFound));
+            }
+        }
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_version_mismatch_is_named_on_both_sides() {
+        let server = start(ServerConfig::default()).await;
+        let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+        let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
+        let mut hello = proto::encode_handshake(&Hello {
+            kind: ClientKind::Cli,
+            node_id: None,
+            expect_node: None,
+            admin_token: None,
+        });
+        hello[4] = 99;
+        framed.send(Bytes::from(hello)).await.unwrap();
+        let answer = framed.next().await.unwrap().unwrap();
+        match proto::decode_handshake::<Welcome>(&answer).unwrap() {
+            Welcome::Refused { reason } => {
+                assert!(reason.contains("protocol version 99"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_wrong_node_at_an_address_is_refused() {
+        let server = start(ServerConfig::default()).await;
+        let config = ClientConfig {
+            expect_node: Some("node-2".into()),
+            ..ClientConfig::default()
+        };
+        let err = Client::connect(&server.local_addr().to_string(), config)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("this is node node-1"), "{err}");
+        server.shutdown().await;
+    }
+
+    /// Raw bytes on a fresh connection: the server must close it and keep serving others.
+    async fn hostile(server: &Server, handshake_first: bool, bytes: &[u8]) {
+        let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+        if handshake_first {
+            let hello = proto::encode_handshake(&Hello {
+                kind: ClientKind::Cli,
+                node_id: None,
+                expect_node: None,
+                admin_token: None,
+            });
+            stream
+                .write_all(&(hello.len() as u32).to_be_bytes())
+                .await
+                .unwrap();
+            stream.write_all(&hello).await.unwrap();
+        }
+        stream.write_all(bytes).await.unwrap();
+        // Half-close: a truncated frame then ends the stream mid-frame.
+        stream.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest).await;
+        let client = connect(server, None).await.unwrap();
+        client.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn garbage_oversized_and_truncated_frames_close_only_their_connection() {
+        let server = start(ServerConfig {
+            max_frame_length: 1024,
+            ..ServerConfig::default()
+        })
+        .await;
+        let bystander = connect(&server, None).await.unwrap();
+        for handshake_first in [false, true] {
+            // Garbage inside a well-formed frame.
+            hostile(
+                &server,
+                handshake_first,
+                &[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff],
+            )
+            .await;
+            // A length prefix far over the limit.
+            hostile(&server, handshake_first, &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).await;
+            // A frame that announces 100 bytes and ends after 3.
+            hostile(&server, handshake_first, &[0, 0, 0, 100, 1, 2, 3]).await;
+            // Not even a length prefix.
+            hostile(&server, handshake_first, b"GET / HTTP/1.1\r\n\r\n").await;
+        }
+        bystander.ping().await.unwrap();
+        server.shutdown().await;
+    }
+}

@@ -1,0 +1,597 @@
+//! Serving a node over TCP.
+//!
+//! Per connection: one task reads frames; one blocking worker runs the requests against the
+//! (synchronous) [`Node`] in arrival order and writes the answers in that order. Bad input
+//! from one peer closes that peer's connection and nothing else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use interstice_abi::{ModuleSchema, Type, TypeRegistry, Visibility, decode_fields, encode};
+use parking_lot::RwLock;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::NetError;
+use super::proto::{
+    self, ErrorKind, HandshakeError, Hello, PROTOCOL_VERSION, PublishReport, ReducerOutcome,
+    RemoteError, Request, RequestFrame, Response, ResponseFrame, Welcome,
+};
+use crate::{Node, NodeError, Outcome, Published};
+
+/// How to serve a node.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The node's id, sent in the handshake. By default, empty (set it).
+    pub node_id: String,
+    /// The token that makes a client admin. By default, `None`: nobody is admin, so nobody may
+    /// publish (unless [`allow_anonymous_publish`](Self::allow_anonymous_publish)) nor call
+    /// private modules.
+    pub admin_token: Option<String>,
+    /// Lets clients without the token publish and remove modules. By default, `false`.
+    pub allow_anonymous_publish: bool,
+    /// The largest frame accepted, in bytes. By default, 64 MiB.
+    pub max_frame_length: usize,
+    /// How long a new connection has to complete the handshake. By default, 10 s.
+    pub handshake_timeout: Duration,
+    /// How often due timers are run; `None` never runs them. By default, every 10 ms.
+    pub timer_interval: Option<Duration>,
+    /// Requests of one connection queued for its worker before the server stops reading from
+    /// that connection. By default, 1024.
+    pub max_in_flight: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            node_id: String::new(),
+            admin_token: None,
+            allow_anonymous_publish: false,
+            max_frame_length: proto::DEFAULT_MAX_FRAME_LENGTH,
+            handshake_timeout: Duration::from_secs(10),
+            timer_interval: Some(Duration::from_millis(10)),
+            max_in_flight: 1024,
+        }
+    }
+}
+
+/// A running server. It stops when [`Server::shutdown`] is called or when it is dropped.
+pub struct Server {
+    local_addr: SocketAddr,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Server {
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets every connection finish the requests it has read, and waits.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Binds `addr` and serves `node` on the current tokio runtime until the returned [`Server`] is
+/// shut down. Also runs the node's due timers every [`ServerConfig::timer_interval`].
+pub async fn serve(
+    node: Arc<Node>,
+    addr: impl ToSocketAddrs,
+    config: ServerConfig,
+) -> Result<Server, NetError> {
+    let listener = TcpListener::bind(addr).await.map_err(NetError::Bind)?;
+    let local_addr = listener.local_addr().map_err(NetError::Bind)?;
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let shared = Arc::new(Shared {
+        node,
+        config,
+        schemas: RwLock::new(Arc::new(HashMap::new())),
+    });
+    shared.refresh_schemas();
+    if let Some(interval) = shared.config.timer_interval {
+        let (shared, cancel) = (shared.clone(), cancel.clone());
+        tasks.spawn_blocking(move || run_timers(&shared.node, interval, &cancel));
+    }
+    tasks.spawn(accept(listener, shared, cancel.clone(), tasks.clone()));
+    tracing::info!(%local_addr, "serving");
+    Ok(Server {
+        local_addr,
+        cancel,
+        tasks,
+    })
+}
+
+fn run_timers(node: &Node, interval: Duration, cancel: &CancellationToken) {
+    while !cancel.is_cancelled() {
+        if let Err(e) = node.run_due_timers() {
+            tracing::error!(error = %e, "running due timers failed");
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tasks.spawn(connection(
+                    stream,
+                    peer,
+                    shared.clone(),
+                    cancel.clone(),
+                    tasks.clone(),
+                ));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    node: Arc<Node>,
+    config: ServerConfig,
+    /// What requests need to know about modules, refreshed on publish, remove and misses.
+    schemas: RwLock<Arc<HashMap<String, Arc<ModuleInfo>>>>,
+}
+
+struct ModuleInfo {
+    schema: ModuleSchema,
+    registry: TypeRegistry,
+    queries: HashMap<String, (Vec<Type>, Type)>,
+}
+
+/// One authenticated connection.
+struct Session {
+    admin: bool,
+    peer: SocketAddr,
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let _ = stream.set_nodelay(true);
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(shared.config.max_frame_length)
+        .new_codec();
+    let mut framed = Framed::new(stream, codec);
+    let session = match handshake(&mut framed, peer, &shared, &cancel).await {
+        Some(session) => session,
+        None => return,
+    };
+    tracing::debug!(%peer, admin = session.admin, "connected");
+    let (sink, mut frames) = framed.split();
+    let in_flight = shared.config.max_in_flight.max(1);
+    let (requests, queue) = mpsc::channel::<RequestFrame>(in_flight);
+    // The worker writes the answers itself: one thread hop less per request than a writer task.
+    let worker_shared = shared.clone();
+    let worker_cancel = cancel.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tasks.spawn_blocking(move || {
+        work(
+            &worker_shared,
+            &session,
+            queue,
+            sink,
+            &runtime,
+            &worker_cancel,
+        )
+    });
+
+    loop {
+        let next = tokio::select! {
+            () = cancel.cancelled() => break,
+            next = frames.next() => next,
+        };
+        let frame = match next {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "closing connection: unreadable frame");
+                break;
+            }
+        };
+        let request = match proto::decode::<RequestFrame>(&frame) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, len = frame.len(), "closing connection: malformed request");
+                break;
+            }
+        };
+        if requests.send(request).await.is_err() {
+            break;
+        }
+    }
+    // The worker answers what it has read, then closes the connection.
+    drop(requests);
+    tracing::debug!(%peer, "stopped reading");
+}
+
+async fn handshake(
+    framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    peer: SocketAddr,
+    shared: &Shared,
+    cancel: &CancellationToken,
+) -> Option<Session> {
+    let first = tokio::select! {
+        () = cancel.cancelled() => return None,
+        first = tokio::time::timeout(shared.config.handshake_timeout, framed.next()) => first,
+    };
+    let frame = match first {
+        Err(_) => {
+            tracing::warn!(%peer, "closing connection: no handshake in time");
+            return None;
+        }
+        Ok(None) => return None,
+        Ok(Some(Err(e))) => {
+            tracing::warn!(%peer, error = %e, "closing connection: unreadable handshake");
+            return None;
+        }
+        Ok(Some(Ok(frame))) => frame,
+    };
+    let refuse = |reason: String| {
+        tracing::warn!(%peer, %reason, "refused connection");
+        Bytes::from(proto::encode_handshake(&Welcome::Refused { reason }))
+    };
+    let hello: Hello = match proto::decode_handshake(&frame) {
+        Ok(hello) => hello,
+        Err(HandshakeError::NotInterstice) => {
+            tracing::warn!(%peer, "closing connection: not an Interstice handshake");
+            return None;
+        }
+        Err(HandshakeError::Version(theirs)) => {
+            let reason = format!(
+                "the client speaks protocol version {theirs}, this node speaks version {PROTOCOL_VERSION}; use matching versions of interstice"
+            );
+            let _ = framed.send(refuse(reason)).await;
+            return None;
+        }
+        Err(HandshakeError::Malformed(e)) => {
+            let _ = framed
+                .send(refuse(format!("malformed handshake: {e}")))
+                .await;
+            return None;
+        }
+    };
+    if let Some(expected) = hello
+        .expect_node
+        .as_ref()
+        .filter(|expected| **expected != shared.config.node_id)
+    {
+        let reason = format!(
+            "this is node {}, not {expected}; the address now belongs to another node",
+            shared.config.node_id
+        );
+        let _ = framed.send(refuse(reason)).await;
+        return None;
+    }
+    let admin = match (&shared.config.admin_token, &hello.admin_token) {
+        (Some(ours), Some(theirs)) => {
+            if constant_time_eq(ours.as_bytes(), theirs.as_bytes()) {
+                true
+            } else {
+                let _ = framed
+                    .send(refuse(
+                        "wrong admin token; connect without one for public access".into(),
+                    ))
+                    .await;
+                return None;
+            }
+        }
+        _ => false,
+    };
+    let welcome = Welcome::Accepted {
+        node_id: shared.config.node_id.clone(),
+        admin,
+    };
+    framed
+        .send(Bytes::from(proto::encode_handshake(&welcome)))
+        .await
+        .ok()?;
+    Some(Session { admin, peer })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+type Sink = SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>;
+
+/// The connection's blocking worker: runs requests in order and writes the answers in order,
+/// flushing whenever no more requests are queued.
+fn work(
+    shared: &Shared,
+    session: &Session,
+    mut queue: mpsc::Receiver<RequestFrame>,
+    mut sink: Sink,
+    runtime: &tokio::runtime::Handle,
+    cancel: &CancellationToken,
+) {
+    // A peer that stops reading blocks the write; shutting down must not wait for it, but
+    // answers that can be written still are.
+    let write = |sink: &mut Sink, frame: Option<Bytes>| {
+        runtime.block_on(async {
+            tokio::select! {
+                biased;
+                written = async {
+                    match frame {
+                        Some(frame) => sink.feed(frame).await,
+                        None => sink.flush().await,
+                    }
+                } => written.is_ok(),
+                () = cancel.cancelled() => false,
+            }
+        })
+    };
+    while let Some(RequestFrame { id, request }) = queue.blocking_recv() {
+        let response =
+            std::panic::catch_unwind(AssertUnwindSafe(|| shared.handle(session, request)))
+                .unwrap_or_else(|_| {
+                    tracing::error!(peer = %session.peer, id, "request handler panicked");
+                    error(
+                        ErrorKind::Internal,
+                        "the node failed on this request; see its log",
+                    )
+                });
+        let frame = Bytes::from(proto::encode(&ResponseFrame { id, response }));
+        if !write(&mut sink, Some(frame)) || (queue.is_empty() && !write(&mut sink, None)) {
+            tracing::debug!(peer = %session.peer, "cannot write; dropping the connection");
+            return;
+        }
+    }
+    runtime.block_on(async {
+        tokio::select! {
+            biased;
+            _ = sink.close() => {}
+            () = cancel.cancelled() => {}
+        }
+    });
+    tracing::debug!(peer = %session.peer, "disconnected");
+}
+
+fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+    Response::Error(RemoteError {
+        kind,
+        message: message.into(),
+    })
+}
+
+fn node_error(e: &NodeError) -> Response {
+    let kind = match e {
+        NodeError::NoSuchModule(_) | NodeError::NoSuchFunction { .. } => ErrorKind::NotFound,
+        NodeError::NotCallable { .. } | NodeError::BadArguments { .. } => ErrorKind::BadRequest,
+        NodeError::Load(_)
+        | NodeError::AlreadyInstalled(_)
+        | NodeError::AuthorityTaken { .. }
+        | NodeError::Reserved(_)
+        | NodeError::Incompatible { .. } => ErrorKind::Refused,
+        _ => ErrorKind::Internal,
+    };
+    error(kind, e.to_string())
+}
+
+impl Shared {
+    fn handle(&self, session: &Session, request: Request) -> Response {
+        match request {
+            Request::Ping => Response::Pong,
+            Request::Schema => {
+                let mut schemas = self.node.schemas();
+                if !session.admin {
+                    schemas.retain(|s| s.visibility == Visibility::Public);
+                    for schema in &mut schemas {
+                        schema.tables.retain(|t| t.visibility == Visibility::Public);
+                    }
+                }
+                Response::Schema(schemas)
+            }
+            Request::Publish { wasm } => {
+                if let Some(refused) = self.check_manager(session, "publish") {
+                    return refused;
+                }
+                let result = self.node.publish(&wasm);
+                self.refresh_schemas();
+                match result {
+                    Ok(Published::Installed(schema)) => {
+                        tracing::info!(peer = %session.peer, module = %schema.name, version = %schema.version, "installed");
+                        Response::Published(PublishReport::Installed {
+                            module: schema.name,
+                            version: schema.version,
+                        })
+                    }
+                    Ok(Published::Upgraded { from, to }) => {
+                        tracing::info!(peer = %session.peer, module = %to.name, %from, to = %to.version, "upgraded");
+                        Response::Published(PublishReport::Upgraded {
+                            module: to.name,
+                            from,
+                            to: to.version,
+                        })
+                    }
+                    Err(e) => {
+                        tracing::info!(peer = %session.peer, error = %e, "publish refused");
+                        node_error(&e)
+                    }
+                }
+            }
+            Request::Remove { module } => {
+                if let Some(refused) = self.check_manager(session, "remove modules") {
+                    return refused;
+                }
+                let result = self.node.remove(&module);
+                self.refresh_schemas();
+                match result {
+                    Ok(()) => {
+                        tracing::info!(peer = %session.peer, %module, "removed");
+                        Response::Removed
+                    }
+                    Err(e) => node_error(&e),
+                }
+            }
+            Request::CallReducer {
+                module,
+                reducer,
+                args,
+            } => {
+                if let Err(refused) = self.module_for(session, &module) {
+                    return refused;
+                }
+                match self.node.call_reducer(&module, &reducer, &args) {
+                    Ok(Outcome::Committed { seq, lsn }) => {
+                        Response::Reducer(ReducerOutcome::Committed { seq, lsn: lsn.0 })
+                    }
+                    Ok(Outcome::Failed { seq, reason }) => {
+                        Response::Reducer(ReducerOutcome::Failed {
+                            seq,
+                            reason: reason.to_string(),
+                        })
+                    }
+                    Err(e) => node_error(&e),
+                }
+            }
+            Request::CallQuery {
+                module,
+                query,
+                args,
+            } => {
+                let info = match self.module_for(session, &module) {
+                    Ok(info) => info,
+                    Err(refused) => return refused,
+                };
+                let Some((types, returns)) = info.queries.get(&query) else {
+                    return node_error(&NodeError::NoSuchFunction {
+                        module,
+                        kind: "query",
+                        name: query,
+                    });
+                };
+                let values = match decode_fields(&args, types, &info.registry) {
+                    Ok(values) => values,
+                    Err(e) => {
+                        let signature = types
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        return error(
+                            ErrorKind::BadRequest,
+                            format!(
+                                "bad arguments for `{module}.{query}`: {e}; expected ({signature})"
+                            ),
+                        );
+                    }
+                };
+                match self.node.call_query(&module, &query, &values) {
+                    Ok(value) => Response::Query {
+                        value: encode(&value),
+                        ty: returns.clone(),
+                    },
+                    Err(e) => node_error(&e),
+                }
+            }
+        }
+    }
+
+    /// Refuses publish and remove to non-admins unless anonymous publishing is allowed.
+    fn check_manager(&self, session: &Session, what: &str) -> Option<Response> {
+        if session.admin || self.config.allow_anonymous_publish {
+            return None;
+        }
+        Some(error(
+            ErrorKind::Unauthorized,
+            format!(
+                "only the node's admin may {what}: connect with its admin token, or start the node with --allow-anonymous-publish"
+            ),
+        ))
+    }
+
+    /// The module's info, refusing private modules to non-admins.
+    fn module_for(&self, session: &Session, module: &str) -> Result<Arc<ModuleInfo>, Response> {
+        let cached = self.schemas.read().get(module).cloned();
+        let info = match cached {
+            Some(info) => info,
+            None => {
+                self.refresh_schemas();
+                let found = self.schemas.read().get(module).cloned();
+                found.ok_or_else(|| node_error(&NodeError::NoSuchModule(module.to_owned())))?
+            }
+        };
+        if info.schema.visibility == Visibility::Private && !session.admin {
+            return Err(error(
+                ErrorKind::Unauthorized,
+                format!("module `{module}` is private: only the node's admin may call it"),
+            ));
+        }
+        Ok(info)
+    }
+
+    fn refresh_schemas(&self) {
+        let map = self
+            .node
+            .schemas()
+            .into_iter()
+            .filter_map(|schema| {
+                // Installed schemas were validated on install; one that no longer builds a
+                // registry is left out and its calls are answered "no such module".
+                let registry = schema.registry().ok()?;
+                let queries = schema
+                    .queries
+                    .iter()
+                    .map(|q| {
+                        (
+                            q.name.clone(),
+                            (
+                                q.args.iter().map(|a| a.ty.clone()).collect(),
+                                q.returns.clone(),
+                            ),
+                        )
+                    })
+                    .collect();
+                Some((
+                    schema.name.clone(),
+                    Arc::new(ModuleInfo {
+                        schema,
+                        registry,
+                        queries,
+                    }),
+                ))
+            })
+            .collect();
+        *self.schemas.write() = Arc::new(map);
+    }
+}
