@@ -51,6 +51,7 @@ pub struct Config {
     lanes: Vec<String>,
     max_window: usize,
     thread_name: String,
+    inline_serial_windows: bool,
 }
 
 impl Default for Config {
@@ -60,6 +61,8 @@ impl Default for Config {
             lanes: Vec::new(),
             max_window: 1024,
             thread_name: "interstice-worker".to_owned(),
+            // Under loom the models must exercise the pool's dispatch path for every shape.
+            inline_serial_windows: !cfg!(loom),
         }
     }
 }
@@ -110,6 +113,17 @@ impl Config {
     #[must_use]
     pub fn max_window(mut self, max_window: usize) -> Self {
         self.max_window = max_window;
+        self
+    }
+
+    /// Runs a window that has no parallelism — a single invocation, or a plan that is one
+    /// chain — on the calling thread, exactly as one worker would, instead of handing each
+    /// invocation to the pool and waiting for it. Invocations bound to a lane still run there.
+    ///
+    /// By default, on (off under loom, whose models must cover the pool's path).
+    #[must_use]
+    pub fn inline_serial_windows(mut self, inline: bool) -> Self {
+        self.inline_serial_windows = inline;
         self
     }
 
@@ -166,6 +180,7 @@ pub struct Scheduler<T, O> {
     planner: Planner,
     workers: usize,
     max_window: usize,
+    inline_serial_windows: bool,
     // Declared last so that they are dropped (and joined) after every sender above.
     _lane_threads: Vec<Threads>,
     #[cfg(loom)]
@@ -259,6 +274,7 @@ where
             planner: Planner::new(),
             workers: config.workers,
             max_window: config.max_window,
+            inline_serial_windows: config.inline_serial_windows,
             _lane_threads: lane_threads,
             #[cfg(loom)]
             _pool_threads: pool_threads,
@@ -350,14 +366,20 @@ where
         if n == 0 {
             return Ok(WindowReport::default());
         }
-        let parallel = !matches!(self.dispatch.pool, Pool::Serial);
-        let plan = if parallel {
+        let mut parallel = !matches!(self.dispatch.pool, Pool::Serial);
+        let mut plan = if parallel {
             self.planner
                 .plan(invocations.iter().map(Invocation::access))
         } else {
             Plan::default()
         };
         let edges = plan.edge_count();
+        // Nothing to overlap: run it as the serial reference does (and with its empty plan,
+        // so no job releases successors behind the driver's back).
+        if parallel && self.inline_serial_windows && is_chain(&plan) {
+            parallel = false;
+            plan = Plan::default();
+        }
         tracing::trace!(invocations = n, edges, "planned window");
         let pending = (0..plan.len())
             .map(|i| AtomicU32::new(plan.in_degree(i)))
@@ -429,6 +451,12 @@ where
         }
         Ok(committed)
     }
+}
+
+/// Whether every invocation of the plan must wait for the one before it (a single invocation
+/// included), so that running them in order on one thread loses no parallelism.
+fn is_chain(plan: &Plan) -> bool {
+    (1..plan.len()).all(|j| plan.successors(j - 1).contains(&(j as u32)))
 }
 
 /// The state of one window, shared by the driver and every job of the window.

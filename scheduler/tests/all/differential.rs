@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use crate::executors::EXECUTORS;
-use crate::model::{Behaviour, Spec, TABLES, run_scheduler, run_serial_loop};
+use crate::model::{Behaviour, Spec, TABLES, run_scheduler, run_scheduler_with, run_serial_loop};
 
 fn spec_strategy() -> impl Strategy<Value = Spec> {
     let table = 0..TABLES as u32;
@@ -43,6 +43,9 @@ proptest! {
         for workers in EXECUTORS {
             let run = run_scheduler(&workload, workers, max_window);
             prop_assert_eq!(&run, &oracle, "workers = {}, max_window = {}", workers, max_window);
+            // The pool's path for windows that are one chain, which inline runs skip.
+            let run = run_scheduler_with(&workload, workers, max_window, false);
+            prop_assert_eq!(&run, &oracle, "workers = {}, max_window = {}, not inline", workers, max_window);
         }
     }
 }

@@ -219,6 +219,16 @@ pub fn quiet_expected_panics() {
 
 /// Runs `workload` on a scheduler with `workers` workers and a "gpu" lane.
 pub fn run_scheduler(workload: &[Spec], workers: usize, max_window: usize) -> Run {
+    run_scheduler_with(workload, workers, max_window, true)
+}
+
+/// [`run_scheduler`], choosing whether windows without parallelism run inline.
+pub fn run_scheduler_with(
+    workload: &[Spec],
+    workers: usize,
+    max_window: usize,
+    inline: bool,
+) -> Run {
     quiet_expected_panics();
     let store = Arc::new(Store::default());
     let exec_store = store.clone();
@@ -226,7 +236,8 @@ pub fn run_scheduler(workload: &[Spec], workers: usize, max_window: usize) -> Ru
         Config::new()
             .workers(workers)
             .lane(LANE)
-            .max_window(max_window),
+            .max_window(max_window)
+            .inline_serial_windows(inline),
         move |inv: &Invocation<Spec>| {
             let on_lane = std::thread::current().name() == Some(LANE_THREAD);
             if on_lane != inv.lane().is_some() {
