@@ -10,7 +10,12 @@ use interstice_runtime::{Node, NodeConfig};
 use interstice_store::{CommitMeta, Store};
 
 fn node() -> Node {
-    let node = Node::open(NodeConfig::default()).expect("in-memory node");
+    // One worker: the serial call path (the scaling bench covers parallel windows).
+    let node = Node::open(NodeConfig {
+        workers: 1,
+        ..NodeConfig::default()
+    })
+    .expect("in-memory node");
     let schema = probe_schema(&[("empty", None), ("insert", None)]);
     let wasm = module(
         &schema,

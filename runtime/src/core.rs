@@ -81,6 +81,8 @@ struct Index {
     subscribers: HashMap<TableId, Vec<Subscriber>>,
     /// The scheduler's view of each reducer's access: `(module, reducer)` → table ids.
     access: HashMap<(String, String), sched::Access>,
+    /// The same, by module then reducer, for lookups without building a key.
+    access_by_module: HashMap<String, HashMap<String, sched::Access>>,
     timers: HashMap<String, TableId>,
     lanes: HashMap<String, LaneId>,
 }
@@ -277,6 +279,13 @@ impl Core {
                 break;
             }
         }
+        for ((module, reducer), access) in &index.access {
+            index
+                .access_by_module
+                .entry(module.clone())
+                .or_default()
+                .insert(reducer.clone(), access.clone());
+        }
         index.registries = Arc::new(registries);
         *self.index.write() = index;
     }
@@ -285,8 +294,9 @@ impl Core {
     pub fn work(&self, task: Task, time: i64) -> Work<Task> {
         let index = self.index.read();
         let mut access = index
-            .access
-            .get(&(task.module.clone(), task.reducer.clone()))
+            .access_by_module
+            .get(&task.module)
+            .and_then(|reducers| reducers.get(&task.reducer))
             .cloned()
             // Unknown reducers fail when they run; until then they conflict with nothing.
             .unwrap_or_default();

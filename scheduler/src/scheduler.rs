@@ -366,7 +366,8 @@ where
         if n == 0 {
             return Ok(WindowReport::default());
         }
-        let mut parallel = !matches!(self.dispatch.pool, Pool::Serial);
+        let mut parallel =
+            !matches!(self.dispatch.pool, Pool::Serial) && !(n == 1 && self.inline_serial_windows);
         let mut plan = if parallel {
             self.planner
                 .plan(invocations.iter().map(Invocation::access))
