@@ -366,8 +366,9 @@ where
         if n == 0 {
             return Ok(WindowReport::default());
         }
-        let mut parallel =
-            !matches!(self.dispatch.pool, Pool::Serial) && !(n == 1 && self.inline_serial_windows);
+        // A lone invocation has nothing to overlap with: no plan, no hand-off to the pool.
+        let lone = n == 1 && self.inline_serial_windows;
+        let mut parallel = !(matches!(self.dispatch.pool, Pool::Serial) || lone);
         let mut plan = if parallel {
             self.planner
                 .plan(invocations.iter().map(Invocation::access))
