@@ -436,8 +436,8 @@ impl Core {
         tx.apply().ok()
     }
 
-    /// Runs a nested call in an instance of `installed` with `fuel`; returns its result, the
-    /// fuel it used and its context.
+    /// Runs a call in an instance of `installed` with `fuel` (a nested call gets what its
+    /// caller has left); returns its result, the fuel it used and its context.
     pub fn run_nested(
         &self,
         installed: &Installed,
@@ -463,6 +463,7 @@ impl Core {
         (output.result, output.fuel_used, exec)
     }
 
+    /// Runs a top-level call in an instance of `installed` with the full fuel budget.
     pub fn run_in_instance(
         &self,
         installed: &Installed,
@@ -471,20 +472,15 @@ impl Core {
         index: u32,
         args: &[u8],
     ) -> (Result<Vec<u8>, CallFailure>, Option<Box<Exec>>) {
-        let instance = installed.pool.lock().pop();
-        let mut instance = match instance {
-            Some(i) => i,
-            None => match installed.compiled.instantiate(&self.engine, &self.limits) {
-                Ok(i) => i,
-                Err(e) => return (Err(CallFailure::Host(e.to_string())), None),
-            },
-        };
-        let output = instance.run(Box::new(exec), query, index, args);
-        if output.reusable {
-            installed.pool.lock().push(instance);
-        }
-        let exec = output.invocation.as_any().downcast::<Exec>().ok();
-        (output.result, exec)
+        let (result, _, exec) = self.run_nested(
+            installed,
+            exec,
+            query,
+            index,
+            args,
+            self.limits.fuel_per_call,
+        );
+        (result, exec)
     }
 }
 

@@ -190,21 +190,12 @@ pub(crate) fn encode_row(row: &[Value], out: &mut Vec<u8>) {
 
 fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Vec<u8> {
     let mut out = Vec::new();
-    write_len(rows.len(), &mut out);
+    // A `Vec<row>`: the count, then the rows.
+    interstice_abi::encode_varint(rows.len() as u64, &mut out);
     for row in rows {
         encode_row(row, &mut out);
     }
     out
-}
-
-/// The LEB128 count that starts a `Vec<row>` (see the layout in `interstice_abi`'s codec).
-fn write_len(n: usize, out: &mut Vec<u8>) {
-    let mut n = n as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 /// Store errors as the module sees them. Constraint violations fail the reducer (DESIGN §3.4).

@@ -701,7 +701,10 @@ impl Node {
     /// The logical time of a new invocation: the clock, or `at` for a timer, never earlier than
     /// the previous invocation's.
     fn stamp(&self, at: Option<i64>) -> i64 {
-        let mut inbox = self.inbox.lock();
+        self.stamp_locked(&mut self.inbox.lock(), at)
+    }
+
+    fn stamp_locked(&self, inbox: &mut Inbox, at: Option<i64>) -> i64 {
         let t = at
             .unwrap_or_else(|| self.config.clock.now())
             .max(inbox.last_timestamp);
@@ -721,10 +724,8 @@ impl Node {
         let mut inbox = self.inbox.lock();
         let ticket = inbox.next_ticket;
         inbox.next_ticket += 1;
-        let time = at
-            .unwrap_or_else(|| self.config.clock.now())
-            .max(inbox.last_timestamp);
-        inbox.last_timestamp = time;
+        // Stamped under the same lock as the ticket, so time order follows submission order.
+        let time = self.stamp_locked(&mut inbox, at);
         let task = Task {
             ticket: Some(ticket),
             module: module.to_owned(),

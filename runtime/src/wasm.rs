@@ -303,38 +303,34 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>, LoadError> {
         .delete(table, &bytes));
     bytes_op!("get", false, |inv, table, bytes| inv.get(table, &bytes));
 
-    linker
-        .func_wrap(
-            m,
-            "lookup",
-            |mut caller: Caller<'_, HostState>,
-             table: i32,
-             column: i32,
-             ptr: i32,
-             len: i32|
-             -> wasmtime::Result<i64> {
-                let key = read_guest(&mut caller, ptr, len)?;
-                let ret = with_invocation(&mut caller, |inv| Ok(inv.lookup(table, column, &key)))?;
-                finish_bytes(&mut caller, ret)
-            },
-        )
-        .map_err(wrap)?;
-    linker
-        .func_wrap(
-            m,
-            "range",
-            |mut caller: Caller<'_, HostState>,
-             table: i32,
-             column: i32,
-             ptr: i32,
-             len: i32|
-             -> wasmtime::Result<i64> {
-                let range = read_guest(&mut caller, ptr, len)?;
-                let ret = with_invocation(&mut caller, |inv| Ok(inv.range(table, column, &range)))?;
-                finish_bytes(&mut caller, ret)
-            },
-        )
-        .map_err(wrap)?;
+    type ColumnOp = fn(&mut dyn Invocation, i32, i32, &[u8]) -> Result<Vec<u8>, HostError>;
+    let column_ops: [(&str, ColumnOp); 2] = [
+        ("lookup", |inv, table, column, key| {
+            inv.lookup(table, column, key)
+        }),
+        ("range", |inv, table, column, range| {
+            inv.range(table, column, range)
+        }),
+    ];
+    for (import, op) in column_ops {
+        linker
+            .func_wrap(
+                m,
+                import,
+                move |mut caller: Caller<'_, HostState>,
+                      table: i32,
+                      column: i32,
+                      ptr: i32,
+                      len: i32|
+                      -> wasmtime::Result<i64> {
+                    let bytes = read_guest(&mut caller, ptr, len)?;
+                    let ret =
+                        with_invocation(&mut caller, |inv| Ok(op(inv, table, column, &bytes)))?;
+                    finish_bytes(&mut caller, ret)
+                },
+            )
+            .map_err(wrap)?;
+    }
     linker
         .func_wrap(
             m,

@@ -18,7 +18,7 @@
 //! Decoding trusts nothing: lengths are checked against the input before allocating, nesting is
 //! bounded, and every tag must be valid.
 
-use crate::{Type, TypeDef, TypeRegistry, Value};
+use crate::{Reader, Type, TypeDef, TypeRegistry, Value};
 
 /// How deep values may nest (lists in options in structs…).
 pub(crate) const MAX_DEPTH: u32 = 64;
@@ -144,10 +144,10 @@ pub enum DecodeError {
     UnknownType(String),
 }
 
-/// Reads values one after another from untrusted bytes.
+/// Reads values of a dynamic [`Type`] one after another from untrusted bytes. The byte-level
+/// checks (lengths, minimal varints, flags) are [`Reader`]'s, shared with the typed decoder.
 pub(crate) struct Decoder<'a> {
-    input: &'a [u8],
-    pos: usize,
+    bytes: Reader<'a>,
     registry: &'a TypeRegistry,
     elements_left: u64,
 }
@@ -155,68 +155,39 @@ pub(crate) struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     pub(crate) fn new(input: &'a [u8], registry: &'a TypeRegistry, limits: DecodeLimits) -> Self {
         Decoder {
-            input,
-            pos: 0,
+            bytes: Reader::new(input),
             registry,
             elements_left: limits.max_elements,
         }
     }
 
     pub(crate) fn pos(&self) -> usize {
-        self.pos
+        self.bytes.pos()
     }
 
     /// Fails unless every byte was consumed.
     pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        match self.input.len() - self.pos {
-            0 => Ok(()),
-            count => Err(DecodeError::TrailingBytes { count }),
-        }
+        self.bytes.finish()
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let remaining = self.input.len() - self.pos;
-        if n > remaining {
-            return Err(DecodeError::UnexpectedEnd {
-                offset: self.pos,
-                needed: n - remaining,
-            });
-        }
-        let slice = &self.input[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(slice)
+        self.bytes.take(n)
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+        self.bytes.array()
     }
 
     pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
-        let start = self.pos;
-        let mut result: u64 = 0;
-        for i in 0..10 {
-            let byte = self.array::<1>()?[0];
-            let bits = u64::from(byte & 0x7f);
-            // The tenth byte may only carry the top bit of a u64.
-            if i == 9 && bits > 1 {
-                return Err(DecodeError::BadVarint { offset: start });
-            }
-            result |= bits << (7 * i);
-            if byte & 0x80 == 0 {
-                // Canonical: no trailing zero groups (except the single byte `0`).
-                if i > 0 && byte == 0 {
-                    return Err(DecodeError::BadVarint { offset: start });
-                }
-                return Ok(result);
-            }
-        }
-        Err(DecodeError::BadVarint { offset: start })
+        self.bytes.varint()
+    }
+
+    fn flag(&mut self, what: &'static str) -> Result<bool, DecodeError> {
+        self.bytes.flag(what)
     }
 
     fn count(&mut self, min_element_size: usize) -> Result<usize, DecodeError> {
-        let offset = self.pos;
+        let offset = self.pos();
         let n = self.varint()?;
         if n > self.elements_left {
             return Err(DecodeError::TooManyElements {
@@ -225,7 +196,7 @@ impl<'a> Decoder<'a> {
         }
         self.elements_left -= n;
         // Refuse counts the input cannot possibly hold before allocating for them.
-        let remaining = (self.input.len() - self.pos) as u64;
+        let remaining = self.bytes.remaining() as u64;
         if n.saturating_mul(min_element_size as u64) > remaining {
             return Err(DecodeError::UnexpectedEnd {
                 offset,
@@ -236,19 +207,6 @@ impl<'a> Decoder<'a> {
         usize::try_from(n).map_err(|_| DecodeError::TooManyElements {
             limit: self.elements_left,
         })
-    }
-
-    fn flag(&mut self, what: &'static str) -> Result<bool, DecodeError> {
-        let offset = self.pos;
-        match self.array::<1>()?[0] {
-            0 => Ok(false),
-            1 => Ok(true),
-            tag => Err(DecodeError::InvalidTag {
-                what,
-                tag: tag.into(),
-                offset,
-            }),
-        }
     }
 
     pub(crate) fn value(&mut self, ty: &Type, depth: u32) -> Result<Value, DecodeError> {
@@ -269,7 +227,7 @@ impl<'a> Decoder<'a> {
             Type::F64 => Value::F64(f64::from_le_bytes(self.array()?)),
             Type::String => {
                 let len = self.count(1)?;
-                let offset = self.pos;
+                let offset = self.pos();
                 let bytes = self.take(len)?;
                 let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8 { offset })?;
                 Value::String(s.to_owned())
@@ -304,7 +262,7 @@ impl<'a> Decoder<'a> {
                     Value::Struct(values)
                 }
                 TypeDef::Enum { variants, .. } => {
-                    let offset = self.pos;
+                    let offset = self.pos();
                     let tag = self.varint()?;
                     let variant = usize::try_from(tag)
                         .ok()
