@@ -178,6 +178,30 @@ impl ReducerContext {
     pub fn call_query_raw(&self, name: &str, args: &[u8]) -> Result<Vec<u8>> {
         call_query_raw(name, args)
     }
+
+    /// Calls reducer `name` (`node.module.reducer`) of another node, with `args` (a tuple).
+    ///
+    /// The call is not part of this transaction: the node sends it once this reducer commits,
+    /// in commit order, and never if it fails. `Ok` means it is queued; its outcome is logged
+    /// by this node, not returned. The node must have a binding (`src/bindings/node_*.toml`);
+    /// the generated functions in `bindings::<node>::<module>` call this for you.
+    pub fn call_remote(&self, name: &str, args: impl Args) -> Result<()> {
+        self.call_remote_raw(name, &args.to_bytes())
+    }
+
+    /// Like [`call_remote`](Self::call_remote) with arguments already encoded.
+    pub fn call_remote_raw(&self, name: &str, args: &[u8]) -> Result<()> {
+        // SAFETY: the pointers and lengths describe `name` and `args`, alive for the call.
+        let ret = unsafe {
+            sys::host_call_remote(
+                sys::ptr(name.as_ptr()),
+                sys::len(name.len()),
+                sys::ptr(args.as_ptr()),
+                sys::len(args.len()),
+            )
+        };
+        status(ret).map(drop)
+    }
 }
 
 impl QueryContext {
@@ -223,6 +247,31 @@ impl QueryContext {
     }
 }
 
+/// What can run queries: [`ReducerContext`] and [`QueryContext`]. Generated bindings take
+/// `&impl QueryCaller`, so the same function serves reducers and queries.
+pub trait QueryCaller {
+    /// Runs query `name` (`module.query`) with encoded arguments; returns its encoded result.
+    fn call_query_bytes(&self, name: &str, args: &[u8]) -> Result<Vec<u8>>;
+
+    /// Runs query `name` with encoded arguments and decodes its result as `R`.
+    fn call_query_typed<R: IntersticeType>(&self, name: &str, args: &[u8]) -> Result<R> {
+        let bytes = self.call_query_bytes(name, args)?;
+        decode_result(name, &bytes)
+    }
+}
+
+impl QueryCaller for ReducerContext {
+    fn call_query_bytes(&self, name: &str, args: &[u8]) -> Result<Vec<u8>> {
+        call_query_raw(name, args)
+    }
+}
+
+impl QueryCaller for QueryContext {
+    fn call_query_bytes(&self, name: &str, args: &[u8]) -> Result<Vec<u8>> {
+        call_query_raw(name, args)
+    }
+}
+
 fn call_query_raw(name: &str, args: &[u8]) -> Result<Vec<u8>> {
     // SAFETY: the pointers and lengths describe `name` and `args`, alive for the call.
     let ret = unsafe {
@@ -237,8 +286,11 @@ fn call_query_raw(name: &str, args: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn call_query<R: IntersticeType>(name: &str, args: &[u8]) -> Result<R> {
-    let bytes = call_query_raw(name, args)?;
-    interstice_abi::from_bytes(&bytes).map_err(|e| {
+    decode_result(name, &call_query_raw(name, args)?)
+}
+
+fn decode_result<R: IntersticeType>(name: &str, bytes: &[u8]) -> Result<R> {
+    interstice_abi::from_bytes(bytes).map_err(|e| {
         Error::new(
             ErrorCode::BadInput,
             format!("the result of query `{name}` does not decode as the expected type: {e}"),

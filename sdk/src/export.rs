@@ -26,6 +26,8 @@ pub struct ModuleInfo {
     pub version: &'static str,
     pub visibility: Visibility,
     pub authorities: &'static [Authority],
+    /// The nodes of `src/bindings/node_*.toml`: `(name, address)`.
+    pub nodes: &'static [(&'static str, &'static str)],
 }
 
 type ReducerFn = fn(&[u8]) -> Result<(), String>;
@@ -110,6 +112,14 @@ pub fn schema(info: &ModuleInfo) -> ModuleSchema {
         tables: registry.tables.clone(),
         reducers: registry.reducers.iter().map(|(s, _)| s.clone()).collect(),
         queries: registry.queries.iter().map(|(s, _)| s.clone()).collect(),
+        nodes: info
+            .nodes
+            .iter()
+            .map(|(name, address)| interstice_abi::NodeDependency {
+                name: (*name).to_owned(),
+                address: (*address).to_owned(),
+            })
+            .collect(),
     }
 }
 

@@ -84,7 +84,7 @@ pub mod host_calls;
 mod sys;
 mod table;
 
-pub use context::{Args, Current, QueryContext, ReducerContext};
+pub use context::{Args, Current, QueryCaller, QueryContext, ReducerContext};
 pub use error::{Error, ErrorCode, Result};
 pub use interstice_abi::IntersticeType;
 pub use interstice_abi::host::LogLevel;

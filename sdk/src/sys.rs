@@ -1,4 +1,4 @@
-//! The raw host imports of ABI version 1 (see `interstice_abi::host`).
+//! The raw host imports of ABI version 2 (see `interstice_abi::host`).
 //!
 //! On wasm32 these are imports from the `interstice` module. On every other target they are
 //! stubs that panic: a module's crate must still build and run its native unit tests (the
@@ -52,6 +52,8 @@ mod imp {
         pub fn host_call_reducer(name: i32, len: i32, args: i32, args_len: i32) -> i64;
         #[link_name = "call_query"]
         pub fn host_call_query(name: i32, len: i32, args: i32, args_len: i32) -> i64;
+        #[link_name = "call_remote"]
+        pub fn host_call_remote(name: i32, len: i32, args: i32, args_len: i32) -> i64;
     }
 }
 
@@ -91,6 +93,7 @@ mod imp {
         host_schedule(name: i32, len: i32, delay_ms: i64, args: i32, args_len: i32) -> i64;
         host_call_reducer(name: i32, len: i32, args: i32, args_len: i32) -> i64;
         host_call_query(name: i32, len: i32, args: i32, args_len: i32) -> i64;
+        host_call_remote(name: i32, len: i32, args: i32, args_len: i32) -> i64;
     }
 }
 

@@ -52,6 +52,7 @@
 //! | `schedule` | `(name: i32, len: i32, delay_ms: i64, args: i32, args_len: i32) -> i64` | runs reducer `name` of this module `delay_ms` of logical time later |
 //! | `call_reducer` | `(name: i32, len: i32, args: i32, args_len: i32) -> i64` | calls `module.reducer` inside the caller's transaction |
 //! | `call_query` | `(name: i32, len: i32, args: i32, args_len: i32) -> i64` | calls `module.query`; result: its value |
+//! | `call_remote` | `(name: i32, len: i32, args: i32, args_len: i32) -> i64` | sends a call to `node.module.reducer` once this transaction commits; `0` when queued |
 //!
 //! # Rules the host enforces
 //!
@@ -61,6 +62,9 @@
 //!   naming the table and the attribute to add. So does a constraint violation: the module sees
 //!   the error code (so it can stop early), but nothing it wrote commits.
 //! - Queries may not write, schedule or call reducers.
+//! - A remote call (`call_remote`) names a node of the module's [`nodes`](crate::ModuleSchema::nodes).
+//!   It is not run in the caller's transaction: it is sent after the caller commits, in commit
+//!   order, and never if the caller fails. Its outcome does not reach the caller.
 
 use crate::codec::{Decoder, write_varint};
 use crate::{DecodeError, Type, TypeRegistry, Value, encode_into};

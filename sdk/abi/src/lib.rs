@@ -38,8 +38,8 @@ pub use codec::{
     DecodeError, DecodeLimits, decode, decode_fields, decode_with_limits, encode, encode_into,
 };
 pub use module::{
-    Access, Authority, Event, ModuleError, ModuleSchema, ParseError, QuerySchema, ReducerSchema,
-    TableEvent,
+    Access, Authority, Event, ModuleError, ModuleSchema, NodeBinding, NodeDependency, ParseError,
+    QuerySchema, ReducerSchema, TableEvent, remote_target,
 };
 pub use schema::{
     Column, IndexKind, IndexSchema, Persistence, SchemaError, TableSchema, TableSchemaBuilder,
@@ -50,4 +50,4 @@ pub use types::{Field, Type, TypeDef, TypeError, TypeRegistry, Variant};
 pub use value::Value;
 
 /// The version of the host ↔ module ABI. A module built for another version is refused at load.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;

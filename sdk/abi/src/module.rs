@@ -25,6 +25,31 @@ pub struct ModuleSchema {
     pub tables: Vec<TableSchema>,
     pub reducers: Vec<ReducerSchema>,
     pub queries: Vec<QuerySchema>,
+    /// Other nodes this module talks to (its node bindings, `src/bindings/node_<name>.toml`):
+    /// their reducers it calls and the tables it subscribes to, as `<node>.<module>.<...>`.
+    pub nodes: Vec<NodeDependency>,
+}
+
+/// Another node a module depends on, by the name its bindings give it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeDependency {
+    /// The name used in `<node>.<module>.<table>.<event>` and `calls(<node>.<module>.<reducer>)`.
+    pub name: String,
+    /// Where the node listens (`host:port`); a node may be told another one at start.
+    pub address: String,
+}
+
+/// What `interstice bindings add node` writes to `src/bindings/node_<name>.toml`: a node's
+/// address and the public schemas of its modules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeBinding {
+    pub name: String,
+    pub address: String,
+    /// The node's id when the binding was made; informative only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(default)]
+    pub modules: Vec<ModuleSchema>,
 }
 
 /// A reducer: a deterministic transaction.
@@ -226,6 +251,20 @@ impl fmt::Display for Event {
     }
 }
 
+/// Splits a remote call target `node.module.reducer` into the node and `module.reducer`;
+/// `None` for local names (`reducer`, `module.reducer`).
+pub fn remote_target(name: &str) -> Option<(&str, &str)> {
+    let (node, rest) = name.split_once('.')?;
+    rest.contains('.').then_some((node, rest))
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// A string that is not a valid event or authority.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -271,6 +310,21 @@ pub enum ModuleError {
         module: String,
         authority: Authority,
     },
+    #[error(
+        "`{module}.{reducer}` uses node `{node}` (in `{name}`), which the module has no binding for; run `interstice bindings add node {node}` in the module's folder"
+    )]
+    UnknownNode {
+        module: String,
+        reducer: String,
+        node: String,
+        name: String,
+    },
+    #[error("module `{module}` has a bad node binding `{name}`: {reason}")]
+    BadNode {
+        module: String,
+        name: String,
+        reason: String,
+    },
 }
 
 impl ModuleSchema {
@@ -291,6 +345,20 @@ impl ModuleSchema {
             module: self.name.clone(),
             source,
         })
+    }
+
+    /// What other nodes may see: only public tables, and only reducers that can be called
+    /// (subscribed reducers are the module's own business). Bindings are made from this view.
+    pub fn to_public(&self) -> ModuleSchema {
+        let mut public = self.clone();
+        public.tables.retain(|t| t.visibility == Visibility::Public);
+        public.reducers.retain(|r| r.on.is_none());
+        public
+    }
+
+    /// Finds a node dependency by name.
+    pub fn node(&self, name: &str) -> Option<&NodeDependency> {
+        self.nodes.iter().find(|n| n.name == name)
     }
 
     /// Finds a table by name.
@@ -325,6 +393,23 @@ impl ModuleSchema {
                 });
             }
         }
+        let mut nodes = HashSet::new();
+        for node in &self.nodes {
+            let bad = |reason: &str| ModuleError::BadNode {
+                module: module(),
+                name: node.name.clone(),
+                reason: reason.to_owned(),
+            };
+            if !is_identifier(&node.name) {
+                return Err(bad("a node name is letters, digits, `_` and `-`"));
+            }
+            if node.address.trim().is_empty() {
+                return Err(bad("its address is empty"));
+            }
+            if !nodes.insert(node.name.as_str()) {
+                return Err(bad("it is declared twice"));
+            }
+        }
         let mut authorities = HashSet::new();
         for authority in &self.authorities {
             if !authorities.insert(authority) {
@@ -343,6 +428,18 @@ impl ModuleSchema {
             }
             self.check_args(&reducer.args, &registry)?;
             if let Some(access) = &reducer.access {
+                for call in &access.calls {
+                    if let Some((node, _)) = remote_target(call)
+                        && !nodes.contains(node)
+                    {
+                        return Err(ModuleError::UnknownNode {
+                            module: module(),
+                            reducer: reducer.name.clone(),
+                            node: node.to_owned(),
+                            name: call.clone(),
+                        });
+                    }
+                }
                 for table in access.reads.iter().chain(&access.writes) {
                     if !table.contains('.') && self.table(table).is_none() {
                         return Err(ModuleError::UnknownTable {
@@ -354,6 +451,18 @@ impl ModuleSchema {
                 }
             }
             if let Some(event) = &reducer.on {
+                if let Event::Table {
+                    node: Some(node), ..
+                } = event
+                    && !nodes.contains(node.as_str())
+                {
+                    return Err(ModuleError::UnknownNode {
+                        module: module(),
+                        reducer: reducer.name.clone(),
+                        node: node.clone(),
+                        name: event.to_string(),
+                    });
+                }
                 self.check_subscription(reducer, event)?;
             }
         }
@@ -488,6 +597,7 @@ mod tests {
                 },
             ],
             queries: vec![],
+            nodes: vec![],
         }
     }
 

@@ -11,6 +11,7 @@
 
 use proc_macro::TokenStream;
 
+mod bindings;
 mod function;
 mod module;
 mod table;

@@ -72,7 +72,19 @@ pub fn expand(input: TokenStream) -> TokenStream {
         quote!(#abi::Visibility::Private)
     };
     let authorities = args.authorities.iter();
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let bindings = match crate::bindings::load(std::path::Path::new(&crate_dir)) {
+        Ok(bindings) => bindings,
+        Err(message) => {
+            return syn::Error::new(proc_macro2::Span::call_site(), message).to_compile_error();
+        }
+    };
+    let node_names = bindings.nodes.iter().map(|(n, _)| n);
+    let node_addresses = bindings.nodes.iter().map(|(_, a)| a);
+    let bindings = bindings.tokens;
     quote! {
+        #bindings
+
         /// What `interstice_module!` knows about this module: its Cargo name and version, its
         /// visibility and the authorities it claims.
         #[doc(hidden)]
@@ -81,6 +93,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
             version: ::core::env!("CARGO_PKG_VERSION"),
             visibility: #visibility,
             authorities: &[#(#abi::Authority::#authorities),*],
+            nodes: &[#((#node_names, #node_addresses)),*],
         };
 
         // In an anonymous const: exported on wasm by name, invisible to the crate's namespace.
