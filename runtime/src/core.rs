@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use wasmtime::Engine;
 
 use crate::error::CallFailure;
-use crate::invocation::{Access, Exec, Scheduled, encode_row};
+use crate::invocation::{Access, Exec, RemoteCall, Scheduled, encode_row};
 use crate::wasm::{CompiledModule, Limits, ModuleInstance};
 
 /// The per-module table that holds the module's pending timers.
@@ -31,8 +31,8 @@ pub(crate) struct Task {
 
 /// What executing an invocation produced, handed to the ordered commit.
 pub(crate) enum Done {
-    /// Applied in memory; the commit logs it.
-    Applied(Applied),
+    /// Applied in memory; the commit logs it, then sends its remote calls.
+    Applied(Applied, Vec<RemoteCall>),
     /// Nothing of the reducer was applied. `cleanup` removes the timer that fired it, so a failing
     /// timer does not fire forever.
     Failed {
@@ -422,7 +422,7 @@ impl Core {
             return fail(CallFailure::Host(e.to_string()));
         }
         match exec.tx.apply() {
-            Ok(applied) => Done::Applied(applied),
+            Ok(applied) => Done::Applied(applied, std::mem::take(&mut exec.remote)),
             Err(e) => fail(CallFailure::Host(e.to_string())),
         }
     }

@@ -39,6 +39,22 @@ pub(crate) struct Scheduled {
     pub args: Vec<u8>,
 }
 
+/// A call to a reducer of another node, queued by `ctx.call_remote` and sent after commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteCall {
+    /// The calling module, for logs.
+    pub from: String,
+    /// The node's name in the calling module's bindings.
+    pub node: String,
+    pub module: String,
+    pub reducer: String,
+    /// The arguments, ABI-encoded; the remote node checks them.
+    pub args: Vec<u8>,
+}
+
+/// The most remote calls one invocation may queue.
+const MAX_REMOTE_CALLS: usize = 10_000;
+
 struct Handle {
     id: TableId,
     name: String,
@@ -74,6 +90,7 @@ pub(crate) struct Exec {
     handles: Vec<Handle>,
     cursors: Vec<Cursor>,
     pub scheduled: Vec<Scheduled>,
+    pub remote: Vec<RemoteCall>,
     pub logs: Vec<(LogLevel, String)>,
 }
 
@@ -106,6 +123,7 @@ impl Exec {
             handles: Vec::new(),
             cursors: Vec::new(),
             scheduled: Vec::new(),
+            remote: Vec::new(),
             logs: Vec::new(),
         }
     }
@@ -542,6 +560,7 @@ impl Invocation for Exec {
         let nested = *nested;
         self.tx = nested.tx;
         self.scheduled.extend(nested.scheduled);
+        self.remote.extend(nested.remote);
         self.logs.extend(nested.logs);
         match result {
             Ok(bytes) => Ok((bytes, used)),
@@ -552,6 +571,61 @@ impl Invocation for Exec {
                 format!("nested call to `{full}` failed: {reason}"),
             )),
         }
+    }
+
+    fn call_remote(&mut self, name: &str, args: &[u8]) -> Result<(), HostError> {
+        let Some((node, target)) = interstice_abi::remote_target(name) else {
+            return Err(HostError::new(
+                ErrorCode::BadInput,
+                format!("`{name}` is not a remote reducer; write `node.module.reducer`"),
+            ));
+        };
+        let (module, reducer) = target.split_once('.').unwrap_or_default();
+        if module.is_empty() || reducer.is_empty() || reducer.contains('.') {
+            return Err(HostError::new(
+                ErrorCode::BadInput,
+                format!("`{name}` is not a remote reducer; write `node.module.reducer`"),
+            ));
+        }
+        let bound = self
+            .core
+            .as_ref()
+            .and_then(|core| core.module(&self.module))
+            .is_some_and(|m| m.schema().node(node).is_some());
+        if !bound {
+            return Err(HostError::fatal(
+                ErrorCode::Denied,
+                format!(
+                    "`{}.{}` calls `{name}`, but module `{}` has no binding for node `{node}`; run `interstice bindings add node {node}` in its folder and rebuild",
+                    self.module, self.function, self.module
+                ),
+            ));
+        }
+        if let Access::Declared { calls, .. } = &self.access
+            && !calls.contains(name)
+        {
+            return Err(HostError::fatal(
+                ErrorCode::Denied,
+                format!(
+                    "`{}.{}` calls `{name}` without declaring it; add `calls({name})` to its #[reducer(...)]",
+                    self.module, self.function
+                ),
+            ));
+        }
+        if self.remote.len() >= MAX_REMOTE_CALLS {
+            return Err(HostError::fatal(
+                ErrorCode::Other,
+                format!("more than {MAX_REMOTE_CALLS} remote calls queued in one invocation"),
+            ));
+        }
+        self.remote.push(RemoteCall {
+            from: self.module.clone(),
+            node: node.to_owned(),
+            module: module.to_owned(),
+            reducer: reducer.to_owned(),
+            args: args.to_vec(),
+        });
+        Ok(())
     }
 
     fn now(&self) -> i64 {

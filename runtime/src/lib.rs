@@ -7,6 +7,7 @@
 pub mod build;
 mod core;
 mod error;
+mod feed;
 mod invocation;
 pub mod net;
 mod node;
@@ -15,5 +16,7 @@ pub mod testing;
 pub mod wasm;
 
 pub use error::{CallFailure, LoadError};
+pub use feed::{FeedEvent, FeedSink};
 pub use interstice_store::{Durability, Lsn};
-pub use node::{Clock, Node, NodeConfig, NodeError, NodeStats, Outcome, Published};
+pub use invocation::RemoteCall;
+pub use node::{Clock, Node, NodeConfig, NodeError, NodeStats, Outcome, Published, RemoteNode};

@@ -25,7 +25,8 @@ use parking_lot::Mutex;
 
 use crate::core::{Core, Done, Installed, Lanes, Reducer, TIMERS, Task};
 use crate::error::{CallFailure, LoadError};
-use crate::invocation::{Access, Exec};
+use crate::feed::{FeedSink, Feeds};
+use crate::invocation::{Access, Exec, RemoteCall};
 use crate::wasm::{self, Limits};
 
 /// Where logical time comes from. Reducers never see the wall clock: `ctx.now()` is the time the
@@ -199,6 +200,22 @@ pub struct Node {
     stats: Counters,
     sys_modules: TableId,
     recovery: RecoveryReport,
+    /// Remote subscribers of committed changes.
+    feeds: Feeds,
+    /// Where committed remote calls go, in commit order; `None` without a network.
+    outbound: parking_lot::RwLock<Option<tokio::sync::mpsc::UnboundedSender<RemoteCall>>>,
+    /// Bumped whenever the set of modules changes, for the network's peers.
+    modules_changed: tokio::sync::watch::Sender<u64>,
+}
+
+/// Another node that installed modules depend on: its address and what they subscribe to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteNode {
+    /// The name the modules' bindings give it.
+    pub name: String,
+    pub address: String,
+    /// `(module, table, event)` on that node, sorted, without duplicates.
+    pub subscriptions: Vec<(String, String, interstice_abi::TableEvent)>,
 }
 
 const SYSTEM: &str = "__node";
@@ -264,6 +281,9 @@ impl Node {
             stats: Counters::default(),
             sys_modules,
             recovery,
+            feeds: Feeds::default(),
+            outbound: parking_lot::RwLock::new(None),
+            modules_changed: tokio::sync::watch::Sender::new(0),
         };
         node.reload_modules()?;
         Ok(node)
@@ -415,9 +435,11 @@ impl Node {
             .chain([TIMERS]);
         for table in tables {
             if let Some(id) = self.store().table_id(&format!("{name}.{table}")) {
+                self.feeds.drop_table(id);
                 self.store().drop_table(id)?;
             }
         }
+        self.modules_changed.send_modify(|n| *n += 1);
         let mut tx = self.store().begin();
         tx.delete(self.sys_modules, &Value::String(name.to_owned()))?;
         let _removed = tx.commit(system_meta("remove", name))?;
@@ -524,6 +546,7 @@ impl Node {
             .create_table(&name, timers, Arc::new(TypeRegistry::default()))?;
         self.core.modules.write().insert(name, Arc::new(module));
         self.core.reindex();
+        self.modules_changed.send_modify(|n| *n += 1);
         Ok(())
     }
 
@@ -541,6 +564,58 @@ impl Node {
         reducer: &str,
         args: &[u8],
     ) -> Result<Outcome, NodeError> {
+        self.check_reducer_call(module, reducer, args)?;
+        let ticket = self.submit(module, reducer, args.to_vec(), None, None);
+        let outcome = self.drive_until(ticket)?;
+        self.wait_durable(&outcome)?;
+        Ok(outcome)
+    }
+
+    /// Calls many reducers at once, each checked as by [`call_reducer`](Self::call_reducer):
+    /// the valid ones enter the ingress in the order given (one window for the scheduler), and
+    /// each gets its own outcome or error, in order.
+    pub fn call_reducers(&self, calls: &[(&str, &str, &[u8])]) -> Vec<Result<Outcome, NodeError>> {
+        let tickets: Vec<Result<u64, NodeError>> = calls
+            .iter()
+            .map(|(module, reducer, args)| {
+                self.check_reducer_call(module, reducer, args)?;
+                Ok(self.submit(module, reducer, args.to_vec(), None, None))
+            })
+            .collect();
+        let outcomes: Vec<Result<Outcome, NodeError>> = tickets
+            .into_iter()
+            .map(|ticket| ticket.and_then(|t| self.drive_until(t)))
+            .collect();
+        // Durability is in log order: the last committed call being durable covers the rest.
+        let last = outcomes
+            .iter()
+            .rev()
+            .find_map(|o| o.as_ref().ok().filter(|o| o.is_committed()));
+        if let Some(last) = last
+            && let Err(e) = self.wait_durable(last)
+        {
+            let message = e.to_string();
+            return outcomes
+                .into_iter()
+                .map(|o| match o {
+                    Ok(Outcome::Committed { seq, .. }) => Ok(Outcome::Failed {
+                        seq,
+                        reason: CallFailure::Host(format!("not made durable: {message}")),
+                    }),
+                    other => other,
+                })
+                .collect();
+        }
+        outcomes
+    }
+
+    /// Checks that `module.reducer` exists, may be called from outside and takes `args`.
+    fn check_reducer_call(
+        &self,
+        module: &str,
+        reducer: &str,
+        args: &[u8],
+    ) -> Result<(), NodeError> {
         let installed = self.module(module)?;
         let r = installed
             .reducers
@@ -563,10 +638,7 @@ impl Node {
             reason: e.to_string(),
             signature: signature(&r.args),
         })?;
-        let ticket = self.submit(module, reducer, args.to_vec(), None, None);
-        let outcome = self.drive_until(ticket)?;
-        self.wait_durable(&outcome)?;
-        Ok(outcome)
+        Ok(())
     }
 
     /// Calls a reducer with typed arguments, checked against its signature.
@@ -738,6 +810,135 @@ impl Node {
         ticket
     }
 
+    /// Routes the remote calls that committed reducers make (`ctx.call_remote`) to `outbound`,
+    /// in commit order. Without it they are logged and dropped.
+    pub fn set_outbound(&self, outbound: tokio::sync::mpsc::UnboundedSender<RemoteCall>) {
+        *self.outbound.write() = Some(outbound);
+    }
+
+    /// Changes whenever a module is installed, upgraded or removed.
+    pub fn watch_modules(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.modules_changed.subscribe()
+    }
+
+    /// Streams the committed changes of `module.table` of kind `kind` to `sink`, in commit
+    /// order, until the sink's channel closes or falls behind (then `sink.lagged` is notified).
+    pub fn subscribe_table(
+        &self,
+        module: &str,
+        table: &str,
+        kind: interstice_abi::TableEvent,
+        sink: FeedSink,
+    ) -> Result<(), NodeError> {
+        let installed = self.module(module)?;
+        if installed.schema().table(table).is_none() {
+            return Err(NodeError::NoSuchFunction {
+                module: module.to_owned(),
+                kind: "table",
+                name: table.to_owned(),
+            });
+        }
+        let id = self
+            .store()
+            .table_id(&format!("{module}.{table}"))
+            .ok_or_else(|| NodeError::NoSuchModule(module.to_owned()))?;
+        // Registered between windows, so the subscriber sees every commit after this one.
+        let _driver = self.driver.lock();
+        self.feeds.add(id, kind, sink);
+        Ok(())
+    }
+
+    /// The other nodes the installed modules depend on (their node bindings), with the
+    /// tables they subscribe to there. Where two modules bind the same name to different
+    /// addresses, the first module (by name) wins and the conflict is logged.
+    pub fn remote_nodes(&self) -> Vec<RemoteNode> {
+        let mut nodes: std::collections::BTreeMap<String, RemoteNode> = Default::default();
+        for (module, installed) in self.core.modules.read().iter() {
+            let schema = installed.schema();
+            for dep in &schema.nodes {
+                let entry = nodes.entry(dep.name.clone()).or_insert_with(|| RemoteNode {
+                    name: dep.name.clone(),
+                    address: dep.address.clone(),
+                    subscriptions: Vec::new(),
+                });
+                if entry.address != dep.address {
+                    tracing::warn!(
+                        node = %dep.name, %module, kept = %entry.address, ignored = %dep.address,
+                        "two modules bind the same node name to different addresses"
+                    );
+                }
+            }
+            for reducer in &schema.reducers {
+                if let Some(Event::Table {
+                    node: Some(node),
+                    module,
+                    table,
+                    kind,
+                }) = &reducer.on
+                    && let Some(entry) = nodes.get_mut(node)
+                {
+                    entry
+                        .subscriptions
+                        .push((module.clone(), table.clone(), *kind));
+                }
+            }
+        }
+        nodes
+            .into_values()
+            .map(|mut n| {
+                n.subscriptions
+                    .sort_by(|a, b| (&a.0, &a.1, a.2 as u8).cmp(&(&b.0, &b.1, b.2 as u8)));
+                n.subscriptions.dedup();
+                n
+            })
+            .collect()
+    }
+
+    /// Runs the reducers subscribed to `node.module.table.<kind>` with a change that node
+    /// committed (`rows` as in [`FeedEvent`](crate::FeedEvent)), in module then reducer name
+    /// order, and waits for them. Returns how many ran. The bytes come from another node and
+    /// are checked: a subscriber whose arguments they do not decode as is skipped, with a
+    /// warning (its binding is likely out of date).
+    pub fn deliver_remote(
+        &self,
+        node: &str,
+        module: &str,
+        table: &str,
+        kind: interstice_abi::TableEvent,
+        rows: &[u8],
+    ) -> Result<usize, NodeError> {
+        let event = Event::Table {
+            node: Some(node.to_owned()),
+            module: module.to_owned(),
+            table: table.to_owned(),
+            kind,
+        };
+        let mut subscribers: Vec<(String, String)> = Vec::new();
+        for (name, installed) in self.core.modules.read().iter() {
+            for (reducer, r) in &installed.reducers {
+                if r.on.as_ref() == Some(&event) {
+                    if let Err(e) = decode_fields(rows, &r.args, &installed.registry) {
+                        tracing::warn!(
+                            module = %name, %reducer, %event, error = %e,
+                            "a remote change does not decode as the subscriber's arguments; is the binding out of date?"
+                        );
+                        continue;
+                    }
+                    subscribers.push((name.clone(), reducer.clone()));
+                }
+            }
+        }
+        subscribers.sort();
+        let mut last = None;
+        for (module, reducer) in &subscribers {
+            last = Some(self.submit(module, reducer, rows.to_vec(), None, None));
+        }
+        if let Some(ticket) = last {
+            self.drive_until(ticket)?;
+        }
+        Ok(subscribers.len())
+    }
+
     /// Fires every module's `connect` hooks with the peer's node id, in module order.
     pub fn peer_connected(&self, node_id: &str) -> Result<(), NodeError> {
         self.fire_peer(&Event::Connect, node_id)
@@ -852,13 +1053,17 @@ impl Node {
             meta: invocation_meta(task),
         };
         let (result, emitted) = match outcome {
-            sched::Outcome::Completed(Done::Applied(mut applied)) => {
+            sched::Outcome::Completed(Done::Applied(mut applied, remote)) => {
                 let changes = applied.take_changes();
                 match self.store().log(applied, meta()) {
-                    Ok(lsn) => (
-                        Outcome::Committed { seq, lsn },
-                        self.triggered(&changes, time),
-                    ),
+                    Ok(lsn) => {
+                        self.feeds.publish(seq, &changes);
+                        self.send_remote(remote);
+                        (
+                            Outcome::Committed { seq, lsn },
+                            self.triggered(&changes, time),
+                        )
+                    }
                     Err(e) => (
                         Outcome::Failed {
                             seq,
@@ -889,6 +1094,27 @@ impl Node {
             self.outcomes.lock().insert(ticket, result);
         }
         emitted
+    }
+
+    /// Hands a committed invocation's remote calls to the network, in commit order.
+    fn send_remote(&self, calls: Vec<RemoteCall>) {
+        if calls.is_empty() {
+            return;
+        }
+        match &*self.outbound.read() {
+            Some(tx) => {
+                for call in calls {
+                    if tx.send(call).is_err() {
+                        tracing::warn!("the network is gone; a remote call was not sent");
+                        break;
+                    }
+                }
+            }
+            None => tracing::warn!(
+                calls = calls.len(),
+                "remote calls committed on a node without a network; they are not sent"
+            ),
+        }
     }
 
     /// The subscriptions a commit triggers, unless the current drive has run away.

@@ -9,6 +9,8 @@ use interstice_abi::{
 pub const SCHEMA_AT: u32 = 4096;
 pub const NAME_AT: u32 = 512;
 pub const ROW_AT: u32 = 600;
+/// Where `peer.hello.hello`, the target of `$call_peer`, is.
+pub const REMOTE_AT: u32 = 740;
 
 /// The schema of the test module `probe`: table `items` (id u64 auto_inc pk, v u64) and the
 /// reducers named in `reducers`, numbered in that order.
@@ -45,6 +47,7 @@ pub fn probe_schema(reducers: &[(&str, Option<Access>)]) -> ModuleSchema {
             })
             .collect(),
         queries: vec![],
+        nodes: vec![],
     }
 }
 
@@ -75,6 +78,7 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
   (import "interstice" "schedule" (func $schedule (param i32 i32 i64 i32 i32) (result i64)))
   (import "interstice" "now" (func $now (result i64)))
   (import "interstice" "random" (func $random (result i64)))
+  (import "interstice" "call_remote" (func $call_remote (param i32 i32 i32 i32) (result i64)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 32768))
   (data (i32.const {NAME_AT}) "items")
@@ -82,6 +86,7 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
   (data (i32.const {ROW_AT}) "{row}")
   (data (i32.const 700) "it failed")
   (data (i32.const 720) "ok")
+  (data (i32.const {REMOTE_AT}) "peer.hello.hello")
   (data (i32.const {SCHEMA_AT}) "{schema}")
   (func (export "interstice_abi_version") (result i32) (i32.const {abi_version}))
   (func (export "interstice_schema") (result i64)
@@ -102,6 +107,9 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
   ;; Schedules reducer `ok` after `delay` ms of logical time.
   (func $schedule_ok (param $delay i64) (result i64)
     (call $schedule (i32.const 720) (i32.const 2) (local.get $delay) (i32.const 0) (i32.const 0)))
+  ;; Queues a remote call to `peer.hello.hello` with no arguments.
+  (func $call_peer (result i64)
+    (call $call_remote (i32.const {REMOTE_AT}) (i32.const 16) (i32.const 0) (i32.const 0)))
   (func (export "interstice_reducer") (param $index i32) (param $args i32) (param $len i32) (result i32)
     {dispatch}
     (i32.const 99))

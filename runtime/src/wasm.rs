@@ -78,6 +78,8 @@ pub trait Invocation: Send {
         args: &[u8],
         fuel: u64,
     ) -> Result<(Vec<u8>, u64), HostError>;
+    /// Queues a call to `node.module.reducer` of another node, sent if this invocation commits.
+    fn call_remote(&mut self, name: &str, args: &[u8]) -> Result<(), HostError>;
     fn now(&self) -> i64;
     fn random(&mut self) -> u64;
     fn log(&mut self, level: LogLevel, message: &str);
@@ -391,6 +393,26 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>, LoadError> {
                 let args = read_guest(&mut caller, args, args_len)?;
                 let ret = with_invocation(&mut caller, |inv| {
                     Ok(inv.schedule(&name, delay_ms, &args).map(|()| Vec::new()))
+                })?;
+                finish_bytes(&mut caller, ret)
+            },
+        )
+        .map_err(wrap)?;
+    linker
+        .func_wrap(
+            m,
+            "call_remote",
+            |mut caller: Caller<'_, HostState>,
+             name: i32,
+             name_len: i32,
+             args: i32,
+             args_len: i32|
+             -> wasmtime::Result<i64> {
+                deny_in_query(&mut caller, "call another node")?;
+                let name = read_name(&mut caller, name, name_len)?;
+                let args = read_guest(&mut caller, args, args_len)?;
+                let ret = with_invocation(&mut caller, |inv| {
+                    Ok(inv.call_remote(&name, &args).map(|()| Vec::new()))
                 })?;
                 finish_bytes(&mut caller, ret)
             },

@@ -19,7 +19,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::NetError;
 use super::proto::{
     self, ClientKind, HandshakeError, Hello, PROTOCOL_VERSION, PublishReport, ReducerOutcome,
-    Request, RequestFrame, Response, ResponseFrame, Welcome,
+    Request, RequestFrame, Response, ResponseFrame, TableChange, Welcome,
 };
 
 /// How to connect.
@@ -58,6 +58,17 @@ impl Default for ClientConfig {
 
 type Pending = Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>;
 
+/// A committed change of a subscribed table, as a client receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionEvent {
+    /// The id [`Client::subscribe`] returned.
+    pub subscription: u64,
+    pub change: TableChange,
+}
+
+/// How many subscription events the client holds before it stops reading from the node.
+const EVENT_BUFFER: usize = 4096;
+
 type Sink = SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>;
 
 struct Inner {
@@ -70,6 +81,10 @@ struct Inner {
     node_id: String,
     admin: bool,
     addr: SocketAddr,
+    /// Subscription events, in the order the node sent them; taken once by `events`.
+    events: Mutex<Option<tokio::sync::mpsc::Receiver<SubscriptionEvent>>>,
+    /// Cancelled when the connection is gone.
+    closed: CancellationToken,
     /// Stops the reader when the last clone is dropped, which closes the socket.
     _stop: DropGuard,
 }
@@ -145,8 +160,11 @@ impl Client {
         let (sink, mut frames) = framed.split();
         let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
         let stop = CancellationToken::new();
+        let closed = CancellationToken::new();
+        let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_BUFFER);
         let reader_pending = pending.clone();
         let reader_stop = stop.clone();
+        let reader_closed = closed.clone();
         tokio::spawn(async move {
             loop {
                 let frame = tokio::select! {
@@ -159,6 +177,16 @@ impl Client {
                     tracing::warn!(%peer, "malformed response; closing the connection");
                     break;
                 };
+                if let Response::Event(change) = response {
+                    // Waiting here holds back reading: a slow consumer slows the node's
+                    // sender, which drops the subscription rather than the node waiting.
+                    let event = SubscriptionEvent {
+                        subscription: id,
+                        change,
+                    };
+                    let _ = events.send(event).await;
+                    continue;
+                }
                 let waiter = reader_pending.lock().as_mut().and_then(|p| p.remove(&id));
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(response);
@@ -166,6 +194,7 @@ impl Client {
             }
             // Every request still waiting learns that the connection is gone.
             reader_pending.lock().take();
+            reader_closed.cancel();
         });
         Ok(Client {
             inner: Arc::new(Inner {
@@ -176,6 +205,8 @@ impl Client {
                 node_id,
                 admin,
                 addr: peer,
+                events: Mutex::new(Some(events_rx)),
+                closed,
                 _stop: stop.drop_guard(),
             }),
         })
@@ -196,8 +227,67 @@ impl Client {
         self.inner.addr
     }
 
+    /// Waits until the connection is gone (the node closed it, or it broke).
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await
+    }
+
+    /// Whether the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    /// The events of every subscription of this connection, in the order the node committed
+    /// them. Can be taken once; `None` after that. The stream ends with the connection.
+    pub fn events(&self) -> Option<tokio::sync::mpsc::Receiver<SubscriptionEvent>> {
+        self.inner.events.lock().take()
+    }
+
+    /// Subscribes to the committed changes of `module.table` of kind `event`; returns the
+    /// subscription's id, which tags its events in [`events`](Self::events).
+    pub async fn subscribe(
+        &self,
+        module: &str,
+        table: &str,
+        event: interstice_abi::TableEvent,
+    ) -> Result<u64, NetError> {
+        let request = Request::Subscribe {
+            module: module.to_owned(),
+            table: table.to_owned(),
+            event,
+        };
+        let (id, response) = self.request_with_id(request).await?;
+        match response {
+            Response::Subscribed => Ok(id),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Sends one request and waits for its answer, at most the configured request timeout.
     pub async fn request(&self, request: Request) -> Result<Response, NetError> {
+        self.request_with_id(request)
+            .await
+            .map(|(_, response)| response)
+    }
+
+    async fn request_with_id(&self, request: Request) -> Result<(u64, Response), NetError> {
+        let timeout = self.inner.request_timeout;
+        let exchange = async {
+            let (id, rx) = self.send(request).await?;
+            Ok((id, rx))
+        };
+        // The whole exchange (sending included) is bounded by the request timeout.
+        let sent = tokio::time::timeout(timeout, exchange).await;
+        let (id, rx) = match sent {
+            Ok(Ok(sent)) => sent,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(self.timed_out()),
+        };
+        self.answer(id, rx, timeout).await.map(|r| (id, r))
+    }
+
+    /// Registers a request and writes it; returns its id and where its answer will arrive.
+    async fn send(&self, request: Request) -> Result<(u64, oneshot::Receiver<Response>), NetError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.inner.pending.lock().as_mut() {
@@ -205,31 +295,76 @@ impl Client {
             None => return Err(NetError::Closed),
         };
         let frame = Bytes::from(proto::encode(&RequestFrame { id, request }));
-        let exchange = async {
-            {
-                let mut sink = self.inner.sink.lock().await;
-                sink.send(frame).await.map_err(|_| NetError::Closed)?;
-            }
-            rx.await.map_err(|_| NetError::Closed)
+        let sent = {
+            let mut sink = self.inner.sink.lock().await;
+            sink.send(frame).await
         };
-        let result = tokio::time::timeout(self.inner.request_timeout, exchange).await;
-        let result = match result {
-            Ok(result) => result,
-            Err(_) => Err(NetError::Timeout {
-                what: "the node's answer".into(),
-                after: self.inner.request_timeout,
-            }),
+        if sent.is_err() {
+            self.forget(id);
+            return Err(NetError::Closed);
+        }
+        Ok((id, rx))
+    }
+
+    async fn answer(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<Response>,
+        timeout: Duration,
+    ) -> Result<Response, NetError> {
+        let result = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) => Err(NetError::Closed),
+            Err(_) => Err(self.timed_out()),
         };
         match result {
             Ok(Response::Error(e)) => Err(NetError::Remote(e)),
             Ok(response) => Ok(response),
             Err(e) => {
-                if let Some(pending) = self.inner.pending.lock().as_mut() {
-                    pending.remove(&id);
-                }
+                self.forget(id);
                 Err(e)
             }
         }
+    }
+
+    fn forget(&self, id: u64) {
+        if let Some(pending) = self.inner.pending.lock().as_mut() {
+            pending.remove(&id);
+        }
+    }
+
+    fn timed_out(&self) -> NetError {
+        NetError::Timeout {
+            what: "the node's answer".into(),
+            after: self.inner.request_timeout,
+        }
+    }
+
+    /// Writes a reducer call now and returns a future of its outcome: calls started one after
+    /// another reach the node in that order, without waiting for each other's answers.
+    pub async fn start_call_reducer(
+        &self,
+        module: &str,
+        reducer: &str,
+        args: Vec<u8>,
+    ) -> Result<
+        impl std::future::Future<Output = Result<ReducerOutcome, NetError>> + Send + 'static,
+        NetError,
+    > {
+        let request = Request::CallReducer {
+            module: module.to_owned(),
+            reducer: reducer.to_owned(),
+            args,
+        };
+        let (id, rx) = self.send(request).await?;
+        let client = self.clone();
+        let timeout = self.inner.request_timeout;
+        Ok(async move {
+            match client.answer(id, rx, timeout).await? {
+                Response::Reducer(outcome) => Ok(outcome),
+                other => Err(unexpected(&other)),
+            }
+        })
     }
 
     /// Round-trip time of one ping.

@@ -20,15 +20,17 @@
 //! connection, so the node's determinism does not depend on the network.
 
 mod client;
+mod peers;
 pub mod proto;
 mod server;
 
 use std::time::Duration;
 
-pub use client::{BlockingClient, Client, ClientConfig};
+pub use client::{BlockingClient, Client, ClientConfig, SubscriptionEvent};
+pub use peers::{Peers, PeersConfig};
 pub use proto::{
     ClientKind, ErrorKind, PROTOCOL_VERSION, PublishReport, ReducerOutcome, RemoteError, Request,
-    Response,
+    Response, TableChange,
 };
 pub use server::{Server, ServerConfig, serve};
 

@@ -14,13 +14,18 @@
 //! exactly one [`ResponseFrame`] carrying the same id, in the order the requests arrived.
 //! Clients may pipeline: send many requests before reading the answers.
 //!
+//! [`Request::Subscribe`] is answered once with [`Response::Subscribed`]; from then on the
+//! server also sends [`Response::Event`] frames carrying the id of that request, one per
+//! committed row change, in commit order, until the connection closes. A subscriber that falls
+//! behind has its connection closed; it may connect and subscribe again.
+//!
 //! [`LengthDelimitedCodec`]: tokio_util::codec::LengthDelimitedCodec
 
-use interstice_abi::{ModuleSchema, Type};
+use interstice_abi::{ModuleSchema, TableEvent, Type};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. Both sides must speak the same one.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The first four bytes of both handshake frames.
 pub const MAGIC: [u8; 4] = *b"ISTC";
@@ -95,6 +100,13 @@ pub enum Request {
         query: String,
         args: Vec<u8>,
     },
+    /// Streams the committed changes of `module.table` of one kind (public modules and tables
+    /// only, unless admin).
+    Subscribe {
+        module: String,
+        table: String,
+        event: TableEvent,
+    },
 }
 
 /// A response and the id of the request it answers.
@@ -117,7 +129,21 @@ pub enum Response {
         value: Vec<u8>,
         ty: Type,
     },
+    /// The subscription is in place: every commit after this answer is streamed.
+    Subscribed,
+    /// One committed change for a subscription (the id is the subscribing request's).
+    Event(TableChange),
     Error(RemoteError),
+}
+
+/// A committed row change streamed to a subscriber.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableChange {
+    /// The sequence number of the invocation that committed it.
+    pub seq: u64,
+    pub kind: TableEvent,
+    /// The row (insert, delete), or the old row then the new one (update), ABI-encoded.
+    pub rows: Vec<u8>,
 }
 
 /// What publishing did.

@@ -23,10 +23,11 @@ use tokio_util::task::TaskTracker;
 
 use super::NetError;
 use super::proto::{
-    self, ErrorKind, HandshakeError, Hello, PROTOCOL_VERSION, PublishReport, ReducerOutcome,
-    RemoteError, Request, RequestFrame, Response, ResponseFrame, Welcome,
+    self, ClientKind, ErrorKind, HandshakeError, Hello, PROTOCOL_VERSION, PublishReport,
+    ReducerOutcome, RemoteError, Request, RequestFrame, Response, ResponseFrame, TableChange,
+    Welcome,
 };
-use crate::{Node, NodeError, Outcome, Published};
+use crate::{FeedEvent, FeedSink, Node, NodeError, Outcome, Published};
 
 /// How to serve a node.
 #[derive(Clone, Debug)]
@@ -48,6 +49,9 @@ pub struct ServerConfig {
     /// Requests of one connection queued for its worker before the server stops reading from
     /// that connection. By default, 1024.
     pub max_in_flight: usize,
+    /// Committed changes queued for one connection's subscriptions before it counts as fallen
+    /// behind and is closed. By default, 65 536.
+    pub max_queued_events: usize,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +64,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             timer_interval: Some(Duration::from_millis(10)),
             max_in_flight: 1024,
+            max_queued_events: 65_536,
         }
     }
 }
@@ -178,6 +183,12 @@ struct ModuleInfo {
 struct Session {
     admin: bool,
     peer: SocketAddr,
+    /// The id of the connecting node, for node-to-node connections.
+    peer_node: Option<String>,
+    /// Where this connection's subscriptions send committed changes.
+    events: mpsc::Sender<FeedEvent>,
+    /// Notified when this connection fell behind its subscriptions.
+    lagged: Arc<tokio::sync::Notify>,
 }
 
 async fn connection(
@@ -192,32 +203,47 @@ async fn connection(
         .max_frame_length(shared.config.max_frame_length)
         .new_codec();
     let mut framed = Framed::new(stream, codec);
-    let session = match handshake(&mut framed, peer, &shared, &cancel).await {
+    let (events, event_queue) = mpsc::channel(shared.config.max_queued_events.max(1));
+    let session = match handshake(&mut framed, peer, &shared, &cancel, events).await {
         Some(session) => session,
         None => return,
     };
-    tracing::debug!(%peer, admin = session.admin, "connected");
+    tracing::debug!(%peer, admin = session.admin, node = ?session.peer_node, "connected");
+    let lagged = session.lagged.clone();
     let (sink, mut frames) = framed.split();
+    let sink = Arc::new(tokio::sync::Mutex::new(sink));
+    // Ends this connection's helpers when it closes, and only them.
+    let closing = cancel.child_token();
+    tasks.spawn(write_events(
+        event_queue,
+        sink.clone(),
+        closing.clone(),
+        peer,
+    ));
     let in_flight = shared.config.max_in_flight.max(1);
     let (requests, queue) = mpsc::channel::<RequestFrame>(in_flight);
     // The worker writes the answers itself: one thread hop less per request than a writer task.
     let worker_shared = shared.clone();
-    let worker_cancel = cancel.clone();
+    let worker_closing = closing.clone();
     let runtime = tokio::runtime::Handle::current();
     tasks.spawn_blocking(move || {
         work(
             &worker_shared,
             &session,
             queue,
-            sink,
+            &sink,
             &runtime,
-            &worker_cancel,
+            &worker_closing,
         )
     });
 
     loop {
         let next = tokio::select! {
-            () = cancel.cancelled() => break,
+            () = closing.cancelled() => break,
+            () = lagged.notified() => {
+                tracing::warn!(%peer, "closing connection: it fell behind its subscriptions");
+                break;
+            }
             next = frames.next() => next,
         };
         let frame = match next {
@@ -244,11 +270,49 @@ async fn connection(
     tracing::debug!(%peer, "stopped reading");
 }
 
+/// Writes a connection's subscription events, in the order the commit produced them, batching
+/// whatever is queued into one flush.
+async fn write_events(
+    mut queue: mpsc::Receiver<FeedEvent>,
+    sink: Arc<tokio::sync::Mutex<Sink>>,
+    closing: CancellationToken,
+    peer: SocketAddr,
+) {
+    let frame = |event: FeedEvent| {
+        Bytes::from(proto::encode(&ResponseFrame {
+            id: event.subscription,
+            response: Response::Event(TableChange {
+                seq: event.seq,
+                kind: event.kind,
+                rows: event.rows,
+            }),
+        }))
+    };
+    loop {
+        let event = tokio::select! {
+            () = closing.cancelled() => return,
+            event = queue.recv() => event,
+        };
+        let Some(event) = event else { return };
+        let mut sink = sink.lock().await;
+        let mut written = sink.feed(frame(event)).await.is_ok();
+        while written && let Ok(event) = queue.try_recv() {
+            written = sink.feed(frame(event)).await.is_ok();
+        }
+        if !written || sink.flush().await.is_err() {
+            tracing::debug!(%peer, "cannot write events; the connection is closing");
+            closing.cancel();
+            return;
+        }
+    }
+}
+
 async fn handshake(
     framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
     peer: SocketAddr,
     shared: &Shared,
     cancel: &CancellationToken,
+    events: mpsc::Sender<FeedEvent>,
 ) -> Option<Session> {
     let first = tokio::select! {
         () = cancel.cancelled() => return None,
@@ -325,7 +389,17 @@ async fn handshake(
         .send(Bytes::from(proto::encode_handshake(&welcome)))
         .await
         .ok()?;
-    Some(Session { admin, peer })
+    let peer_node = match hello.kind {
+        ClientKind::Node => hello.node_id.filter(|id| !id.is_empty() && id.len() <= 128),
+        ClientKind::Cli => None,
+    };
+    Some(Session {
+        admin,
+        peer,
+        peer_node,
+        events,
+        lagged: Arc::new(tokio::sync::Notify::new()),
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -335,62 +409,117 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 type Sink = SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>;
 
 /// The connection's blocking worker: runs requests in order and writes the answers in order,
-/// flushing whenever no more requests are queued.
+/// flushing whenever no more requests are queued. Reducer calls that are queued together run
+/// as one batch, so the scheduler sees them in one window.
 fn work(
     shared: &Shared,
     session: &Session,
     mut queue: mpsc::Receiver<RequestFrame>,
-    mut sink: Sink,
+    sink: &tokio::sync::Mutex<Sink>,
     runtime: &tokio::runtime::Handle,
-    cancel: &CancellationToken,
+    closing: &CancellationToken,
 ) {
+    if let Some(id) = &session.peer_node
+        && let Err(e) = shared.node.peer_connected(id)
+    {
+        tracing::error!(peer = %session.peer, node = %id, error = %e, "connect hooks failed");
+    }
     // A peer that stops reading blocks the write; shutting down must not wait for it, but
     // answers that can be written still are.
-    let write = |sink: &mut Sink, frame: Option<Bytes>| {
+    let write = |frames: Vec<Bytes>, flush: bool| {
         runtime.block_on(async {
             tokio::select! {
                 biased;
                 written = async {
-                    match frame {
-                        Some(frame) => sink.feed(frame).await,
-                        None => sink.flush().await,
+                    let mut sink = sink.lock().await;
+                    for frame in frames {
+                        sink.feed(frame).await?;
                     }
+                    if flush {
+                        sink.flush().await?;
+                    }
+                    Ok::<(), std::io::Error>(())
                 } => written.is_ok(),
-                () = cancel.cancelled() => false,
+                () = closing.cancelled() => false,
             }
         })
     };
-    while let Some(RequestFrame { id, request }) = queue.blocking_recv() {
-        let response =
-            std::panic::catch_unwind(AssertUnwindSafe(|| shared.handle(session, request)))
+    let mut held: Option<RequestFrame> = None;
+    while let Some(first) = held.take().or_else(|| queue.blocking_recv()) {
+        let mut batch = vec![first];
+        if matches!(batch[0].request, Request::CallReducer { .. }) {
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(next) if matches!(next.request, Request::CallReducer { .. }) => {
+                        batch.push(next)
+                    }
+                    Ok(next) => {
+                        held = Some(next);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
+        let responses =
+            std::panic::catch_unwind(AssertUnwindSafe(|| shared.handle_batch(session, batch)))
                 .unwrap_or_else(|_| {
-                    tracing::error!(peer = %session.peer, id, "request handler panicked");
-                    error(
-                        ErrorKind::Internal,
-                        "the node failed on this request; see its log",
-                    )
+                    tracing::error!(peer = %session.peer, "request handler panicked");
+                    ids.iter()
+                        .map(|_| {
+                            error(
+                                ErrorKind::Internal,
+                                "the node failed on this request; see its log",
+                            )
+                        })
+                        .collect()
                 });
-        let frame = Bytes::from(proto::encode(&ResponseFrame { id, response }));
-        if !write(&mut sink, Some(frame)) || (queue.is_empty() && !write(&mut sink, None)) {
+        let frames = ids
+            .into_iter()
+            .zip(responses)
+            .map(|(id, response)| Bytes::from(proto::encode(&ResponseFrame { id, response })))
+            .collect();
+        let flush = held.is_none() && queue.is_empty();
+        if !write(frames, flush) {
             tracing::debug!(peer = %session.peer, "cannot write; dropping the connection");
-            return;
+            break;
         }
     }
+    closing.cancel();
     runtime.block_on(async {
-        tokio::select! {
-            biased;
-            _ = sink.close() => {}
-            () = cancel.cancelled() => {}
-        }
+        let mut sink = sink.lock().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
     });
+    if let Some(id) = &session.peer_node
+        && let Err(e) = shared.node.peer_disconnected(id)
+    {
+        tracing::error!(peer = %session.peer, node = %id, error = %e, "disconnect hooks failed");
+    }
     tracing::debug!(peer = %session.peer, "disconnected");
 }
+
+/// The most queued reducer calls of one connection run as one batch.
+const MAX_BATCH: usize = 256;
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
     Response::Error(RemoteError {
         kind,
         message: message.into(),
     })
+}
+
+fn reducer_response(outcome: Result<Outcome, NodeError>) -> Response {
+    match outcome {
+        Ok(Outcome::Committed { seq, lsn }) => {
+            Response::Reducer(ReducerOutcome::Committed { seq, lsn: lsn.0 })
+        }
+        Ok(Outcome::Failed { seq, reason }) => Response::Reducer(ReducerOutcome::Failed {
+            seq,
+            reason: reason.to_string(),
+        }),
+        Err(e) => node_error(&e),
+    }
 }
 
 fn node_error(e: &NodeError) -> Response {
@@ -408,7 +537,50 @@ fn node_error(e: &NodeError) -> Response {
 }
 
 impl Shared {
-    fn handle(&self, session: &Session, request: Request) -> Response {
+    /// Answers a batch: one request of any kind, or several reducer calls.
+    fn handle_batch(&self, session: &Session, batch: Vec<RequestFrame>) -> Vec<Response> {
+        if batch.len() == 1
+            || !batch
+                .iter()
+                .all(|r| matches!(r.request, Request::CallReducer { .. }))
+        {
+            return batch
+                .into_iter()
+                .map(|r| self.handle(session, r.id, r.request))
+                .collect();
+        }
+        let mut responses: Vec<Option<Response>> = Vec::with_capacity(batch.len());
+        let mut calls = Vec::with_capacity(batch.len());
+        for frame in &batch {
+            let Request::CallReducer {
+                module,
+                reducer,
+                args,
+            } = &frame.request
+            else {
+                continue;
+            };
+            match self.module_for(session, module) {
+                Ok(_) => {
+                    responses.push(None);
+                    calls.push((module.as_str(), reducer.as_str(), args.as_slice()));
+                }
+                Err(refused) => responses.push(Some(refused)),
+            }
+        }
+        let mut outcomes = self.node.call_reducers(&calls).into_iter();
+        responses
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| match outcomes.next() {
+                    Some(outcome) => reducer_response(outcome),
+                    None => error(ErrorKind::Internal, "a batched call lost its outcome"),
+                })
+            })
+            .collect()
+    }
+
+    fn handle(&self, session: &Session, id: u64, request: Request) -> Response {
         match request {
             Request::Ping => Response::Pong,
             Request::Schema => {
@@ -471,15 +643,38 @@ impl Shared {
                 if let Err(refused) = self.module_for(session, &module) {
                     return refused;
                 }
-                match self.node.call_reducer(&module, &reducer, &args) {
-                    Ok(Outcome::Committed { seq, lsn }) => {
-                        Response::Reducer(ReducerOutcome::Committed { seq, lsn: lsn.0 })
-                    }
-                    Ok(Outcome::Failed { seq, reason }) => {
-                        Response::Reducer(ReducerOutcome::Failed {
-                            seq,
-                            reason: reason.to_string(),
-                        })
+                reducer_response(self.node.call_reducer(&module, &reducer, &args))
+            }
+            Request::Subscribe {
+                module,
+                table,
+                event,
+            } => {
+                let info = match self.module_for(session, &module) {
+                    Ok(info) => info,
+                    Err(refused) => return refused,
+                };
+                let visible = info
+                    .schema
+                    .table(&table)
+                    .is_some_and(|t| t.visibility == Visibility::Public || session.admin);
+                if !visible {
+                    return error(
+                        ErrorKind::NotFound,
+                        format!(
+                            "module `{module}` has no public table `{table}`; only `#[table(public)]` tables can be subscribed to from other nodes"
+                        ),
+                    );
+                }
+                let sink = FeedSink {
+                    tag: id,
+                    events: session.events.clone(),
+                    lagged: session.lagged.clone(),
+                };
+                match self.node.subscribe_table(&module, &table, event, sink) {
+                    Ok(()) => {
+                        tracing::info!(peer = %session.peer, %module, %table, ?event, "subscribed");
+                        Response::Subscribed
                     }
                     Err(e) => node_error(&e),
                 }

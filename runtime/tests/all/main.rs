@@ -7,3 +7,4 @@ mod hello;
 mod hostile;
 mod lifecycle;
 mod parallel;
+mod remote;

@@ -1,0 +1,346 @@
+//! Connections to the other nodes that installed modules depend on.
+//!
+//! Each node binding of an installed module (`src/bindings/node_<name>.toml`) becomes one peer:
+//! a connection kept open with reconnection and exponential backoff. On every connect the peer
+//! subscribes to the tables the modules subscribe to on that node (`<node>.<module>.<table>.
+//! <event>`) and fires the modules' `connect` hooks with the remote node's id; when the
+//! connection is lost it fires `disconnect`. Remote changes enter this node's ingress through
+//! [`Node::deliver_remote`], one at a time, in the order the other node committed them. Remote
+//! reducer calls that committed reducers queue (`ctx.call_remote`) are sent in commit order;
+//! while a peer is away they wait (up to a bound) and go out when it is back.
+//!
+//! Delivery is at most once: a call in flight when the connection breaks, and the changes a
+//! peer commits while it is disconnected, are not replayed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use interstice_abi::TableEvent;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::client::{Client, ClientConfig};
+use super::proto::{ClientKind, ReducerOutcome};
+use crate::{Node, RemoteCall, RemoteNode};
+
+/// How to reach the other nodes.
+#[derive(Clone, Debug)]
+pub struct PeersConfig {
+    /// This node's id, sent in the handshake. By default, empty (set it).
+    pub node_id: String,
+    /// Addresses that replace the ones in the bindings, by node name (`--peer name=addr`).
+    /// By default, none.
+    pub addresses: HashMap<String, String>,
+    /// The first wait before reconnecting; it doubles up to `backoff_max`. By default, 100 ms.
+    pub backoff_min: Duration,
+    /// By default, 5 s.
+    pub backoff_max: Duration,
+    /// How long a remote call may wait for its answer. By default, 30 s.
+    pub request_timeout: Duration,
+    /// Remote calls waiting for one peer before new ones are dropped. By default, 100 000.
+    pub max_queued_calls: usize,
+}
+
+impl Default for PeersConfig {
+    fn default() -> Self {
+        PeersConfig {
+            node_id: String::new(),
+            addresses: HashMap::new(),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_queued_calls: 100_000,
+        }
+    }
+}
+
+/// The running peer connections. They stop on [`Peers::shutdown`] or when this is dropped.
+pub struct Peers {
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Peers {
+    /// Starts connecting to the nodes the installed modules depend on, and follows the set of
+    /// modules as they are published and removed. Must be called inside a tokio runtime.
+    pub fn start(node: Arc<Node>, config: PeersConfig) -> Peers {
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let (outbound, calls) = mpsc::unbounded_channel();
+        node.set_outbound(outbound);
+        tasks.spawn(supervise(
+            node,
+            Arc::new(config),
+            calls,
+            cancel.clone(),
+            tasks.clone(),
+        ));
+        Peers { cancel, tasks }
+    }
+
+    /// Closes every peer connection (firing `disconnect`) and waits for that.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A peer's queue of calls outlives its connection task, which is restarted when what the
+/// modules need from that node changes.
+struct Queue {
+    tx: mpsc::Sender<RemoteCall>,
+    rx: Arc<Mutex<mpsc::Receiver<RemoteCall>>>,
+}
+
+struct Running {
+    wanted: RemoteNode,
+    stop: CancellationToken,
+}
+
+async fn supervise(
+    node: Arc<Node>,
+    config: Arc<PeersConfig>,
+    mut calls: mpsc::UnboundedReceiver<RemoteCall>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let mut modules = node.watch_modules();
+    let mut queues: HashMap<String, Queue> = HashMap::new();
+    let mut running: HashMap<String, Running> = HashMap::new();
+    loop {
+        let wanted: Vec<RemoteNode> = node
+            .remote_nodes()
+            .into_iter()
+            .map(|mut n| {
+                if let Some(address) = config.addresses.get(&n.name) {
+                    n.address = address.clone();
+                }
+                n
+            })
+            .collect();
+        running.retain(|name, r| {
+            let keep = wanted.iter().any(|w| w == &r.wanted);
+            if !keep {
+                tracing::debug!(node = %name, "peer no longer needed as it was");
+                r.stop.cancel();
+            }
+            keep
+        });
+        for want in wanted {
+            if running.contains_key(&want.name) {
+                continue;
+            }
+            let queue = queues.entry(want.name.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(config.max_queued_calls.max(1));
+                Queue {
+                    tx,
+                    rx: Arc::new(Mutex::new(rx)),
+                }
+            });
+            let stop = cancel.child_token();
+            tasks.spawn(peer(
+                node.clone(),
+                config.clone(),
+                want.clone(),
+                queue.rx.clone(),
+                stop.clone(),
+            ));
+            running.insert(want.name.clone(), Running { wanted: want, stop });
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = modules.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            call = calls.recv() => {
+                let Some(call) = call else { return };
+                route(&queues, call);
+                // Drain what else is queued before looking at the modules again.
+                while let Ok(call) = calls.try_recv() {
+                    route(&queues, call);
+                }
+            }
+        }
+    }
+}
+
+fn route(queues: &HashMap<String, Queue>, call: RemoteCall) {
+    match queues.get(&call.node) {
+        Some(queue) => {
+            if let Err(e) = queue.tx.try_send(call) {
+                let call = match e {
+                    mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+                };
+                tracing::error!(
+                    node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
+                    "too many remote calls waiting for this node; dropping one"
+                );
+            }
+        }
+        None => tracing::error!(
+            node = %call.node, from = %call.from,
+            "a remote call names a node no installed module binds; dropping it"
+        ),
+    }
+}
+
+/// One peer: connect, subscribe, fire `connect`, serve events and calls until the connection
+/// breaks, fire `disconnect`, wait, and again.
+async fn peer(
+    node: Arc<Node>,
+    config: Arc<PeersConfig>,
+    want: RemoteNode,
+    queue: Arc<Mutex<mpsc::Receiver<RemoteCall>>>,
+    stop: CancellationToken,
+) {
+    let name = want.name.clone();
+    let address = want.address.clone();
+    // Exclusive for this task's life: a restarted task takes over the same queue in order.
+    let mut queue = tokio::select! {
+        () = stop.cancelled() => return,
+        queue = queue.lock_owned() => queue,
+    };
+    let client_config = ClientConfig {
+        kind: ClientKind::Node,
+        node_id: Some(config.node_id.clone()),
+        request_timeout: config.request_timeout,
+        ..ClientConfig::default()
+    };
+    let mut backoff = config.backoff_min;
+    let mut failures = 0u32;
+    loop {
+        let connected = tokio::select! {
+            () = stop.cancelled() => return,
+            connected = Client::connect(&address, client_config.clone()) => connected,
+        };
+        match connected {
+            Err(e) => {
+                if failures == 0 {
+                    tracing::warn!(node = %name, %address, error = %e, "cannot reach peer; retrying with backoff");
+                } else {
+                    tracing::debug!(node = %name, %address, error = %e, failures, "peer still unreachable");
+                }
+                failures = failures.saturating_add(1);
+            }
+            Ok(client) => {
+                failures = 0;
+                backoff = config.backoff_min;
+                let remote_id = client.node_id().to_owned();
+                tracing::info!(node = %name, %address, id = %remote_id, "connected to peer");
+                let stopped = serve_peer(&node, &want, &client, &mut queue, &stop).await;
+                tracing::info!(node = %name, id = %remote_id, "disconnected from peer");
+                let hook_node = node.clone();
+                let id = remote_id.clone();
+                let hooks = tokio::task::spawn_blocking(move || hook_node.peer_disconnected(&id));
+                if let Ok(Err(e)) = hooks.await {
+                    tracing::error!(node = %name, error = %e, "disconnect hooks failed");
+                }
+                if stopped {
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(config.backoff_max);
+    }
+}
+
+/// Serves one connection; returns whether the peer was stopped (rather than disconnected).
+async fn serve_peer(
+    node: &Arc<Node>,
+    want: &RemoteNode,
+    client: &Client,
+    queue: &mut mpsc::Receiver<RemoteCall>,
+    stop: &CancellationToken,
+) -> bool {
+    let name = &want.name;
+    let Some(mut events) = client.events() else {
+        return false;
+    };
+    let mut subscriptions: HashMap<u64, (String, String, TableEvent)> = HashMap::new();
+    for (module, table, kind) in &want.subscriptions {
+        match client.subscribe(module, table, *kind).await {
+            Ok(id) => {
+                subscriptions.insert(id, (module.clone(), table.clone(), *kind));
+            }
+            Err(e) => tracing::error!(
+                node = %name, %module, %table, event = ?kind, error = %e,
+                "cannot subscribe on peer; its events will not arrive"
+            ),
+        }
+    }
+    let hook_node = node.clone();
+    let id = client.node_id().to_owned();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || hook_node.peer_connected(&id)).await {
+        tracing::error!(node = %name, error = %e, "connect hooks failed");
+    }
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return true,
+            () = client.closed() => return false,
+            event = events.recv() => {
+                let Some(event) = event else { return false };
+                let Some((module, table, _)) = subscriptions.get(&event.subscription) else {
+                    continue;
+                };
+                let (node, peer) = (node.clone(), name.clone());
+                let (module, table) = (module.clone(), table.clone());
+                let delivered = tokio::task::spawn_blocking(move || {
+                    node.deliver_remote(&peer, &module, &table, event.change.kind, &event.change.rows)
+                })
+                .await;
+                if let Ok(Err(e)) = delivered {
+                    tracing::error!(node = %name, error = %e, "cannot deliver a remote change");
+                }
+            }
+            call = queue.recv() => {
+                let Some(call) = call else { return true };
+                send_call(client, call).await;
+            }
+        }
+    }
+}
+
+/// Sends a remote call now (so calls leave in commit order) and logs its outcome when it comes.
+async fn send_call(client: &Client, call: RemoteCall) {
+    let answer = client.start_call_reducer(&call.module, &call.reducer, call.args.clone());
+    match answer.await {
+        Err(e) => tracing::warn!(
+            node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
+            error = %e, "remote call not sent"
+        ),
+        Ok(answer) => {
+            tokio::spawn(async move {
+                match answer.await {
+                    Ok(ReducerOutcome::Committed { seq, .. }) => tracing::debug!(
+                        node = %call.node, module = %call.module, reducer = %call.reducer, seq,
+                        "remote call committed"
+                    ),
+                    Ok(ReducerOutcome::Failed { reason, .. }) => tracing::warn!(
+                        node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
+                        %reason, "remote call failed on the peer"
+                    ),
+                    Err(e) => tracing::warn!(
+                        node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
+                        error = %e, "remote call got no answer"
+                    ),
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Node to node: remote calls queued by reducers, remote table subscriptions, connect and
+//! disconnect, reconnection. Two nodes in one process, on loopback.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use interstice_abi::{ABI_VERSION, Access, NodeDependency, TableEvent, Value};
+use interstice_runtime::net::{
+    self, Client, ClientConfig, ErrorKind, Peers, PeersConfig, ServerConfig,
+};
+use interstice_runtime::testing::{module, probe_schema};
+use interstice_runtime::{CallFailure, FeedSink, Node, NodeConfig, Outcome};
+
+use crate::hello::build;
+
+fn memory_node() -> Arc<Node> {
+    Arc::new(Node::open(NodeConfig::default()).unwrap())
+}
+
+/// The probe module with node `peer` bound, reducers `bad` (with `access`) and `ok`.
+fn probe_with_peer(node: &Node, bad: &str, access: Option<Access>, bind: bool) {
+    let mut schema = probe_schema(&[("bad", access), ("ok", None)]);
+    if bind {
+        schema.nodes = vec![NodeDependency {
+            name: "peer".into(),
+            address: "127.0.0.1:1".into(),
+        }];
+    }
+    node.install(&module(&schema, ABI_VERSION, &[bad, "(i32.const 0)"]))
+        .unwrap();
+}
+
+fn failure(outcome: Outcome) -> CallFailure {
+    match outcome {
+        Outcome::Failed { reason, .. } => reason,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+const CALL_PEER: &str = "(drop (call $call_peer)) (i32.const 0)";
+
+#[test]
+fn a_remote_call_to_an_unbound_node_is_refused_with_what_to_run() {
+    let node = memory_node();
+    probe_with_peer(&node, CALL_PEER, None, false);
+    let message = failure(node.call_reducer("probe", "bad", &[]).unwrap()).to_string();
+    assert!(message.contains("no binding for node `peer`"), "{message}");
+    assert!(
+        message.contains("interstice bindings add node peer"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_declared_reducer_must_declare_its_remote_calls() {
+    let node = memory_node();
+    let no_calls = Access {
+        writes: vec!["items".into()],
+        ..Access::default()
+    };
+    probe_with_peer(&node, CALL_PEER, Some(no_calls), true);
+    let message = failure(node.call_reducer("probe", "bad", &[]).unwrap()).to_string();
+    assert!(
+        message.contains("add `calls(peer.hello.hello)`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_schema_naming_an_unbound_node_is_refused_at_load() {
+    let node = memory_node();
+    let calls_unbound = Access {
+        calls: vec!["elsewhere.hello.hello".into()],
+        ..Access::default()
+    };
+    let schema = probe_schema(&[("bad", Some(calls_unbound))]);
+    let err = node
+        .install(&module(&schema, ABI_VERSION, &["(i32.const 0)"]))
+        .unwrap_err();
+    assert!(err.to_string().contains("node `elsewhere`"), "{err}");
+}
+
+#[test]
+fn bad_pointers_to_call_remote_fail_the_call_not_the_node() {
+    let node = memory_node();
+    let body = "(drop (call $call_remote (i32.const -8) (i32.const 16) (i32.const 0) (i32.const 0))) (i32.const 0)";
+    probe_with_peer(&node, body, None, true);
+    let reason = failure(node.call_reducer("probe", "bad", &[]).unwrap());
+    assert!(matches!(reason, CallFailure::BadPointer(_)), "{reason}");
+    assert!(
+        node.call_reducer("probe", "ok", &[])
+            .unwrap()
+            .is_committed()
+    );
+}
+
+#[test]
+fn only_committed_reducers_send_their_remote_calls_in_commit_order() {
+    let node = memory_node();
+    // `bad` queues a call, then fails: nothing may leave.
+    probe_with_peer(&node, "(drop (call $call_peer)) (i32.const 1)", None, true);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    node.set_outbound(tx);
+    let calls: Vec<(&str, &str, &[u8])> = vec![("probe", "bad", &[]); 3];
+    for outcome in node.call_reducers(&calls) {
+        assert!(!outcome.unwrap().is_committed());
+    }
+    assert!(rx.try_recv().is_err(), "a failed reducer sent its call");
+
+    let node = memory_node();
+    probe_with_peer(&node, CALL_PEER, None, true);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    node.set_outbound(tx);
+    let calls: Vec<(&str, &str, &[u8])> = vec![("probe", "bad", &[]); 3];
+    let seqs: Vec<u64> = node
+        .call_reducers(&calls)
+        .into_iter()
+        .map(|o| match o.unwrap() {
+            Outcome::Committed { seq, .. } => seq,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs.len(), 3);
+    for _ in 0..3 {
+        let call = rx.try_recv().unwrap();
+        assert_eq!(
+            (
+                call.node.as_str(),
+                call.module.as_str(),
+                call.reducer.as_str()
+            ),
+            ("peer", "hello", "hello")
+        );
+        assert_eq!(call.from, "probe");
+    }
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn a_subscriber_that_falls_behind_is_dropped_and_told() {
+    let node = memory_node();
+    node.install(&build("hello")).unwrap();
+    let (events, mut queue) = tokio::sync::mpsc::channel(2);
+    let lagged = Arc::new(tokio::sync::Notify::new());
+    let sink = FeedSink {
+        tag: 9,
+        events,
+        lagged: lagged.clone(),
+    };
+    node.subscribe_table("hello", "greetings", TableEvent::Insert, sink)
+        .unwrap();
+    for name in ["a", "b", "c", "d"] {
+        let outcome = node
+            .call_reducer_values("hello", "hello", &[Value::String(name.into())])
+            .unwrap();
+        assert!(outcome.is_committed());
+    }
+    // Two fit; the third found the queue full and dropped the subscription.
+    let first = queue.try_recv().unwrap();
+    assert_eq!((first.subscription, first.kind), (9, TableEvent::Insert));
+    assert!(queue.try_recv().is_ok());
+    assert!(queue.try_recv().is_err());
+    {
+        let notified = lagged.notified();
+        tokio::pin!(notified);
+        // `notify_one` stored a permit: this completes at once.
+        assert!(futures_poll_once(notified.as_mut()));
+    }
+    let err = node
+        .subscribe_table(
+            "hello",
+            "nope",
+            TableEvent::Insert,
+            FeedSink {
+                tag: 1,
+                events: tokio::sync::mpsc::channel(1).0,
+                lagged,
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("table `nope`"), "{err}");
+}
+
+fn futures_poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    future.poll(&mut cx).is_ready()
+}
+
+/// Polls `check` on a blocking thread until it holds, or fails the test after a minute.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool + Send + 'static) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (done, back) = tokio::task::spawn_blocking(move || (check(), check))
+            .await
+            .unwrap();
+        if done {
+            return;
+        }
+        check = back;
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn strings(value: Value, field: usize) -> Vec<String> {
+    match value {
+        Value::List(rows) => rows
+            .into_iter()
+            .map(|row| match row {
+                Value::Struct(fields) => match &fields[field] {
+                    Value::String(s) => s.clone(),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn received(node: &Node) -> Vec<String> {
+    strings(node.call_query("caller", "received", &[]).unwrap(), 2)
+}
+
+/// `(node_id, connected)` of caller's `connections` rows.
+fn connections(node: &Node) -> Vec<(String, bool)> {
+    match node.call_query("caller", "connections", &[]).unwrap() {
+        Value::List(rows) => rows
+            .into_iter()
+            .map(|row| match row {
+                Value::Struct(f) => match (&f[1], &f[2]) {
+                    (Value::String(id), Value::Bool(c)) => (id.clone(), *c),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn server_config(id: &str) -> ServerConfig {
+    ServerConfig {
+        node_id: id.into(),
+        timer_interval: None,
+        ..ServerConfig::default()
+    }
+}
+
+fn peers_config(hello: std::net::SocketAddr) -> PeersConfig {
+    PeersConfig {
+        node_id: "caller-node".into(),
+        addresses: HashMap::from([("hello_node".to_owned(), hello.to_string())]),
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        ..PeersConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_sees_hello_commits_in_order_and_survives_a_restart_of_hello() {
+    let (hello_wasm, caller_wasm) =
+        tokio::task::spawn_blocking(|| (build("hello"), build("caller")))
+            .await
+            .unwrap();
+    let hello = memory_node();
+    hello.install(&hello_wasm).unwrap();
+    let server = net::serve(hello.clone(), "127.0.0.1:0", server_config("hello-node"))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+
+    let caller = memory_node();
+    caller.install(&caller_wasm).unwrap();
+    let peers = Peers::start(caller.clone(), peers_config(addr));
+
+    // On connect, caller greets hello; the greeting comes back through the subscription.
+    let c = caller.clone();
+    eventually("the greeting sent on connect", move || {
+        received(&c) == ["caller"]
+    })
+    .await;
+    assert_eq!(connections(&caller), [("hello-node".to_owned(), true)]);
+
+    // Commits on hello arrive in hello's commit order, whoever made them.
+    for name in ["A", "B", "C"] {
+        let h = hello.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            h.call_reducer_values("hello", "hello", &[Value::String(name.into())])
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(outcome.is_committed());
+    }
+    let c = caller.clone();
+    tokio::task::spawn_blocking(move || {
+        c.call_reducer_values("caller", "greet", &[Value::String("D".into())])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let c = caller.clone();
+    eventually("A, B, C and D", move || received(&c).len() == 5).await;
+    assert_eq!(received(&caller), ["caller", "A", "B", "C", "D"]);
+
+    // Hello saw caller connect, under caller's node id.
+    let peers_table = hello.store().table_id("hello.peers").unwrap();
+    let rows: Vec<_> = hello.store().read().scan(peers_table).unwrap().collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], Value::String("caller-node".into()));
+
+    // Hello goes away: caller records the disconnect.
+    server.shutdown().await;
+    let c = caller.clone();
+    eventually("the disconnect", move || connections(&c).len() == 2).await;
+    assert_eq!(connections(&caller)[1], ("hello-node".to_owned(), false));
+
+    // Calls made meanwhile wait for hello and leave in commit order once it is back.
+    for name in ["E", "F"] {
+        let c = caller.clone();
+        tokio::task::spawn_blocking(move || {
+            c.call_reducer_values("caller", "greet", &[Value::String(name.into())])
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let server = net::serve(hello.clone(), addr, server_config("hello-node"))
+        .await
+        .unwrap();
+    let c = caller.clone();
+    eventually("the reconnection", move || connections(&c).len() == 3).await;
+    assert_eq!(connections(&caller)[2], ("hello-node".to_owned(), true));
+    let c = caller.clone();
+    eventually("E, F and the second hello", move || received(&c).len() == 8).await;
+    assert_eq!(
+        received(&caller)[5..],
+        ["E", "F", "caller"],
+        "queued calls first, then the connect hook's"
+    );
+    peers.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_to_private_modules_and_tables_are_refused() {
+    let hello_wasm = tokio::task::spawn_blocking(|| build("hello"))
+        .await
+        .unwrap();
+    let hello = memory_node();
+    hello.install(&hello_wasm).unwrap();
+    let server = net::serve(hello.clone(), "127.0.0.1:0", server_config("h"))
+        .await
+        .unwrap();
+    let client = Client::connect(&server.local_addr().to_string(), ClientConfig::default())
+        .await
+        .unwrap();
+    // `stats` is not `#[table(public)]`.
+    let err = client
+        .subscribe("hello", "stats", TableEvent::Update)
+        .await
+        .unwrap_err();
+    assert_eq!(err.remote_kind(), Some(ErrorKind::NotFound), "{err}");
+    assert!(err.to_string().contains("no public table `stats`"), "{err}");
+    let err = client
+        .subscribe("nope", "t", TableEvent::Insert)
+        .await
+        .unwrap_err();
+    assert_eq!(err.remote_kind(), Some(ErrorKind::NotFound), "{err}");
+    // A public table streams its changes, tagged with the subscription.
+    let mut events = client.events().unwrap();
+    let id = client
+        .subscribe("hello", "greetings", TableEvent::Insert)
+        .await
+        .unwrap();
+    let h = hello.clone();
+    tokio::task::spawn_blocking(move || {
+        h.call_reducer_values("hello", "hello", &[Value::String("Z".into())])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let event = events.recv().await.unwrap();
+    assert_eq!(event.subscription, id);
+    assert_eq!(event.change.kind, TableEvent::Insert);
+    server.shutdown().await;
+}
