@@ -61,11 +61,60 @@ enum Command {
         /// Where to create it. By default, the current folder.
         path: Option<PathBuf>,
     },
+    /// Write a node's public schema into a module crate's src/bindings/, for typed calls.
+    #[command(subcommand)]
+    Bindings(BindingsCommand),
+    /// Rebuild and reinstall this command from an Interstice source checkout.
+    #[command(
+        after_help = "Examples:\n  interstice update\n  interstice update --source ~/src/interstice --dry-run"
+    )]
+    Update {
+        /// The checkout to install from. By default, the one this binary was built from.
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Print the cargo command instead of running it.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run one of the README's examples.
     #[command(
         after_help = "Example:\n  interstice example hello   # then, in another shell:\n  interstice call_reducer example-hello hello hello Ada"
     )]
     Example(ExampleArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum BindingsCommand {
+    /// Add a binding; `module` for a module of the same node, `node` for a remote node.
+    #[command(subcommand)]
+    Add(BindingsAdd),
+}
+
+#[derive(Subcommand, Debug)]
+enum BindingsAdd {
+    /// Bind a module of the same node: calls run inside the caller's transaction.
+    #[command(
+        after_help = "Example:\n  interstice bindings add module local hello ./my-module\n  # then, in a reducer declared calls(hello.hello):\n  #   bindings::hello::hello(&ctx, \"Ada\".into())?;"
+    )]
+    Module {
+        node: String,
+        module: String,
+        /// The module crate. By default, the current folder.
+        project_path: Option<PathBuf>,
+    },
+    /// Bind every public module of a (remote) node: calls are sent when the caller commits,
+    /// and its tables can be subscribed to with `on = "<node>.<module>.<table>.insert"`.
+    #[command(
+        after_help = "Example:\n  interstice bindings add node example-hello ./my-module --name hello_node\n  # then: bindings::hello_node::hello::hello(&ctx, \"Ada\".into())?;\n  #       #[reducer(on = \"hello_node.hello.greetings.insert\")]"
+    )]
+    Node {
+        node: String,
+        /// The module crate. By default, the current folder.
+        project_path: Option<PathBuf>,
+        /// The name the module will use for the node. By default, the node's registered name.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -127,6 +176,10 @@ struct StartArgs {
     /// Listen on this address instead of the registered one (e.g. 0.0.0.0:8080).
     #[arg(long)]
     listen: Option<String>,
+    /// Reach the node a module's bindings call NAME at ADDR instead of the bound address
+    /// (repeatable).
+    #[arg(long, value_name = "NAME=ADDR")]
+    peer: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +217,10 @@ struct ExampleArgs {
     /// graphics=8082, audio=8083).
     #[arg(long)]
     port: Option<u16>,
+    /// Reach the node a module's bindings call NAME at ADDR instead (repeatable), e.g.
+    /// `--peer hello_node=127.0.0.1:9080` for `example caller`.
+    #[arg(long, value_name = "NAME=ADDR")]
+    peer: Vec<String>,
 }
 
 fn main() {
@@ -175,7 +232,7 @@ fn main() {
 }
 
 fn try_main(cli: Cli) -> Result<()> {
-    use commands::{example, init, module, node};
+    use commands::{bindings, example, init, module, node, update};
     match cli.command {
         Command::Node(cmd) => match cmd {
             NodeCommand::Create { name, port } => node::create(&name, port),
@@ -189,6 +246,7 @@ fn try_main(cli: Cli) -> Result<()> {
                 workers: args.workers,
                 allow_anonymous_publish: args.allow_anonymous_publish,
                 listen: args.listen,
+                peers: node::parse_peers(&args.peer)?,
             }),
             NodeCommand::Ping { node: n } => node::ping(&n),
             NodeCommand::Schema { node: n, out, json } => node::schema(&n, out.as_deref(), json),
@@ -217,7 +275,22 @@ fn try_main(cli: Cli) -> Result<()> {
             true,
         ),
         Command::Init { path } => init::init(path.as_deref()),
-        Command::Example(args) => example::run(&args.name, args.port),
+        Command::Bindings(BindingsCommand::Add(add)) => match add {
+            BindingsAdd::Module {
+                node: n,
+                module: m,
+                project_path,
+            } => bindings::add_module(&n, &m, project_path.as_deref()),
+            BindingsAdd::Node {
+                node: n,
+                project_path,
+                name,
+            } => bindings::add_node(&n, project_path.as_deref(), name.as_deref()),
+        },
+        Command::Update { source, dry_run } => update::update(source.as_deref(), dry_run),
+        Command::Example(args) => {
+            example::run(&args.name, args.port, node::parse_peers(&args.peer)?)
+        }
     }
 }
 
@@ -260,6 +333,12 @@ mod tests {
             "interstice call_reducer a m r --json -- -name",
             "interstice init",
             "interstice example hello",
+            "interstice example caller --port 9081 --peer hello_node=127.0.0.1:9080",
+            "interstice node start a --peer hello_node=127.0.0.1:9080",
+            "interstice bindings add module a hello",
+            "interstice bindings add module a hello ./m",
+            "interstice bindings add node a ./m --name hello_node",
+            "interstice update --dry-run",
         ] {
             let args: Vec<&str> = line.split(' ').collect();
             Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{line}: {e}"));

@@ -1,9 +1,11 @@
 //! One module per group of commands; behaviour lives here and in the runtime, not in `main`.
 
+pub mod bindings;
 pub mod example;
 pub mod init;
 pub mod module;
 pub mod node;
+pub mod update;
 
 use interstice_runtime::net::{Client, ClientConfig};
 

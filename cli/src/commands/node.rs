@@ -1,11 +1,12 @@
 //! `interstice node ...`: the registry, running a local node, ping and schema.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use interstice_abi::{ModuleSchema, Visibility};
-use interstice_runtime::net::{self, Client, ClientConfig, ServerConfig};
+use interstice_runtime::net::{self, Client, ClientConfig, Peers, PeersConfig, ServerConfig};
 use interstice_runtime::{Node, NodeConfig};
 
 use super::connect;
@@ -163,6 +164,24 @@ pub struct StartOptions {
     pub workers: Option<usize>,
     pub allow_anonymous_publish: bool,
     pub listen: Option<String>,
+    /// Address overrides for node bindings, by name.
+    pub peers: HashMap<String, String>,
+}
+
+/// Parses `--peer NAME=ADDR` options.
+pub fn parse_peers(options: &[String]) -> Result<HashMap<String, String>> {
+    options
+        .iter()
+        .map(|option| match option.split_once('=') {
+            Some((name, addr)) if !name.is_empty() && addr.contains(':') => {
+                Ok((name.to_owned(), addr.to_owned()))
+            }
+            _ => Err(
+                CliError::usage(format!("`--peer {option}` is not NAME=HOST:PORT"))
+                    .hint("e.g. --peer hello_node=127.0.0.1:8080"),
+            ),
+        })
+        .collect()
 }
 
 pub fn start(options: StartOptions) -> Result<()> {
@@ -181,9 +200,19 @@ pub fn start(options: StartOptions) -> Result<()> {
         &entry,
         &dir,
         node,
-        options.listen.as_deref().unwrap_or(&entry.address),
-        options.allow_anonymous_publish,
+        Serve {
+            listen: options.listen.as_deref().unwrap_or(&entry.address),
+            allow_anonymous_publish: options.allow_anonymous_publish,
+            peers: options.peers,
+        },
     )
+}
+
+/// How to serve a node.
+pub struct Serve<'a> {
+    pub listen: &'a str,
+    pub allow_anonymous_publish: bool,
+    pub peers: HashMap<String, String>,
 }
 
 pub fn init_logging() {
@@ -217,14 +246,19 @@ pub fn open_node(dir: &Path, workers: Option<usize>) -> Result<Node> {
     })
 }
 
-/// Serves `node` on `listen` until Ctrl-C or SIGTERM.
+/// Serves `node` on `listen`, and connects to the nodes its modules depend on, until Ctrl-C or
+/// SIGTERM.
 pub fn serve_until_stopped(
     entry: &NodeEntry,
     dir: &Path,
     node: Node,
-    listen: &str,
-    allow_anonymous_publish: bool,
+    serve: Serve<'_>,
 ) -> Result<()> {
+    let Serve {
+        listen,
+        allow_anonymous_publish,
+        peers,
+    } = serve;
     let token = ensure_admin_token(dir)?;
     let modules: Vec<String> = node
         .schemas()
@@ -237,8 +271,14 @@ pub fn serve_until_stopped(
         allow_anonymous_publish,
         ..ServerConfig::default()
     };
+    let peers_config = PeersConfig {
+        node_id: entry.id.clone(),
+        addresses: peers,
+        ..PeersConfig::default()
+    };
     runtime()?.block_on(async move {
-        let server = net::serve(Arc::new(node), listen, config)
+        let node = Arc::new(node);
+        let server = net::serve(node.clone(), listen, config)
             .await
             .map_err(|e| {
                 CliError::new(format!(
@@ -261,9 +301,17 @@ pub fn serve_until_stopped(
         if allow_anonymous_publish {
             println!("anyone who can reach this node may publish and remove modules");
         }
+        let peers = Peers::start(node.clone(), peers_config);
+        for remote in node.remote_nodes() {
+            println!(
+                "module bindings name node `{}`; connecting to it (reconnecting as needed)",
+                remote.name
+            );
+        }
         println!("press Ctrl-C to stop");
         stopped().await;
         println!("stopping node `{}`", entry.name);
+        peers.shutdown().await;
         server.shutdown().await;
         Ok(())
     })
