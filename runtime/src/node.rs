@@ -150,6 +150,8 @@ pub enum NodeError {
     Scheduler(#[from] sched::Error),
     #[error("cannot upgrade module `{module}`: {reason}")]
     Incompatible { module: String, reason: String },
+    #[error("{0}")]
+    Unauthorized(String),
 }
 
 /// What [`Node::publish`] did.
@@ -342,6 +344,10 @@ impl Node {
     /// (first install only) and `load`.
     pub fn install(&self, wasm: &[u8]) -> Result<ModuleSchema, NodeError> {
         let module = self.prepare(wasm)?;
+        self.install_prepared(module, wasm)
+    }
+
+    fn install_prepared(&self, module: Installed, wasm: &[u8]) -> Result<ModuleSchema, NodeError> {
         let name = module.schema().name.clone();
         let schema = module.schema().clone();
         let first_install = {
@@ -375,11 +381,23 @@ impl Node {
     /// data: every table of the installed version must exist unchanged in the new one (new
     /// tables may be added), otherwise it is refused and nothing changes. Fires `load`.
     pub fn publish(&self, wasm: &[u8]) -> Result<Published, NodeError> {
+        self.publish_if(wasm, |_| Ok(()))
+    }
+
+    /// [`publish`](Self::publish), once `allow` has accepted the validated module's schema;
+    /// its error refuses the module ([`NodeError::Unauthorized`]) and nothing changes.
+    pub fn publish_if(
+        &self,
+        wasm: &[u8],
+        allow: impl FnOnce(&ModuleSchema) -> Result<(), String>,
+    ) -> Result<Published, NodeError> {
         let module = self.prepare(wasm)?;
+        allow(module.schema()).map_err(NodeError::Unauthorized)?;
         let name = module.schema().name.clone();
         let Some(old) = self.core.module(&name) else {
-            drop(module);
-            return self.install(wasm).map(Published::Installed);
+            return self
+                .install_prepared(module, wasm)
+                .map(Published::Installed);
         };
         for table in &old.schema().tables {
             match module.schema().table(&table.name) {
@@ -814,6 +832,38 @@ impl Node {
     /// in commit order. Without it they are logged and dropped.
     pub fn set_outbound(&self, outbound: tokio::sync::mpsc::UnboundedSender<RemoteCall>) {
         *self.outbound.write() = Some(outbound);
+    }
+
+    /// The module holding the `Module` authority, which decides who may publish and remove.
+    pub fn manager(&self) -> Option<String> {
+        self.core
+            .modules
+            .read()
+            .values()
+            .find(|m| m.schema().authorities.contains(&Authority::Module))
+            .map(|m| m.schema().name.clone())
+    }
+
+    /// Asks the module manager whether a client may `action` (`"publish"`, `"remove"`)
+    /// `module`; `Ok` when there is no manager.
+    pub fn authorize(&self, action: &str, module: &str, admin: bool) -> Result<(), String> {
+        let Some(manager) = self.manager() else {
+            return Ok(());
+        };
+        let args = [
+            Value::String(action.to_owned()),
+            Value::String(module.to_owned()),
+            Value::Bool(admin),
+        ];
+        match self.call_query(&manager, interstice_abi::MANAGER_QUERY, &args) {
+            Ok(Value::Bool(true)) => Ok(()),
+            Ok(_) => Err(format!(
+                "module `{manager}`, this node's module manager, does not allow you to {action} `{module}`"
+            )),
+            Err(e) => Err(format!(
+                "module `{manager}`, this node's module manager, failed to decide: {e}"
+            )),
+        }
     }
 
     /// Changes whenever a module is installed, upgraded or removed.

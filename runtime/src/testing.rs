@@ -121,3 +121,58 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
     // The template above is fixed; only numbers and escaped bytes vary, so it always parses.
     wat::parse_str(wat).unwrap_or_default()
 }
+
+/// A module manager (it holds the `Module` authority) whose `authorize` lets anyone publish
+/// and nobody remove: it answers `true` exactly when the action is seven bytes long.
+pub fn manager_module(name: &str) -> Vec<u8> {
+    use interstice_abi::{Authority, QuerySchema};
+    let schema = ModuleSchema {
+        abi_version: ABI_VERSION,
+        name: name.into(),
+        version: "0.1.0".into(),
+        visibility: Visibility::Private,
+        authorities: vec![Authority::Module],
+        types: vec![],
+        tables: vec![],
+        reducers: vec![],
+        queries: vec![QuerySchema {
+            name: interstice_abi::MANAGER_QUERY.into(),
+            args: vec![
+                Field::new("action", Type::String),
+                Field::new("module", Type::String),
+                Field::new("admin", Type::Bool),
+            ],
+            returns: Type::Bool,
+            access: None,
+        }],
+        nodes: vec![],
+    };
+    let schema_bytes = schema.to_bytes();
+    let wat = format!(
+        r#"(module
+  (import "interstice" "return_value" (func $return_value (param i32 i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 32768))
+  (data (i32.const 100) "\01\00")
+  (data (i32.const {SCHEMA_AT}) "{schema}")
+  (func (export "interstice_abi_version") (result i32) (i32.const {ABI_VERSION}))
+  (func (export "interstice_schema") (result i64)
+    (i64.or (i64.shl (i64.const {SCHEMA_AT}) (i64.const 32)) (i64.const {schema_len})))
+  (func (export "interstice_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
+    (local.get $p))
+  (func (export "interstice_reducer") (param i32 i32 i32) (result i32) (i32.const 1))
+  ;; The arguments start with the action's length: 7 for "publish".
+  (func (export "interstice_query") (param $index i32) (param $args i32) (param $len i32) (result i32)
+    (if (i32.eq (i32.load8_u (local.get $args)) (i32.const 7))
+      (then (call $return_value (i32.const 100) (i32.const 1)))
+      (else (call $return_value (i32.const 101) (i32.const 1))))
+    (i32.const 0))
+)"#,
+        schema = data(&schema_bytes),
+        schema_len = schema_bytes.len(),
+    );
+    wat::parse_str(wat).unwrap_or_default()
+}

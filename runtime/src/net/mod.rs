@@ -148,6 +148,55 @@ mod tests {
         server.shutdown().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_module_manager_takes_over_publish_and_remove_for_clients_without_the_token() {
+        use crate::testing::{manager_module, module, probe_schema};
+        let node = Arc::new(Node::open(NodeConfig::default()).unwrap());
+        node.install(&manager_module("gate")).unwrap();
+        let config = ServerConfig {
+            node_id: "node-1".into(),
+            admin_token: Some(TOKEN.into()),
+            ..ServerConfig::default()
+        };
+        let server = serve(node.clone(), "127.0.0.1:0", config).await.unwrap();
+        let probe = module(
+            &probe_schema(&[("ok", None)]),
+            interstice_abi::ABI_VERSION,
+            &["(i32.const 0)"],
+        );
+        // The manager lets anyone publish...
+        let public = connect(&server, None).await.unwrap();
+        let report = public.publish(probe).await.unwrap();
+        assert!(
+            matches!(report, PublishReport::Installed { .. }),
+            "{report:?}"
+        );
+        // ...and nobody remove, naming itself.
+        let err = public.remove("probe").await.unwrap_err();
+        assert_eq!(err.remote_kind(), Some(ErrorKind::Unauthorized), "{err}");
+        assert!(err.to_string().contains("module `gate`"), "{err}");
+        assert!(err.to_string().contains("remove `probe`"), "{err}");
+        // The admin token still works: the owner cannot be locked out.
+        let admin = connect(&server, Some(TOKEN)).await.unwrap();
+        admin.remove("probe").await.unwrap();
+        server.shutdown().await;
+    }
+
+    #[test]
+    fn a_module_manager_must_answer_authorize() {
+        let mut schema = crate::testing::probe_schema(&[("ok", None)]);
+        schema.authorities = vec![interstice_abi::Authority::Module];
+        let wasm = crate::testing::module(&schema, interstice_abi::ABI_VERSION, &["(i32.const 0)"]);
+        let err = Node::open(NodeConfig::default())
+            .unwrap()
+            .install(&wasm)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("fn authorize(ctx: QueryContext"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn pipelined_requests_each_get_their_own_answer() {
         let server = start(ServerConfig::default()).await;

@@ -525,6 +525,7 @@ fn reducer_response(outcome: Result<Outcome, NodeError>) -> Response {
 fn node_error(e: &NodeError) -> Response {
     let kind = match e {
         NodeError::NoSuchModule(_) | NodeError::NoSuchFunction { .. } => ErrorKind::NotFound,
+        NodeError::Unauthorized(_) => ErrorKind::Unauthorized,
         NodeError::NotCallable { .. } | NodeError::BadArguments { .. } => ErrorKind::BadRequest,
         NodeError::Load(_)
         | NodeError::AlreadyInstalled(_)
@@ -594,10 +595,17 @@ impl Shared {
                 Response::Schema(schemas)
             }
             Request::Publish { wasm } => {
-                if let Some(refused) = self.check_manager(session, "publish") {
-                    return refused;
-                }
-                let result = self.node.publish(&wasm);
+                let result = if session.admin || self.node.manager().is_none() {
+                    if let Some(refused) = self.check_manager(session, "publish") {
+                        return refused;
+                    }
+                    self.node.publish(&wasm)
+                } else {
+                    // The module manager decides, once it knows which module this is.
+                    self.node.publish_if(&wasm, |schema| {
+                        self.node.authorize("publish", &schema.name, session.admin)
+                    })
+                };
                 self.refresh_schemas();
                 match result {
                     Ok(Published::Installed(schema)) => {
@@ -622,8 +630,12 @@ impl Shared {
                 }
             }
             Request::Remove { module } => {
-                if let Some(refused) = self.check_manager(session, "remove modules") {
-                    return refused;
+                if session.admin || self.node.manager().is_none() {
+                    if let Some(refused) = self.check_manager(session, "remove modules") {
+                        return refused;
+                    }
+                } else if let Err(reason) = self.node.authorize("remove", &module, session.admin) {
+                    return error(ErrorKind::Unauthorized, reason);
                 }
                 let result = self.node.remove(&module);
                 self.refresh_schemas();
@@ -722,7 +734,8 @@ impl Shared {
         }
     }
 
-    /// Refuses publish and remove to non-admins unless anonymous publishing is allowed.
+    /// Refuses publish and remove to non-admins unless anonymous publishing is allowed. A
+    /// module holding the `Module` authority replaces this policy for non-admins.
     fn check_manager(&self, session: &Session, what: &str) -> Option<Response> {
         if session.admin || self.config.allow_anonymous_publish {
             return None;

@@ -38,8 +38,8 @@ pub use codec::{
     DecodeError, DecodeLimits, decode, decode_fields, decode_with_limits, encode, encode_into,
 };
 pub use module::{
-    Access, Authority, Event, ModuleError, ModuleSchema, NodeBinding, NodeDependency, ParseError,
-    QuerySchema, ReducerSchema, TableEvent, remote_target,
+    Access, Authority, Event, MANAGER_QUERY, ModuleError, ModuleSchema, NodeBinding,
+    NodeDependency, ParseError, QuerySchema, ReducerSchema, TableEvent, remote_target,
 };
 pub use schema::{
     Column, IndexKind, IndexSchema, Persistence, SchemaError, TableSchema, TableSchemaBuilder,

@@ -251,6 +251,11 @@ impl fmt::Display for Event {
     }
 }
 
+/// The query a module holding [`Authority::Module`] answers for every publish and remove by a
+/// client without the admin token: `authorize(action, module, admin) -> bool`, where `action`
+/// is `"publish"` or `"remove"`.
+pub const MANAGER_QUERY: &str = "authorize";
+
 /// Splits a remote call target `node.module.reducer` into the node and `module.reducer`;
 /// `None` for local names (`reducer`, `module.reducer`).
 pub fn remote_target(name: &str) -> Option<(&str, &str)> {
@@ -319,6 +324,10 @@ pub enum ModuleError {
         node: String,
         name: String,
     },
+    #[error(
+        "module `{module}` claims the Module authority, so it decides who may publish and remove modules: define `#[query] fn authorize(ctx: QueryContext, action: String, module: String, admin: bool) -> bool`"
+    )]
+    NoAuthorize { module: String },
     #[error("module `{module}` has a bad node binding `{name}`: {reason}")]
     BadNode {
         module: String,
@@ -417,6 +426,19 @@ impl ModuleSchema {
                     module: module(),
                     authority: *authority,
                 });
+            }
+        }
+        if authorities.contains(&Authority::Module) {
+            let authorize = self.queries.iter().find(|q| q.name == MANAGER_QUERY);
+            let fits = authorize.is_some_and(|q| {
+                q.returns == Type::Bool
+                    && q.args
+                        .iter()
+                        .map(|a| &a.ty)
+                        .eq([&Type::String, &Type::String, &Type::Bool])
+            });
+            if !fits {
+                return Err(ModuleError::NoAuthorize { module: module() });
             }
         }
         for reducer in &self.reducers {
