@@ -127,10 +127,14 @@ impl Home {
     /// `node start` as a child process, returned once it answers `node ping`.
     fn start(&self, name: &str, extra: &[&str]) -> Running {
         let log = self.dir.path().join(format!("{name}.log"));
-        let child = self
-            .cmd()
-            .args(["node", "start", name])
-            .args(extra)
+        let mut cmd = self.cmd();
+        cmd.args(["node", "start", name]).args(extra);
+        self.spawn_until_answers(cmd, log, name)
+    }
+
+    /// Spawns `cmd` (a node process, stderr to `log`) and waits until node `name` answers.
+    fn spawn_until_answers(&self, mut cmd: Command, log: PathBuf, name: &str) -> Running {
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -490,31 +494,14 @@ impl Home {
     /// `example <name> --port <port> [extra]` as a child process, returned once it answers.
     fn example(&self, name: &str, port: u16, extra: &[&str]) -> Running {
         let log = self.dir.path().join(format!("example-{name}-{port}.log"));
-        let child = self
-            .cmd()
-            .args(["example", name, "--port", &port.to_string()])
+        let mut cmd = self.cmd();
+        cmd.args(["example", name, "--port", &port.to_string()])
             .args(extra)
             .env("RUST_LOG", "info")
             // Built into the shared test target dir through CARGO_TARGET_DIR.
-            .env("CARGO_TARGET_DIR", modules_target())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut running = Running { child, log };
+            .env("CARGO_TARGET_DIR", modules_target());
         // The example registers its node before building; wait until it answers.
-        loop {
-            if let Some(status) = running.child.try_wait().unwrap() {
-                panic!(
-                    "example exited ({status}):\n{}",
-                    std::fs::read_to_string(&running.log).unwrap_or_default()
-                );
-            }
-            if self.run(&["node", "ping", &format!("example-{name}")]).code == 0 {
-                return running;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.spawn_until_answers(cmd, log, &format!("example-{name}"))
     }
 
     /// Runs `args` until its stdout satisfies `check`; fails the test after a minute.

@@ -87,15 +87,7 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
   (data (i32.const 700) "it failed")
   (data (i32.const 720) "ok")
   (data (i32.const {REMOTE_AT}) "peer.hello.hello")
-  (data (i32.const {SCHEMA_AT}) "{schema}")
-  (func (export "interstice_abi_version") (result i32) (i32.const {abi_version}))
-  (func (export "interstice_schema") (result i64)
-    (i64.or (i64.shl (i64.const {SCHEMA_AT}) (i64.const 32)) (i64.const {schema_len})))
-  (func (export "interstice_alloc") (param $len i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
-    (local.get $p))
+{glue}
   (func (export "interstice_query") (param i32 i32 i32) (result i32) (i32.const 1))
   (func $items (result i32) (call $table (i32.const {NAME_AT}) (i32.const 5)))
   (func $insert_row (result i64) (call $insert (call $items) (i32.const {ROW_AT}) (i32.const 16)))
@@ -115,8 +107,7 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
     (i32.const 99))
 )"#,
         row = data(&row),
-        schema = data(&schema_bytes),
-        schema_len = schema_bytes.len(),
+        glue = glue(schema, abi_version),
     );
     // The template above is fixed; only numbers and escaped bytes vary, so it always parses.
     wat::parse_str(wat).unwrap_or_default()
@@ -147,22 +138,13 @@ pub fn manager_module(name: &str) -> Vec<u8> {
         }],
         nodes: vec![],
     };
-    let schema_bytes = schema.to_bytes();
     let wat = format!(
         r#"(module
   (import "interstice" "return_value" (func $return_value (param i32 i32)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 32768))
   (data (i32.const 100) "\01\00")
-  (data (i32.const {SCHEMA_AT}) "{schema}")
-  (func (export "interstice_abi_version") (result i32) (i32.const {ABI_VERSION}))
-  (func (export "interstice_schema") (result i64)
-    (i64.or (i64.shl (i64.const {SCHEMA_AT}) (i64.const 32)) (i64.const {schema_len})))
-  (func (export "interstice_alloc") (param $len i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
-    (local.get $p))
+{glue}
   (func (export "interstice_reducer") (param i32 i32 i32) (result i32) (i32.const 1))
   ;; The arguments start with the action's length: 7 for "publish".
   (func (export "interstice_query") (param $index i32) (param $args i32) (param $len i32) (result i32)
@@ -171,8 +153,26 @@ pub fn manager_module(name: &str) -> Vec<u8> {
       (else (call $return_value (i32.const 101) (i32.const 1))))
     (i32.const 0))
 )"#,
-        schema = data(&schema_bytes),
-        schema_len = schema_bytes.len(),
+        glue = glue(&schema, ABI_VERSION),
     );
     wat::parse_str(wat).unwrap_or_default()
+}
+
+/// What every test module exports besides its functions: the schema at [`SCHEMA_AT`], the ABI
+/// version, and a bump allocator over the global `$heap`.
+fn glue(schema: &ModuleSchema, abi_version: u32) -> String {
+    let bytes = schema.to_bytes();
+    format!(
+        r#"  (data (i32.const {SCHEMA_AT}) "{schema}")
+  (func (export "interstice_abi_version") (result i32) (i32.const {abi_version}))
+  (func (export "interstice_schema") (result i64)
+    (i64.or (i64.shl (i64.const {SCHEMA_AT}) (i64.const 32)) (i64.const {len})))
+  (func (export "interstice_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
+    (local.get $p))"#,
+        schema = data(&bytes),
+        len = bytes.len(),
+    )
 }
