@@ -58,7 +58,6 @@ fn data(bytes: &[u8]) -> String {
 /// A module with `schema` whose `interstice_reducer` runs `bodies[index]` (WAT instructions
 /// leaving an i32 status). `abi_version` lets a test lie about the version.
 pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u8> {
-    let schema_bytes = schema.to_bytes();
     let mut dispatch = String::new();
     for (i, body) in bodies.iter().enumerate() {
         dispatch.push_str(&format!(
