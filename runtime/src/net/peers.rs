@@ -21,6 +21,10 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use super::NetError;
 use super::client::{Client, ClientConfig};
 use super::proto::{ClientKind, ReducerOutcome};
 use crate::{Node, RemoteCall, RemoteNode};
@@ -240,12 +244,6 @@ async fn peer(
                 tracing::info!(node = %name, %address, id = %remote_id, "connected to peer");
                 let stopped = serve_peer(&node, &want, &client, &mut queue, &stop).await;
                 tracing::info!(node = %name, id = %remote_id, "disconnected from peer");
-                let hook_node = node.clone();
-                let id = remote_id.clone();
-                let hooks = tokio::task::spawn_blocking(move || hook_node.peer_disconnected(&id));
-                if let Ok(Err(e)) = hooks.await {
-                    tracing::error!(node = %name, error = %e, "disconnect hooks failed");
-                }
                 if stopped {
                     return;
                 }
@@ -259,7 +257,47 @@ async fn peer(
     }
 }
 
+/// What a peer hands to its node, in order, on one blocking thread.
+enum Work {
+    Connected(String),
+    Change {
+        module: String,
+        table: String,
+        kind: TableEvent,
+        rows: Vec<u8>,
+    },
+    Disconnected(String),
+}
+
+/// Runs a peer's work against the node: hooks and remote changes, strictly in arrival order.
+fn deliver(node: &Node, peer: &str, mut work: mpsc::Receiver<Work>) {
+    while let Some(item) = work.blocking_recv() {
+        let result = match &item {
+            Work::Connected(id) => node.peer_connected(id).map(drop),
+            Work::Change {
+                module,
+                table,
+                kind,
+                rows,
+            } => node
+                .deliver_remote(peer, module, table, *kind, rows)
+                .map(drop),
+            Work::Disconnected(id) => node.peer_disconnected(id).map(drop),
+        };
+        if let Err(e) = result {
+            let what = match item {
+                Work::Connected(_) => "connect hooks",
+                Work::Change { .. } => "a remote change",
+                Work::Disconnected(_) => "disconnect hooks",
+            };
+            tracing::error!(node = %peer, error = %e, "{what} failed");
+        }
+    }
+}
+
 /// Serves one connection; returns whether the peer was stopped (rather than disconnected).
+/// Fires `connect` once subscribed and `disconnect` when done, through the same queue as the
+/// changes, so a module sees connect, changes, disconnect in that order.
 async fn serve_peer(
     node: &Arc<Node>,
     want: &RemoteNode,
@@ -283,64 +321,70 @@ async fn serve_peer(
             ),
         }
     }
-    let hook_node = node.clone();
-    let id = client.node_id().to_owned();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || hook_node.peer_connected(&id)).await {
-        tracing::error!(node = %name, error = %e, "connect hooks failed");
-    }
-    loop {
+    let remote_id = client.node_id().to_owned();
+    let (work, work_queue) = mpsc::channel(1024);
+    let worker = {
+        let (node, name) = (node.clone(), name.clone());
+        tokio::task::spawn_blocking(move || deliver(&node, &name, work_queue))
+    };
+    let _ = work.send(Work::Connected(remote_id.clone())).await;
+    let mut answers = FuturesUnordered::new();
+    let stopped = loop {
         tokio::select! {
             biased;
-            () = stop.cancelled() => return true,
-            () = client.closed() => return false,
+            () = stop.cancelled() => break true,
+            () = client.closed() => break false,
+            Some(answer) = answers.next(), if !answers.is_empty() => log_answer(answer),
             event = events.recv() => {
-                let Some(event) = event else { return false };
+                let Some(event) = event else { break false };
                 let Some((module, table, _)) = subscriptions.get(&event.subscription) else {
                     continue;
                 };
-                let (node, peer) = (node.clone(), name.clone());
-                let (module, table) = (module.clone(), table.clone());
-                let delivered = tokio::task::spawn_blocking(move || {
-                    node.deliver_remote(&peer, &module, &table, event.change.kind, &event.change.rows)
-                })
-                .await;
-                if let Ok(Err(e)) = delivered {
-                    tracing::error!(node = %name, error = %e, "cannot deliver a remote change");
+                let change = Work::Change {
+                    module: module.clone(),
+                    table: table.clone(),
+                    kind: event.change.kind,
+                    rows: event.change.rows,
+                };
+                if work.send(change).await.is_err() {
+                    break false;
                 }
             }
             call = queue.recv() => {
-                let Some(call) = call else { return true };
-                send_call(client, call).await;
+                let Some(call) = call else { break true };
+                // Written now, so calls leave in commit order; answered whenever.
+                match client.start_call_reducer(&call.module, &call.reducer, call.args.clone()).await {
+                    Ok(answer) => answers.push(async move { (call, answer.await) }),
+                    Err(e) => log_answer((call, Err(e))),
+                }
             }
         }
+    };
+    if !answers.is_empty() {
+        tracing::warn!(
+            node = %name, calls = answers.len(),
+            "remote calls were in flight when the connection ended; their outcome is unknown"
+        );
     }
+    let _ = work.send(Work::Disconnected(remote_id)).await;
+    drop(work);
+    let _ = worker.await;
+    stopped
 }
 
-/// Sends a remote call now (so calls leave in commit order) and logs its outcome when it comes.
-async fn send_call(client: &Client, call: RemoteCall) {
-    let answer = client.start_call_reducer(&call.module, &call.reducer, call.args.clone());
-    match answer.await {
+fn log_answer((call, answer): (RemoteCall, Result<ReducerOutcome, NetError>)) {
+    match answer {
+        Ok(ReducerOutcome::Committed { seq, .. }) => tracing::debug!(
+            node = %call.node, module = %call.module, reducer = %call.reducer, seq,
+            "remote call committed"
+        ),
+        Ok(ReducerOutcome::Failed { reason, .. }) => tracing::warn!(
+            node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
+            %reason, "remote call failed on the peer"
+        ),
         Err(e) => tracing::warn!(
             node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
-            error = %e, "remote call not sent"
+            error = %e, "remote call got no answer"
         ),
-        Ok(answer) => {
-            tokio::spawn(async move {
-                match answer.await {
-                    Ok(ReducerOutcome::Committed { seq, .. }) => tracing::debug!(
-                        node = %call.node, module = %call.module, reducer = %call.reducer, seq,
-                        "remote call committed"
-                    ),
-                    Ok(ReducerOutcome::Failed { reason, .. }) => tracing::warn!(
-                        node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
-                        %reason, "remote call failed on the peer"
-                    ),
-                    Err(e) => tracing::warn!(
-                        node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
-                        error = %e, "remote call got no answer"
-                    ),
-                }
-            });
-        }
     }
 }
