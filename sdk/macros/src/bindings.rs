@@ -287,3 +287,77 @@ fn to_ident(name: &str) -> Ident {
     };
     syn::parse_str::<Ident>(&clean).unwrap_or_else(|_| Ident::new_raw(&clean, Span::call_site()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crate_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let bindings = dir.path().join("src").join("bindings");
+        std::fs::create_dir_all(&bindings).unwrap();
+        for (name, text) in files {
+            std::fs::write(bindings.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    const NODE: &str = r#"
+name = "far"
+address = "10.0.0.1:9000"
+
+[[modules]]
+abi_version = 2
+name = "shop"
+version = "1.2.3"
+visibility = "Public"
+authorities = []
+types = [{ Struct = { name = "Item", fields = [{ name = "id", ty = "U64" }, { name = "type", ty = "String" }] } }]
+tables = []
+reducers = [{ name = "buy", args = [{ name = "item", ty = { Named = "Item" } }] }]
+queries = [{ name = "stock", args = [], returns = "U64" }]
+nodes = []
+"#;
+
+    #[test]
+    fn a_node_binding_gives_remote_calls_and_the_node_address() {
+        let dir = crate_with(&[("node_far.toml", NODE)]);
+        let bindings = load(dir.path()).unwrap();
+        assert_eq!(
+            bindings.nodes,
+            [("far".to_owned(), "10.0.0.1:9000".to_owned())]
+        );
+        let code = bindings.tokens.to_string();
+        assert!(code.contains("pub mod far"), "{code}");
+        assert!(code.contains("pub mod shop"), "{code}");
+        assert!(code.contains("call_remote_raw (\"far.shop.buy\""), "{code}");
+        // A keyword field becomes a raw identifier; remote queries are not offered.
+        assert!(code.contains("r#type"), "{code}");
+        assert!(!code.contains("stock"), "{code}");
+    }
+
+    #[test]
+    fn a_module_binding_gives_nested_calls_and_queries() {
+        let module = NODE.split("[[modules]]").nth(1).unwrap();
+        let dir = crate_with(&[("shop.toml", module)]);
+        let bindings = load(dir.path()).unwrap();
+        assert!(bindings.nodes.is_empty());
+        let code = bindings.tokens.to_string();
+        assert!(code.contains("call_reducer_raw (\"shop.buy\""), "{code}");
+        assert!(
+            code.contains("call_query_typed (ctx , \"shop.stock\""),
+            "{code}"
+        );
+    }
+
+    #[test]
+    fn no_folder_means_no_bindings_and_a_bad_file_is_named() {
+        let empty = tempfile::tempdir().unwrap();
+        let bindings = load(empty.path()).unwrap();
+        assert!(bindings.tokens.is_empty() && bindings.nodes.is_empty());
+        let dir = crate_with(&[("broken.toml", "name = 3")]);
+        let err = load(dir.path()).err().unwrap();
+        assert!(err.contains("broken.toml"), "{err}");
+        assert!(err.contains("interstice bindings add"), "{err}");
+    }
+}
