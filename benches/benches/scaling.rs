@@ -3,7 +3,9 @@
 //! reducer).
 //!
 //! `cargo bench -p interstice-benches --bench scaling` (add `-- --quick` for a short run;
-//! `INTERSTICE_BENCH_WORKERS=1,2,4` to choose worker counts; `INTERSTICE_BENCH_COST_US=20`).
+//! `INTERSTICE_BENCH_WORKERS=1,2,4` to choose worker counts; `INTERSTICE_BENCH_COST_US=20`;
+//! `INTERSTICE_BENCH_CONTENTION=0,1` to choose conflict shares, 0 to 1;
+//! `INTERSTICE_BENCH_ITERS=N` to skip calibration).
 //!
 //! Each invocation is `workload_a.spinN(key, iters)`, which burns `iters` rounds of arithmetic
 //! and updates one row of table `tN`. A conflicting invocation uses `spin0` (they all write
@@ -47,20 +49,37 @@ fn calls(n: usize, contention: f64, iters: u32) -> Vec<(&'static str, String, Ve
         .collect()
 }
 
-/// Seconds to run `calls` on `node`, all submitted at once.
-fn run(node: &Node, calls: &[(&'static str, String, Vec<u8>)]) -> f64 {
+/// CPU time used so far by every thread of this process, in nanoseconds, where Linux tells
+/// (`/proc/self/task/*/schedstat`); `None` elsewhere. Beside wall time it shows whether a
+/// speedup is lost to idle cores (CPU time flat) or to extra work (CPU time up), which a
+/// shared machine's noise hides in wall time alone.
+fn cpu_nanos() -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Seconds to run `calls` on `node`, all submitted at once, and the CPU seconds it took.
+fn run(node: &Node, calls: &[(&'static str, String, Vec<u8>)]) -> (f64, Option<f64>) {
     let refs: Vec<(&str, &str, Vec<u8>)> = calls
         .iter()
         .map(|(m, r, a)| (*m, r.as_str(), a.clone()))
         .collect();
+    let cpu_before = cpu_nanos();
     let started = Instant::now();
     let outcomes = node.call_many(&refs).expect("calls run");
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_before
+        .zip(cpu_nanos())
+        .map(|(before, after)| after.saturating_sub(before) as f64 / 1e9);
     assert!(
         outcomes.iter().all(|o| o.is_committed()),
         "every spin commits"
     );
-    elapsed
+    (elapsed, cpu)
 }
 
 /// The `iters` that make one reducer cost about `target_us` on one worker.
@@ -69,7 +88,7 @@ fn calibrate(wasm: &[u8], target_us: f64) -> u32 {
     let mut iters = 1_000u32;
     loop {
         let batch = calls(200, 1.0, iters);
-        let per_call_us = run(&node, &batch) * 1e6 / 200.0;
+        let per_call_us = run(&node, &batch).0 * 1e6 / 200.0;
         if per_call_us >= target_us * 0.9 || iters > 1 << 26 {
             let scaled = f64::from(iters) * target_us / per_call_us;
             return scaled.clamp(1.0, f64::from(u32::MAX)) as u32;
@@ -88,21 +107,29 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20.0);
+    let contentions: Vec<f64> = std::env::var("INTERSTICE_BENCH_CONTENTION")
+        .ok()
+        .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![0.0, 0.5, 1.0]);
     let (n, repeats) = if quick { (400, 3) } else { (2000, 5) };
 
     let wasm = build("workload_a").unwrap_or_else(|e| panic!("building modules/workload_a: {e}"));
-    let iters = calibrate(&wasm, cost_us);
+    // A fixed count makes runs comparable across processes (calibration follows the load).
+    let iters = std::env::var("INTERSTICE_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| calibrate(&wasm, cost_us));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "scaling: {n} invocations of ~{cost_us} us ({iters} iters) per run, median of {repeats}, {cores} cores"
     );
     println!();
     println!(
-        "| contention | workers | invocations/s | speedup vs 1 | serial commit share | per window |"
+        "| contention | workers | invocations/s | speedup vs 1 | serial commit share | CPU per invocation | per window |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
 
-    for contention in [0.0, 0.5, 1.0] {
+    for contention in contentions {
         let setups: Vec<Setup> = workers
             .iter()
             .map(|&workers| Setup {
@@ -113,10 +140,13 @@ fn main() {
         let nodes: Vec<Node> = setups.iter().map(|s| node(&wasm, s.workers)).collect();
         let batch = calls(n, contention, iters);
         let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
         for _ in 0..repeats {
             // Alternate configurations within a repeat, so drift hits all of them alike.
             for (i, node) in nodes.iter().enumerate() {
-                seconds[i].push(run(node, &batch));
+                let (wall, used) = run(node, &batch);
+                seconds[i].push(wall);
+                cpu[i].extend(used);
             }
         }
         let base = median(&mut seconds[0].clone());
@@ -124,8 +154,13 @@ fn main() {
             let secs = median(&mut seconds[i]);
             let stats = nodes[i].stats();
             let commit_share = stats.commit_nanos as f64 / stats.window_nanos.max(1) as f64;
+            let cpu_per_call = if cpu[i].is_empty() {
+                "n/a".to_owned()
+            } else {
+                format!("{:.1} us", median(&mut cpu[i]) * 1e6 / n as f64)
+            };
             println!(
-                "| {:.0} % | {} | {:.0} | {:.2}x | {:.1} % | {:.0} invocations |",
+                "| {:.0} % | {} | {:.0} | {:.2}x | {:.1} % | {cpu_per_call} | {:.0} invocations |",
                 setup.contention * 100.0,
                 setup.workers,
                 n as f64 / secs,

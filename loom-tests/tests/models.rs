@@ -1,5 +1,7 @@
-//! Small loom models: two pool workers plus the driving thread (plus a lane where a task is
-//! pinned), a handful of tasks each.
+//! Small loom models: two pool threads plus the driving thread, which commits and also runs
+//! ready tasks itself (plus a lane where a task is pinned), a handful of tasks each. The pool
+//! threads run tasks through runner jobs that start and stop as the ready queue fills and
+//! empties, so the models also cover a runner exiting just as new work is released.
 //!
 //! Each model asserts that commits arrive in sequence order, that every task runs exactly
 //! once, and that the final tables equal a serial run; the tables are loom `UnsafeCell`s, so
@@ -118,7 +120,7 @@ fn check(tasks: &'static [Task]) {
         let tables = Arc::new(Tables::new());
         let runs: Arc<Vec<AtomicUsize>> =
             Arc::new((0..tasks.len()).map(|_| AtomicUsize::new(0)).collect());
-        let mut config = Config::new().workers(2);
+        let mut config = Config::new().workers(3);
         if with_lane {
             config = config.lane(LANE);
         }

@@ -11,19 +11,25 @@ use parking_lot::{Mutex, RwLock};
 use wasmtime::Engine;
 
 use crate::error::CallFailure;
-use crate::invocation::{Access, Exec, RemoteCall, Scheduled, encode_row};
+use crate::invocation::{Access, Exec, RemoteCall, Scheduled, TableMeta, encode_row};
 use crate::wasm::{CompiledModule, Limits, ModuleInstance};
 
 /// The per-module table that holds the module's pending timers.
 pub(crate) const TIMERS: &str = "__timers";
+
+/// Maps keyed by module, reducer or table names, looked up on every call. foldhash instead of
+/// std's SipHash: the keys are short, and hashing them was a visible share of a call.
+pub(crate) type NameMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 /// One reducer invocation, as the scheduler carries it.
 #[derive(Clone, Debug)]
 pub(crate) struct Task {
     /// Set when an external caller waits for this invocation's outcome.
     pub ticket: Option<u64>,
-    pub module: String,
-    pub reducer: String,
+    /// Shared, not owned: a call clones the installed module's and reducer's names instead of
+    /// allocating two strings that travel through the inbox, the ingress and the commit.
+    pub module: Arc<str>,
+    pub reducer: Arc<str>,
     pub args: Vec<u8>,
     /// The primary key of the timer row that fired this invocation.
     pub timer: Option<Value>,
@@ -42,17 +48,22 @@ pub(crate) enum Done {
 }
 
 pub(crate) struct Reducer {
+    /// The reducer's name, shared with every [`Task`] that calls it.
+    pub name: Arc<str>,
     pub index: u32,
     pub args: Vec<Type>,
-    pub access: Access,
+    /// Shared with each invocation's context, which would otherwise clone the declared sets.
+    pub access: Arc<Access>,
     pub on: Option<Event>,
 }
 
 /// An installed module.
 pub(crate) struct Installed {
     pub compiled: CompiledModule,
+    /// The module's name, shared with every [`Task`] that calls it.
+    pub name: Arc<str>,
     pub registry: Arc<TypeRegistry>,
-    pub reducers: HashMap<String, Reducer>,
+    pub reducers: NameMap<Reducer>,
     /// Per query: its number, argument types, result type and declared access.
     pub queries: HashMap<String, (u32, Vec<Type>, Type, Access)>,
     /// Idle instances. A worker takes one for a call and puts it back, so the pool grows to one
@@ -70,8 +81,8 @@ impl Installed {
 #[derive(Clone)]
 struct Subscriber {
     kind: TableEvent,
-    module: String,
-    reducer: String,
+    module: Arc<str>,
+    reducer: Arc<str>,
 }
 
 /// Derived from the installed modules; rebuilt when a module comes or goes.
@@ -82,9 +93,11 @@ struct Index {
     /// The scheduler's view of each reducer's access: `(module, reducer)` → table ids.
     access: HashMap<(String, String), sched::Access>,
     /// The same, by module then reducer, for lookups without building a key.
-    access_by_module: HashMap<String, HashMap<String, sched::Access>>,
-    timers: HashMap<String, TableId>,
-    lanes: HashMap<String, LaneId>,
+    access_by_module: NameMap<NameMap<sched::Access>>,
+    timers: NameMap<TableId>,
+    lanes: NameMap<LaneId>,
+    /// Every module table by full name, as host calls open it.
+    tables: NameMap<Arc<TableMeta>>,
 }
 
 /// The lanes for modules holding a platform authority.
@@ -130,6 +143,11 @@ impl Core {
         self.index.read().registries.clone()
     }
 
+    /// The host calls' view of table `module.table`, if a module declares it.
+    pub fn table_meta(&self, full: &str) -> Option<Arc<TableMeta>> {
+        self.index.read().tables.get(full).cloned()
+    }
+
     pub fn timers_table(&self, module: &str) -> Option<TableId> {
         self.index.read().timers.get(module).copied()
     }
@@ -151,12 +169,15 @@ impl Core {
         let mut registries = BTreeMap::new();
         for (name, module) in modules.iter() {
             registries.insert(name.clone(), module.registry.clone());
-            let own_tables: Vec<TableId> = module
-                .schema()
-                .tables
-                .iter()
-                .filter_map(|t| self.store.table_id(&format!("{name}.{}", t.name)))
-                .collect();
+            let mut own_tables = Vec::new();
+            for table in &module.schema().tables {
+                let full = format!("{name}.{}", table.name);
+                if let Some(id) = self.store.table_id(&full) {
+                    own_tables.push(id);
+                    let meta = TableMeta::new(id, full.clone(), table, module.registry.clone());
+                    index.tables.insert(full, Arc::new(meta));
+                }
+            }
             let timers = self.store.table_id(&format!("{name}.{TIMERS}"));
             if let Some(t) = timers {
                 index.timers.insert(name.clone(), t);
@@ -179,7 +200,7 @@ impl Core {
             let mut reducers: Vec<(&String, &Reducer)> = module.reducers.iter().collect();
             reducers.sort_by_key(|(n, _)| *n);
             for (reducer, r) in reducers {
-                let access = match &r.access {
+                let access = match &*r.access {
                     Access::OwnModule => sched::Access::from_tables(
                         [],
                         own_tables.iter().copied().chain(timers).map(to_sched),
@@ -217,8 +238,8 @@ impl Core {
                 {
                     index.subscribers.entry(id).or_default().push(Subscriber {
                         kind: *kind,
-                        module: name.clone(),
-                        reducer: reducer.clone(),
+                        module: module.name.clone(),
+                        reducer: r.name.clone(),
                     });
                 }
             }
@@ -231,7 +252,7 @@ impl Core {
                 module
                     .reducers
                     .iter()
-                    .filter_map(move |(reducer, r)| match &r.access {
+                    .filter_map(move |(reducer, r)| match &*r.access {
                         Access::Declared { calls, .. } if !calls.is_empty() => Some((
                             (name.clone(), reducer.clone()),
                             calls.iter().cloned().collect(),
@@ -295,17 +316,17 @@ impl Core {
         let index = self.index.read();
         let mut access = index
             .access_by_module
-            .get(&task.module)
-            .and_then(|reducers| reducers.get(&task.reducer))
+            .get(&*task.module)
+            .and_then(|reducers| reducers.get(&*task.reducer))
             .cloned()
             // Unknown reducers fail when they run; until then they conflict with nothing.
             .unwrap_or_default();
         if task.timer.is_some()
-            && let Some(t) = index.timers.get(&task.module)
+            && let Some(t) = index.timers.get(&*task.module)
         {
             access = access.write(to_sched(*t));
         }
-        let lane = index.lanes.get(&task.module).copied();
+        let lane = index.lanes.get(&*task.module).copied();
         let work = Work::new(task, access, Timestamp(time.max(0) as u64));
         match lane {
             Some(lane) => work.on_lane(lane),
@@ -368,7 +389,7 @@ impl Core {
                 task.module
             )));
         };
-        let Some(reducer) = module.reducers.get(&task.reducer) else {
+        let Some(reducer) = module.reducers.get(&*task.reducer) else {
             return fail(CallFailure::Host(format!(
                 "module `{}` has no reducer `{}`",
                 task.module, task.reducer
@@ -378,8 +399,8 @@ impl Core {
             self.store.clone(),
             self.registries(),
             Some(self.clone()),
-            &task.module,
-            &task.reducer,
+            task.module.clone(),
+            task.reducer.clone(),
             reducer.access.clone(),
             time,
             self.seed,
@@ -394,7 +415,10 @@ impl Core {
         // Host-side writes that belong to the same transaction: the timer that fired it, and
         // the timers it set. Both are in the reducer's declared access (see `reindex`).
         let host_writes = (|| -> Result<(), interstice_store::StoreError> {
-            if let (Some(timer), Some(t)) = (&task.timer, self.timers_table(&task.module)) {
+            // The timer first: most calls have none, and looking its table up is not free.
+            if let Some(timer) = &task.timer
+                && let Some(t) = self.timers_table(&task.module)
+            {
                 exec.tx.delete(t, timer)?;
             }
             for Scheduled {

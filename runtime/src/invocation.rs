@@ -55,14 +55,54 @@ pub struct RemoteCall {
 /// The most remote calls one invocation may queue.
 const MAX_REMOTE_CALLS: usize = 10_000;
 
+/// What a host call needs to know about a table, resolved once per table by the core's index
+/// (see `Core::table_meta`) and shared by every invocation that opens it.
+pub(crate) struct TableMeta {
+    pub id: TableId,
+    /// `module.table`.
+    pub name: String,
+    pub columns: Vec<Type>,
+    pub column_names: Vec<String>,
+    pub pk: usize,
+    pub registry: Arc<TypeRegistry>,
+}
+
+impl TableMeta {
+    pub fn new(
+        id: TableId,
+        name: String,
+        schema: &interstice_abi::TableSchema,
+        registry: Arc<TypeRegistry>,
+    ) -> Self {
+        TableMeta {
+            id,
+            name,
+            columns: schema.columns.iter().map(|c| c.ty.clone()).collect(),
+            column_names: schema.columns.iter().map(|c| c.name.clone()).collect(),
+            pk: schema.primary_key_index().unwrap_or(0),
+            registry,
+        }
+    }
+}
+
+/// A table opened by one invocation: the shared description, and whether this invocation's
+/// declared access lets it write.
 struct Handle {
-    id: TableId,
-    name: String,
+    meta: Arc<TableMeta>,
     writable: bool,
-    columns: Vec<Type>,
-    column_names: Vec<String>,
-    pk: usize,
-    registry: Arc<TypeRegistry>,
+}
+
+impl std::ops::Deref for Handle {
+    type Target = TableMeta;
+
+    fn deref(&self) -> &TableMeta {
+        &self.meta
+    }
+}
+
+/// Whether `full` is `module.<something>`, without building the prefix.
+fn in_module(full: &str, module: &str) -> bool {
+    full.len() > module.len() && full.starts_with(module) && full.as_bytes()[module.len()] == b'.'
 }
 
 struct Cursor {
@@ -82,9 +122,10 @@ pub(crate) struct Exec {
     depth: u32,
     seed: u64,
     seq: u64,
-    module: String,
-    function: String,
-    access: Access,
+    /// Shared with the task and the installed module rather than copied per call.
+    module: Arc<str>,
+    function: Arc<str>,
+    access: Arc<Access>,
     timestamp: i64,
     rng: u64,
     handles: Vec<Handle>,
@@ -100,9 +141,9 @@ impl Exec {
         store: Store,
         registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
         core: Option<Arc<Core>>,
-        module: &str,
-        function: &str,
-        access: Access,
+        module: impl Into<Arc<str>>,
+        function: impl Into<Arc<str>>,
+        access: impl Into<Arc<Access>>,
         timestamp: i64,
         seed: u64,
         seq: u64,
@@ -115,9 +156,9 @@ impl Exec {
             depth: 0,
             seed,
             seq,
-            module: module.to_owned(),
-            function: function.to_owned(),
-            access,
+            module: module.into(),
+            function: function.into(),
+            access: access.into(),
             timestamp,
             rng: seed ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15),
             handles: Vec::new(),
@@ -140,7 +181,10 @@ impl Exec {
     fn writable(&self, table: i32) -> Result<&Handle, HostError> {
         let handle = self.handle(table)?;
         if !handle.writable {
-            let local = handle.name.strip_prefix(&format!("{}.", self.module));
+            let local = handle
+                .name
+                .strip_prefix(&*self.module)
+                .and_then(|rest| rest.strip_prefix('.'));
             return Err(HostError::fatal(
                 ErrorCode::Denied,
                 match local {
@@ -201,6 +245,11 @@ impl Exec {
     }
 }
 
+/// A buffer size for re-encoding a row that arrived as `len` bytes: room for generated values.
+fn row_len_hint(len: usize) -> usize {
+    len + 16
+}
+
 /// Encodes a row the way the ABI lays out a struct: its columns one after another.
 pub(crate) fn encode_row(row: &[Value], out: &mut Vec<u8>) {
     row.iter().for_each(|v| encode_into(v, out));
@@ -247,7 +296,11 @@ impl Invocation for Exec {
         let full = if name.contains('.') {
             name.to_owned()
         } else {
-            format!("{}.{name}", self.module)
+            let mut full = String::with_capacity(self.module.len() + 1 + name.len());
+            full.push_str(&self.module);
+            full.push('.');
+            full.push_str(name);
+            full
         };
         if full.starts_with("__") || full.split('.').nth(1).is_some_and(|t| t.starts_with("__")) {
             return Err(HostError::fatal(
@@ -255,8 +308,8 @@ impl Invocation for Exec {
                 format!("`{name}` is reserved for the node"),
             ));
         }
-        let own = full.strip_prefix(&format!("{}.", self.module)).is_some();
-        let (readable, writable) = match &self.access {
+        let own = in_module(&full, &self.module);
+        let (readable, writable) = match &*self.access {
             Access::OwnModule => (own, own),
             Access::Declared { reads, writes, .. } => {
                 let w = own && writes.contains(&full);
@@ -276,38 +329,36 @@ impl Invocation for Exec {
         if let Some(i) = self.handles.iter().position(|h| h.name == full) {
             return Ok(i as i32);
         }
-        let id = self.store.table_id(&full).ok_or_else(|| {
-            HostError::new(
-                ErrorCode::NotFound,
-                format!("no table `{full}` on this node"),
-            )
-        })?;
-        let info = self
-            .store
-            .tables()
-            .into_iter()
-            .find(|t| t.id == id)
-            .ok_or_else(|| HostError::new(ErrorCode::NotFound, format!("no table `{full}`")))?;
-        let owner = full.split('.').next().unwrap_or_default();
-        let registry = self.registries.get(owner).cloned().unwrap_or_default();
-        let schema = info.schema;
-        self.handles.push(Handle {
-            id,
-            name: full,
-            writable,
-            columns: schema.columns.iter().map(|c| c.ty.clone()).collect(),
-            column_names: schema.columns.iter().map(|c| c.name.clone()).collect(),
-            pk: schema.primary_key_index().unwrap_or(0),
-            registry,
-        });
+        // The index resolves each table once for all invocations; without a core (or for a
+        // table it has not indexed) it is resolved from the store here.
+        let meta = match self.core.as_ref().and_then(|core| core.table_meta(&full)) {
+            Some(meta) => meta,
+            None => {
+                let id = self.store.table_id(&full).ok_or_else(|| {
+                    HostError::new(
+                        ErrorCode::NotFound,
+                        format!("no table `{full}` on this node"),
+                    )
+                })?;
+                let schema = self.store.schema(id).map_err(|_| {
+                    HostError::new(ErrorCode::NotFound, format!("no table `{full}`"))
+                })?;
+                let owner = full.split('.').next().unwrap_or_default();
+                let registry = self.registries.get(owner).cloned().unwrap_or_default();
+                Arc::new(TableMeta::new(id, full, &schema, registry))
+            }
+        };
+        self.handles.push(Handle { meta, writable });
         Ok((self.handles.len() - 1) as i32)
     }
 
     fn insert(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
+        let row_bytes = row.len();
         let handle = self.writable(table)?;
         let (id, values) = (handle.id, Self::decode_row(handle, row)?);
         let row = self.tx.insert(id, values).map_err(store_error)?;
-        let mut out = Vec::new();
+        // The stored row encodes to about the bytes given (an auto_inc id may grow its varint).
+        let mut out = Vec::with_capacity(row_len_hint(row_bytes));
         encode_row(&row, &mut out);
         Ok(out)
     }
@@ -443,7 +494,7 @@ impl Invocation for Exec {
         if delay_ms < 0 {
             return Err(HostError::new(ErrorCode::BadInput, "a negative delay"));
         }
-        if let Access::Declared { calls, .. } = &self.access
+        if let Access::Declared { calls, .. } = &*self.access
             && !calls.contains(&format!("{}.{reducer}", self.module))
         {
             return Err(HostError::fatal(
@@ -462,7 +513,7 @@ impl Invocation for Exec {
         }
         let due = self.timestamp.saturating_add(delay_ms.saturating_mul(1000));
         self.scheduled.push(Scheduled {
-            module: self.module.clone(),
+            module: self.module.to_string(),
             reducer: reducer.to_owned(),
             due,
             args: args.to_vec(),
@@ -483,7 +534,7 @@ impl Invocation for Exec {
         } else {
             format!("{}.{name}", self.module)
         };
-        let declared = match &self.access {
+        let declared = match &*self.access {
             Access::Declared { calls, .. } => calls.contains(&full),
             Access::OwnModule => false,
         };
@@ -516,7 +567,7 @@ impl Invocation for Exec {
             let (index, args, _, access) = module.queries.get(function).ok_or_else(|| {
                 HostError::fatal(ErrorCode::NotFound, format!("no query `{full}`"))
             })?;
-            (*index, args.clone(), access.clone())
+            (*index, args.clone(), Arc::new(access.clone()))
         } else {
             let r = module.reducers.get(function).ok_or_else(|| {
                 HostError::fatal(ErrorCode::NotFound, format!("no reducer `{full}`"))
@@ -601,7 +652,7 @@ impl Invocation for Exec {
                 ),
             ));
         }
-        if let Access::Declared { calls, .. } = &self.access
+        if let Access::Declared { calls, .. } = &*self.access
             && !calls.contains(name)
         {
             return Err(HostError::fatal(
@@ -619,7 +670,7 @@ impl Invocation for Exec {
             ));
         }
         self.remote.push(RemoteCall {
-            from: self.module.clone(),
+            from: self.module.to_string(),
             node: node.to_owned(),
             module: module.to_owned(),
             reducer: reducer.to_owned(),

@@ -514,9 +514,10 @@ impl Node {
             .enumerate()
             .map(|(i, r)| {
                 let reducer = Reducer {
+                    name: Arc::from(r.name.as_str()),
                     index: i as u32,
                     args: r.args.iter().map(|f| f.ty.clone()).collect(),
-                    access: access(&r.access),
+                    access: Arc::new(access(&r.access)),
                     on: r.on.clone(),
                 };
                 (r.name.clone(), reducer)
@@ -535,6 +536,7 @@ impl Node {
             })
             .collect();
         Ok(Installed {
+            name: Arc::from(schema.name.as_str()),
             compiled,
             registry,
             reducers,
@@ -582,7 +584,7 @@ impl Node {
         reducer: &str,
         args: &[u8],
     ) -> Result<Outcome, NodeError> {
-        self.check_reducer_call(module, reducer, args)?;
+        let (module, reducer) = self.check_reducer_call(module, reducer, args)?;
         let ticket = self.submit(module, reducer, args.to_vec(), None, None);
         let outcome = self.drive_until(ticket)?;
         self.wait_durable(&outcome)?;
@@ -596,7 +598,7 @@ impl Node {
         let tickets: Vec<Result<u64, NodeError>> = calls
             .iter()
             .map(|(module, reducer, args)| {
-                self.check_reducer_call(module, reducer, args)?;
+                let (module, reducer) = self.check_reducer_call(module, reducer, args)?;
                 Ok(self.submit(module, reducer, args.to_vec(), None, None))
             })
             .collect();
@@ -627,13 +629,14 @@ impl Node {
         outcomes
     }
 
-    /// Checks that `module.reducer` exists, may be called from outside and takes `args`.
+    /// Checks that `module.reducer` exists, may be called from outside and takes `args`;
+    /// returns the shared names to submit it under.
     fn check_reducer_call(
         &self,
         module: &str,
         reducer: &str,
         args: &[u8],
-    ) -> Result<(), NodeError> {
+    ) -> Result<(Arc<str>, Arc<str>), NodeError> {
         let installed = self.module(module)?;
         let r = installed
             .reducers
@@ -656,7 +659,7 @@ impl Node {
             reason: e.to_string(),
             signature: signature(&r.args),
         })?;
-        Ok(())
+        Ok((installed.name.clone(), r.name.clone()))
     }
 
     /// Calls a reducer with typed arguments, checked against its signature.
@@ -686,7 +689,7 @@ impl Node {
     pub fn call_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
         let tickets: Vec<u64> = calls
             .iter()
-            .map(|(module, reducer, args)| self.submit(module, reducer, args.clone(), None, None))
+            .map(|(module, reducer, args)| self.submit(*module, *reducer, args.clone(), None, None))
             .collect();
         let mut outcomes = Vec::with_capacity(tickets.len());
         for ticket in tickets {
@@ -770,7 +773,7 @@ impl Node {
         let count = due.len();
         let mut last = None;
         for (at, module, id, reducer, args) in due {
-            last = Some(self.submit(&module, &reducer, args, Some(at), Some(id)));
+            last = Some(self.submit(module, reducer, args, Some(at), Some(id)));
         }
         if let Some(ticket) = last {
             self.drive_until(ticket)?;
@@ -805,8 +808,8 @@ impl Node {
     /// Puts an invocation in the inbox and returns the ticket its outcome will be filed under.
     fn submit(
         &self,
-        module: &str,
-        reducer: &str,
+        module: impl Into<Arc<str>>,
+        reducer: impl Into<Arc<str>>,
         args: Vec<u8>,
         at: Option<i64>,
         timer: Option<Value>,
@@ -818,8 +821,8 @@ impl Node {
         let time = self.stamp_locked(&mut inbox, at);
         let task = Task {
             ticket: Some(ticket),
-            module: module.to_owned(),
-            reducer: reducer.to_owned(),
+            module: module.into(),
+            reducer: reducer.into(),
             args,
             timer,
         };
@@ -981,7 +984,7 @@ impl Node {
         subscribers.sort();
         let mut last = None;
         for (module, reducer) in &subscribers {
-            last = Some(self.submit(module, reducer, rows.to_vec(), None, None));
+            last = Some(self.submit(module.as_str(), reducer.as_str(), rows.to_vec(), None, None));
         }
         if let Some(ticket) = last {
             self.drive_until(ticket)?;
@@ -1030,7 +1033,7 @@ impl Node {
         hooks.sort();
         Ok(hooks
             .into_iter()
-            .map(|name| self.submit(module, name, args.to_vec(), None, None))
+            .map(|name| self.submit(module, name.as_str(), args.to_vec(), None, None))
             .last())
     }
 
@@ -1046,33 +1049,47 @@ impl Node {
     fn drive_until(&self, ticket: u64) -> Result<Outcome, NodeError> {
         let mut driver = self.driver.lock();
         self.cascade.store(0, std::sync::atomic::Ordering::Relaxed);
+        // This caller's own outcome skips the shared map: only invocations of other callers
+        // that this drive happens to run are filed there.
+        let mut mine = None;
         loop {
-            let incoming = std::mem::take(&mut self.inbox.lock().work);
             let Driver { scheduler, ingress } = &mut *driver;
-            for work in incoming {
-                ingress.push(work);
+            {
+                // Drained in place, so the inbox keeps its buffer for the next submissions.
+                let mut inbox = self.inbox.lock();
+                for work in inbox.work.drain(..) {
+                    ingress.push(work);
+                }
             }
             if ingress.is_empty() {
-                return self.outcomes.lock().remove(&ticket).ok_or_else(|| {
-                    NodeError::Load(LoadError::Engine(format!("invocation {ticket} was lost")))
-                });
+                return mine
+                    .or_else(|| self.outcomes.lock().remove(&ticket))
+                    .ok_or_else(|| {
+                        NodeError::Load(LoadError::Engine(format!("invocation {ticket} was lost")))
+                    });
             }
             let started = std::time::Instant::now();
+            // The end of the last commit is the end of the window, give or take the push of
+            // what it emitted: one clock read fewer per window (a window is often one call).
+            let mut ended = None;
             let report = scheduler.run_window(ingress, |inv, outcome| {
-                let started = std::time::Instant::now();
-                let work = self.commit(inv, outcome);
+                let commit_started = std::time::Instant::now();
+                let work = self.commit(inv, outcome, ticket, &mut mine);
+                let now = std::time::Instant::now();
                 self.stats
                     .commit_nanos
-                    .fetch_add(elapsed_nanos(started), Relaxed);
+                    .fetch_add(nanos_between(commit_started, now), Relaxed);
+                ended = Some(now);
                 work
             })?;
+            let ended = ended.unwrap_or_else(std::time::Instant::now);
             self.stats.windows.fetch_add(1, Relaxed);
             self.stats
                 .invocations
                 .fetch_add(report.invocations as u64, Relaxed);
             self.stats
                 .window_nanos
-                .fetch_add(elapsed_nanos(started), Relaxed);
+                .fetch_add(nanos_between(started, ended), Relaxed);
         }
     }
 
@@ -1087,25 +1104,35 @@ impl Node {
     }
 
     /// The ordered commit: called for each invocation of a window in sequence order, on the
-    /// driving thread. Logs what the worker applied, files the caller's outcome and returns the
-    /// work its changes trigger.
+    /// driving thread. Logs what the worker applied, files the caller's outcome (the driving
+    /// caller's, filed under `mine_ticket`, into `mine`) and returns the work its changes
+    /// trigger.
     fn commit(
         &self,
         inv: &Invocation<Task>,
         outcome: sched::Outcome<Done>,
+        mine_ticket: u64,
+        mine: &mut Option<Outcome>,
     ) -> Vec<sched::Work<Task>> {
         let task = inv.task();
         let seq = inv.seq().0;
         let time = inv.time().0 as i64;
-        let meta = || CommitMeta {
+        // A memory-only store keeps no records, so it would build the meta for nothing.
+        let persistent = self.config.data_dir.is_some();
+        let meta = |applied: &interstice_store::Applied| CommitMeta {
             seq,
             timestamp: inv.time().0,
-            meta: invocation_meta(task),
+            meta: if persistent && applied.needs_log() {
+                invocation_meta(task)
+            } else {
+                Vec::new()
+            },
         };
         let (result, emitted) = match outcome {
             sched::Outcome::Completed(Done::Applied(mut applied, remote)) => {
                 let changes = applied.take_changes();
-                match self.store().log(applied, meta()) {
+                let meta = meta(&applied);
+                match self.store().log(applied, meta) {
                     Ok(lsn) => {
                         self.feeds.publish(seq, &changes);
                         self.send_remote(remote);
@@ -1125,7 +1152,10 @@ impl Node {
             }
             sched::Outcome::Completed(Done::Failed { reason, cleanup }) => {
                 if let Some(cleanup) = cleanup
-                    && let Err(e) = self.store().log(cleanup, meta())
+                    && let Err(e) = {
+                        let meta = meta(&cleanup);
+                        self.store().log(cleanup, meta)
+                    }
                 {
                     tracing::error!("cannot log the removal of a failed timer: {e}");
                 }
@@ -1140,8 +1170,12 @@ impl Node {
                 Vec::new(),
             ),
         };
-        if let Some(ticket) = task.ticket {
-            self.outcomes.lock().insert(ticket, result);
+        match task.ticket {
+            Some(ticket) if ticket == mine_ticket => *mine = Some(result),
+            Some(ticket) => {
+                self.outcomes.lock().insert(ticket, result);
+            }
+            None => {}
         }
         emitted
     }
@@ -1214,8 +1248,8 @@ struct Counters {
     commit_nanos: AtomicU64,
 }
 
-fn elapsed_nanos(since: std::time::Instant) -> u64 {
-    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+fn nanos_between(from: std::time::Instant, to: std::time::Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn system_meta(what: &str, module: &str) -> CommitMeta {
@@ -1226,11 +1260,16 @@ fn system_meta(what: &str, module: &str) -> CommitMeta {
     }
 }
 
+/// The record's meta: module, reducer and arguments, laid out as the ABI encodes a
+/// `(String, String, Bytes)` (each a varint length, then the bytes), written straight from the
+/// task instead of through cloned `Value`s.
 fn invocation_meta(task: &Task) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_into(&Value::String(task.module.clone()), &mut out);
-    encode_into(&Value::String(task.reducer.clone()), &mut out);
-    encode_into(&Value::Bytes(task.args.clone()), &mut out);
+    let parts = [task.module.as_bytes(), task.reducer.as_bytes(), &task.args];
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 10).sum());
+    for part in parts {
+        interstice_abi::encode_varint(part.len() as u64, &mut out);
+        out.extend_from_slice(part);
+    }
     out
 }
 

@@ -164,6 +164,11 @@ impl<T> Ingress<T> {
         self.queue.iter()
     }
 
+    /// The invocation at the front, taken off the queue.
+    pub(crate) fn pop(&mut self) -> Option<Invocation<T>> {
+        self.queue.pop_front()
+    }
+
     pub(crate) fn take_window(&mut self, max: usize) -> Vec<Invocation<T>> {
         let n = max.min(self.queue.len());
         self.queue.drain(..n).collect()

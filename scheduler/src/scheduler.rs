@@ -1,7 +1,8 @@
 //! Execution of planned windows and their ordered commit.
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -74,7 +75,7 @@ fn default_workers() -> usize {
 
 #[cfg(loom)]
 fn default_workers() -> usize {
-    2
+    3
 }
 
 /// Windows are indexed with `u32` in the plan; this keeps far away from that limit.
@@ -86,10 +87,11 @@ impl Config {
         Self::default()
     }
 
-    /// Number of pool workers. `1` runs every pool invocation on the calling thread in
-    /// sequence order: the serial reference every other count must agree with.
+    /// Number of threads that execute invocations: the calling thread (which also commits)
+    /// and `workers - 1` pool threads. `1` runs every pool invocation on the calling thread
+    /// in sequence order: the serial reference every other count must agree with.
     ///
-    /// By default, the number of CPUs (2 under loom).
+    /// By default, the number of CPUs (3 under loom: two pool threads and the driver).
     #[must_use]
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
@@ -240,32 +242,33 @@ where
 
         #[cfg(loom)]
         let mut pool_threads = None;
-        let pool = if config.workers == 1 {
-            Pool::Serial
-        } else {
-            #[cfg(not(loom))]
-            {
-                let prefix = config.thread_name.clone();
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(config.workers)
-                    .thread_name(move |i| format!("{prefix}-{i}"))
-                    .build()?;
-                Pool::Rayon(Arc::new(pool))
-            }
-            #[cfg(loom)]
-            {
-                let threads =
-                    Threads::spawn(&config.thread_name, config.workers).map_err(|source| {
-                        Error::ThreadSpawn {
+        // The driving thread is a worker too (see `run_window`), so the pool has one fewer.
+        let pool_threads_wanted = config.workers - 1;
+        let pool =
+            if config.workers == 1 {
+                Pool::Serial
+            } else {
+                #[cfg(not(loom))]
+                {
+                    let prefix = config.thread_name.clone();
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(pool_threads_wanted)
+                        .thread_name(move |i| format!("{prefix}-{i}"))
+                        .build()?;
+                    Pool::Rayon(Arc::new(pool))
+                }
+                #[cfg(loom)]
+                {
+                    let threads = Threads::spawn(&config.thread_name, pool_threads_wanted)
+                        .map_err(|source| Error::ThreadSpawn {
                             name: config.thread_name.clone(),
                             source,
-                        }
-                    })?;
-                let sender = threads.sender().clone();
-                pool_threads = Some(threads);
-                Pool::Threads(sender)
-            }
-        };
+                        })?;
+                    let sender = threads.sender().clone();
+                    pool_threads = Some(threads);
+                    Pool::Threads(sender)
+                }
+            };
 
         Ok(Self {
             execute: Arc::new(Box::new(execute)),
@@ -329,12 +332,15 @@ where
     /// Takes up to `max_window` invocations from the front of `ingress`, executes them
     /// (in parallel where their access allows) and commits them in sequence order.
     ///
-    /// `commit` is called on this thread, once per invocation, strictly in sequence order,
-    /// while later invocations may still be running. The work it returns is pushed onto
-    /// `ingress` at once, so it is sequenced in commit order after everything already queued;
-    /// it runs in a later window.
+    /// `commit` is called once per invocation, strictly in sequence order, while later
+    /// invocations may still be running. The work it returns is pushed onto `ingress` at once,
+    /// so it is sequenced in commit order after everything already queued; it runs in a later
+    /// window.
     ///
-    /// This thread blocks while waiting for outputs, so it must not be a pool thread.
+    /// This thread is one of the workers: between commits it executes ready invocations, and
+    /// it sleeps only when there is nothing to commit and nothing to run. So the pool has one
+    /// thread fewer than [`Config::workers`], and there are never more runnable threads than
+    /// workers. It must not be one of this scheduler's own pool threads.
     ///
     /// # Errors
     ///
@@ -350,25 +356,31 @@ where
         I: IntoIterator<Item = Work<T>>,
     {
         let lanes = self.dispatch.lanes.len();
+        let mut pinned = false;
         for inv in ingress.iter().take(self.max_window) {
-            if let Some(lane) = inv.lane()
-                && lane.index() >= lanes
-            {
-                return Err(Error::LaneOutOfRange {
-                    seq: inv.seq(),
-                    lane,
-                    lanes,
-                });
+            if let Some(lane) = inv.lane() {
+                if lane.index() >= lanes {
+                    return Err(Error::LaneOutOfRange {
+                        seq: inv.seq(),
+                        lane,
+                        lanes,
+                    });
+                }
+                pinned = true;
             }
         }
-        let invocations = ingress.take_window(self.max_window);
-        let n = invocations.len();
+        let n = ingress.len().min(self.max_window);
         if n == 0 {
             return Ok(WindowReport::default());
         }
         // A lone invocation has nothing to overlap with: no plan, no hand-off to the pool.
         let lone = n == 1 && self.inline_serial_windows;
-        let mut parallel = !(matches!(self.dispatch.pool, Pool::Serial) || lone);
+        if !pinned && (lone || matches!(self.dispatch.pool, Pool::Serial)) {
+            return Ok(self.run_serial(ingress, n, &mut commit));
+        }
+        let invocations = ingress.take_window(n);
+        // An empty plan is what tells `drive` to run the window in place.
+        let parallel = !(matches!(self.dispatch.pool, Pool::Serial) || lone);
         let mut plan = if parallel {
             self.planner
                 .plan(invocations.iter().map(Invocation::access))
@@ -379,7 +391,6 @@ where
         // Nothing to overlap: run it as the serial reference does (and with its empty plan,
         // so no job releases successors behind the driver's back).
         if parallel && self.inline_serial_windows && is_chain(&plan) {
-            parallel = false;
             plan = Plan::default();
         }
         tracing::trace!(invocations = n, edges, "planned window");
@@ -392,44 +403,59 @@ where
             pending,
             execute: self.execute.clone(),
             dispatch: self.dispatch.clone(),
+            max_runners: self.workers - 1,
             inbox: Mutex::new(Inbox {
                 slots: (0..n).map(|_| None).collect(),
                 awaited: 0,
                 driver_waiting: false,
+                ready: BinaryHeap::new(),
+                runners: 0,
             }),
             posted: Condvar::new(),
         });
 
-        if parallel {
-            seed(&window);
-        }
-        let mut ready = VecDeque::new();
-        let mut emitted = 0;
-        for next in 0..n {
-            let outcome = if parallel || window.invocations[next].lane().is_some() {
-                if !parallel {
-                    dispatch(&window, next);
-                }
-                if ready.is_empty() {
-                    window.wait_from(next, &mut ready);
-                }
-                match ready.pop_front() {
-                    Some(outcome) => outcome,
-                    None => unreachable!("wait_from returns at least the awaited outcome"),
-                }
-            } else {
-                window.execute_caught(next)
-            };
-            for work in commit(&window.invocations[next], outcome) {
-                ingress.push(work);
-                emitted += 1;
-            }
-        }
+        let emitted = drive(&window, ingress, &mut commit);
         Ok(WindowReport {
             invocations: n,
             edges,
             emitted,
         })
+    }
+
+    /// Runs the first `n` invocations of `ingress` one after another on this thread, each
+    /// committed as soon as it has executed: the serial reference, and the whole of a window
+    /// that has nothing to overlap and nothing pinned.
+    ///
+    /// No window object, plan or reorder buffer: a call through the node is often a window
+    /// of one, and their setup (an `Arc`, a slot per invocation, the dispatch handles) cost
+    /// more than the invocation's own bookkeeping. Work a commit emits goes to the back of the
+    /// ingress, behind the `n` taken from the front, exactly as it does after a planned window.
+    fn run_serial<C, I>(
+        &mut self,
+        ingress: &mut Ingress<T>,
+        n: usize,
+        commit: &mut C,
+    ) -> WindowReport
+    where
+        C: FnMut(&Invocation<T>, Outcome<O>) -> I,
+        I: IntoIterator<Item = Work<T>>,
+    {
+        let mut emitted = 0;
+        for _ in 0..n {
+            let Some(invocation) = ingress.pop() else {
+                break;
+            };
+            let outcome = execute_caught(&self.execute, &invocation);
+            for work in commit(&invocation, outcome) {
+                ingress.push(work);
+                emitted += 1;
+            }
+        }
+        WindowReport {
+            invocations: n,
+            edges: 0,
+            emitted,
+        }
     }
 
     /// Runs windows until the ingress is empty, including the work commits emit; returns the
@@ -465,19 +491,31 @@ fn is_chain(plan: &Plan) -> bool {
 struct Window<T, O> {
     invocations: Vec<Invocation<T>>,
     plan: Plan,
-    /// Unfinished predecessors per position; the job that brings one to zero dispatches it.
+    /// Unfinished predecessors per position; whoever brings one to zero makes it ready.
     pending: Box<[AtomicU32]>,
     execute: Arc<ExecuteFn<T, O>>,
     dispatch: Dispatch,
+    /// Most runner jobs at once: one per pool thread (the driver runs invocations too).
+    max_runners: usize,
     inbox: Mutex<Inbox<O>>,
     posted: Condvar,
 }
 
-/// The reorder buffer: outcomes arrive in any order and leave in sequence order.
+/// The reorder buffer (outcomes arrive in any order and leave in sequence order) and the
+/// pool's ready queue, under one lock so that the driver can check both before it sleeps.
 struct Inbox<O> {
     slots: Vec<Option<Outcome<O>>>,
     awaited: usize,
     driver_waiting: bool,
+    /// Pool invocations whose predecessors are done, lowest position first.
+    ///
+    /// Lowest sequence number first, rather than each worker following the chain it is on:
+    /// every chain then advances together, so a window of several chains does not end with
+    /// one worker finishing a whole chain alone, and a dense chain (the critical path) gets
+    /// its share of the workers. It is also the order the driver commits in.
+    ready: BinaryHeap<Reverse<u32>>,
+    /// Runner jobs started on the pool and not yet finished.
+    runners: usize,
 }
 
 impl<T, O> Window<T, O>
@@ -486,84 +524,104 @@ where
     O: Send + 'static,
 {
     fn execute_caught(&self, i: usize) -> Outcome<O> {
-        let invocation = &self.invocations[i];
-        match catch_unwind(AssertUnwindSafe(|| (self.execute)(invocation))) {
-            Ok(output) => Outcome::Completed(output),
-            Err(payload) => Outcome::Panicked {
-                message: panic_message(payload.as_ref()),
-            },
-        }
+        execute_caught(&self.execute, &self.invocations[i])
     }
 
     fn lock_inbox(&self) -> MutexGuard<'_, Inbox<O>> {
         // Nothing panics while holding the inbox lock (user code never runs under it).
         self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    fn post(&self, i: usize, outcome: Outcome<O>) {
-        let mut inbox = self.lock_inbox();
-        inbox.slots[i] = Some(outcome);
-        let wake = inbox.driver_waiting && inbox.awaited == i;
-        drop(inbox);
-        if wake {
-            self.posted.notify_one();
-        }
-    }
-
-    /// Blocks until the outcome at `next` is posted, then moves it and every consecutive
-    /// posted outcome into `ready`, so the driver takes the lock once per run of outcomes.
-    fn wait_from(&self, next: usize, ready: &mut VecDeque<Outcome<O>>) {
-        let mut inbox = self.lock_inbox();
-        inbox.awaited = next;
-        while inbox.slots[next].is_none() {
-            inbox.driver_waiting = true;
-            inbox = self
-                .posted
-                .wait(inbox)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        inbox.driver_waiting = false;
-        let mut i = next;
-        while let Some(outcome) = inbox.slots.get_mut(i).and_then(Option::take) {
-            ready.push_back(outcome);
-            i += 1;
-        }
-        inbox.awaited = i;
-    }
 }
 
-/// Dispatches the roots of the plan.
-///
-/// Pool roots are spawned by one job running on the pool rather than by the driver: a spawn
-/// from a worker is a push onto its own deque that the other workers steal from, where a spawn
-/// from outside goes through the pool's shared injector and may wake a worker every time.
-fn seed<T, O>(window: &Arc<Window<T, O>>)
+/// Makes pool positions `ready` runnable and, under the same lock, posts the outcome of
+/// `done` (if any); wakes the driver if it waits for that outcome or for work to help with,
+/// and starts runners for the new work while pool threads are free.
+fn post<T, O>(window: &Arc<Window<T, O>>, done: Option<(usize, Outcome<O>)>, ready: &[u32])
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
 {
-    let pool_roots = window
-        .plan
-        .roots()
-        .filter(|&i| window.invocations[i].lane().is_none())
-        .count();
-    if pool_roots <= 1 {
-        for root in window.plan.roots() {
-            dispatch(window, root);
-        }
-        return;
+    let mut inbox = window.lock_inbox();
+    let mut wake = inbox.driver_waiting && !ready.is_empty();
+    if let Some((i, outcome)) = done {
+        inbox.slots[i] = Some(outcome);
+        wake |= inbox.driver_waiting && inbox.awaited == i;
     }
-    for root in window.plan.roots() {
-        if window.invocations[root].lane().is_some() {
-            dispatch(window, root);
-        }
+    inbox.ready.extend(ready.iter().map(|&i| Reverse(i)));
+    let start = inbox
+        .ready
+        .len()
+        .min(window.max_runners.saturating_sub(inbox.runners));
+    inbox.runners += start;
+    drop(inbox);
+    if wake {
+        window.posted.notify_one();
     }
-    let seeder = window.clone();
-    let job = move || {
-        for root in seeder.plan.roots() {
-            if seeder.invocations[root].lane().is_none() {
-                dispatch(&seeder, root);
+    for _ in 0..start {
+        start_runner(window);
+    }
+}
+
+/// Returns once the outcome at `next` is posted, having moved it and every consecutive
+/// posted outcome into `ready`, so the driver takes the lock once per run of outcomes.
+///
+/// Meanwhile the driver runs ready invocations itself, one at a time so that it commits
+/// as soon as it can, and sleeps only when none is ready: then a post of `next`, or new
+/// ready work, wakes it.
+fn wait_from<T, O>(window: &Arc<Window<T, O>>, next: usize, ready: &mut VecDeque<Outcome<O>>)
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    let mut inbox = window.lock_inbox();
+    loop {
+        if inbox.slots[next].is_some() {
+            let mut i = next;
+            while let Some(outcome) = inbox.slots.get_mut(i).and_then(Option::take) {
+                ready.push_back(outcome);
+                i += 1;
             }
+            inbox.awaited = i;
+            return;
+        }
+        if let Some(Reverse(i)) = inbox.ready.pop() {
+            drop(inbox);
+            run_one(window, i as usize);
+            inbox = window.lock_inbox();
+            continue;
+        }
+        // Both checks and the wake-ups for either happen under this lock: none is lost.
+        inbox.awaited = next;
+        inbox.driver_waiting = true;
+        inbox = window
+            .posted
+            .wait(inbox)
+            .unwrap_or_else(PoisonError::into_inner);
+        inbox.driver_waiting = false;
+    }
+}
+
+/// Starts a job on the pool that runs ready invocations until there are none.
+fn start_runner<T, O>(window: &Arc<Window<T, O>>)
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    let runner = window.clone();
+    let job = move || {
+        loop {
+            let next = {
+                let mut inbox = runner.lock_inbox();
+                match inbox.ready.pop() {
+                    Some(Reverse(i)) => i as usize,
+                    None => {
+                        // Under the lock that `post` checks: new work starts a new runner.
+                        inbox.runners -= 1;
+                        return;
+                    }
+                }
+            };
+            run_one(&runner, next);
         }
     };
     match &window.dispatch.pool {
@@ -571,69 +629,104 @@ where
         Pool::Rayon(pool) => pool.spawn(job),
         #[cfg(loom)]
         Pool::Threads(sender) => sender.send(Box::new(job)),
-        Pool::Serial => unreachable!("the serial driver plans nothing"),
+        Pool::Serial => unreachable!("the serial driver starts no runners"),
     }
 }
 
-/// Sends position `i` to its lane or to the pool.
-fn dispatch<T, O>(window: &Arc<Window<T, O>>, i: usize)
+/// Commits the window in sequence order, executing in place what the plan leaves to the
+/// driver (everything, when it planned nothing) and waiting for the rest, which the driver
+/// helps execute; returns how much work the commits emitted.
+fn drive<T, O, C, I>(window: &Arc<Window<T, O>>, ingress: &mut Ingress<T>, commit: &mut C) -> usize
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+    C: FnMut(&Invocation<T>, Outcome<O>) -> I,
+    I: IntoIterator<Item = Work<T>>,
+{
+    let parallel = !window.plan.is_empty();
+    if parallel {
+        let mut roots = Vec::new();
+        for root in window.plan.roots() {
+            if window.invocations[root].lane().is_some() {
+                dispatch_to_lane(window, root);
+            } else {
+                roots.push(root as u32);
+            }
+        }
+        post(window, None, &roots);
+    }
+    let mut ready = VecDeque::new();
+    let mut emitted = 0;
+    for next in 0..window.invocations.len() {
+        let outcome = if parallel || window.invocations[next].lane().is_some() {
+            if !parallel {
+                dispatch_to_lane(window, next);
+            }
+            if ready.is_empty() {
+                wait_from(window, next, &mut ready);
+            }
+            match ready.pop_front() {
+                Some(outcome) => outcome,
+                None => unreachable!("wait_from returns at least the awaited outcome"),
+            }
+        } else {
+            window.execute_caught(next)
+        };
+        for work in commit(&window.invocations[next], outcome) {
+            ingress.push(work);
+            emitted += 1;
+        }
+    }
+    emitted
+}
+
+/// Sends position `i`, which is bound to a lane, to that lane's thread.
+fn dispatch_to_lane<T, O>(window: &Arc<Window<T, O>>, i: usize)
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
 {
-    let job_window = window.clone();
-    let job = move || run(&job_window, i);
-    match window.invocations[i].lane() {
-        Some(lane) => window.dispatch.lanes[lane.index()].send(Box::new(job)),
-        None => match &window.dispatch.pool {
-            #[cfg(not(loom))]
-            Pool::Rayon(pool) => pool.spawn(job),
-            #[cfg(loom)]
-            Pool::Threads(sender) => sender.send(Box::new(job)),
-            // The serial driver runs pool work inline and dispatches only pinned work.
-            Pool::Serial => unreachable!("pool work dispatched by the serial driver"),
-        },
+    if let Some(lane) = window.invocations[i].lane() {
+        let job_window = window.clone();
+        let job = move || run_one(&job_window, i);
+        window.dispatch.lanes[lane.index()].send(Box::new(job));
     }
 }
 
-/// One job: execute, release the successors, post the outcome.
+/// Runs position `i`: execute, release its successors, post the outcome.
 ///
 /// Successors are released only after `execute` has returned (or unwound), which is the
 /// happens-before edge that lets `execute` write shared state: the `AcqRel` decrement that
-/// reaches zero synchronises with every predecessor's decrement.
-///
-/// The first released successor with the same placement (pool, or the same lane) runs next
-/// on this same thread instead of being spawned
-/// (the "scheduler bypass" of TBB-style task graphs): a chain of conflicting invocations then
-/// costs no queueing and no thread wake-up per link.
-fn run<T, O>(window: &Arc<Window<T, O>>, mut i: usize)
+/// reaches zero synchronises with every predecessor's decrement. Released pool work enters
+/// the ready queue, under the same lock as the outcome; released lane work goes to its lane.
+fn run_one<T, O>(window: &Arc<Window<T, O>>, i: usize)
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
 {
-    loop {
-        let outcome = window.execute_caught(i);
-        let mut next = None;
-        if !window.plan.is_empty() {
-            for &succ in window.plan.successors(i) {
-                let succ = succ as usize;
-                if window.pending[succ].fetch_sub(1, Ordering::AcqRel) == 1 {
-                    // Only where it may run here: pool work stays off lanes and vice versa.
-                    let same_place =
-                        window.invocations[succ].lane() == window.invocations[i].lane();
-                    if next.is_none() && same_place {
-                        next = Some(succ);
-                    } else {
-                        dispatch(window, succ);
-                    }
+    let outcome = window.execute_caught(i);
+    let mut released = Vec::new();
+    if !window.plan.is_empty() {
+        for &succ in window.plan.successors(i) {
+            if window.pending[succ as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                if window.invocations[succ as usize].lane().is_some() {
+                    dispatch_to_lane(window, succ as usize);
+                } else {
+                    released.push(succ);
                 }
             }
         }
-        window.post(i, outcome);
-        match next {
-            Some(succ) => i = succ,
-            None => return,
-        }
+    }
+    post(window, Some((i, outcome)), &released);
+}
+
+/// Runs `execute`, turning a panic into [`Outcome::Panicked`] so the rest of the window goes on.
+fn execute_caught<T, O>(execute: &ExecuteFn<T, O>, invocation: &Invocation<T>) -> Outcome<O> {
+    match catch_unwind(AssertUnwindSafe(|| execute(invocation))) {
+        Ok(output) => Outcome::Completed(output),
+        Err(payload) => Outcome::Panicked {
+            message: panic_message(payload.as_ref()),
+        },
     }
 }
 
