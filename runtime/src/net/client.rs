@@ -72,8 +72,9 @@ const EVENT_BUFFER: usize = 4096;
 type Sink = SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>;
 
 struct Inner {
-    /// Requests are written by the caller's task: no hop through a writer task.
-    sink: tokio::sync::Mutex<Sink>,
+    /// Requests go to the writer task, which writes whatever is queued with one flush: many
+    /// requests in flight cost one system call, not one each.
+    outgoing: tokio::sync::mpsc::UnboundedSender<Bytes>,
     /// Requests waiting for their answer; `None` once the connection is gone.
     pending: Arc<Pending>,
     next_id: AtomicU64,
@@ -158,6 +159,7 @@ impl Client {
         };
 
         let (sink, mut frames) = framed.split();
+        let (outgoing, queued) = tokio::sync::mpsc::unbounded_channel();
         let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
         let stop = CancellationToken::new();
         let closed = CancellationToken::new();
@@ -196,9 +198,16 @@ impl Client {
             reader_pending.lock().take();
             reader_closed.cancel();
         });
+        tokio::spawn(write_requests(
+            queued,
+            sink,
+            pending.clone(),
+            stop.clone(),
+            closed.clone(),
+        ));
         Ok(Client {
             inner: Arc::new(Inner {
-                sink: tokio::sync::Mutex::new(sink),
+                outgoing,
                 pending,
                 next_id: AtomicU64::new(1),
                 request_timeout: config.request_timeout,
@@ -271,52 +280,40 @@ impl Client {
     }
 
     async fn request_with_id(&self, request: Request) -> Result<(u64, Response), NetError> {
-        let timeout = self.inner.request_timeout;
+        let (id, rx) = self.register()?;
+        // One timer bounds the whole exchange, writing included.
         let exchange = async {
-            let (id, rx) = self.send(request).await?;
-            Ok((id, rx))
+            self.write(id, request)?;
+            rx.await.map_err(|_| NetError::Closed)
         };
-        // The whole exchange (sending included) is bounded by the request timeout.
-        let sent = tokio::time::timeout(timeout, exchange).await;
-        let (id, rx) = match sent {
-            Ok(Ok(sent)) => sent,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(self.timed_out()),
+        let result = match tokio::time::timeout(self.inner.request_timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out()),
         };
-        self.answer(id, rx, timeout).await.map(|r| (id, r))
+        self.settle(id, result).map(|r| (id, r))
     }
 
-    /// Registers a request and writes it; returns its id and where its answer will arrive.
-    async fn send(&self, request: Request) -> Result<(u64, oneshot::Receiver<Response>), NetError> {
+    /// Files a waiter for the answer to a new request id.
+    fn register(&self) -> Result<(u64, oneshot::Receiver<Response>), NetError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.inner.pending.lock().as_mut() {
             Some(pending) => pending.insert(id, tx),
             None => return Err(NetError::Closed),
         };
-        let frame = Bytes::from(proto::encode(&RequestFrame { id, request }));
-        let sent = {
-            let mut sink = self.inner.sink.lock().await;
-            sink.send(frame).await
-        };
-        if sent.is_err() {
-            self.forget(id);
-            return Err(NetError::Closed);
-        }
         Ok((id, rx))
     }
 
-    async fn answer(
-        &self,
-        id: u64,
-        rx: oneshot::Receiver<Response>,
-        timeout: Duration,
-    ) -> Result<Response, NetError> {
-        let result = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err(NetError::Closed),
-            Err(_) => Err(self.timed_out()),
-        };
+    fn write(&self, id: u64, request: Request) -> Result<(), NetError> {
+        let frame = Bytes::from(proto::encode(&RequestFrame { id, request }));
+        self.inner
+            .outgoing
+            .send(frame)
+            .map_err(|_| NetError::Closed)
+    }
+
+    /// Turns an answer into the caller's result, forgetting the request when it got none.
+    fn settle(&self, id: u64, result: Result<Response, NetError>) -> Result<Response, NetError> {
         match result {
             Ok(Response::Error(e)) => Err(NetError::Remote(e)),
             Ok(response) => Ok(response),
@@ -356,11 +353,19 @@ impl Client {
             reducer: reducer.to_owned(),
             args,
         };
-        let (id, rx) = self.send(request).await?;
+        let (id, rx) = self.register()?;
+        if let Err(e) = self.write(id, request) {
+            self.forget(id);
+            return Err(e);
+        }
         let client = self.clone();
-        let timeout = self.inner.request_timeout;
         Ok(async move {
-            match client.answer(id, rx, timeout).await? {
+            let answer = tokio::time::timeout(client.inner.request_timeout, rx).await;
+            let result = match answer {
+                Ok(answer) => answer.map_err(|_| NetError::Closed),
+                Err(_) => Err(client.timed_out()),
+            };
+            match client.settle(id, result)? {
                 Response::Reducer(outcome) => Ok(outcome),
                 other => Err(unexpected(&other)),
             }
@@ -440,6 +445,36 @@ impl Client {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+/// Writes queued requests in order, flushing once per batch; a failed write ends the
+/// connection for everyone waiting on it.
+async fn write_requests(
+    mut queued: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    mut sink: Sink,
+    pending: Arc<Pending>,
+    stop: CancellationToken,
+    closed: CancellationToken,
+) {
+    loop {
+        let frame = tokio::select! {
+            () = stop.cancelled() => break,
+            () = closed.cancelled() => break,
+            frame = queued.recv() => frame,
+        };
+        let Some(frame) = frame else { break };
+        let mut written = sink.feed(frame).await.is_ok();
+        while written && let Ok(frame) = queued.try_recv() {
+            written = sink.feed(frame).await.is_ok();
+        }
+        if !written || sink.flush().await.is_err() {
+            // Nothing more can be sent: whoever waits for an answer learns it now.
+            pending.lock().take();
+            closed.cancel();
+            break;
+        }
+    }
+    let _ = sink.close().await;
 }
 
 fn unexpected(response: &Response) -> NetError {
