@@ -36,6 +36,37 @@ fn report(what: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// The floor: a 16-byte echo between two threads over loopback with plain blocking sockets,
+/// which is what any request/answer over TCP on this machine costs before any protocol.
+fn tcp_echo(rounds: usize) -> Vec<Duration> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let echo = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let _ = stream.set_nodelay(true);
+        let mut buf = [0u8; 16];
+        while stream.read_exact(&mut buf).is_ok() {
+            if stream.write_all(&buf).is_err() {
+                return;
+            }
+        }
+    });
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let _ = stream.set_nodelay(true);
+    let mut buf = [7u8; 16];
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        stream.write_all(&buf).expect("write");
+        stream.read_exact(&mut buf).expect("read");
+        samples.push(start.elapsed());
+    }
+    drop(stream);
+    let _ = echo.join();
+    samples
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs a quick smoke version.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -60,6 +91,8 @@ fn main() {
     node.install(&wasm).expect("install hello");
     let node = Arc::new(node);
     let args = encode(&Value::from("Ada"));
+
+    report("tcp echo, plain sockets (floor)", tcp_echo(SEQUENTIAL / scale));
 
     // The in-process baseline: what the network adds is the difference.
     let mut local = Vec::with_capacity(SEQUENTIAL / scale);
