@@ -92,7 +92,10 @@ fn main() {
     let node = Arc::new(node);
     let args = encode(&Value::from("Ada"));
 
-    report("tcp echo, plain sockets (floor)", tcp_echo(SEQUENTIAL / scale));
+    report(
+        "tcp echo, plain sockets (floor)",
+        tcp_echo(SEQUENTIAL / scale),
+    );
 
     // The in-process baseline: what the network adds is the difference.
     let mut local = Vec::with_capacity(SEQUENTIAL / scale);
