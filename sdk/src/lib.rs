@@ -67,6 +67,14 @@
 //! - [`#[interstice_type]`](interstice_type) makes a struct or enum usable in columns,
 //!   arguments and results. Built in: `bool`, `u8`..`u64`, `i8`..`i64`, `f32`, `f64`,
 //!   `String`, `Vec<T>`, `Option<T>`, `Box<T>`.
+//! - Bindings: TOML files in `src/bindings/` (written by `interstice bindings add module|node`)
+//!   make `interstice_module!` generate `crate::bindings`: `bindings::<module>::<reducer>(&ctx,
+//!   ..)` for a module of the same node (a nested call in this transaction, declared with
+//!   `calls(<module>.<reducer>)`), `bindings::<module>::<query>(&ctx, ..)`, and
+//!   `bindings::<node>::<module>::<reducer>(&ctx, ..)` for another node: queued with
+//!   [`ReducerContext::call_remote`] and sent when this reducer commits. Their row types come
+//!   along, so `#[reducer(on = "<node>.<module>.<table>.insert")]` can take
+//!   `row: bindings::<node>::<module>::<Row>`.
 //! - Host calls that fail return [`Error`] (an [`ErrorCode`] and the host's message); it
 //!   converts into `String`, so `?` works in reducers returning `Result<(), String>`.
 //!
