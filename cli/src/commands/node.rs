@@ -301,8 +301,16 @@ pub fn serve_until_stopped(
         if allow_anonymous_publish {
             println!("anyone who can reach this node may publish and remove modules");
         }
+        let remotes = node.remote_nodes();
+        for name in peers_config.addresses.keys() {
+            if !remotes.iter().any(|r| &r.name == name) {
+                eprintln!(
+                    "warning: --peer {name}=...: no installed module binds a node named `{name}` (yet)"
+                );
+            }
+        }
         let peers = Peers::start(node.clone(), peers_config);
-        for remote in node.remote_nodes() {
+        for remote in remotes {
             println!(
                 "module bindings name node `{}`; connecting to it (reconnecting as needed)",
                 remote.name
