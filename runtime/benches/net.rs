@@ -3,7 +3,9 @@
 //! An in-process server (memory-only node, `hello` installed) and one client on the same
 //! machine. Prints round-trip latency percentiles of sequential calls (ping, and
 //! `hello.hello(name)`), and the throughput of pipelined calls from one connection with 64 in
-//! flight. A plain binary rather than criterion: percentiles and calls/s are the numbers wanted.
+//! flight. Then node to node: a second node with `modules/caller` bound to the first, and how
+//! fast hello's commits reach it (remote subscription) and its remote calls commit on hello.
+//! A plain binary rather than criterion: percentiles and calls/s are the numbers wanted.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +15,9 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use interstice_abi::{Value, encode};
 use interstice_runtime::build::{BuildOptions, build_module};
-use interstice_runtime::net::{self, Client, ClientConfig, ReducerOutcome, ServerConfig};
+use interstice_runtime::net::{
+    self, Client, ClientConfig, Peers, PeersConfig, ReducerOutcome, ServerConfig,
+};
 use interstice_runtime::{Node, NodeConfig};
 
 const SEQUENTIAL: usize = 20_000;
@@ -176,5 +180,108 @@ fn main() {
             elapsed.as_secs_f64()
         );
     });
+
+    node_to_node(
+        &workspace,
+        &node,
+        server.local_addr(),
+        &runtime,
+        &args,
+        scale,
+    );
     server_runtime.block_on(server.shutdown());
+}
+
+/// Rows in `table` of `node`.
+fn rows(node: &Node, table: &str) -> usize {
+    let id = node.store().table_id(table).expect("table");
+    node.store().read().len(id).expect("count")
+}
+
+/// Waits until `node`'s `table` has `n` rows.
+fn wait_rows(node: &Node, table: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rows(node, table) < n {
+        assert!(Instant::now() < deadline, "{table} never reached {n} rows");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// A second node running `modules/caller`, bound to the hello node: how fast hello's commits
+/// reach it through the remote subscription, and how fast its remote calls commit on hello.
+fn node_to_node(
+    workspace: &Path,
+    hello: &Arc<Node>,
+    hello_addr: std::net::SocketAddr,
+    client_runtime: &tokio::runtime::Runtime,
+    args: &[u8],
+    scale: usize,
+) {
+    let wasm = build_module(
+        &workspace.join("modules").join("caller"),
+        &BuildOptions {
+            target_dir: Some(workspace.join("target").join("modules")),
+            ..BuildOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("building modules/caller: {e}"));
+    let caller = Arc::new(Node::open(NodeConfig::default()).expect("open caller"));
+    caller.install(&wasm).expect("install caller");
+    let caller_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let peers = {
+        let _inside = caller_runtime.enter();
+        Peers::start(
+            caller.clone(),
+            PeersConfig {
+                node_id: "caller".into(),
+                addresses: [("hello_node".to_owned(), hello_addr.to_string())].into(),
+                ..PeersConfig::default()
+            },
+        )
+    };
+    // Connecting greets hello once; that greeting comes back.
+    wait_rows(&caller, "caller.received", 1);
+
+    let total = PIPELINED / 10 / scale;
+    let start = Instant::now();
+    client_runtime.block_on(async {
+        let client = Client::connect(&hello_addr.to_string(), ClientConfig::default())
+            .await
+            .expect("connect");
+        let mut in_flight = FuturesUnordered::new();
+        for _ in 0..total {
+            in_flight.push(client.call_reducer("hello", "hello", args.to_vec()));
+            if in_flight.len() >= IN_FLIGHT {
+                in_flight.next().await;
+            }
+        }
+        while in_flight.next().await.is_some() {}
+    });
+    wait_rows(&caller, "caller.received", 1 + total);
+    let elapsed = start.elapsed();
+    println!(
+        "node to node: hello commits → caller's subscription {:>7.0} changes/s   ({total} in {:.2} s)",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+
+    let greetings = rows(hello, "hello.greetings");
+    let name = encode(&Value::from("node"));
+    let calls: Vec<(&str, &str, &[u8])> = vec![("caller", "greet", &name); total];
+    let start = Instant::now();
+    for outcome in caller.call_reducers(&calls) {
+        assert!(outcome.expect("greet").is_committed());
+    }
+    wait_rows(hello, "hello.greetings", greetings + total);
+    let elapsed = start.elapsed();
+    println!(
+        "node to node: caller.greet → hello.hello     {:>7.0} calls/s     ({total} committed on hello in {:.2} s)",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    caller_runtime.block_on(peers.shutdown());
 }
