@@ -17,6 +17,19 @@ use crate::wasm::{CompiledModule, Limits, ModuleInstance};
 /// The per-module table that holds the module's pending timers.
 pub(crate) const TIMERS: &str = "__timers";
 
+/// The per-module table of remote calls committed but not yet acknowledged by their node.
+pub(crate) const OUTBOX: &str = "__outbox";
+
+/// Where a call from another node's outbox came from: the node's id and the calling module,
+/// and the call's number in that module's outbox. The receiving node remembers the highest
+/// number it committed per origin, in the same transaction, so a call sent twice runs once.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    /// `node_id/module`.
+    pub key: String,
+    pub id: u64,
+}
+
 /// Maps keyed by module, reducer or table names, looked up on every call. foldhash instead of
 /// std's SipHash: the keys are short, and hashing them was a visible share of a call.
 pub(crate) type NameMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
@@ -33,6 +46,8 @@ pub(crate) struct Task {
     pub args: Vec<u8>,
     /// The primary key of the timer row that fired this invocation.
     pub timer: Option<Value>,
+    /// Set for a call another node's outbox sent.
+    pub origin: Option<Origin>,
 }
 
 /// What executing an invocation produced, handed to the ordered commit.
@@ -95,6 +110,7 @@ struct Index {
     /// The same, by module then reducer, for lookups without building a key.
     access_by_module: NameMap<NameMap<sched::Access>>,
     timers: NameMap<TableId>,
+    outboxes: NameMap<TableId>,
     lanes: NameMap<LaneId>,
     /// Every module table by full name, as host calls open it.
     tables: NameMap<Arc<TableMeta>>,
@@ -113,18 +129,27 @@ pub(crate) struct Core {
     pub engine: Engine,
     pub limits: Limits,
     pub seed: u64,
+    /// `__node.delivered`: per origin of remote calls, the highest outbox number committed.
+    pub delivered: TableId,
     pub modules: RwLock<BTreeMap<String, Arc<Installed>>>,
     index: RwLock<Index>,
     lanes: Mutex<Option<Lanes>>,
 }
 
 impl Core {
-    pub fn new(store: Store, engine: Engine, limits: Limits, seed: u64) -> Self {
+    pub fn new(
+        store: Store,
+        engine: Engine,
+        limits: Limits,
+        seed: u64,
+        delivered: TableId,
+    ) -> Self {
         Core {
             store,
             engine,
             limits,
             seed,
+            delivered,
             modules: RwLock::new(BTreeMap::new()),
             index: RwLock::new(Index::default()),
             lanes: Mutex::new(None),
@@ -150,6 +175,22 @@ impl Core {
 
     pub fn timers_table(&self, module: &str) -> Option<TableId> {
         self.index.read().timers.get(module).copied()
+    }
+
+    pub fn outbox_table(&self, module: &str) -> Option<TableId> {
+        self.index.read().outboxes.get(module).copied()
+    }
+
+    /// Every module's outbox, in module order.
+    pub fn outbox_tables(&self) -> Vec<(String, TableId)> {
+        let index = self.index.read();
+        let mut tables: Vec<(String, TableId)> = index
+            .outboxes
+            .iter()
+            .map(|(m, t)| (m.clone(), *t))
+            .collect();
+        tables.sort();
+        tables
     }
 
     pub fn timer_tables(&self) -> Vec<(String, TableId)> {
@@ -182,6 +223,10 @@ impl Core {
             if let Some(t) = timers {
                 index.timers.insert(name.clone(), t);
             }
+            let outbox = self.store.table_id(&format!("{name}.{OUTBOX}"));
+            if let Some(t) = outbox {
+                index.outboxes.insert(name.clone(), t);
+            }
             if let Some(lanes) = lanes {
                 let authorities = &module.schema().authorities;
                 let lane = [
@@ -203,7 +248,12 @@ impl Core {
                 let access = match &*r.access {
                     Access::OwnModule => sched::Access::from_tables(
                         [],
-                        own_tables.iter().copied().chain(timers).map(to_sched),
+                        own_tables
+                            .iter()
+                            .copied()
+                            .chain(timers)
+                            .chain(outbox)
+                            .map(to_sched),
                     ),
                     Access::Declared {
                         reads,
@@ -218,12 +268,20 @@ impl Core {
                                 .collect()
                         };
                         // Scheduling one of its own reducers writes the module's timers.
-                        let schedules = calls.iter().any(|c| c.starts_with(&format!("{name}.")));
+                        let schedules = calls.iter().any(|c| {
+                            c.starts_with(&format!("{name}."))
+                                && interstice_abi::remote_target(c).is_none()
+                        });
+                        // Calling another node writes the module's outbox.
+                        let remote = calls
+                            .iter()
+                            .any(|c| interstice_abi::remote_target(c).is_some());
                         sched::Access::from_tables(
                             ids(reads),
                             ids(writes)
                                 .into_iter()
-                                .chain(timers.filter(|_| schedules).map(to_sched)),
+                                .chain(timers.filter(|_| schedules).map(to_sched))
+                                .chain(outbox.filter(|_| remote).map(to_sched)),
                         )
                     }
                 };
@@ -326,6 +384,10 @@ impl Core {
         {
             access = access.write(to_sched(*t));
         }
+        if task.origin.is_some() {
+            // Calls from other nodes serialise on `delivered`, so a duplicate sees the original.
+            access = access.write(to_sched(self.delivered));
+        }
         let lane = index.lanes.get(&*task.module).copied();
         let work = Work::new(task, access, Timestamp(time.max(0) as u64));
         match lane {
@@ -363,6 +425,7 @@ impl Core {
                         reducer: sub.reducer.clone(),
                         args: args.clone(),
                         timer: None,
+                        origin: None,
                     });
                 }
             }
@@ -395,6 +458,15 @@ impl Core {
                 task.module, task.reducer
             )));
         };
+        if let Some(origin) = &task.origin
+            && self.seen(origin)
+        {
+            // Sent again after a lost answer or a reconnection: it committed the first time.
+            return match self.store.begin().apply() {
+                Ok(nothing) => Done::Applied(nothing, Vec::new()),
+                Err(e) => fail(CallFailure::Host(e.to_string())),
+            };
+        }
         let exec = Exec::new(
             self.store.clone(),
             self.registries(),
@@ -440,6 +512,34 @@ impl Core {
                     )?;
                 }
             }
+            // Remote calls wait in their module's outbox until their node acknowledges them,
+            // so a committed call survives a restart; the number is what the node dedupes on.
+            for call in &mut exec.remote {
+                if let Some(t) = self.outbox_table(&call.from) {
+                    let row = exec.tx.insert(
+                        t,
+                        vec![
+                            Value::U64(0),
+                            Value::String(call.node.clone()),
+                            Value::String(call.module.clone()),
+                            Value::String(call.reducer.clone()),
+                            Value::Bytes(call.args.clone()),
+                        ],
+                    )?;
+                    if let Some(Value::U64(id)) = row.first() {
+                        call.id = *id;
+                    }
+                }
+            }
+            if let Some(origin) = &task.origin {
+                let row = vec![Value::String(origin.key.clone()), Value::U64(origin.id)];
+                let key = Value::String(origin.key.clone());
+                if exec.tx.get(self.delivered, &key)?.is_some() {
+                    exec.tx.update(self.delivered, row)?;
+                } else {
+                    exec.tx.insert(self.delivered, row)?;
+                }
+            }
             Ok(())
         })();
         if let Err(e) = host_writes {
@@ -449,6 +549,15 @@ impl Core {
             Ok(applied) => Done::Applied(applied, std::mem::take(&mut exec.remote)),
             Err(e) => fail(CallFailure::Host(e.to_string())),
         }
+    }
+
+    /// Whether the call from `origin` committed already.
+    fn seen(&self, origin: &Origin) -> bool {
+        let key = Value::String(origin.key.clone());
+        matches!(
+            self.store.read().get(self.delivered, &key),
+            Ok(Some(row)) if matches!(row.get(1), Some(Value::U64(last)) if *last >= origin.id)
+        )
     }
 
     /// Deletes the timer that fired `task`, in a transaction of its own.

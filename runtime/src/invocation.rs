@@ -50,6 +50,9 @@ pub struct RemoteCall {
     pub reducer: String,
     /// The arguments, ABI-encoded; the remote node checks them.
     pub args: Vec<u8>,
+    /// Its number in the calling module's outbox (`0` until committed), which the remote node
+    /// dedupes on.
+    pub id: u64,
 }
 
 /// The most remote calls one invocation may queue.
@@ -675,6 +678,7 @@ impl Invocation for Exec {
             module: module.to_owned(),
             reducer: reducer.to_owned(),
             args: args.to_vec(),
+            id: 0,
         });
         Ok(())
     }

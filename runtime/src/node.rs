@@ -23,7 +23,7 @@ use interstice_store::{
 };
 use parking_lot::Mutex;
 
-use crate::core::{Core, Done, Installed, Lanes, Reducer, TIMERS, Task};
+use crate::core::{Core, Done, Installed, Lanes, OUTBOX, Origin, Reducer, TIMERS, Task};
 use crate::error::{CallFailure, LoadError};
 use crate::feed::{FeedSink, Feeds};
 use crate::invocation::{Access, Exec, RemoteCall};
@@ -210,6 +210,10 @@ pub struct Node {
     modules_changed: tokio::sync::watch::Sender<u64>,
 }
 
+/// A reducer call as [`Node::call_reducers_from`] takes it: module, reducer, encoded arguments,
+/// and, for a call from another node's outbox, the calling module and the call's number there.
+pub type RemoteCallIn<'a> = (&'a str, &'a str, &'a [u8], Option<(&'a str, u64)>);
+
 /// Another node that installed modules depend on: its address and what they subscribe to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteNode {
@@ -249,8 +253,25 @@ impl Node {
                 .map_err(StoreError::from)?,
             Arc::new(TypeRegistry::default()),
         )?;
+        let delivered = store.create_table(
+            SYSTEM,
+            TableSchema::builder("delivered")
+                .column("origin", Type::String)
+                .column("last", Type::U64)
+                .primary_key("origin")
+                .persistence(Persistence::Logged)
+                .build()
+                .map_err(StoreError::from)?,
+            Arc::new(TypeRegistry::default()),
+        )?;
         let next_seq = store.last_seq().map_or(0, |s| s + 1);
-        let core = Arc::new(Core::new(store, engine, config.limits.clone(), config.seed));
+        let core = Arc::new(Core::new(
+            store,
+            engine,
+            config.limits.clone(),
+            config.seed,
+            delivered,
+        ));
         let worker_core = core.clone();
         let scheduler = Scheduler::new(
             SchedConfig::new()
@@ -450,7 +471,7 @@ impl Node {
             .tables
             .iter()
             .map(|t| t.name.as_str())
-            .chain([TIMERS]);
+            .chain([TIMERS, OUTBOX]);
         for table in tables {
             if let Some(id) = self.store().table_id(&format!("{name}.{table}")) {
                 self.feeds.drop_table(id);
@@ -564,6 +585,18 @@ impl Node {
             .map_err(StoreError::from)?;
         self.store()
             .create_table(&name, timers, Arc::new(TypeRegistry::default()))?;
+        let outbox = TableSchema::builder(OUTBOX)
+            .auto_inc_column("id", Type::U64)
+            .column("node", Type::String)
+            .column("module", Type::String)
+            .column("reducer", Type::String)
+            .column("args", Type::Bytes)
+            .primary_key("id")
+            .persistence(Persistence::Logged)
+            .build()
+            .map_err(StoreError::from)?;
+        self.store()
+            .create_table(&name, outbox, Arc::new(TypeRegistry::default()))?;
         self.core.modules.write().insert(name, Arc::new(module));
         self.core.reindex();
         self.modules_changed.send_modify(|n| *n += 1);
@@ -595,11 +628,34 @@ impl Node {
     /// the valid ones enter the ingress in the order given (one window for the scheduler), and
     /// each gets its own outcome or error, in order.
     pub fn call_reducers(&self, calls: &[(&str, &str, &[u8])]) -> Vec<Result<Outcome, NodeError>> {
+        let calls: Vec<RemoteCallIn<'_>> = calls
+            .iter()
+            .map(|&(module, reducer, args)| (module, reducer, args, None))
+            .collect();
+        self.call_reducers_from(None, &calls)
+    }
+
+    /// [`call_reducers`](Self::call_reducers) for calls that node `node_id` sent from its
+    /// outbox: each may carry `(calling module, outbox number)`. A call whose number this node
+    /// has committed for that origin already (it was sent again after a lost answer or a
+    /// reconnection) does not run again and is reported committed.
+    pub fn call_reducers_from(
+        &self,
+        node_id: Option<&str>,
+        calls: &[RemoteCallIn<'_>],
+    ) -> Vec<Result<Outcome, NodeError>> {
         let tickets: Vec<Result<u64, NodeError>> = calls
             .iter()
-            .map(|(module, reducer, args)| {
+            .map(|&(module, reducer, args, from)| {
                 let (module, reducer) = self.check_reducer_call(module, reducer, args)?;
-                Ok(self.submit(module, reducer, args.to_vec(), None, None))
+                let origin = match (node_id, from) {
+                    (Some(node), Some((caller, id))) => Some(Origin {
+                        key: format!("{node}/{caller}"),
+                        id,
+                    }),
+                    _ => None,
+                };
+                Ok(self.submit_from(module, reducer, args.to_vec(), None, None, origin))
             })
             .collect();
         let outcomes: Vec<Result<Outcome, NodeError>> = tickets
@@ -814,6 +870,19 @@ impl Node {
         at: Option<i64>,
         timer: Option<Value>,
     ) -> u64 {
+        self.submit_from(module, reducer, args, at, timer, None)
+    }
+
+    /// [`submit`](Self::submit) for a call another node's outbox sent.
+    fn submit_from(
+        &self,
+        module: impl Into<Arc<str>>,
+        reducer: impl Into<Arc<str>>,
+        args: Vec<u8>,
+        at: Option<i64>,
+        timer: Option<Value>,
+        origin: Option<Origin>,
+    ) -> u64 {
         let mut inbox = self.inbox.lock();
         let ticket = inbox.next_ticket;
         inbox.next_ticket += 1;
@@ -825,6 +894,7 @@ impl Node {
             reducer: reducer.into(),
             args,
             timer,
+            origin,
         };
         let work = self.core.work(task, time);
         inbox.work.push(work);
@@ -867,6 +937,54 @@ impl Node {
                 "module `{manager}`, this node's module manager, failed to decide: {e}"
             )),
         }
+    }
+
+    /// The remote calls to node `node` that committed and were not acknowledged yet, in
+    /// module then outbox order: what a peer sends (again) when it connects.
+    pub fn pending_remote(&self, node: &str) -> Result<Vec<RemoteCall>, NodeError> {
+        let view = self.store().read();
+        let mut calls = Vec::new();
+        for (module, table) in self.core.outbox_tables() {
+            for row in view.scan(table)? {
+                if !matches!(&row[1], Value::String(n) if n == node) {
+                    continue;
+                }
+                let args = match &row[4] {
+                    Value::Bytes(b) => b.clone(),
+                    _ => Vec::new(),
+                };
+                calls.push(RemoteCall {
+                    from: module.clone(),
+                    node: node.to_owned(),
+                    module: as_string(&row[2]),
+                    reducer: as_string(&row[3]),
+                    args,
+                    id: as_u64(&row[0]),
+                });
+            }
+        }
+        Ok(calls)
+    }
+
+    /// Forgets remote calls their node has answered, `(calling module, outbox number)`: they
+    /// will not be sent again. A system commit between windows, like installing a module; the
+    /// outboxes are the host's, no reducer can read them.
+    pub fn ack_remote(&self, acks: &[(String, u64)]) -> Result<(), NodeError> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let _driver = self.driver.lock();
+        let mut tx = self.store().begin();
+        let mut any = false;
+        for (module, id) in acks {
+            if let Some(table) = self.core.outbox_table(module) {
+                any |= tx.delete(table, &Value::U64(*id)).is_ok();
+            }
+        }
+        if any {
+            let _acked = tx.commit(system_meta("ack", "remote calls"))?;
+        }
+        Ok(())
     }
 
     /// Changes whenever a module is installed, upgraded or removed.

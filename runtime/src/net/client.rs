@@ -339,11 +339,13 @@ impl Client {
 
     /// Writes a reducer call now and returns a future of its outcome: calls started one after
     /// another reach the node in that order, without waiting for each other's answers.
+    /// `origin` (calling module, outbox number) makes the node run the call at most once.
     pub async fn start_call_reducer(
         &self,
         module: &str,
         reducer: &str,
         args: Vec<u8>,
+        origin: Option<(String, u64)>,
     ) -> Result<
         impl std::future::Future<Output = Result<ReducerOutcome, NetError>> + Send + 'static,
         NetError,
@@ -352,6 +354,7 @@ impl Client {
             module: module.to_owned(),
             reducer: reducer.to_owned(),
             args,
+            origin,
         };
         let (id, rx) = self.register()?;
         if let Err(e) = self.write(id, request) {
@@ -421,6 +424,7 @@ impl Client {
             module: module.to_owned(),
             reducer: reducer.to_owned(),
             args,
+            origin: None,
         };
         match self.request(request).await? {
             Response::Reducer(outcome) => Ok(outcome),

@@ -259,6 +259,8 @@ async fn peer(
 
 /// What a peer hands to its node, in order, on one blocking thread.
 enum Work {
+    /// Remote calls the peer answered: `(calling module, outbox number)`.
+    Acked(Vec<(String, u64)>),
     Connected(String),
     Change {
         module: String,
@@ -271,8 +273,22 @@ enum Work {
 
 /// Runs a peer's work against the node: hooks and remote changes, strictly in arrival order.
 fn deliver(node: &Node, peer: &str, mut work: mpsc::Receiver<Work>) {
-    while let Some(item) = work.blocking_recv() {
+    let mut held = None;
+    while let Some(mut item) = held.take().or_else(|| work.blocking_recv()) {
+        // Acknowledgements that queued up together are forgotten in one system commit.
+        if let Work::Acked(acks) = &mut item {
+            while let Ok(next) = work.try_recv() {
+                match next {
+                    Work::Acked(more) => acks.extend(more),
+                    other => {
+                        held = Some(other);
+                        break;
+                    }
+                }
+            }
+        }
         let result = match &item {
+            Work::Acked(acks) => node.ack_remote(acks),
             Work::Connected(id) => node.peer_connected(id).map(drop),
             Work::Change {
                 module,
@@ -286,6 +302,7 @@ fn deliver(node: &Node, peer: &str, mut work: mpsc::Receiver<Work>) {
         };
         if let Err(e) = result {
             let what = match item {
+                Work::Acked(_) => "forgetting answered remote calls",
                 Work::Connected(_) => "connect hooks",
                 Work::Change { .. } => "a remote change",
                 Work::Disconnected(_) => "disconnect hooks",
@@ -328,13 +345,36 @@ async fn serve_peer(
         tokio::task::spawn_blocking(move || deliver(&node, &name, work_queue))
     };
     let _ = work.send(Work::Connected(remote_id.clone())).await;
-    let mut answers = FuturesUnordered::new();
+    let mut answers: FuturesUnordered<Answering> = FuturesUnordered::new();
+    // What committed before this connection and was never answered goes first, in outbox
+    // order; the queue may hold some of it too, which `sent` skips.
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let pending = {
+        let (node, name) = (node.clone(), name.clone());
+        tokio::task::spawn_blocking(move || node.pending_remote(&name)).await
+    };
+    match pending {
+        Ok(Ok(pending)) => {
+            if !pending.is_empty() {
+                tracing::info!(node = %name, calls = pending.len(), "sending remote calls committed while the peer was away");
+            }
+            for call in pending {
+                send(client, call, &mut sent, &mut answers).await;
+            }
+        }
+        Ok(Err(e)) => tracing::error!(node = %name, error = %e, "cannot read the outbox"),
+        Err(e) => tracing::error!(node = %name, error = %e, "cannot read the outbox"),
+    }
     let stopped = loop {
         tokio::select! {
             biased;
             () = stop.cancelled() => break true,
             () = client.closed() => break false,
-            Some(answer) = answers.next(), if !answers.is_empty() => log_answer(answer),
+            Some(answer) = answers.next(), if !answers.is_empty() => {
+                if let Some(ack) = settled(answer) && work.send(Work::Acked(vec![ack])).await.is_err() {
+                    break false;
+                }
+            }
             event = events.recv() => {
                 let Some(event) = event else { break false };
                 let Some((module, table, _)) = subscriptions.get(&event.subscription) else {
@@ -352,18 +392,14 @@ async fn serve_peer(
             }
             call = queue.recv() => {
                 let Some(call) = call else { break true };
-                // Written now, so calls leave in commit order; answered whenever.
-                match client.start_call_reducer(&call.module, &call.reducer, call.args.clone()).await {
-                    Ok(answer) => answers.push(async move { (call, answer.await) }),
-                    Err(e) => log_answer((call, Err(e))),
-                }
+                send(client, call, &mut sent, &mut answers).await;
             }
         }
     };
     if !answers.is_empty() {
-        tracing::warn!(
+        tracing::info!(
             node = %name, calls = answers.len(),
-            "remote calls were in flight when the connection ended; their outcome is unknown"
+            "remote calls were in flight when the connection ended; they will be sent again"
         );
     }
     let _ = work.send(Work::Disconnected(remote_id)).await;
@@ -372,19 +408,68 @@ async fn serve_peer(
     stopped
 }
 
-fn log_answer((call, answer): (RemoteCall, Result<ReducerOutcome, NetError>)) {
-    match answer {
-        Ok(ReducerOutcome::Committed { seq, .. }) => tracing::debug!(
-            node = %call.node, module = %call.module, reducer = %call.reducer, seq,
-            "remote call committed"
-        ),
-        Ok(ReducerOutcome::Failed { reason, .. }) => tracing::warn!(
-            node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
-            %reason, "remote call failed on the peer"
-        ),
-        Err(e) => tracing::warn!(
-            node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
-            error = %e, "remote call got no answer"
-        ),
+type Answer = (RemoteCall, Result<ReducerOutcome, NetError>);
+
+/// A remote call's answer on its way.
+type Answering = std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send>>;
+
+/// Writes `call` now (so calls leave in commit order) unless this connection sent it already;
+/// its answer joins `answers`.
+async fn send(
+    client: &Client,
+    call: RemoteCall,
+    sent: &mut HashMap<String, u64>,
+    answers: &mut FuturesUnordered<Answering>,
+) {
+    let last = sent.entry(call.from.clone()).or_insert(0);
+    if call.id != 0 && call.id <= *last {
+        return;
     }
+    *last = call.id;
+    let origin = (call.id != 0).then(|| (call.from.clone(), call.id));
+    match client
+        .start_call_reducer(&call.module, &call.reducer, call.args.clone(), origin)
+        .await
+    {
+        Ok(answer) => answers.push(Box::pin(async move { (call, answer.await) })),
+        Err(e) => {
+            let _ = settled((call, Err(e)));
+        }
+    }
+}
+
+/// Logs an answer; returns the call to forget when the peer has decided it (committed, failed,
+/// or refused), and `None` when it may not have arrived and must be sent again.
+fn settled((call, answer): Answer) -> Option<(String, u64)> {
+    let decided = match answer {
+        Ok(ReducerOutcome::Committed { seq, .. }) => {
+            tracing::debug!(
+                node = %call.node, module = %call.module, reducer = %call.reducer, seq,
+                "remote call committed"
+            );
+            true
+        }
+        Ok(ReducerOutcome::Failed { reason, .. }) => {
+            tracing::warn!(
+                node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
+                %reason, "remote call failed on the peer"
+            );
+            true
+        }
+        Err(NetError::Remote(e)) => {
+            tracing::warn!(
+                node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
+                error = %e, "the peer refused a remote call"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::debug!(
+                node = %call.node, module = %call.module, reducer = %call.reducer,
+                error = %e, "no answer to a remote call; it stays in the outbox"
+            );
+            false
+        }
+    };
+    (decided && call.id != 0).then_some((call.from, call.id))
 }

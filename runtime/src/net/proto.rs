@@ -93,6 +93,9 @@ pub enum Request {
         module: String,
         reducer: String,
         args: Vec<u8>,
+        /// From another node's outbox: the calling module and the call's number there. A node
+        /// runs each `(its node id, module, number)` once, however often it is sent.
+        origin: Option<(String, u64)>,
     },
     /// Runs a query; `args` as for [`Request::CallReducer`].
     CallQuery {
@@ -272,6 +275,7 @@ mod tests {
                 module: "hello".into(),
                 reducer: "hello".into(),
                 args: vec![3, b'A', b'd', b'a'],
+                origin: Some(("caller".into(), 9)),
             },
         };
         assert_eq!(decode::<RequestFrame>(&encode(&frame)).ok(), Some(frame));

@@ -538,12 +538,11 @@ fn node_error(e: &NodeError) -> Response {
 }
 
 impl Shared {
-    /// Answers a batch: one request of any kind, or several reducer calls.
+    /// Answers a batch: one request of any kind, or reducer calls, which run together.
     fn handle_batch(&self, session: &Session, batch: Vec<RequestFrame>) -> Vec<Response> {
-        if batch.len() == 1
-            || !batch
-                .iter()
-                .all(|r| matches!(r.request, Request::CallReducer { .. }))
+        if !batch
+            .iter()
+            .all(|r| matches!(r.request, Request::CallReducer { .. }))
         {
             return batch
                 .into_iter()
@@ -557,6 +556,7 @@ impl Shared {
                 module,
                 reducer,
                 args,
+                origin,
             } = &frame.request
             else {
                 continue;
@@ -564,12 +564,18 @@ impl Shared {
             match self.module_for(session, module) {
                 Ok(_) => {
                     responses.push(None);
-                    calls.push((module.as_str(), reducer.as_str(), args.as_slice()));
+                    let origin = origin.as_ref().map(|(m, id)| (m.as_str(), *id));
+                    calls.push((module.as_str(), reducer.as_str(), args.as_slice(), origin));
                 }
                 Err(refused) => responses.push(Some(refused)),
             }
         }
-        let mut outcomes = self.node.call_reducers(&calls).into_iter();
+        // Only another node's calls carry an origin worth deduplicating on: its id is the
+        // one it gave in the handshake.
+        let mut outcomes = self
+            .node
+            .call_reducers_from(session.peer_node.as_deref(), &calls)
+            .into_iter();
         responses
             .into_iter()
             .map(|r| {
@@ -647,15 +653,11 @@ impl Shared {
                     Err(e) => node_error(&e),
                 }
             }
-            Request::CallReducer {
-                module,
-                reducer,
-                args,
-            } => {
-                if let Err(refused) = self.module_for(session, &module) {
-                    return refused;
-                }
-                reducer_response(self.node.call_reducer(&module, &reducer, &args))
+            request @ Request::CallReducer { .. } => {
+                let mut answers = self.handle_batch(session, vec![RequestFrame { id, request }]);
+                answers.pop().unwrap_or_else(|| {
+                    error(ErrorKind::Internal, "a reducer call lost its outcome")
+                })
             }
             Request::Subscribe {
                 module,

@@ -388,3 +388,133 @@ async fn subscriptions_to_private_modules_and_tables_are_refused() {
     assert_eq!(event.change.kind, TableEvent::Insert);
     server.shutdown().await;
 }
+
+fn greeting_names(node: &Node) -> Vec<String> {
+    strings(node.call_query("hello", "get_greetings", &[]).unwrap(), 2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_another_nodes_outbox_runs_once_however_often_it_is_sent() {
+    let hello_wasm = tokio::task::spawn_blocking(|| build("hello"))
+        .await
+        .unwrap();
+    let hello = memory_node();
+    hello.install(&hello_wasm).unwrap();
+    let server = net::serve(hello.clone(), "127.0.0.1:0", server_config("h"))
+        .await
+        .unwrap();
+    let addr = server.local_addr().to_string();
+    let as_node = ClientConfig {
+        kind: net::ClientKind::Node,
+        node_id: Some("n1".into()),
+        ..ClientConfig::default()
+    };
+    let node = Client::connect(&addr, as_node.clone()).await.unwrap();
+    let call = |client: &Client, name: &str, origin: Option<(String, u64)>| {
+        let (client, args) = (client.clone(), interstice_abi::encode(&Value::from(name)));
+        async move {
+            client
+                .start_call_reducer("hello", "hello", args, origin)
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    let origin = |id| Some(("caller".to_owned(), id));
+    // Sent twice (a lost answer, a reconnection): committed both times, run once.
+    for _ in 0..2 {
+        let outcome = call(&node, "seven", origin(7)).await;
+        assert!(
+            matches!(outcome, net::ReducerOutcome::Committed { .. }),
+            "{outcome:?}"
+        );
+    }
+    // An older number was run already too; a newer one runs.
+    call(&node, "six", origin(6)).await;
+    call(&node, "eight", origin(8)).await;
+    // On a new connection of the same node, the numbers still hold.
+    let again = Client::connect(&addr, as_node).await.unwrap();
+    call(&again, "seven", origin(7)).await;
+    // The numbers are per calling module and per node; a CLI's origin means nothing.
+    call(&again, "other module", Some(("else".to_owned(), 7))).await;
+    let cli = Client::connect(&addr, ClientConfig::default())
+        .await
+        .unwrap();
+    call(&cli, "cli", origin(7)).await;
+    call(&cli, "cli", origin(7)).await;
+    let h = hello.clone();
+    let names = tokio::task::spawn_blocking(move || greeting_names(&h))
+        .await
+        .unwrap();
+    assert_eq!(names, ["seven", "eight", "other module", "cli", "cli"]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_calls_committed_while_the_peer_is_down_survive_a_restart_and_arrive_once() {
+    let (hello_wasm, caller_wasm) =
+        tokio::task::spawn_blocking(|| (build("hello"), build("caller")))
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let open_caller = {
+        let data = dir.path().to_owned();
+        move || {
+            Arc::new(
+                Node::open(NodeConfig {
+                    data_dir: Some(data.clone()),
+                    ..NodeConfig::default()
+                })
+                .unwrap(),
+            )
+        }
+    };
+    // Where hello will be, once it runs.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let caller = open_caller();
+    caller.install(&caller_wasm).unwrap();
+    let peers = Peers::start(caller.clone(), peers_config(addr));
+    for name in ["X", "Y"] {
+        let c = caller.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            c.call_reducer_values("caller", "greet", &[Value::String(name.into())])
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(outcome.is_committed());
+    }
+    assert_eq!(caller.pending_remote("hello_node").unwrap().len(), 2);
+    // The caller node goes away with its calls unsent, and comes back from its data.
+    peers.shutdown().await;
+    drop(caller);
+    let caller = tokio::task::spawn_blocking(open_caller).await.unwrap();
+    let pending = caller.pending_remote("hello_node").unwrap();
+    let names: Vec<&str> = pending.iter().map(|c| c.reducer.as_str()).collect();
+    assert_eq!(names, ["hello", "hello"]);
+
+    let hello = memory_node();
+    hello.install(&hello_wasm).unwrap();
+    let server = net::serve(hello.clone(), addr, server_config("hello-node"))
+        .await
+        .unwrap();
+    let peers = Peers::start(caller.clone(), peers_config(addr));
+    let h = hello.clone();
+    eventually("X, Y and the greeting on connect", move || {
+        greeting_names(&h).len() >= 3
+    })
+    .await;
+    let c = caller.clone();
+    eventually("the outbox to empty", move || {
+        c.pending_remote("hello_node").unwrap().is_empty()
+    })
+    .await;
+    // Every call exactly once, the ones from before the restart first.
+    assert_eq!(greeting_names(&hello), ["X", "Y", "caller"]);
+    peers.shutdown().await;
+    server.shutdown().await;
+}
