@@ -7,10 +7,11 @@
 //! connection is lost it fires `disconnect`. Remote changes enter this node's ingress through
 //! [`Node::deliver_remote`], one at a time, in the order the other node committed them. Remote
 //! reducer calls that committed reducers queue (`ctx.call_remote`) are sent in commit order;
-//! while a peer is away they wait (up to a bound) and go out when it is back.
+//! they wait in the module's outbox (on disk) until the peer answers, and every connect sends
+//! what is still there first. The peer runs each `(node, module, outbox number)` once, so a
+//! call sent again after a lost answer or a restart is not run twice.
 //!
-//! Delivery is at most once: a call in flight when the connection breaks, and the changes a
-//! peer commits while it is disconnected, are not replayed.
+//! The changes a peer commits while this node is disconnected are not replayed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
