@@ -44,7 +44,8 @@ pub struct PeersConfig {
     pub backoff_max: Duration,
     /// How long a remote call may wait for its answer. By default, 30 s.
     pub request_timeout: Duration,
-    /// Remote calls waiting for one peer before new ones are dropped. By default, 100 000.
+    /// Remote calls queued in memory for one peer; beyond it they wait in the outbox for the
+    /// next connection. By default, 100 000.
     pub max_queued_calls: usize,
 }
 
@@ -189,7 +190,7 @@ fn route(queues: &HashMap<String, Queue>, call: RemoteCall) {
                 };
                 tracing::error!(
                     node = %call.node, module = %call.module, reducer = %call.reducer, from = %call.from,
-                    "too many remote calls waiting for this node; dropping one"
+                    "too many remote calls waiting for this node; this one stays in the outbox until the next connection"
                 );
             }
         }
