@@ -25,9 +25,13 @@ pub(crate) const OUTBOX: &str = "__outbox";
 /// number it committed per origin, in the same transaction, so a call sent twice runs once.
 #[derive(Clone, Debug)]
 pub(crate) struct Origin {
-    /// `node_id/module`.
+    /// `node_id/module` for a call; for a change streamed by a remote subscription,
+    /// `node_id|module.table.event|subscriber module.reducer`.
     pub key: String,
+    /// The call's outbox number, or the change's `seq` on its node.
     pub id: u64,
+    /// `0` for a call; the change's index in its commit.
+    pub part: u32,
 }
 
 /// Maps keyed by module, reducer or table names, looked up on every call. foldhash instead of
@@ -532,7 +536,11 @@ impl Core {
                 }
             }
             if let Some(origin) = &task.origin {
-                let row = vec![Value::String(origin.key.clone()), Value::U64(origin.id)];
+                let row = vec![
+                    Value::String(origin.key.clone()),
+                    Value::U64(origin.id),
+                    Value::U64(u64::from(origin.part)),
+                ];
                 let key = Value::String(origin.key.clone());
                 if exec.tx.get(self.delivered, &key)?.is_some() {
                     exec.tx.update(self.delivered, row)?;
@@ -554,10 +562,15 @@ impl Core {
     /// Whether the call from `origin` committed already.
     fn seen(&self, origin: &Origin) -> bool {
         let key = Value::String(origin.key.clone());
-        matches!(
-            self.store.read().get(self.delivered, &key),
-            Ok(Some(row)) if matches!(row.get(1), Some(Value::U64(last)) if *last >= origin.id)
-        )
+        let Ok(Some(row)) = self.store.read().get(self.delivered, &key) else {
+            return false;
+        };
+        match (row.get(1), row.get(2)) {
+            (Some(Value::U64(last)), Some(Value::U64(part))) => {
+                (*last, *part) >= (origin.id, u64::from(origin.part))
+            }
+            _ => false,
+        }
     }
 
     /// Deletes the timer that fired `task`, in a transaction of its own.

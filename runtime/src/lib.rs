@@ -16,7 +16,7 @@ pub mod testing;
 pub mod wasm;
 
 pub use error::{CallFailure, LoadError};
-pub use feed::{FeedEvent, FeedSink};
+pub use feed::{FeedEvent, FeedSink, HISTORY, Position};
 pub use interstice_store::{Durability, Lsn};
 pub use invocation::RemoteCall;
 pub use node::{Clock, Node, NodeConfig, NodeError, NodeStats, Outcome, Published, RemoteNode};

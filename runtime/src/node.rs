@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 
 use crate::core::{Core, Done, Installed, Lanes, OUTBOX, Origin, Reducer, TIMERS, Task};
 use crate::error::{CallFailure, LoadError};
-use crate::feed::{FeedSink, Feeds};
+use crate::feed::{FeedSink, Feeds, Position};
 use crate::invocation::{Access, Exec, RemoteCall};
 use crate::wasm::{self, Limits};
 
@@ -258,6 +258,7 @@ impl Node {
             TableSchema::builder("delivered")
                 .column("origin", Type::String)
                 .column("last", Type::U64)
+                .column("part", Type::U64)
                 .primary_key("origin")
                 .persistence(Persistence::Logged)
                 .build()
@@ -652,6 +653,7 @@ impl Node {
                     (Some(node), Some((caller, id))) => Some(Origin {
                         key: format!("{node}/{caller}"),
                         id,
+                        part: 0,
                     }),
                     _ => None,
                 };
@@ -994,13 +996,16 @@ impl Node {
 
     /// Streams the committed changes of `module.table` of kind `kind` to `sink`, in commit
     /// order, until the sink's channel closes or falls behind (then `sink.lagged` is notified).
+    /// With `after`, the position of the last change the subscriber has, the changes after it
+    /// that the node kept come first; returns whether they are all it missed.
     pub fn subscribe_table(
         &self,
         module: &str,
         table: &str,
         kind: interstice_abi::TableEvent,
         sink: FeedSink,
-    ) -> Result<(), NodeError> {
+        after: Option<Position>,
+    ) -> Result<bool, NodeError> {
         let installed = self.module(module)?;
         if installed.schema().table(table).is_none() {
             return Err(NodeError::NoSuchFunction {
@@ -1014,9 +1019,9 @@ impl Node {
             .table_id(&format!("{module}.{table}"))
             .ok_or_else(|| NodeError::NoSuchModule(module.to_owned()))?;
         // Registered between windows, so the subscriber sees every commit after this one.
-        let _driver = self.driver.lock();
-        self.feeds.add(id, kind, sink);
-        Ok(())
+        let driver = self.driver.lock();
+        let next_seq = driver.ingress.next_seq().0;
+        Ok(self.feeds.add(id, kind, sink, after, next_seq))
     }
 
     /// The other nodes the installed modules depend on (their node bindings), with the
@@ -1066,48 +1071,102 @@ impl Node {
     }
 
     /// Runs the reducers subscribed to `node.module.table.<kind>` with a change that node
-    /// committed (`rows` as in [`FeedEvent`](crate::FeedEvent)), in module then reducer name
-    /// order, and waits for them. Returns how many ran. The bytes come from another node and
-    /// are checked: a subscriber whose arguments they do not decode as is skipped, with a
-    /// warning (its binding is likely out of date).
+    /// committed at `position` (`rows` as in [`FeedEvent`](crate::FeedEvent)), in module then
+    /// reducer name order, and waits for them. Returns how many it submitted. `remote_id` is the
+    /// node's id: each subscriber remembers, in its invocation's transaction, the last position
+    /// it got from that node, so a change sent again after a reconnection runs once. The bytes
+    /// come from another node and are checked: a subscriber whose arguments they do not decode
+    /// as is skipped, with a warning (its binding is likely out of date).
+    #[allow(clippy::too_many_arguments)]
     pub fn deliver_remote(
         &self,
+        remote_id: &str,
         node: &str,
         module: &str,
         table: &str,
         kind: interstice_abi::TableEvent,
+        position: Position,
         rows: &[u8],
     ) -> Result<usize, NodeError> {
-        let event = Event::Table {
-            node: Some(node.to_owned()),
-            module: module.to_owned(),
-            table: table.to_owned(),
-            kind,
-        };
+        let event = remote_event(node, module, table, kind);
+        let subscribers = self.remote_subscribers(&event);
+        let mut last = None;
+        let mut submitted = 0;
+        for (subscriber, reducer) in &subscribers {
+            let Some(installed) = self.core.module(subscriber) else {
+                continue;
+            };
+            let Some(r) = installed.reducers.get(reducer.as_str()) else {
+                continue;
+            };
+            if let Err(e) = decode_fields(rows, &r.args, &installed.registry) {
+                tracing::warn!(
+                    module = %subscriber, %reducer, %event, error = %e,
+                    "a remote change does not decode as the subscriber's arguments; is the binding out of date?"
+                );
+                continue;
+            }
+            let origin = Origin {
+                key: subscription_key(remote_id, &event, subscriber, reducer),
+                id: position.0,
+                part: position.1,
+            };
+            last = Some(self.submit_from(
+                subscriber.as_str(),
+                reducer.as_str(),
+                rows.to_vec(),
+                None,
+                None,
+                Some(origin),
+            ));
+            submitted += 1;
+        }
+        if let Some(ticket) = last {
+            self.drive_until(ticket)?;
+        }
+        Ok(submitted)
+    }
+
+    /// The position of the last change of `node.module.table.<kind>` that every subscriber
+    /// here has from node `remote_id`: where a resumed subscription starts. `None` when some
+    /// subscriber has none yet.
+    pub fn remote_position(
+        &self,
+        remote_id: &str,
+        node: &str,
+        module: &str,
+        table: &str,
+        kind: interstice_abi::TableEvent,
+    ) -> Result<Option<Position>, NodeError> {
+        let event = remote_event(node, module, table, kind);
+        let view = self.store().read();
+        let mut least: Option<Position> = None;
+        for (subscriber, reducer) in self.remote_subscribers(&event) {
+            let key = Value::String(subscription_key(remote_id, &event, &subscriber, &reducer));
+            let Some(row) = view.get(self.core.delivered, &key)? else {
+                return Ok(None);
+            };
+            let position = (
+                as_u64(&row[1]),
+                u32::try_from(as_u64(&row[2])).unwrap_or(u32::MAX),
+            );
+            least = Some(least.map_or(position, |l| l.min(position)));
+        }
+        Ok(least)
+    }
+
+    /// The `(module, reducer)` subscribed to `event`, sorted.
+    fn remote_subscribers(&self, event: &Event) -> Vec<(String, String)> {
         let mut subscribers: Vec<(String, String)> = Vec::new();
         for (name, installed) in self.core.modules.read().iter() {
             for (reducer, r) in &installed.reducers {
-                if r.on.as_ref() == Some(&event) {
-                    if let Err(e) = decode_fields(rows, &r.args, &installed.registry) {
-                        tracing::warn!(
-                            module = %name, %reducer, %event, error = %e,
-                            "a remote change does not decode as the subscriber's arguments; is the binding out of date?"
-                        );
-                        continue;
-                    }
+                if r.on.as_ref() == Some(event) {
                     subscribers.push((name.clone(), reducer.clone()));
                 }
             }
         }
         subscribers.sort();
-        let mut last = None;
-        for (module, reducer) in &subscribers {
-            last = Some(self.submit(module.as_str(), reducer.as_str(), rows.to_vec(), None, None));
-        }
-        if let Some(ticket) = last {
-            self.drive_until(ticket)?;
-        }
-        Ok(subscribers.len())
+        subscribers
     }
 
     /// Fires every module's `connect` hooks with the peer's node id, in module order.
@@ -1389,6 +1448,22 @@ fn invocation_meta(task: &Task) -> Vec<u8> {
         out.extend_from_slice(part);
     }
     out
+}
+
+fn remote_event(node: &str, module: &str, table: &str, kind: interstice_abi::TableEvent) -> Event {
+    Event::Table {
+        node: Some(node.to_owned()),
+        module: module.to_owned(),
+        table: table.to_owned(),
+        kind,
+    }
+}
+
+/// The origin under which a subscriber remembers its last change from a remote node.
+fn subscription_key(remote_id: &str, event: &Event, module: &str, reducer: &str) -> String {
+    // The event string names the node by its binding; the id pins the node itself, whose
+    // sequence numbers the positions are.
+    format!("{remote_id}|{event}|{module}.{reducer}")
 }
 
 fn signature(types: &[Type]) -> String {

@@ -253,21 +253,25 @@ impl Client {
     }
 
     /// Subscribes to the committed changes of `module.table` of kind `event`; returns the
-    /// subscription's id, which tags its events in [`events`](Self::events).
+    /// subscription's id, which tags its events in [`events`](Self::events), and whether the
+    /// node could send everything after `after` (the position of the last change the caller
+    /// has; `None`: from now on).
     pub async fn subscribe(
         &self,
         module: &str,
         table: &str,
         event: interstice_abi::TableEvent,
-    ) -> Result<u64, NetError> {
+        after: Option<(u64, u32)>,
+    ) -> Result<(u64, bool), NetError> {
         let request = Request::Subscribe {
             module: module.to_owned(),
             table: table.to_owned(),
             event,
+            after,
         };
         let (id, response) = self.request_with_id(request).await?;
         match response {
-            Response::Subscribed => Ok(id),
+            Response::Subscribed { complete } => Ok((id, complete)),
             other => Err(unexpected(&other)),
         }
     }

@@ -28,7 +28,7 @@ use futures_util::stream::FuturesUnordered;
 use super::NetError;
 use super::client::{Client, ClientConfig};
 use super::proto::{ClientKind, ReducerOutcome};
-use crate::{Node, RemoteCall, RemoteNode};
+use crate::{Node, Position, RemoteCall, RemoteNode};
 
 /// How to reach the other nodes.
 #[derive(Clone, Debug)]
@@ -268,13 +268,14 @@ enum Work {
         module: String,
         table: String,
         kind: TableEvent,
+        position: Position,
         rows: Vec<u8>,
     },
     Disconnected(String),
 }
 
 /// Runs a peer's work against the node: hooks and remote changes, strictly in arrival order.
-fn deliver(node: &Node, peer: &str, mut work: mpsc::Receiver<Work>) {
+fn deliver(node: &Node, peer: &str, remote_id: &str, mut work: mpsc::Receiver<Work>) {
     let mut held = None;
     while let Some(mut item) = held.take().or_else(|| work.blocking_recv()) {
         // Acknowledgements that queued up together are forgotten in one system commit.
@@ -296,9 +297,10 @@ fn deliver(node: &Node, peer: &str, mut work: mpsc::Receiver<Work>) {
                 module,
                 table,
                 kind,
+                position,
                 rows,
             } => node
-                .deliver_remote(peer, module, table, *kind, rows)
+                .deliver_remote(remote_id, peer, module, table, *kind, *position, rows)
                 .map(drop),
             Work::Disconnected(id) => node.peer_disconnected(id).map(drop),
         };
@@ -328,10 +330,30 @@ async fn serve_peer(
     let Some(mut events) = client.events() else {
         return false;
     };
+    let remote_id = client.node_id().to_owned();
     let mut subscriptions: HashMap<u64, (String, String, TableEvent)> = HashMap::new();
     for (module, table, kind) in &want.subscriptions {
-        match client.subscribe(module, table, *kind).await {
-            Ok(id) => {
+        // Resume where every subscriber here stopped, so what the peer committed meanwhile
+        // (and still keeps) arrives too; subscribers skip what they already had.
+        let after = {
+            let (node, id, name) = (node.clone(), remote_id.clone(), name.clone());
+            let (module, table, kind) = (module.clone(), table.clone(), *kind);
+            tokio::task::spawn_blocking(move || {
+                node.remote_position(&id, &name, &module, &table, kind)
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+        };
+        match client.subscribe(module, table, *kind, after).await {
+            Ok((id, complete)) => {
+                if !complete {
+                    tracing::warn!(
+                        node = %name, %module, %table, event = ?kind, ?after,
+                        "the peer no longer keeps every change committed while we were away; some were missed"
+                    );
+                }
                 subscriptions.insert(id, (module.clone(), table.clone(), *kind));
             }
             Err(e) => tracing::error!(
@@ -340,11 +362,10 @@ async fn serve_peer(
             ),
         }
     }
-    let remote_id = client.node_id().to_owned();
     let (work, work_queue) = mpsc::channel(1024);
     let worker = {
-        let (node, name) = (node.clone(), name.clone());
-        tokio::task::spawn_blocking(move || deliver(&node, &name, work_queue))
+        let (node, name, id) = (node.clone(), name.clone(), remote_id.clone());
+        tokio::task::spawn_blocking(move || deliver(&node, &name, &id, work_queue))
     };
     let _ = work.send(Work::Connected(remote_id.clone())).await;
     let mut answers: FuturesUnordered<Answering> = FuturesUnordered::new();
@@ -386,6 +407,7 @@ async fn serve_peer(
                     module: module.clone(),
                     table: table.clone(),
                     kind: event.change.kind,
+                    position: (event.change.seq, event.change.part),
                     rows: event.change.rows,
                 };
                 if work.send(change).await.is_err() {

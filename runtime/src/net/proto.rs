@@ -16,7 +16,8 @@
 //!
 //! [`Request::Subscribe`] is answered once with [`Response::Subscribed`]; from then on the
 //! server also sends [`Response::Event`] frames carrying the id of that request, one per
-//! committed row change, in commit order, until the connection closes. A subscriber that falls
+//! committed row change, in commit order, until the connection closes. A subscriber that
+//! names the position of the last change it has gets the kept changes after it first. A subscriber that falls
 //! behind has its connection closed; it may connect and subscribe again.
 //!
 //! [`LengthDelimitedCodec`]: tokio_util::codec::LengthDelimitedCodec
@@ -109,6 +110,9 @@ pub enum Request {
         module: String,
         table: String,
         event: TableEvent,
+        /// The position (`seq`, `part`) of the last change the subscriber has: the node first
+        /// sends the changes after it that it still keeps. `None`: from now on.
+        after: Option<(u64, u32)>,
     },
 }
 
@@ -132,8 +136,12 @@ pub enum Response {
         value: Vec<u8>,
         ty: Type,
     },
-    /// The subscription is in place: every commit after this answer is streamed.
-    Subscribed,
+    /// The subscription is in place: every commit after this answer is streamed. `complete`
+    /// says whether the changes sent for `after` are all the subscriber missed (`false`: the
+    /// node no longer kept some, or restarted since).
+    Subscribed {
+        complete: bool,
+    },
     /// One committed change for a subscription (the id is the subscribing request's).
     Event(TableChange),
     Error(RemoteError),
@@ -144,6 +152,8 @@ pub enum Response {
 pub struct TableChange {
     /// The sequence number of the invocation that committed it.
     pub seq: u64,
+    /// Its index among that commit's changes: `(seq, part)` is its position.
+    pub part: u32,
     pub kind: TableEvent,
     /// The row (insert, delete), or the old row then the new one (update), ABI-encoded.
     pub rows: Vec<u8>,

@@ -283,6 +283,7 @@ async fn write_events(
             id: event.subscription,
             response: Response::Event(TableChange {
                 seq: event.seq,
+                part: event.part,
                 kind: event.kind,
                 rows: event.rows,
             }),
@@ -663,6 +664,7 @@ impl Shared {
                 module,
                 table,
                 event,
+                after,
             } => {
                 let info = match self.module_for(session, &module) {
                     Ok(info) => info,
@@ -685,10 +687,13 @@ impl Shared {
                     events: session.events.clone(),
                     lagged: session.lagged.clone(),
                 };
-                match self.node.subscribe_table(&module, &table, event, sink) {
-                    Ok(()) => {
-                        tracing::info!(peer = %session.peer, %module, %table, ?event, "subscribed");
-                        Response::Subscribed
+                match self
+                    .node
+                    .subscribe_table(&module, &table, event, sink, after)
+                {
+                    Ok(complete) => {
+                        tracing::info!(peer = %session.peer, %module, %table, ?event, ?after, complete, "subscribed");
+                        Response::Subscribed { complete }
                     }
                     Err(e) => node_error(&e),
                 }

@@ -148,7 +148,7 @@ fn a_subscriber_that_falls_behind_is_dropped_and_told() {
         events,
         lagged: lagged.clone(),
     };
-    node.subscribe_table("hello", "greetings", TableEvent::Insert, sink)
+    node.subscribe_table("hello", "greetings", TableEvent::Insert, sink, None)
         .unwrap();
     for name in ["a", "b", "c", "d"] {
         let outcome = node
@@ -177,6 +177,7 @@ fn a_subscriber_that_falls_behind_is_dropped_and_told() {
                 events: tokio::sync::mpsc::channel(1).0,
                 lagged,
             },
+            None,
         )
         .unwrap_err();
     assert!(err.to_string().contains("table `nope`"), "{err}");
@@ -360,32 +361,117 @@ async fn subscriptions_to_private_modules_and_tables_are_refused() {
         .unwrap();
     // `stats` is not `#[table(public)]`.
     let err = client
-        .subscribe("hello", "stats", TableEvent::Update)
+        .subscribe("hello", "stats", TableEvent::Update, None)
         .await
         .unwrap_err();
     assert_eq!(err.remote_kind(), Some(ErrorKind::NotFound), "{err}");
     assert!(err.to_string().contains("no public table `stats`"), "{err}");
     let err = client
-        .subscribe("nope", "t", TableEvent::Insert)
+        .subscribe("nope", "t", TableEvent::Insert, None)
         .await
         .unwrap_err();
     assert_eq!(err.remote_kind(), Some(ErrorKind::NotFound), "{err}");
     // A public table streams its changes, tagged with the subscription.
     let mut events = client.events().unwrap();
-    let id = client
-        .subscribe("hello", "greetings", TableEvent::Insert)
+    let (id, complete) = client
+        .subscribe("hello", "greetings", TableEvent::Insert, None)
         .await
         .unwrap();
-    let h = hello.clone();
-    tokio::task::spawn_blocking(move || {
-        h.call_reducer_values("hello", "hello", &[Value::String("Z".into())])
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    assert!(complete);
+    let greet = |name: &'static str| {
+        let h = hello.clone();
+        tokio::task::spawn_blocking(move || {
+            h.call_reducer_values("hello", "hello", &[Value::String(name.into())])
+        })
+    };
+    greet("Z").await.unwrap().unwrap();
     let event = events.recv().await.unwrap();
     assert_eq!(event.subscription, id);
     assert_eq!(event.change.kind, TableEvent::Insert);
+    let z = (event.change.seq, event.change.part);
+
+    // A subscriber that had Z gets what came after it first, then the rest live.
+    greet("W").await.unwrap().unwrap();
+    let late = Client::connect(&server.local_addr().to_string(), ClientConfig::default())
+        .await
+        .unwrap();
+    let mut late_events = late.events().unwrap();
+    let (_, complete) = late
+        .subscribe("hello", "greetings", TableEvent::Insert, Some(z))
+        .await
+        .unwrap();
+    assert!(complete, "everything after Z is kept");
+    greet("V").await.unwrap().unwrap();
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let change = late_events.recv().await.unwrap().change;
+        assert!((change.seq, change.part) > z);
+        let ty = interstice_abi::Type::Named("Greetings".into());
+        match interstice_abi::decode(&change.rows, &ty, &hello_registry(&hello)).unwrap() {
+            Value::Struct(fields) => names.push(fields[2].clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(names, [Value::from("W"), Value::from("V")]);
+    // One that stopped before the node kept anything is told it may have missed some.
+    let (_, complete) = late
+        .subscribe("hello", "greetings", TableEvent::Insert, Some((0, 0)))
+        .await
+        .unwrap();
+    assert!(!complete);
+    server.shutdown().await;
+}
+
+fn hello_registry(node: &Node) -> interstice_abi::TypeRegistry {
+    node.schemas()
+        .into_iter()
+        .find(|s| s.name == "hello")
+        .unwrap()
+        .registry()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_committed_while_the_subscriber_was_away_arrive_once_on_reconnect() {
+    let (hello_wasm, caller_wasm) =
+        tokio::task::spawn_blocking(|| (build("hello"), build("caller")))
+            .await
+            .unwrap();
+    let hello = memory_node();
+    hello.install(&hello_wasm).unwrap();
+    let server = net::serve(hello.clone(), "127.0.0.1:0", server_config("hello-node"))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let caller = memory_node();
+    caller.install(&caller_wasm).unwrap();
+    let peers = Peers::start(caller.clone(), peers_config(addr));
+    let c = caller.clone();
+    eventually("the greeting sent on connect", move || {
+        received(&c) == ["caller"]
+    })
+    .await;
+
+    // Caller goes away; hello goes on committing.
+    peers.shutdown().await;
+    for name in ["P", "Q"] {
+        let h = hello.clone();
+        tokio::task::spawn_blocking(move || {
+            h.call_reducer_values("hello", "hello", &[Value::String(name.into())])
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let peers = Peers::start(caller.clone(), peers_config(addr));
+    let c = caller.clone();
+    eventually("P, Q and the second greeting", move || {
+        received(&c).len() >= 4
+    })
+    .await;
+    // P and Q once each, in hello's order; the first greeting not again.
+    assert_eq!(received(&caller), ["caller", "P", "Q", "caller"]);
+    peers.shutdown().await;
     server.shutdown().await;
 }
 
