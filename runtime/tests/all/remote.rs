@@ -260,8 +260,21 @@ fn peers_config(hello: std::net::SocketAddr) -> PeersConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn caller_sees_hello_commits_in_order_and_survives_a_restart_of_hello() {
+/// Calls `module.reducer(name)` on a blocking thread and expects it to commit.
+async fn say(node: &Arc<Node>, module: &'static str, reducer: &'static str, name: &str) {
+    let (node, name) = (node.clone(), name.to_owned());
+    let outcome = tokio::task::spawn_blocking(move || {
+        node.call_reducer_values(module, reducer, &[Value::String(name)])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(outcome.is_committed(), "{outcome:?}");
+}
+
+/// A hello node served on loopback and a caller node whose peers reach it, once the caller has
+/// connected and its greeting came back.
+async fn hello_and_caller() -> (Arc<Node>, net::Server, Arc<Node>, Peers) {
     let (hello_wasm, caller_wasm) =
         tokio::task::spawn_blocking(|| (build("hello"), build("caller")))
             .await
@@ -271,38 +284,29 @@ async fn caller_sees_hello_commits_in_order_and_survives_a_restart_of_hello() {
     let server = net::serve(hello.clone(), "127.0.0.1:0", server_config("hello-node"))
         .await
         .unwrap();
-    let addr = server.local_addr();
-
     let caller = memory_node();
     caller.install(&caller_wasm).unwrap();
-    let peers = Peers::start(caller.clone(), peers_config(addr));
-
-    // On connect, caller greets hello; the greeting comes back through the subscription.
+    let peers = Peers::start(caller.clone(), peers_config(server.local_addr()));
     let c = caller.clone();
     eventually("the greeting sent on connect", move || {
         received(&c) == ["caller"]
     })
     .await;
+    (hello, server, caller, peers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_sees_hello_commits_in_order_and_survives_a_restart_of_hello() {
+    // On connect, caller greets hello; the greeting comes back through the subscription.
+    let (hello, server, caller, peers) = hello_and_caller().await;
+    let addr = server.local_addr();
     assert_eq!(connections(&caller), [("hello-node".to_owned(), true)]);
 
     // Commits on hello arrive in hello's commit order, whoever made them.
     for name in ["A", "B", "C"] {
-        let h = hello.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            h.call_reducer_values("hello", "hello", &[Value::String(name.into())])
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        assert!(outcome.is_committed());
+        say(&hello, "hello", "hello", name).await;
     }
-    let c = caller.clone();
-    tokio::task::spawn_blocking(move || {
-        c.call_reducer_values("caller", "greet", &[Value::String("D".into())])
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    say(&caller, "caller", "greet", "D").await;
     let c = caller.clone();
     eventually("A, B, C and D", move || received(&c).len() == 5).await;
     assert_eq!(received(&caller), ["caller", "A", "B", "C", "D"]);
@@ -321,13 +325,7 @@ async fn caller_sees_hello_commits_in_order_and_survives_a_restart_of_hello() {
 
     // Calls made meanwhile wait for hello and leave in commit order once it is back.
     for name in ["E", "F"] {
-        let c = caller.clone();
-        tokio::task::spawn_blocking(move || {
-            c.call_reducer_values("caller", "greet", &[Value::String(name.into())])
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        say(&caller, "caller", "greet", name).await;
     }
     let server = net::serve(hello.clone(), addr, server_config("hello-node"))
         .await
@@ -433,35 +431,13 @@ fn hello_registry(node: &Node) -> interstice_abi::TypeRegistry {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_committed_while_the_subscriber_was_away_arrive_once_on_reconnect() {
-    let (hello_wasm, caller_wasm) =
-        tokio::task::spawn_blocking(|| (build("hello"), build("caller")))
-            .await
-            .unwrap();
-    let hello = memory_node();
-    hello.install(&hello_wasm).unwrap();
-    let server = net::serve(hello.clone(), "127.0.0.1:0", server_config("hello-node"))
-        .await
-        .unwrap();
+    let (hello, server, caller, peers) = hello_and_caller().await;
     let addr = server.local_addr();
-    let caller = memory_node();
-    caller.install(&caller_wasm).unwrap();
-    let peers = Peers::start(caller.clone(), peers_config(addr));
-    let c = caller.clone();
-    eventually("the greeting sent on connect", move || {
-        received(&c) == ["caller"]
-    })
-    .await;
 
     // Caller goes away; hello goes on committing.
     peers.shutdown().await;
     for name in ["P", "Q"] {
-        let h = hello.clone();
-        tokio::task::spawn_blocking(move || {
-            h.call_reducer_values("hello", "hello", &[Value::String(name.into())])
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        say(&hello, "hello", "hello", name).await;
     }
     let peers = Peers::start(caller.clone(), peers_config(addr));
     let c = caller.clone();
@@ -565,14 +541,7 @@ async fn remote_calls_committed_while_the_peer_is_down_survive_a_restart_and_arr
     caller.install(&caller_wasm).unwrap();
     let peers = Peers::start(caller.clone(), peers_config(addr));
     for name in ["X", "Y"] {
-        let c = caller.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            c.call_reducer_values("caller", "greet", &[Value::String(name.into())])
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        assert!(outcome.is_committed());
+        say(&caller, "caller", "greet", name).await;
     }
     assert_eq!(caller.pending_remote("hello_node").unwrap().len(), 2);
     // The caller node goes away with its calls unsent, and comes back from its data.
