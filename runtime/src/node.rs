@@ -1128,8 +1128,9 @@ impl Node {
     }
 
     /// The position of the last change of `node.module.table.<kind>` that every subscriber
-    /// here has from node `remote_id`: where a resumed subscription starts. `None` when some
-    /// subscriber has none yet.
+    /// here with a mark has from node `remote_id`: where a resumed subscription starts. `None`
+    /// when none has any yet (start from now). A subscriber added since gets the replayed
+    /// changes too, rather than one that was there missing them.
     pub fn remote_position(
         &self,
         remote_id: &str,
@@ -1144,7 +1145,7 @@ impl Node {
         for (subscriber, reducer) in self.remote_subscribers(&event) {
             let key = Value::String(subscription_key(remote_id, &event, &subscriber, &reducer));
             let Some(row) = view.get(self.core.delivered, &key)? else {
-                return Ok(None);
+                continue;
             };
             let position = (
                 as_u64(&row[1]),
