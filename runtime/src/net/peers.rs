@@ -122,7 +122,29 @@ async fn supervise(
     let mut modules = node.watch_modules();
     let mut queues: HashMap<String, Queue> = HashMap::new();
     let mut running: HashMap<String, Running> = HashMap::new();
+    // Recomputed when the modules change, not for every call routed.
+    let mut modules_changed = true;
     loop {
+        if !std::mem::take(&mut modules_changed) {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                changed = modules.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    modules_changed = true;
+                }
+                call = calls.recv() => {
+                    let Some(call) = call else { return };
+                    route(&queues, call);
+                    // Drain what else is queued before waiting again.
+                    while let Ok(call) = calls.try_recv() {
+                        route(&queues, call);
+                    }
+                }
+            }
+            continue;
+        }
         let wanted: Vec<RemoteNode> = node
             .remote_nodes()
             .into_iter()
@@ -162,22 +184,6 @@ async fn supervise(
             ));
             running.insert(want.name.clone(), Running { wanted: want, stop });
         }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            changed = modules.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-            call = calls.recv() => {
-                let Some(call) = call else { return };
-                route(&queues, call);
-                // Drain what else is queued before looking at the modules again.
-                while let Ok(call) = calls.try_recv() {
-                    route(&queues, call);
-                }
-            }
-        }
     }
 }
 
@@ -194,9 +200,9 @@ fn route(queues: &HashMap<String, Queue>, call: RemoteCall) {
                 );
             }
         }
-        None => tracing::error!(
+        None => tracing::warn!(
             node = %call.node, from = %call.from,
-            "a remote call names a node no installed module binds; dropping it"
+            "no connection to this node yet; the call waits in the outbox for the first one"
         ),
     }
 }
