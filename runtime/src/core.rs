@@ -20,6 +20,11 @@ pub(crate) const TIMERS: &str = "__timers";
 /// The per-module table of remote calls committed but not yet acknowledged by their node.
 pub(crate) const OUTBOX: &str = "__outbox";
 
+/// The per-module table of what arrived from other nodes: per origin, the position of the
+/// last call or change the module committed. Per module, so that input from the network
+/// conflicts only with other input for the same module.
+pub(crate) const DELIVERED: &str = "__delivered";
+
 /// Where a call from another node's outbox came from: the node's id and the calling module,
 /// and the call's number in that module's outbox. The receiving node remembers the highest
 /// number it committed per origin, in the same transaction, so a call sent twice runs once.
@@ -115,6 +120,7 @@ struct Index {
     access_by_module: NameMap<NameMap<sched::Access>>,
     timers: NameMap<TableId>,
     outboxes: NameMap<TableId>,
+    delivered: NameMap<TableId>,
     lanes: NameMap<LaneId>,
     /// Every module table by full name, as host calls open it.
     tables: NameMap<Arc<TableMeta>>,
@@ -133,27 +139,18 @@ pub(crate) struct Core {
     pub engine: Engine,
     pub limits: Limits,
     pub seed: u64,
-    /// `__node.delivered`: per origin of remote calls, the highest outbox number committed.
-    pub delivered: TableId,
     pub modules: RwLock<BTreeMap<String, Arc<Installed>>>,
     index: RwLock<Index>,
     lanes: Mutex<Option<Lanes>>,
 }
 
 impl Core {
-    pub fn new(
-        store: Store,
-        engine: Engine,
-        limits: Limits,
-        seed: u64,
-        delivered: TableId,
-    ) -> Self {
+    pub fn new(store: Store, engine: Engine, limits: Limits, seed: u64) -> Self {
         Core {
             store,
             engine,
             limits,
             seed,
-            delivered,
             modules: RwLock::new(BTreeMap::new()),
             index: RwLock::new(Index::default()),
             lanes: Mutex::new(None),
@@ -179,6 +176,10 @@ impl Core {
 
     pub fn timers_table(&self, module: &str) -> Option<TableId> {
         self.index.read().timers.get(module).copied()
+    }
+
+    pub fn delivered_table(&self, module: &str) -> Option<TableId> {
+        self.index.read().delivered.get(module).copied()
     }
 
     pub fn outbox_table(&self, module: &str) -> Option<TableId> {
@@ -230,6 +231,9 @@ impl Core {
             let outbox = self.store.table_id(&format!("{name}.{OUTBOX}"));
             if let Some(t) = outbox {
                 index.outboxes.insert(name.clone(), t);
+            }
+            if let Some(t) = self.store.table_id(&format!("{name}.{DELIVERED}")) {
+                index.delivered.insert(name.clone(), t);
             }
             if let Some(lanes) = lanes {
                 let authorities = &module.schema().authorities;
@@ -388,9 +392,12 @@ impl Core {
         {
             access = access.write(to_sched(*t));
         }
-        if task.origin.is_some() {
-            // Calls from other nodes serialise on `delivered`, so a duplicate sees the original.
-            access = access.write(to_sched(self.delivered));
+        if task.origin.is_some()
+            && let Some(t) = index.delivered.get(&*task.module)
+        {
+            // Input from other nodes for one module serialises on its `__delivered`, so a
+            // duplicate runs after the original and sees it.
+            access = access.write(to_sched(*t));
         }
         let lane = index.lanes.get(&*task.module).copied();
         let work = Work::new(task, access, Timestamp(time.max(0) as u64));
@@ -463,7 +470,7 @@ impl Core {
             )));
         };
         if let Some(origin) = &task.origin
-            && self.seen(origin)
+            && self.seen(&task.module, origin)
         {
             // Sent again after a lost answer or a reconnection: it committed the first time.
             return match self.store.begin().apply() {
@@ -535,17 +542,19 @@ impl Core {
                     }
                 }
             }
-            if let Some(origin) = &task.origin {
+            if let Some(origin) = &task.origin
+                && let Some(delivered) = self.delivered_table(&task.module)
+            {
                 let row = vec![
                     Value::String(origin.key.clone()),
                     Value::U64(origin.id),
                     Value::U64(u64::from(origin.part)),
                 ];
                 let key = Value::String(origin.key.clone());
-                if exec.tx.get(self.delivered, &key)?.is_some() {
-                    exec.tx.update(self.delivered, row)?;
+                if exec.tx.get(delivered, &key)?.is_some() {
+                    exec.tx.update(delivered, row)?;
                 } else {
-                    exec.tx.insert(self.delivered, row)?;
+                    exec.tx.insert(delivered, row)?;
                 }
             }
             Ok(())
@@ -559,10 +568,13 @@ impl Core {
         }
     }
 
-    /// Whether the call from `origin` committed already.
-    fn seen(&self, origin: &Origin) -> bool {
+    /// Whether `module` committed the input from `origin` already.
+    fn seen(&self, module: &str, origin: &Origin) -> bool {
+        let Some(delivered) = self.delivered_table(module) else {
+            return false;
+        };
         let key = Value::String(origin.key.clone());
-        let Ok(Some(row)) = self.store.read().get(self.delivered, &key) else {
+        let Ok(Some(row)) = self.store.read().get(delivered, &key) else {
             return false;
         };
         match (row.get(1), row.get(2)) {

@@ -23,7 +23,7 @@ use interstice_store::{
 };
 use parking_lot::Mutex;
 
-use crate::core::{Core, Done, Installed, Lanes, OUTBOX, Origin, Reducer, TIMERS, Task};
+use crate::core::{Core, DELIVERED, Done, Installed, Lanes, OUTBOX, Origin, Reducer, TIMERS, Task};
 use crate::error::{CallFailure, LoadError};
 use crate::feed::{FeedSink, Feeds, Position};
 use crate::invocation::{Access, Exec, RemoteCall};
@@ -253,26 +253,8 @@ impl Node {
                 .map_err(StoreError::from)?,
             Arc::new(TypeRegistry::default()),
         )?;
-        let delivered = store.create_table(
-            SYSTEM,
-            TableSchema::builder("delivered")
-                .column("origin", Type::String)
-                .column("last", Type::U64)
-                .column("part", Type::U64)
-                .primary_key("origin")
-                .persistence(Persistence::Logged)
-                .build()
-                .map_err(StoreError::from)?,
-            Arc::new(TypeRegistry::default()),
-        )?;
         let next_seq = store.last_seq().map_or(0, |s| s + 1);
-        let core = Arc::new(Core::new(
-            store,
-            engine,
-            config.limits.clone(),
-            config.seed,
-            delivered,
-        ));
+        let core = Arc::new(Core::new(store, engine, config.limits.clone(), config.seed));
         let worker_core = core.clone();
         let scheduler = Scheduler::new(
             SchedConfig::new()
@@ -472,7 +454,7 @@ impl Node {
             .tables
             .iter()
             .map(|t| t.name.as_str())
-            .chain([TIMERS, OUTBOX]);
+            .chain([TIMERS, OUTBOX, DELIVERED]);
         for table in tables {
             if let Some(id) = self.store().table_id(&format!("{name}.{table}")) {
                 self.feeds.drop_table(id);
@@ -598,6 +580,16 @@ impl Node {
             .map_err(StoreError::from)?;
         self.store()
             .create_table(&name, outbox, Arc::new(TypeRegistry::default()))?;
+        let delivered = TableSchema::builder(DELIVERED)
+            .column("origin", Type::String)
+            .column("last", Type::U64)
+            .column("part", Type::U64)
+            .primary_key("origin")
+            .persistence(Persistence::Logged)
+            .build()
+            .map_err(StoreError::from)?;
+        self.store()
+            .create_table(&name, delivered, Arc::new(TypeRegistry::default()))?;
         self.core.modules.write().insert(name, Arc::new(module));
         self.core.reindex();
         self.modules_changed.send_modify(|n| *n += 1);
@@ -1143,8 +1135,11 @@ impl Node {
         let view = self.store().read();
         let mut least: Option<Position> = None;
         for (subscriber, reducer) in self.remote_subscribers(&event) {
+            let Some(delivered) = self.core.delivered_table(&subscriber) else {
+                continue;
+            };
             let key = Value::String(subscription_key(remote_id, &event, &subscriber, &reducer));
-            let Some(row) = view.get(self.core.delivered, &key)? else {
+            let Some(row) = view.get(delivered, &key)? else {
                 continue;
             };
             let position = (
