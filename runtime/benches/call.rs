@@ -4,37 +4,17 @@
 //! `cargo bench -p interstice-runtime --bench call`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use interstice_abi::{ABI_VERSION, Value};
-use interstice_runtime::testing::{module, probe_schema};
-use interstice_runtime::{Node, NodeConfig};
+use interstice_abi::Value;
+use interstice_runtime::testing::call_probe_node;
 use interstice_store::{CommitMeta, Store};
-
-fn node() -> Node {
-    // One worker: the serial call path (the scaling bench covers parallel windows).
-    let node = Node::open(NodeConfig {
-        workers: 1,
-        ..NodeConfig::default()
-    })
-    .expect("in-memory node");
-    let schema = probe_schema(&[("empty", None), ("insert", None)]);
-    let wasm = module(
-        &schema,
-        ABI_VERSION,
-        &[
-            "(i32.const 0)",
-            "(drop (call $insert_value (i64.const 7))) (i32.const 0)",
-        ],
-    );
-    node.install(&wasm).expect("probe installs");
-    node
-}
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("call");
     group.sample_size(20);
     group.measurement_time(std::time::Duration::from_secs(3));
 
-    let node = node();
+    // One worker: the serial call path (the scaling bench covers parallel windows).
+    let node = call_probe_node();
     group.bench_function("wasm/empty_reducer", |b| {
         b.iter(|| node.call_reducer("probe", "empty", &[]).expect("call"))
     });

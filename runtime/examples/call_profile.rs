@@ -3,29 +3,13 @@
 //! interstice-runtime --example call_profile -- <empty|insert> <count>`. The node and module are
 //! the `call` bench's: one worker, memory only.
 
-use interstice_abi::ABI_VERSION;
-use interstice_runtime::testing::{module, probe_schema};
-use interstice_runtime::{Node, NodeConfig};
+use interstice_runtime::testing::call_probe_node;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let reducer = args.get(1).map_or("empty", String::as_str);
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let node = Node::open(NodeConfig {
-        workers: 1,
-        ..NodeConfig::default()
-    })
-    .expect("in-memory node");
-    let schema = probe_schema(&[("empty", None), ("insert", None)]);
-    let wasm = module(
-        &schema,
-        ABI_VERSION,
-        &[
-            "(i32.const 0)",
-            "(drop (call $insert_value (i64.const 7))) (i32.const 0)",
-        ],
-    );
-    node.install(&wasm).expect("probe installs");
+    let node = call_probe_node();
     for _ in 0..n {
         let outcome = node.call_reducer("probe", reducer, &[]).expect("call");
         assert!(outcome.is_committed(), "{outcome:?}");

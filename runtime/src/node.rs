@@ -556,40 +556,10 @@ impl Node {
             self.store()
                 .create_table(&name, table.clone(), module.registry.clone())?;
         }
-        let timers = TableSchema::builder(TIMERS)
-            .auto_inc_column("id", Type::U64)
-            .column("due", Type::I64)
-            .column("reducer", Type::String)
-            .column("args", Type::Bytes)
-            .primary_key("id")
-            .index("due", IndexKind::BTree, false)
-            .persistence(Persistence::Logged)
-            .build()
-            .map_err(StoreError::from)?;
-        self.store()
-            .create_table(&name, timers, Arc::new(TypeRegistry::default()))?;
-        let outbox = TableSchema::builder(OUTBOX)
-            .auto_inc_column("id", Type::U64)
-            .column("node", Type::String)
-            .column("module", Type::String)
-            .column("reducer", Type::String)
-            .column("args", Type::Bytes)
-            .primary_key("id")
-            .persistence(Persistence::Logged)
-            .build()
-            .map_err(StoreError::from)?;
-        self.store()
-            .create_table(&name, outbox, Arc::new(TypeRegistry::default()))?;
-        let delivered = TableSchema::builder(DELIVERED)
-            .column("origin", Type::String)
-            .column("last", Type::U64)
-            .column("part", Type::U64)
-            .primary_key("origin")
-            .persistence(Persistence::Logged)
-            .build()
-            .map_err(StoreError::from)?;
-        self.store()
-            .create_table(&name, delivered, Arc::new(TypeRegistry::default()))?;
+        for table in host_tables().map_err(StoreError::from)? {
+            self.store()
+                .create_table(&name, table, Arc::new(TypeRegistry::default()))?;
+        }
         self.core.modules.write().insert(name, Arc::new(module));
         self.core.reindex();
         self.modules_changed.send_modify(|n| *n += 1);
@@ -1444,6 +1414,35 @@ fn invocation_meta(task: &Task) -> Vec<u8> {
         out.extend_from_slice(part);
     }
     out
+}
+
+/// The tables the host keeps for every module, invisible to it (`__` names are refused to
+/// modules): its timers, its outbox of remote calls, and what it got from other nodes.
+fn host_tables() -> Result<[TableSchema; 3], interstice_abi::SchemaError> {
+    let timers = TableSchema::builder(TIMERS)
+        .auto_inc_column("id", Type::U64)
+        .column("due", Type::I64)
+        .column("reducer", Type::String)
+        .column("args", Type::Bytes)
+        .primary_key("id")
+        .index("due", IndexKind::BTree, false);
+    let outbox = TableSchema::builder(OUTBOX)
+        .auto_inc_column("id", Type::U64)
+        .column("node", Type::String)
+        .column("module", Type::String)
+        .column("reducer", Type::String)
+        .column("args", Type::Bytes)
+        .primary_key("id");
+    let delivered = TableSchema::builder(DELIVERED)
+        .column("origin", Type::String)
+        .column("last", Type::U64)
+        .column("part", Type::U64)
+        .primary_key("origin");
+    Ok([
+        timers.persistence(Persistence::Logged).build()?,
+        outbox.persistence(Persistence::Logged).build()?,
+        delivered.persistence(Persistence::Logged).build()?,
+    ])
 }
 
 fn remote_event(node: &str, module: &str, table: &str, kind: interstice_abi::TableEvent) -> Event {

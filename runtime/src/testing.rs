@@ -112,6 +112,28 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
     wat::parse_str(wat).unwrap_or_default()
 }
 
+/// The node of the `call` bench and the `call_profile` example: one worker, memory only, with
+/// `probe` installed, whose reducer `empty` does nothing and `insert` inserts one row.
+pub fn call_probe_node() -> crate::Node {
+    let node = crate::Node::open(crate::NodeConfig {
+        workers: 1,
+        ..crate::NodeConfig::default()
+    })
+    .unwrap_or_else(|e| unreachable!("an in-memory node opens: {e}"));
+    let schema = probe_schema(&[("empty", None), ("insert", None)]);
+    let wasm = module(
+        &schema,
+        ABI_VERSION,
+        &[
+            "(i32.const 0)",
+            "(drop (call $insert_value (i64.const 7))) (i32.const 0)",
+        ],
+    );
+    node.install(&wasm)
+        .unwrap_or_else(|e| unreachable!("the probe module installs: {e}"));
+    node
+}
+
 /// A module manager (it holds the `Module` authority) whose `authorize` lets anyone publish
 /// and nobody remove: it answers `true` exactly when the action is seven bytes long.
 pub fn manager_module(name: &str) -> Vec<u8> {
