@@ -121,6 +121,8 @@ struct Index {
     timers: NameMap<TableId>,
     outboxes: NameMap<TableId>,
     delivered: NameMap<TableId>,
+    /// Reducers subscribed to tables of other nodes, by event, in module then reducer order.
+    remote_subscribers: HashMap<Event, Vec<(String, String)>>,
     lanes: NameMap<LaneId>,
     /// Every module table by full name, as host calls open it.
     tables: NameMap<Arc<TableMeta>>,
@@ -176,6 +178,16 @@ impl Core {
 
     pub fn timers_table(&self, module: &str) -> Option<TableId> {
         self.index.read().timers.get(module).copied()
+    }
+
+    /// The `(module, reducer)` subscribed to `event`, a table event of another node.
+    pub fn remote_subscribers(&self, event: &Event) -> Vec<(String, String)> {
+        self.index
+            .read()
+            .remote_subscribers
+            .get(event)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn delivered_table(&self, module: &str) -> Option<TableId> {
@@ -307,6 +319,13 @@ impl Core {
                         module: module.name.clone(),
                         reducer: r.name.clone(),
                     });
+                }
+                if let Some(event @ Event::Table { node: Some(_), .. }) = &r.on {
+                    index
+                        .remote_subscribers
+                        .entry(event.clone())
+                        .or_default()
+                        .push((name.clone(), reducer.clone()));
                 }
             }
         }

@@ -581,7 +581,7 @@ impl Node {
         args: &[u8],
     ) -> Result<Outcome, NodeError> {
         let (module, reducer) = self.check_reducer_call(module, reducer, args)?;
-        let ticket = self.submit(module, reducer, args.to_vec(), None, None);
+        let ticket = self.submit(module, reducer, args.to_vec(), None, None, None);
         let outcome = self.drive_until(ticket)?;
         self.wait_durable(&outcome)?;
         Ok(outcome)
@@ -619,7 +619,7 @@ impl Node {
                     }),
                     _ => None,
                 };
-                Ok(self.submit_from(module, reducer, args.to_vec(), None, None, origin))
+                Ok(self.submit(module, reducer, args.to_vec(), None, None, origin))
             })
             .collect();
         let outcomes: Vec<Result<Outcome, NodeError>> = tickets
@@ -709,7 +709,9 @@ impl Node {
     pub fn call_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
         let tickets: Vec<u64> = calls
             .iter()
-            .map(|(module, reducer, args)| self.submit(*module, *reducer, args.clone(), None, None))
+            .map(|(module, reducer, args)| {
+                self.submit(*module, *reducer, args.clone(), None, None, None)
+            })
             .collect();
         let mut outcomes = Vec::with_capacity(tickets.len());
         for ticket in tickets {
@@ -793,7 +795,7 @@ impl Node {
         let count = due.len();
         let mut last = None;
         for (at, module, id, reducer, args) in due {
-            last = Some(self.submit(module, reducer, args, Some(at), Some(id)));
+            last = Some(self.submit(module, reducer, args, Some(at), Some(id), None));
         }
         if let Some(ticket) = last {
             self.drive_until(ticket)?;
@@ -826,19 +828,8 @@ impl Node {
     }
 
     /// Puts an invocation in the inbox and returns the ticket its outcome will be filed under.
+    /// `origin` is set for input another node sent (see [`Origin`]).
     fn submit(
-        &self,
-        module: impl Into<Arc<str>>,
-        reducer: impl Into<Arc<str>>,
-        args: Vec<u8>,
-        at: Option<i64>,
-        timer: Option<Value>,
-    ) -> u64 {
-        self.submit_from(module, reducer, args, at, timer, None)
-    }
-
-    /// [`submit`](Self::submit) for a call another node's outbox sent.
-    fn submit_from(
         &self,
         module: impl Into<Arc<str>>,
         reducer: impl Into<Arc<str>>,
@@ -1051,7 +1042,7 @@ impl Node {
         rows: &[u8],
     ) -> Result<usize, NodeError> {
         let event = remote_event(node, module, table, kind);
-        let subscribers = self.remote_subscribers(&event);
+        let subscribers = self.core.remote_subscribers(&event);
         let mut last = None;
         let mut submitted = 0;
         for (subscriber, reducer) in &subscribers {
@@ -1073,7 +1064,7 @@ impl Node {
                 id: position.0,
                 part: position.1,
             };
-            last = Some(self.submit_from(
+            last = Some(self.submit(
                 subscriber.as_str(),
                 reducer.as_str(),
                 rows.to_vec(),
@@ -1104,7 +1095,7 @@ impl Node {
         let event = remote_event(node, module, table, kind);
         let view = self.store().read();
         let mut least: Option<Position> = None;
-        for (subscriber, reducer) in self.remote_subscribers(&event) {
+        for (subscriber, reducer) in self.core.remote_subscribers(&event) {
             let Some(delivered) = self.core.delivered_table(&subscriber) else {
                 continue;
             };
@@ -1119,20 +1110,6 @@ impl Node {
             least = Some(least.map_or(position, |l| l.min(position)));
         }
         Ok(least)
-    }
-
-    /// The `(module, reducer)` subscribed to `event`, sorted.
-    fn remote_subscribers(&self, event: &Event) -> Vec<(String, String)> {
-        let mut subscribers: Vec<(String, String)> = Vec::new();
-        for (name, installed) in self.core.modules.read().iter() {
-            for (reducer, r) in &installed.reducers {
-                if r.on.as_ref() == Some(event) {
-                    subscribers.push((name.clone(), reducer.clone()));
-                }
-            }
-        }
-        subscribers.sort();
-        subscribers
     }
 
     /// Fires every module's `connect` hooks with the peer's node id, in module order.
@@ -1176,7 +1153,7 @@ impl Node {
         hooks.sort();
         Ok(hooks
             .into_iter()
-            .map(|name| self.submit(module, name.as_str(), args.to_vec(), None, None))
+            .map(|name| self.submit(module, name.as_str(), args.to_vec(), None, None, None))
             .last())
     }
 
