@@ -32,7 +32,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(what: &str, mut samples: Vec<Duration>) {
     samples.sort();
     println!(
-        "{what:<34} p50 {:>7.1} µs   p99 {:>7.1} µs   p99.9 {:>7.1} µs   ({} calls)",
+        "{what:<44} p50 {:>7.1} µs   p99 {:>7.1} µs   p99.9 {:>7.1} µs   ({} calls)",
         percentile(&samples, 0.50).as_secs_f64() * 1e6,
         percentile(&samples, 0.99).as_secs_f64() * 1e6,
         percentile(&samples, 0.999).as_secs_f64() * 1e6,
@@ -41,16 +41,28 @@ fn report(what: &str, mut samples: Vec<Duration>) {
 }
 
 /// The floor: a 16-byte echo between two threads over loopback with plain blocking sockets,
-/// which is what any request/answer over TCP on this machine costs before any protocol.
-fn tcp_echo(rounds: usize) -> Vec<Duration> {
+/// which is what any request/answer over TCP on this machine costs before any protocol. With
+/// `poll`, the echoing side polls a non-blocking socket instead of sleeping in `read`, as the
+/// server's workers do after each answer; with `poll_both`, the asking side does too.
+fn tcp_echo(rounds: usize, poll: bool, poll_both: bool) -> Vec<Duration> {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let echo = std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().expect("accept");
         let _ = stream.set_nodelay(true);
+        let _ = stream.set_nonblocking(poll);
         let mut buf = [0u8; 16];
-        while stream.read_exact(&mut buf).is_ok() {
+        loop {
+            let mut got = 0;
+            while got < buf.len() {
+                match stream.read(&mut buf[got..]) {
+                    Ok(0) => return,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
             if stream.write_all(&buf).is_err() {
                 return;
             }
@@ -58,12 +70,21 @@ fn tcp_echo(rounds: usize) -> Vec<Duration> {
     });
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     let _ = stream.set_nodelay(true);
+    let _ = stream.set_nonblocking(poll_both);
     let mut buf = [7u8; 16];
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let start = Instant::now();
         stream.write_all(&buf).expect("write");
-        stream.read_exact(&mut buf).expect("read");
+        let mut got = 0;
+        while got < buf.len() {
+            match stream.read(&mut buf[got..]) {
+                Ok(0) => panic!("the echo closed"),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
         samples.push(start.elapsed());
     }
     drop(stream);
@@ -98,7 +119,15 @@ fn main() {
 
     report(
         "tcp echo, plain sockets (floor)",
-        tcp_echo(SEQUENTIAL / scale),
+        tcp_echo(SEQUENTIAL / scale, false, false),
+    );
+    report(
+        "tcp echo, the echoing side polls",
+        tcp_echo(SEQUENTIAL / scale, true, false),
+    );
+    report(
+        "tcp echo, both sides poll",
+        tcp_echo(SEQUENTIAL / scale, true, true),
     );
 
     // The in-process baseline: what the network adds is the difference.
@@ -132,31 +161,27 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // The same without the server's busy poll, to show what it buys.
+    let unpolled = server_runtime
+        .block_on(net::serve(
+            node.clone(),
+            "127.0.0.1:0",
+            ServerConfig {
+                node_id: "bench-unpolled".into(),
+                busy_poll: Duration::ZERO,
+                ..ServerConfig::default()
+            },
+        ))
+        .expect("serve");
     runtime.block_on(async {
+        let quiet = Client::connect(&unpolled.local_addr().to_string(), ClientConfig::default())
+            .await
+            .expect("connect");
+        sequential(&quiet, &args, scale, " (no busy poll)").await;
         let client = Client::connect(&server.local_addr().to_string(), ClientConfig::default())
             .await
             .expect("connect");
-
-        for _ in 0..1000 / scale {
-            client.ping().await.expect("warm up");
-        }
-        let mut pings = Vec::with_capacity(SEQUENTIAL / scale);
-        for _ in 0..SEQUENTIAL / scale {
-            pings.push(client.ping().await.expect("ping"));
-        }
-        report("remote ping (sequential)", pings);
-
-        let mut calls = Vec::with_capacity(SEQUENTIAL / scale);
-        for _ in 0..SEQUENTIAL / scale {
-            let start = Instant::now();
-            let outcome = client
-                .call_reducer("hello", "hello", args.clone())
-                .await
-                .expect("call");
-            calls.push(start.elapsed());
-            assert!(matches!(outcome, ReducerOutcome::Committed { .. }));
-        }
-        report("remote call_reducer (sequential)", calls);
+        sequential(&client, &args, scale, "").await;
 
         let total = PIPELINED / scale;
         let start = Instant::now();
@@ -190,6 +215,31 @@ fn main() {
         scale,
     );
     server_runtime.block_on(server.shutdown());
+    server_runtime.block_on(unpolled.shutdown());
+}
+
+/// Sequential pings and `hello.hello` calls: one in flight at a time.
+async fn sequential(client: &Client, args: &[u8], scale: usize, label: &str) {
+    for _ in 0..1000 / scale {
+        client.ping().await.expect("warm up");
+    }
+    let mut pings = Vec::with_capacity(SEQUENTIAL / scale);
+    for _ in 0..SEQUENTIAL / scale {
+        pings.push(client.ping().await.expect("ping"));
+    }
+    report(&format!("remote ping{label}"), pings);
+
+    let mut calls = Vec::with_capacity(SEQUENTIAL / scale);
+    for _ in 0..SEQUENTIAL / scale {
+        let start = Instant::now();
+        let outcome = client
+            .call_reducer("hello", "hello", args.to_vec())
+            .await
+            .expect("call");
+        calls.push(start.elapsed());
+        assert!(matches!(outcome, ReducerOutcome::Committed { .. }));
+    }
+    report(&format!("remote call_reducer{label}"), calls);
 }
 
 /// Rows in `table` of `node`.

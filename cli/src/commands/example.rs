@@ -109,6 +109,7 @@ fn example(module: &str, port: u16, peers: HashMap<String, String>) -> Result<()
             listen: &entry.address,
             allow_anonymous_publish: false,
             peers,
+            busy_poll: interstice_runtime::net::ServerConfig::default().busy_poll,
         },
     )
 }

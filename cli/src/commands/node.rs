@@ -166,6 +166,7 @@ pub struct StartOptions {
     pub listen: Option<String>,
     /// Address overrides for node bindings, by name.
     pub peers: HashMap<String, String>,
+    pub busy_poll: Duration,
 }
 
 /// Parses `--peer NAME=ADDR` options.
@@ -204,6 +205,7 @@ pub fn start(options: StartOptions) -> Result<()> {
             listen: options.listen.as_deref().unwrap_or(&entry.address),
             allow_anonymous_publish: options.allow_anonymous_publish,
             peers: options.peers,
+            busy_poll: options.busy_poll,
         },
     )
 }
@@ -213,6 +215,8 @@ pub struct Serve<'a> {
     pub listen: &'a str,
     pub allow_anonymous_publish: bool,
     pub peers: HashMap<String, String>,
+    /// See `ServerConfig::busy_poll`.
+    pub busy_poll: Duration,
 }
 
 pub fn init_logging() {
@@ -258,6 +262,7 @@ pub fn serve_until_stopped(
         listen,
         allow_anonymous_publish,
         peers,
+        busy_poll,
     } = serve;
     let token = ensure_admin_token(dir)?;
     let modules: Vec<String> = node
@@ -269,6 +274,7 @@ pub fn serve_until_stopped(
         node_id: entry.id.clone(),
         admin_token: Some(token),
         allow_anonymous_publish,
+        busy_poll,
         ..ServerConfig::default()
     };
     let peers_config = PeersConfig {

@@ -23,6 +23,7 @@ mod client;
 mod peers;
 pub mod proto;
 mod server;
+mod wire;
 
 use std::time::Duration;
 
@@ -223,6 +224,62 @@ mod tests {
             }
         }
         server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn without_busy_poll_every_request_is_answered_all_the_same() {
+        let server = start(ServerConfig {
+            busy_poll: Duration::ZERO,
+            ..ServerConfig::default()
+        })
+        .await;
+        let client = connect(&server, None).await.unwrap();
+        client.ping().await.unwrap();
+        let pings = (0..100).map(|_| client.ping());
+        for result in futures_util::future::join_all(pings).await {
+            result.unwrap();
+        }
+        server.shutdown().await;
+    }
+
+    /// A client that sends and never reads fills the socket until the worker blocks writing;
+    /// shutting down must not wait for it forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_does_not_wait_for_a_client_that_stopped_reading() {
+        let server = start(ServerConfig::default()).await;
+        let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+        let hello = proto::encode_handshake(&Hello {
+            kind: ClientKind::Cli,
+            node_id: None,
+            expect_node: None,
+            admin_token: Some(TOKEN.into()),
+        });
+        let mut bytes = (hello.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&hello);
+        // Each answer names the missing module: 20 000 of them are far more than the socket
+        // buffers hold.
+        let request = proto::encode(&proto::RequestFrame {
+            id: 1,
+            request: Request::Remove {
+                module: "m".repeat(2000),
+            },
+        });
+        for _ in 0..20_000 {
+            bytes.extend_from_slice(&(request.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&request);
+        }
+        // Written from a task: once both directions are full, this write blocks too.
+        let writer = tokio::spawn(async move {
+            let _ = stream.write_all(&bytes).await;
+            stream
+        });
+        // Let the server read until its answers back up.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // A hang guard, not a timing: shutdown gives stalled writers one second.
+        tokio::time::timeout(Duration::from_secs(60), server.shutdown())
+            .await
+            .expect("shutdown waited for a client that stopped reading");
+        drop(writer.await);
     }
 
     #[tokio::test]

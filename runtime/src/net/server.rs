@@ -1,17 +1,18 @@
 //! Serving a node over TCP.
 //!
-//! Per connection: one task reads frames; one blocking worker runs the requests against the
-//! (synchronous) [`Node`] in arrival order and writes the answers in that order. Bad input
-//! from one peer closes that peer's connection and nothing else.
+//! Per connection: the handshake runs as a task; then one blocking worker reads the requests
+//! from the socket itself, runs them against the (synchronous) [`Node`] in arrival order and
+//! writes the answers in that order. A second thread, started by the first subscription,
+//! writes committed changes. Bad input from one peer closes that peer's connection and
+//! nothing else.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use interstice_abi::{ModuleSchema, Type, TypeRegistry, Visibility, decode_fields, encode};
 use parking_lot::RwLock;
@@ -27,6 +28,7 @@ use super::proto::{
     ReducerOutcome, RemoteError, Request, RequestFrame, Response, ResponseFrame, TableChange,
     Welcome,
 };
+use super::wire::{BusyPoll, FrameReader, FrameWriter, ReadError};
 use crate::{FeedEvent, FeedSink, Node, NodeError, Outcome, Published};
 
 /// How to serve a node.
@@ -46,9 +48,12 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// How often due timers are run; `None` never runs them. By default, every 10 ms.
     pub timer_interval: Option<Duration>,
-    /// Requests of one connection queued for its worker before the server stops reading from
-    /// that connection. By default, 1024.
-    pub max_in_flight: usize,
+    /// How long a connection's worker polls its socket for the next request before it blocks.
+    /// Polling burns a CPU for that long after each answer, and saves the wake-up of a sleeping
+    /// CPU when the next request comes soon, which is most of a round trip on virtual machines
+    /// (docs/BENCHMARKS.md). At most a quarter of the CPUs poll at once (at least one). `ZERO`
+    /// never polls. By default, 50 µs.
+    pub busy_poll: Duration,
     /// Committed changes queued for one connection's subscriptions before it counts as fallen
     /// behind and is closed. By default, 65 536.
     pub max_queued_events: usize,
@@ -63,7 +68,7 @@ impl Default for ServerConfig {
             max_frame_length: proto::DEFAULT_MAX_FRAME_LENGTH,
             handshake_timeout: Duration::from_secs(10),
             timer_interval: Some(Duration::from_millis(10)),
-            max_in_flight: 1024,
+            busy_poll: Duration::from_micros(50),
             max_queued_events: 65_536,
         }
     }
@@ -107,8 +112,10 @@ pub async fn serve(
     let local_addr = listener.local_addr().map_err(NetError::Bind)?;
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let pollers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1));
     let shared = Arc::new(Shared {
         node,
+        poll: BusyPoll::new(config.busy_poll, pollers),
         config,
         schemas: RwLock::new(Arc::new(HashMap::new())),
     });
@@ -169,6 +176,7 @@ async fn accept(
 struct Shared {
     node: Arc<Node>,
     config: ServerConfig,
+    poll: BusyPoll,
     /// What requests need to know about modules, refreshed on publish, remove and misses.
     schemas: RwLock<Arc<HashMap<String, Arc<ModuleInfo>>>>,
 }
@@ -209,77 +217,63 @@ async fn connection(
         None => return,
     };
     tracing::debug!(%peer, admin = session.admin, node = ?session.peer_node, "connected");
-    let lagged = session.lagged.clone();
-    let (sink, mut frames) = framed.split();
-    let sink = Arc::new(tokio::sync::Mutex::new(sink));
-    // Ends this connection's helpers when it closes, and only them.
-    let closing = cancel.child_token();
-    tasks.spawn(write_events(
-        event_queue,
-        sink.clone(),
-        closing.clone(),
-        peer,
-    ));
-    let in_flight = shared.config.max_in_flight.max(1);
-    let (requests, queue) = mpsc::channel::<RequestFrame>(in_flight);
-    // The worker writes the answers itself: one thread hop less per request than a writer task.
-    let worker_shared = shared.clone();
-    let worker_closing = closing.clone();
-    let runtime = tokio::runtime::Handle::current();
-    tasks.spawn_blocking(move || {
-        work(
-            &worker_shared,
-            &session,
-            queue,
-            &sink,
-            &runtime,
-            &worker_closing,
-        )
+    // From here on the socket is blocking and belongs to this connection's threads.
+    let parts = framed.into_parts();
+    let handles = parts.io.into_std().and_then(|stream| {
+        stream.set_nonblocking(false)?;
+        Ok((stream.try_clone()?, stream.try_clone()?, stream))
     });
+    let (read, write, control) = match handles {
+        Ok(handles) => handles,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "closing connection: cannot hand the socket over");
+            return;
+        }
+    };
+    let reader = FrameReader::new(read, &parts.read_buf, shared.config.max_frame_length);
+    let writer = Arc::new(FrameWriter::new(write));
+    // Cancelled when the connection must end now: it broke, fell behind, or its worker ended.
+    let closed = CancellationToken::new();
+    let lagged = session.lagged.clone();
+    let worker = Worker {
+        shared: shared.clone(),
+        session,
+        writer,
+        closed: closed.clone(),
+        events: Some(event_queue),
+        tasks: tasks.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    tasks.spawn_blocking(move || worker.run(reader));
 
-    loop {
-        let next = tokio::select! {
-            () = closing.cancelled() => break,
-            () = lagged.notified() => {
-                tracing::warn!(%peer, "closing connection: it fell behind its subscriptions");
-                break;
-            }
-            next = frames.next() => next,
-        };
-        let frame = match next {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => {
-                tracing::warn!(%peer, error = %e, "closing connection: unreadable frame");
-                break;
-            }
-        };
-        let request = match proto::decode::<RequestFrame>(&frame) {
-            Ok(request) => request,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, len = frame.len(), "closing connection: malformed request");
-                break;
-            }
-        };
-        if requests.send(request).await.is_err() {
-            break;
+    // Unblocks the threads, which wait in system calls, by shutting the socket down.
+    tokio::select! {
+        () = closed.cancelled() => {}
+        () = lagged.notified() => {
+            tracing::warn!(%peer, "closing connection: it fell behind its subscriptions");
+            closed.cancel();
+        }
+        () = cancel.cancelled() => {
+            // Stop reading; the worker answers what it has read, for up to a second.
+            let _ = control.shutdown(Shutdown::Read);
+            let _ = tokio::time::timeout(Duration::from_secs(1), closed.cancelled()).await;
         }
     }
-    // The worker answers what it has read, then closes the connection.
-    drop(requests);
-    tracing::debug!(%peer, "stopped reading");
+    let _ = control.shutdown(Shutdown::Both);
+    tracing::debug!(%peer, "socket shut down");
 }
 
 /// Writes a connection's subscription events, in the order the commit produced them, batching
-/// whatever is queued into one flush.
-async fn write_events(
+/// whatever is queued into one write.
+fn write_events(
     mut queue: mpsc::Receiver<FeedEvent>,
-    sink: Arc<tokio::sync::Mutex<Sink>>,
-    closing: CancellationToken,
+    writer: &FrameWriter,
+    closed: &CancellationToken,
+    runtime: &tokio::runtime::Handle,
     peer: SocketAddr,
 ) {
-    let frame = |event: FeedEvent| {
-        Bytes::from(proto::encode(&ResponseFrame {
+    let frame = |out: &mut Vec<u8>, event: FeedEvent| {
+        let payload = proto::encode(&ResponseFrame {
             id: event.subscription,
             response: Response::Event(TableChange {
                 seq: event.seq,
@@ -287,26 +281,35 @@ async fn write_events(
                 kind: event.kind,
                 rows: event.rows,
             }),
-        }))
+        });
+        FrameWriter::frame(out, &payload);
     };
+    let mut out = Vec::new();
     loop {
-        let event = tokio::select! {
-            () = closing.cancelled() => return,
-            event = queue.recv() => event,
-        };
+        let event = runtime.block_on(async {
+            tokio::select! {
+                () = closed.cancelled() => None,
+                event = queue.recv() => event,
+            }
+        });
         let Some(event) = event else { return };
-        let mut sink = sink.lock().await;
-        let mut written = sink.feed(frame(event)).await.is_ok();
-        while written && let Ok(event) = queue.try_recv() {
-            written = sink.feed(frame(event)).await.is_ok();
+        out.clear();
+        frame(&mut out, event);
+        while out.len() < WRITE_BATCH
+            && let Ok(event) = queue.try_recv()
+        {
+            frame(&mut out, event);
         }
-        if !written || sink.flush().await.is_err() {
-            tracing::debug!(%peer, "cannot write events; the connection is closing");
-            closing.cancel();
+        if let Err(e) = writer.send(&out) {
+            tracing::debug!(%peer, error = %e, "cannot write events; the connection is closing");
+            closed.cancel();
             return;
         }
     }
 }
+
+/// Answers or events gathered for one write stop at about this many bytes.
+const WRITE_BATCH: usize = 256 << 10;
 
 async fn handshake(
     framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
@@ -407,97 +410,163 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-type Sink = SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>;
+/// One connection's worker and what it needs.
+struct Worker {
+    shared: Arc<Shared>,
+    session: Session,
+    writer: Arc<FrameWriter>,
+    closed: CancellationToken,
+    /// Taken by the first subscription, which starts the thread that writes events.
+    events: Option<mpsc::Receiver<FeedEvent>>,
+    tasks: TaskTracker,
+    runtime: tokio::runtime::Handle,
+}
 
-/// The connection's blocking worker: runs requests in order and writes the answers in order,
-/// flushing whenever no more requests are queued. Reducer calls that are queued together run
-/// as one batch, so the scheduler sees them in one window.
-fn work(
-    shared: &Shared,
-    session: &Session,
-    mut queue: mpsc::Receiver<RequestFrame>,
-    sink: &tokio::sync::Mutex<Sink>,
-    runtime: &tokio::runtime::Handle,
-    closing: &CancellationToken,
-) {
-    if let Some(id) = &session.peer_node
-        && let Err(e) = shared.node.peer_connected(id)
-    {
-        tracing::error!(peer = %session.peer, node = %id, error = %e, "connect hooks failed");
-    }
-    // A peer that stops reading blocks the write; shutting down must not wait for it, but
-    // answers that can be written still are.
-    let write = |frames: Vec<Bytes>, flush: bool| {
-        runtime.block_on(async {
-            tokio::select! {
-                biased;
-                written = async {
-                    let mut sink = sink.lock().await;
-                    for frame in frames {
-                        sink.feed(frame).await?;
+impl Worker {
+    /// Reads requests, runs them in order and writes the answers in order, writing whenever
+    /// no further request is already read. Reducer calls that arrived together run as one
+    /// batch, so the scheduler sees them in one window.
+    fn run(mut self, mut reader: FrameReader) {
+        let (shared, peer) = (self.shared.clone(), self.session.peer);
+        if let Some(id) = &self.session.peer_node
+            && let Err(e) = shared.node.peer_connected(id)
+        {
+            tracing::error!(%peer, node = %id, error = %e, "connect hooks failed");
+        }
+        let mut out = Vec::new();
+        let mut held: Option<RequestFrame> = None;
+        let mut stop = false;
+        while !stop {
+            let first = match held.take() {
+                Some(first) => first,
+                None => match next_request(&mut reader, &shared.poll, peer) {
+                    Some(first) => first,
+                    None => break,
+                },
+            };
+            let mut batch = vec![first];
+            if matches!(batch[0].request, Request::CallReducer { .. }) {
+                while batch.len() < MAX_BATCH && reader.has_frame() {
+                    match buffered_request(&mut reader, peer) {
+                        Some(next) if matches!(next.request, Request::CallReducer { .. }) => {
+                            batch.push(next)
+                        }
+                        Some(next) => {
+                            held = Some(next);
+                            break;
+                        }
+                        None => {
+                            stop = true;
+                            break;
+                        }
                     }
-                    if flush {
-                        sink.flush().await?;
-                    }
-                    Ok::<(), std::io::Error>(())
-                } => written.is_ok(),
-                () = closing.cancelled() => false,
-            }
-        })
-    };
-    let mut held: Option<RequestFrame> = None;
-    while let Some(first) = held.take().or_else(|| queue.blocking_recv()) {
-        let mut batch = vec![first];
-        if matches!(batch[0].request, Request::CallReducer { .. }) {
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(next) if matches!(next.request, Request::CallReducer { .. }) => {
-                        batch.push(next)
-                    }
-                    Ok(next) => {
-                        held = Some(next);
-                        break;
-                    }
-                    Err(_) => break,
                 }
             }
+            if self.events.is_some()
+                && batch
+                    .iter()
+                    .any(|r| matches!(r.request, Request::Subscribe { .. }))
+            {
+                self.start_writing_events();
+            }
+            let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
+            let responses = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                shared.handle_batch(&self.session, batch)
+            }))
+            .unwrap_or_else(|_| {
+                tracing::error!(%peer, "request handler panicked");
+                ids.iter()
+                    .map(|_| {
+                        error(
+                            ErrorKind::Internal,
+                            "the node failed on this request; see its log",
+                        )
+                    })
+                    .collect()
+            });
+            for (id, response) in ids.into_iter().zip(responses) {
+                FrameWriter::frame(&mut out, &proto::encode(&ResponseFrame { id, response }));
+            }
+            let more = held.is_some() || (!stop && reader.has_frame());
+            if !more || out.len() >= WRITE_BATCH {
+                if let Err(e) = self.writer.send(&out) {
+                    tracing::debug!(%peer, error = %e, "cannot write; dropping the connection");
+                    break;
+                }
+                out.clear();
+            }
         }
-        let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
-        let responses =
-            std::panic::catch_unwind(AssertUnwindSafe(|| shared.handle_batch(session, batch)))
-                .unwrap_or_else(|_| {
-                    tracing::error!(peer = %session.peer, "request handler panicked");
-                    ids.iter()
-                        .map(|_| {
-                            error(
-                                ErrorKind::Internal,
-                                "the node failed on this request; see its log",
-                            )
-                        })
-                        .collect()
-                });
-        let frames = ids
-            .into_iter()
-            .zip(responses)
-            .map(|(id, response)| Bytes::from(proto::encode(&ResponseFrame { id, response })))
-            .collect();
-        let flush = held.is_none() && queue.is_empty();
-        if !write(frames, flush) {
-            tracing::debug!(peer = %session.peer, "cannot write; dropping the connection");
-            break;
+        self.closed.cancel();
+        if let Some(id) = &self.session.peer_node
+            && let Err(e) = shared.node.peer_disconnected(id)
+        {
+            tracing::error!(%peer, node = %id, error = %e, "disconnect hooks failed");
+        }
+        tracing::debug!(%peer, "disconnected");
+    }
+
+    fn start_writing_events(&mut self) {
+        let Some(queue) = self.events.take() else {
+            return;
+        };
+        let (writer, closed, runtime) = (
+            self.writer.clone(),
+            self.closed.clone(),
+            self.runtime.clone(),
+        );
+        let peer = self.session.peer;
+        self.tasks.spawn_blocking_on(
+            move || write_events(queue, &writer, &closed, &runtime, peer),
+            &self.runtime,
+        );
+    }
+}
+
+/// The next request, waiting for it; `None` when the connection ends, with the reason logged
+/// when it is not a plain close.
+fn next_request(
+    reader: &mut FrameReader,
+    poll: &BusyPoll,
+    peer: SocketAddr,
+) -> Option<RequestFrame> {
+    match reader.next(poll) {
+        Ok(Some(frame)) => decode_request(frame, peer),
+        Ok(None) => None,
+        Err(e) => {
+            unreadable(&e, peer);
+            None
         }
     }
-    closing.cancel();
-    runtime.block_on(async {
-        let mut sink = sink.lock().await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-    });
-    if let Some(id) = &session.peer_node
-        && let Err(e) = shared.node.peer_disconnected(id)
-    {
-        tracing::error!(peer = %session.peer, node = %id, error = %e, "disconnect hooks failed");
+}
+
+/// The next request if it is already read.
+fn buffered_request(reader: &mut FrameReader, peer: SocketAddr) -> Option<RequestFrame> {
+    match reader.buffered() {
+        Ok(Some(frame)) => decode_request(frame, peer),
+        Ok(None) => None,
+        Err(e) => {
+            unreadable(&e, peer);
+            None
+        }
     }
-    tracing::debug!(peer = %session.peer, "disconnected");
+}
+
+fn unreadable(e: &ReadError, peer: SocketAddr) {
+    match e {
+        // A reset or a shutdown of the socket is how connections end, not bad input.
+        ReadError::Io(e) => tracing::debug!(%peer, error = %e, "connection ended"),
+        e => tracing::warn!(%peer, error = %e, "closing connection: unreadable frame"),
+    }
+}
+
+fn decode_request(frame: &[u8], peer: SocketAddr) -> Option<RequestFrame> {
+    match proto::decode::<RequestFrame>(frame) {
+        Ok(request) => Some(request),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, len = frame.len(), "closing connection: malformed request");
+            None
+        }
+    }
 }
 
 /// The most queued reducer calls of one connection run as one batch.
