@@ -283,6 +283,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connections_over_the_limit_are_refused_except_the_admins() {
+        let server = start(ServerConfig {
+            max_connections: 2,
+            ..ServerConfig::default()
+        })
+        .await;
+        let first = connect(&server, None).await.unwrap();
+        let second = connect(&server, None).await.unwrap();
+        let err = connect(&server, None).await.err().unwrap();
+        assert!(err.to_string().contains("serves 2 connections"), "{err}");
+        let admin = connect(&server, Some(TOKEN)).await.unwrap();
+        admin.ping().await.unwrap();
+        drop(admin);
+        // A closed connection gives its place back (once the node has seen it close).
+        drop(first);
+        let third = loop {
+            match connect(&server, None).await {
+                Ok(client) => break client,
+                Err(e) => assert!(e.to_string().contains("serves 2 connections"), "{e}"),
+            }
+            tokio::task::yield_now().await;
+        };
+        third.ping().await.unwrap();
+        second.ping().await.unwrap();
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_version_mismatch_is_named_on_both_sides() {
         let server = start(ServerConfig::default()).await;
         let stream = TcpStream::connect(server.local_addr()).await.unwrap();

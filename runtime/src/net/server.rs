@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -57,6 +58,10 @@ pub struct ServerConfig {
     /// Committed changes queued for one connection's subscriptions before it counts as fallen
     /// behind and is closed. By default, 65 536.
     pub max_queued_events: usize,
+    /// Connections served at once; more are refused in the handshake, except the admin's, so
+    /// that idle connections cannot take every thread and the owner is never locked out. Each
+    /// connection holds a thread (two once it subscribes). By default, 200.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +75,7 @@ impl Default for ServerConfig {
             timer_interval: Some(Duration::from_millis(10)),
             busy_poll: Duration::from_micros(50),
             max_queued_events: 65_536,
+            max_connections: 200,
         }
     }
 }
@@ -118,6 +124,7 @@ pub async fn serve(
         poll: BusyPoll::new(config.busy_poll, pollers),
         config,
         schemas: RwLock::new(Arc::new(HashMap::new())),
+        connections: AtomicUsize::new(0),
     });
     shared.refresh_schemas();
     if let Some(interval) = shared.config.timer_interval {
@@ -179,6 +186,29 @@ struct Shared {
     poll: BusyPoll,
     /// What requests need to know about modules, refreshed on publish, remove and misses.
     schemas: RwLock<Arc<HashMap<String, Arc<ModuleInfo>>>>,
+    /// Connections past the handshake.
+    connections: AtomicUsize,
+}
+
+/// A served connection's place in [`ServerConfig::max_connections`], given back on drop.
+struct Slot(Arc<Shared>);
+
+impl Slot {
+    /// A place for a new connection, if one is free or the connection is the admin's.
+    fn take(shared: &Arc<Shared>, admin: bool) -> Option<Slot> {
+        let before = shared.connections.fetch_add(1, Ordering::AcqRel);
+        if before >= shared.config.max_connections && !admin {
+            shared.connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(shared.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct ModuleInfo {
@@ -212,8 +242,8 @@ async fn connection(
         .new_codec();
     let mut framed = Framed::new(stream, codec);
     let (events, event_queue) = mpsc::channel(shared.config.max_queued_events.max(1));
-    let session = match handshake(&mut framed, peer, &shared, &cancel, events).await {
-        Some(session) => session,
+    let (session, slot) = match handshake(&mut framed, peer, &shared, &cancel, events).await {
+        Some(accepted) => accepted,
         None => return,
     };
     tracing::debug!(%peer, admin = session.admin, node = ?session.peer_node, "connected");
@@ -236,6 +266,7 @@ async fn connection(
     let closed = CancellationToken::new();
     let lagged = session.lagged.clone();
     let worker = Worker {
+        _slot: slot,
         shared: shared.clone(),
         session,
         writer,
@@ -314,10 +345,10 @@ const WRITE_BATCH: usize = 256 << 10;
 async fn handshake(
     framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
     peer: SocketAddr,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     cancel: &CancellationToken,
     events: mpsc::Sender<FeedEvent>,
-) -> Option<Session> {
+) -> Option<(Session, Slot)> {
     let first = tokio::select! {
         () = cancel.cancelled() => return None,
         first = tokio::time::timeout(shared.config.handshake_timeout, framed.next()) => first,
@@ -385,6 +416,14 @@ async fn handshake(
         }
         _ => false,
     };
+    let Some(slot) = Slot::take(shared, admin) else {
+        let reason = format!(
+            "this node already serves {} connections, its limit; try again later",
+            shared.config.max_connections
+        );
+        let _ = framed.send(refuse(reason)).await;
+        return None;
+    };
     let welcome = Welcome::Accepted {
         node_id: shared.config.node_id.clone(),
         admin,
@@ -397,13 +436,14 @@ async fn handshake(
         ClientKind::Node => hello.node_id.filter(|id| !id.is_empty() && id.len() <= 128),
         ClientKind::Cli => None,
     };
-    Some(Session {
+    let session = Session {
         admin,
         peer,
         peer_node,
         events,
         lagged: Arc::new(tokio::sync::Notify::new()),
-    })
+    };
+    Some((session, slot))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -412,6 +452,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// One connection's worker and what it needs.
 struct Worker {
+    _slot: Slot,
     shared: Arc<Shared>,
     session: Session,
     writer: Arc<FrameWriter>,
