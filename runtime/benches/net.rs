@@ -147,32 +147,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let server = server_runtime
-        .block_on(net::serve(
-            node.clone(),
-            "127.0.0.1:0",
-            ServerConfig {
-                node_id: "bench".into(),
-                ..ServerConfig::default()
-            },
-        ))
-        .expect("serve");
+    let serve = |node_id: &str, busy_poll| {
+        server_runtime
+            .block_on(net::serve(
+                node.clone(),
+                "127.0.0.1:0",
+                ServerConfig {
+                    node_id: node_id.into(),
+                    busy_poll,
+                    ..ServerConfig::default()
+                },
+            ))
+            .expect("serve")
+    };
+    let server = serve("bench", ServerConfig::default().busy_poll);
+    // The same without the server's busy poll, to show what it buys.
+    let unpolled = serve("bench-unpolled", Duration::ZERO);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    // The same without the server's busy poll, to show what it buys.
-    let unpolled = server_runtime
-        .block_on(net::serve(
-            node.clone(),
-            "127.0.0.1:0",
-            ServerConfig {
-                node_id: "bench-unpolled".into(),
-                busy_poll: Duration::ZERO,
-                ..ServerConfig::default()
-            },
-        ))
-        .expect("serve");
     runtime.block_on(async {
         let quiet = Client::connect(&unpolled.local_addr().to_string(), ClientConfig::default())
             .await
