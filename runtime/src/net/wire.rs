@@ -95,20 +95,38 @@ const READ_CHUNK: usize = 64 << 10;
 /// A buffer grown for a large frame (a module upload) is given back above this size.
 const KEEP_CAPACITY: usize = 1 << 20;
 
+/// Where a [`FrameReader`] gets its bytes: a socket, or chunks given by a test.
+pub(crate) trait Source {
+    /// Reads into `buf`, like [`Read::read`], polling as `poll` allows.
+    fn read_polling(&self, buf: &mut [u8], poll: &BusyPoll) -> io::Result<usize>;
+}
+
+impl Source for TcpStream {
+    fn read_polling(&self, buf: &mut [u8], poll: &BusyPoll) -> io::Result<usize> {
+        poll.read(self, buf)
+    }
+}
+
 /// Reads frames from a blocking socket.
-pub(crate) struct FrameReader {
-    stream: TcpStream,
+pub(crate) struct FrameReader<S = TcpStream> {
+    stream: S,
     /// Storage; `buf[start..end]` is read and not yet returned.
     buf: Vec<u8>,
     start: usize,
     end: usize,
     max: usize,
+    /// The least room a read gets, and the buffer's usual size.
+    chunk: usize,
 }
 
-impl FrameReader {
+impl<S: Source> FrameReader<S> {
     /// `already` is what was read past the handshake.
-    pub fn new(stream: TcpStream, already: &[u8], max: usize) -> FrameReader {
-        let mut buf = vec![0; READ_CHUNK.max(already.len())];
+    pub fn new(stream: S, already: &[u8], max: usize) -> FrameReader<S> {
+        Self::with_chunk(stream, already, max, READ_CHUNK)
+    }
+
+    fn with_chunk(stream: S, already: &[u8], max: usize, chunk: usize) -> FrameReader<S> {
+        let mut buf = vec![0; chunk.max(already.len())];
         buf[..already.len()].copy_from_slice(already);
         FrameReader {
             stream,
@@ -116,6 +134,7 @@ impl FrameReader {
             start: 0,
             end: already.len(),
             max,
+            chunk,
         }
     }
 
@@ -176,14 +195,14 @@ impl FrameReader {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.buf.len() > KEEP_CAPACITY {
-                self.buf = vec![0; READ_CHUNK];
+            if self.buf.len() > KEEP_CAPACITY.max(self.chunk) {
+                self.buf = vec![0; self.chunk];
             }
         }
         // The frame in progress must fit after `start`; reads should not get small either.
         let needed = HEADER + self.announced()?.unwrap_or(0);
         if self.start > 0
-            && (self.buf.len() - self.end < READ_CHUNK / 2 || self.buf.len() - self.start < needed)
+            && (self.buf.len() - self.end < self.chunk / 2 || self.buf.len() - self.start < needed)
         {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -192,7 +211,7 @@ impl FrameReader {
         if self.buf.len() < needed {
             self.buf.resize(needed, 0);
         }
-        let read = poll.read(&self.stream, &mut self.buf[self.end..])?;
+        let read = self.stream.read_polling(&mut self.buf[self.end..], poll)?;
         self.end += read;
         Ok(read)
     }
@@ -228,9 +247,73 @@ impl FrameWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
     use std::net::{TcpListener, TcpStream};
 
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Gives its chunks one read at a time (a chunk larger than the buffer is split), then
+    /// the end of the stream.
+    struct Chunks(RefCell<VecDeque<Vec<u8>>>);
+
+    impl Source for Chunks {
+        fn read_polling(&self, buf: &mut [u8], _: &BusyPoll) -> io::Result<usize> {
+            let mut chunks = self.0.borrow_mut();
+            let Some(chunk) = chunks.front_mut() else {
+                return Ok(0);
+            };
+            let n = chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            chunk.drain(..n);
+            if chunk.is_empty() {
+                chunks.pop_front();
+            }
+            Ok(n)
+        }
+    }
+
+    proptest! {
+        /// However the stream is cut into reads, and whatever came with the handshake, the
+        /// frames come out whole and in order, the batched ones without touching the source.
+        #[test]
+        fn any_cut_of_the_stream_gives_back_the_frames(
+            payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..20),
+            cuts in prop::collection::vec(1usize..400, 1..40),
+            already in 0usize..64,
+            batch in any::<bool>(),
+            chunk in 1usize..100,
+        ) {
+            let mut stream = Vec::new();
+            for payload in &payloads {
+                FrameWriter::frame(&mut stream, payload);
+            }
+            let already = already.min(stream.len());
+            let mut chunks = VecDeque::new();
+            let mut rest = &stream[already..];
+            for &cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (chunk, tail) = rest.split_at(cut.min(rest.len()));
+                chunks.push_back(chunk.to_vec());
+                rest = tail;
+            }
+            let poll = BusyPoll::new(Duration::ZERO, 0);
+            let mut reader =
+                FrameReader::with_chunk(Chunks(RefCell::new(chunks)), &stream[..already], 300, chunk);
+            let mut got = Vec::new();
+            while let Some(frame) = reader.next(&poll).unwrap() {
+                got.push(frame.to_vec());
+                while batch && reader.has_frame() {
+                    got.push(reader.buffered().unwrap().unwrap().to_vec());
+                }
+            }
+            prop_assert_eq!(got, payloads);
+        }
+    }
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
