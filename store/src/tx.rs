@@ -646,6 +646,23 @@ impl Applied {
         self.logged
     }
 
+    /// Takes `other`'s writes into this transaction's log record, so that [`Store::log`] writes
+    /// both as one record and recovery finds both or neither. Both must be applied and not yet
+    /// logged; `other` was applied after `self` and is replayed after it. Its changes are
+    /// appended to this change set.
+    pub fn absorb(&mut self, mut other: Applied) {
+        other.disarm();
+        self.changes.append(&mut other.changes);
+        self.payload.append(&mut other.payload);
+        if other.logged {
+            if self.logged {
+                // `apply` counted two records that will now be one.
+                self.store.outstanding.fetch_sub(1, Ordering::AcqRel);
+            }
+            self.logged = true;
+        }
+    }
+
     pub(crate) fn disarm(&mut self) {
         self.armed = false;
     }

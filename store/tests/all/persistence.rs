@@ -305,3 +305,42 @@ fn users_named(name: &str, persistence: Persistence) -> interstice_abi::TableSch
     schema.name = name.to_owned();
     schema
 }
+
+#[test]
+fn an_absorbed_transaction_is_logged_in_the_same_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected;
+    {
+        let (store, _) = open(dir.path());
+        let logged = create_users(&store, Persistence::Logged);
+        let ephemeral = store
+            .create_table("scratch", users(Persistence::Ephemeral), registry())
+            .unwrap();
+        // Ephemeral writes alone need no record; absorbing a logged one makes one.
+        let mut first = store.begin();
+        first.insert(ephemeral, user(1, "e", 1)).unwrap();
+        let mut first = first.apply().unwrap();
+        assert!(!first.needs_log());
+        let mut second = store.begin();
+        second.insert(logged, user(1, "one", 1)).unwrap();
+        first.absorb(second.apply().unwrap());
+        assert!(first.needs_log());
+        assert_eq!(first.changes().len(), 2);
+        let Lsn(one) = store.log(first, meta(1)).unwrap();
+        // Two logged transactions, one record: the next lsn.
+        let mut a = store.begin();
+        a.insert(logged, user(2, "two", 2)).unwrap();
+        let mut a = a.apply().unwrap();
+        let mut b = store.begin();
+        b.delete(logged, &Value::U64(1)).unwrap();
+        a.absorb(b.apply().unwrap());
+        assert_eq!(store.log(a, meta(2)).unwrap(), Lsn(one + 1));
+        expected = rows(&store, logged);
+    }
+    let (store, _) = open(dir.path());
+    let logged = create_users(&store, Persistence::Logged);
+    assert_eq!(rows(&store, logged), expected);
+    assert_eq!(expected, vec![user(2, "two", 2)]);
+    // Nothing was left outstanding: a snapshot can be taken.
+    assert!(store.snapshot().unwrap().is_some());
+}
