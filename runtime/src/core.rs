@@ -57,6 +57,9 @@ pub(crate) struct Task {
     pub timer: Option<Value>,
     /// Set for a call another node's outbox sent.
     pub origin: Option<Origin>,
+    /// The `__node.triggers` row that keeps this subscription trigger across a crash until it
+    /// has run; deleted in the record of its outcome.
+    pub pending: Option<Value>,
 }
 
 /// What executing an invocation produced, handed to the ordered commit.
@@ -456,6 +459,7 @@ impl Core {
                         args: args.clone(),
                         timer: None,
                         origin: None,
+                        pending: None,
                     });
                 }
             }

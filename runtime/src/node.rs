@@ -79,6 +79,11 @@ pub struct NodeConfig {
     /// (the serial reference). Results are identical for every value. By default, the number of
     /// cores.
     pub workers: usize,
+    /// For crash tests: the scheduler windows left to run; once they are spent, every drive
+    /// stops with [`NodeError::Halted`] and leaves what it had not run, as a process that died
+    /// there would. By default, `None`: never.
+    #[doc(hidden)]
+    pub halt_after_windows: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for NodeConfig {
@@ -91,6 +96,7 @@ impl Default for NodeConfig {
             clock: Clock::System,
             max_cascade: 100_000,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            halt_after_windows: None,
         }
     }
 }
@@ -99,6 +105,8 @@ impl Default for NodeConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
+    #[error("the node was halted for a test (NodeConfig::halt_after_windows)")]
+    Halted,
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error(transparent)]
@@ -201,6 +209,8 @@ pub struct Node {
     cascade: std::sync::atomic::AtomicUsize,
     stats: Counters,
     sys_modules: TableId,
+    /// `__node.triggers`: subscription triggers of durable commits that have not run yet.
+    sys_triggers: TableId,
     recovery: RecoveryReport,
     /// Remote subscribers of committed changes.
     feeds: Feeds,
@@ -253,6 +263,19 @@ impl Node {
                 .map_err(StoreError::from)?,
             Arc::new(TypeRegistry::default()),
         )?;
+        let sys_triggers = store.create_table(
+            SYSTEM,
+            TableSchema::builder("triggers")
+                .auto_inc_column("id", Type::U64)
+                .column("module", Type::String)
+                .column("reducer", Type::String)
+                .column("args", Type::Bytes)
+                .column("time", Type::I64)
+                .primary_key("id")
+                .build()
+                .map_err(StoreError::from)?,
+            Arc::new(TypeRegistry::default()),
+        )?;
         let next_seq = store.last_seq().map_or(0, |s| s + 1);
         let core = Arc::new(Core::new(store, engine, config.limits.clone(), config.seed));
         let worker_core = core.clone();
@@ -286,6 +309,7 @@ impl Node {
             cascade: std::sync::atomic::AtomicUsize::new(0),
             stats: Counters::default(),
             sys_modules,
+            sys_triggers,
             recovery,
             feeds: Feeds::default(),
             outbound: parking_lot::RwLock::new(None),
@@ -331,7 +355,7 @@ impl Node {
             .map(|row| (as_u64(&row[1]), as_string(&row[0])))
             .collect();
         installed.sort();
-        for (_, name) in installed {
+        for (_, name) in &installed {
             let path = dir.join("modules").join(format!("{name}.wasm"));
             let wasm = std::fs::read(&path).map_err(|source| NodeError::Io {
                 context: format!("cannot read installed module {}", path.display()),
@@ -339,9 +363,57 @@ impl Node {
             })?;
             let module = self.prepare(&wasm)?;
             self.register(module)?;
+        }
+        // What was committed before the node stopped comes before anything new.
+        self.resume_triggers()?;
+        for (_, name) in installed {
             self.fire_lifecycle(&name, &Event::Load)?;
         }
         Ok(())
+    }
+
+    /// Runs the subscription triggers that durable commits emitted and that had not run when
+    /// the node stopped, in the order they were emitted, at the time they were emitted for.
+    fn resume_triggers(&self) -> Result<(), NodeError> {
+        let mut pending: Vec<Vec<Value>> = self
+            .store()
+            .read()
+            .scan(self.sys_triggers)?
+            .map(|row| row.to_vec())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        pending.sort_by_key(|row| as_u64(&row[0]));
+        tracing::info!(
+            triggers = pending.len(),
+            "running the subscription triggers of commits made before the node stopped"
+        );
+        {
+            let mut inbox = self.inbox.lock();
+            for row in pending {
+                let mut row = row.into_iter();
+                let (Some(id), Some(module), Some(reducer), Some(args), Some(time)) =
+                    (row.next(), row.next(), row.next(), row.next(), row.next())
+                else {
+                    continue;
+                };
+                let task = Task {
+                    ticket: None,
+                    module: as_string(&module).into(),
+                    reducer: as_string(&reducer).into(),
+                    args: match args {
+                        Value::Bytes(b) => b,
+                        _ => Vec::new(),
+                    },
+                    timer: None,
+                    origin: None,
+                    pending: Some(id),
+                };
+                self.push_locked(&mut inbox, task, Some(as_i64(&time)));
+            }
+        }
+        self.drive()
     }
 
     /// Installs a module: validates it, persists it, creates its tables, then fires `init`
@@ -793,12 +865,11 @@ impl Node {
         // Due time, then module, then the order they were scheduled in.
         due.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
         let count = due.len();
-        let mut last = None;
         for (at, module, id, reducer, args) in due {
-            last = Some(self.submit(module, reducer, args, Some(at), Some(id), None));
+            self.enqueue(module, reducer, args, Some(at), Some(id), None);
         }
-        if let Some(ticket) = last {
-            self.drive_until(ticket)?;
+        if count > 0 {
+            self.drive()?;
         }
         Ok(count)
     }
@@ -841,8 +912,6 @@ impl Node {
         let mut inbox = self.inbox.lock();
         let ticket = inbox.next_ticket;
         inbox.next_ticket += 1;
-        // Stamped under the same lock as the ticket, so time order follows submission order.
-        let time = self.stamp_locked(&mut inbox, at);
         let task = Task {
             ticket: Some(ticket),
             module: module.into(),
@@ -850,10 +919,40 @@ impl Node {
             args,
             timer,
             origin,
+            pending: None,
         };
+        self.push_locked(&mut inbox, task, at);
+        ticket
+    }
+
+    /// Puts an invocation nobody waits for in the inbox: its outcome is not kept. Run it with
+    /// [`drive`](Self::drive).
+    fn enqueue(
+        &self,
+        module: impl Into<Arc<str>>,
+        reducer: impl Into<Arc<str>>,
+        args: Vec<u8>,
+        at: Option<i64>,
+        timer: Option<Value>,
+        origin: Option<Origin>,
+    ) {
+        let task = Task {
+            ticket: None,
+            module: module.into(),
+            reducer: reducer.into(),
+            args,
+            timer,
+            origin,
+            pending: None,
+        };
+        self.push_locked(&mut self.inbox.lock(), task, at);
+    }
+
+    fn push_locked(&self, inbox: &mut Inbox, task: Task, at: Option<i64>) {
+        // Stamped under the inbox lock, so time order follows submission order.
+        let time = self.stamp_locked(inbox, at);
         let work = self.core.work(task, time);
         inbox.work.push(work);
-        ticket
     }
 
     /// Routes the remote calls that committed reducers make (`ctx.call_remote`) to `outbound`,
@@ -1043,7 +1142,6 @@ impl Node {
     ) -> Result<usize, NodeError> {
         let event = remote_event(node, module, table, kind);
         let subscribers = self.core.remote_subscribers(&event);
-        let mut last = None;
         let mut submitted = 0;
         for (subscriber, reducer) in &subscribers {
             let Some(installed) = self.core.module(subscriber) else {
@@ -1064,18 +1162,18 @@ impl Node {
                 id: position.0,
                 part: position.1,
             };
-            last = Some(self.submit(
+            self.enqueue(
                 subscriber.as_str(),
                 reducer.as_str(),
                 rows.to_vec(),
                 None,
                 None,
                 Some(origin),
-            ));
+            );
             submitted += 1;
         }
-        if let Some(ticket) = last {
-            self.drive_until(ticket)?;
+        if submitted > 0 {
+            self.drive()?;
         }
         Ok(submitted)
     }
@@ -1126,23 +1224,19 @@ impl Node {
         let mut args = Vec::new();
         encode_into(&Value::String(node_id.to_owned()), &mut args);
         let names: Vec<String> = self.core.modules.read().keys().cloned().collect();
-        let mut last = None;
+        let mut any = false;
         for module in names {
-            last = self.submit_hooks(&module, event, &args)?.or(last);
+            any |= self.submit_hooks(&module, event, &args)?;
         }
-        if let Some(ticket) = last {
-            self.drive_until(ticket)?;
+        if any {
+            self.drive()?;
         }
         Ok(())
     }
 
-    /// Submits `module`'s reducers subscribed to `event`, in name order; returns the last ticket.
-    fn submit_hooks(
-        &self,
-        module: &str,
-        event: &Event,
-        args: &[u8],
-    ) -> Result<Option<u64>, NodeError> {
+    /// Enqueues `module`'s reducers subscribed to `event`, in name order; returns whether
+    /// there were any.
+    fn submit_hooks(&self, module: &str, event: &Event, args: &[u8]) -> Result<bool, NodeError> {
         let installed = self.module(module)?;
         let mut hooks: Vec<&String> = installed
             .reducers
@@ -1151,15 +1245,15 @@ impl Node {
             .map(|(name, _)| name)
             .collect();
         hooks.sort();
-        Ok(hooks
-            .into_iter()
-            .map(|name| self.submit(module, name.as_str(), args.to_vec(), None, None, None))
-            .last())
+        for name in &hooks {
+            self.enqueue(module, name.as_str(), args.to_vec(), None, None, None);
+        }
+        Ok(!hooks.is_empty())
     }
 
     fn fire_lifecycle(&self, module: &str, event: &Event) -> Result<(), NodeError> {
-        if let Some(ticket) = self.submit_hooks(module, event, &[])? {
-            self.drive_until(ticket)?;
+        if self.submit_hooks(module, event, &[])? {
+            self.drive()?;
         }
         Ok(())
     }
@@ -1167,6 +1261,18 @@ impl Node {
     /// Runs windows until the invocation filed under `ticket` has committed or failed (with
     /// everything before it and everything its commit triggered), and returns its outcome.
     fn drive_until(&self, ticket: u64) -> Result<Outcome, NodeError> {
+        self.drive_for(Some(ticket))?.ok_or_else(|| {
+            NodeError::Load(LoadError::Engine(format!("invocation {ticket} was lost")))
+        })
+    }
+
+    /// Runs windows until the ingress is empty: what was enqueued, and everything it triggers.
+    fn drive(&self) -> Result<(), NodeError> {
+        self.drive_for(None).map(drop)
+    }
+
+    /// Runs windows until the ingress is empty; returns the outcome filed under `ticket`.
+    fn drive_for(&self, ticket: Option<u64>) -> Result<Option<Outcome>, NodeError> {
         let mut driver = self.driver.lock();
         self.cascade.store(0, std::sync::atomic::Ordering::Relaxed);
         // This caller's own outcome skips the shared map: only invocations of other callers
@@ -1182,11 +1288,10 @@ impl Node {
                 }
             }
             if ingress.is_empty() {
-                return mine
-                    .or_else(|| self.outcomes.lock().remove(&ticket))
-                    .ok_or_else(|| {
-                        NodeError::Load(LoadError::Engine(format!("invocation {ticket} was lost")))
-                    });
+                return Ok(mine.or_else(|| {
+                    let ticket = ticket?;
+                    self.outcomes.lock().remove(&ticket)
+                }));
             }
             let started = std::time::Instant::now();
             // The end of the last commit is the end of the window, give or take the push of
@@ -1210,6 +1315,14 @@ impl Node {
             self.stats
                 .window_nanos
                 .fetch_add(nanos_between(started, ended), Relaxed);
+            if let Some(left) = &self.config.halt_after_windows {
+                let before = left
+                    .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)))
+                    .unwrap_or(0);
+                if before <= 1 {
+                    return Err(NodeError::Halted);
+                }
+            }
         }
     }
 
@@ -1231,7 +1344,7 @@ impl Node {
         &self,
         inv: &Invocation<Task>,
         outcome: sched::Outcome<Done>,
-        mine_ticket: u64,
+        mine_ticket: Option<u64>,
         mine: &mut Option<Outcome>,
     ) -> Vec<sched::Work<Task>> {
         let task = inv.task();
@@ -1251,15 +1364,22 @@ impl Node {
         let (result, emitted) = match outcome {
             sched::Outcome::Completed(Done::Applied(mut applied, remote)) => {
                 let changes = applied.take_changes();
+                // The triggers of a change that survives a crash survive it too: they are
+                // kept in this commit's record until each has run.
+                let durable = persistent && applied.needs_log();
+                let mut triggered = self.triggered(&changes, time);
+                if let Some(done) = self.trigger_done(task) {
+                    applied.absorb(done);
+                }
+                if durable && !triggered.is_empty() {
+                    self.keep_triggers(&mut applied, &mut triggered, time);
+                }
                 let meta = meta(&applied);
                 match self.store().log(applied, meta) {
                     Ok(lsn) => {
                         self.feeds.publish(seq, &changes);
                         self.send_remote(remote);
-                        (
-                            Outcome::Committed { seq, lsn },
-                            self.triggered(&changes, time),
-                        )
+                        (Outcome::Committed { seq, lsn }, triggered)
                     }
                     Err(e) => (
                         Outcome::Failed {
@@ -1271,27 +1391,46 @@ impl Node {
                 }
             }
             sched::Outcome::Completed(Done::Failed { reason, cleanup }) => {
+                let cleanup = match (cleanup, self.trigger_done(task)) {
+                    (Some(mut timer), Some(trigger)) => {
+                        timer.absorb(trigger);
+                        Some(timer)
+                    }
+                    (timer, trigger) => timer.or(trigger),
+                };
                 if let Some(cleanup) = cleanup
                     && let Err(e) = {
                         let meta = meta(&cleanup);
                         self.store().log(cleanup, meta)
                     }
                 {
-                    tracing::error!("cannot log the removal of a failed timer: {e}");
+                    tracing::error!("cannot log the removal of a failed timer or trigger: {e}");
                 }
                 tracing::debug!(module = %task.module, reducer = %task.reducer, %reason, "reducer failed");
                 (Outcome::Failed { seq, reason }, Vec::new())
             }
-            sched::Outcome::Panicked { message } => (
-                Outcome::Failed {
-                    seq,
-                    reason: CallFailure::Host(format!("the node panicked running it: {message}")),
-                },
-                Vec::new(),
-            ),
+            sched::Outcome::Panicked { message } => {
+                if let Some(done) = self.trigger_done(task)
+                    && let Err(e) = {
+                        let meta = meta(&done);
+                        self.store().log(done, meta)
+                    }
+                {
+                    tracing::error!("cannot log the removal of a failed trigger: {e}");
+                }
+                (
+                    Outcome::Failed {
+                        seq,
+                        reason: CallFailure::Host(format!(
+                            "the node panicked running it: {message}"
+                        )),
+                    },
+                    Vec::new(),
+                )
+            }
         };
         match task.ticket {
-            Some(ticket) if ticket == mine_ticket => *mine = Some(result),
+            Some(ticket) if Some(ticket) == mine_ticket => *mine = Some(result),
             Some(ticket) => {
                 self.outcomes.lock().insert(ticket, result);
             }
@@ -1319,6 +1458,51 @@ impl Node {
                 "remote calls committed on a node without a network; they are not sent"
             ),
         }
+    }
+
+    /// Writes `triggered` to `__node.triggers` in the record of the commit that emitted them.
+    fn keep_triggers(
+        &self,
+        applied: &mut interstice_store::Applied,
+        triggered: &mut [sched::Work<Task>],
+        time: i64,
+    ) {
+        let mut tx = self.store().begin();
+        for work in triggered.iter_mut() {
+            let row = vec![
+                Value::U64(0),
+                Value::String(work.task.module.to_string()),
+                Value::String(work.task.reducer.to_string()),
+                Value::Bytes(work.task.args.clone()),
+                Value::I64(time),
+            ];
+            match tx.insert(self.sys_triggers, row) {
+                Ok(row) => work.task.pending = Some(row[0].clone()),
+                Err(e) => {
+                    tracing::error!("cannot keep a subscription trigger: {e}");
+                    break;
+                }
+            }
+        }
+        match tx.apply() {
+            Ok(kept) => applied.absorb(kept),
+            Err(e) => {
+                tracing::error!("cannot keep subscription triggers: {e}");
+                for work in triggered {
+                    work.task.pending = None;
+                }
+            }
+        }
+    }
+
+    /// Forgets the kept trigger that `task` is, applied and to be logged with its outcome.
+    fn trigger_done(&self, task: &Task) -> Option<interstice_store::Applied> {
+        let id = task.pending.as_ref()?;
+        let mut tx = self.store().begin();
+        let deleted = tx.delete(self.sys_triggers, id).and_then(|_| tx.apply());
+        deleted
+            .map_err(|e| tracing::error!("cannot forget a subscription trigger that ran: {e}"))
+            .ok()
     }
 
     /// The subscriptions a commit triggers, unless the current drive has run away.
@@ -1507,5 +1691,45 @@ fn as_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use interstice_abi::ABI_VERSION;
+
+    use super::*;
+    use crate::testing::{self, probe_schema};
+
+    /// Timers and hooks have nobody waiting for their outcome; none may be kept.
+    #[test]
+    fn outcomes_nobody_waits_for_are_not_kept() {
+        let (clock, now) = Clock::manual(1_000_000);
+        let node = Node::open(NodeConfig {
+            clock,
+            ..NodeConfig::default()
+        })
+        .unwrap();
+        let schema = probe_schema(&[("ok", None), ("timer", None)]);
+        let wasm = testing::module(
+            &schema,
+            ABI_VERSION,
+            &[
+                "(drop (call $insert_row)) (i32.const 0)",
+                "(drop (call $schedule_ok (i64.const 1000))) (i32.const 0)",
+            ],
+        );
+        node.install(&wasm).unwrap();
+        for _ in 0..3 {
+            assert!(
+                node.call_reducer("probe", "timer", &[])
+                    .unwrap()
+                    .is_committed()
+            );
+        }
+        now.fetch_add(2_000_000, Ordering::SeqCst);
+        assert_eq!(node.run_due_timers().unwrap(), 3);
+        assert_eq!(node.pending_timers().unwrap(), 0);
+        assert!(node.outcomes.lock().is_empty());
     }
 }

@@ -1,12 +1,12 @@
 //! `modules/hello`, built from source with the module builder and driven through the node.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use interstice_abi::Value;
 use interstice_runtime::build::{BuildOptions, build_module};
-use interstice_runtime::{CallFailure, Clock, Node, NodeConfig, Outcome};
+use interstice_runtime::{CallFailure, Clock, Node, NodeConfig, NodeError, Outcome};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -96,6 +96,44 @@ fn call_query_restart_and_query_again() {
     assert_eq!(stats(&node).0, 2, "init ran once, not again on restart");
     assert!(hello(&node, "Linus").is_committed());
     assert_eq!(greetings(&node), ["Ada", "Grace", "Linus"]);
+}
+
+/// The node dies after `hello` committed and before its `on_greeting` trigger ran: the
+/// trigger is kept with the commit and runs when the node opens again, once.
+#[test]
+fn a_trigger_pending_at_a_crash_runs_when_the_node_opens_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let left = Arc::new(AtomicU64::new(u64::MAX));
+    {
+        let node = Node::open(NodeConfig {
+            data_dir: Some(dir.path().to_owned()),
+            halt_after_windows: Some(left.clone()),
+            ..NodeConfig::default()
+        })
+        .unwrap();
+        node.install(hello_wasm()).unwrap();
+        assert!(hello(&node, "Ada").is_committed());
+        assert_eq!(stats(&node).0, 1);
+        // One window: `hello("Grace")` commits; its trigger does not run.
+        left.store(1, Ordering::SeqCst);
+        let err = node
+            .call_reducer_values("hello", "hello", &[Value::from("Grace")])
+            .unwrap_err();
+        assert!(matches!(err, NodeError::Halted), "{err}");
+        assert_eq!(greetings(&node), ["Ada", "Grace"]);
+        assert_eq!(stats(&node).0, 1, "the trigger has not run");
+    }
+    let node = open(Some(dir.path()), Clock::System);
+    assert_eq!(greetings(&node), ["Ada", "Grace"]);
+    assert_eq!(stats(&node).0, 2, "the kept trigger ran on open");
+    let triggers = node.store().table_id("__node.triggers").unwrap();
+    assert_eq!(node.store().read().len(triggers).unwrap(), 0);
+    drop(node);
+    // And only once.
+    let node = open(Some(dir.path()), Clock::System);
+    assert_eq!(stats(&node).0, 2);
+    assert!(hello(&node, "Linus").is_committed());
+    assert_eq!(stats(&node).0, 3);
 }
 
 #[test]
