@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 
 use crate::core::{Core, DELIVERED, Done, Installed, Lanes, OUTBOX, Origin, Reducer, TIMERS, Task};
 use crate::error::{CallFailure, LoadError};
-use crate::feed::{FeedSink, Feeds, Position};
+use crate::feed::{FeedSink, FeedTables, Feeds, Kept, Position, Restored};
 use crate::invocation::{Access, Exec, RemoteCall};
 use crate::wasm::{self, Limits};
 
@@ -211,6 +211,8 @@ pub struct Node {
     sys_modules: TableId,
     /// `__node.triggers`: subscription triggers of durable commits that have not run yet.
     sys_triggers: TableId,
+    /// `__node.feeds` and `__node.feed`: durable feeds and their kept changes.
+    sys_feeds: FeedTables,
     recovery: RecoveryReport,
     /// Remote subscribers of committed changes.
     feeds: Feeds,
@@ -276,6 +278,34 @@ impl Node {
                 .map_err(StoreError::from)?,
             Arc::new(TypeRegistry::default()),
         )?;
+        let system_table = |builder: interstice_abi::TableSchemaBuilder| {
+            builder
+                .build()
+                .map_err(StoreError::from)
+                .and_then(|schema| {
+                    store.create_table(SYSTEM, schema, Arc::new(TypeRegistry::default()))
+                })
+        };
+        let sys_feeds = FeedTables {
+            feeds: system_table(
+                TableSchema::builder("feeds")
+                    .column("table", Type::String)
+                    .column("since_seq", Type::U64)
+                    .column("since_part", Type::U64)
+                    .column("trimmed", Type::Bool)
+                    .primary_key("table"),
+            )?,
+            feed: system_table(
+                TableSchema::builder("feed")
+                    .auto_inc_column("id", Type::U64)
+                    .column("table", Type::String)
+                    .column("seq", Type::U64)
+                    .column("part", Type::U64)
+                    .column("kind", Type::U64)
+                    .column("rows", Type::Bytes)
+                    .primary_key("id"),
+            )?,
+        };
         let next_seq = store.last_seq().map_or(0, |s| s + 1);
         let core = Arc::new(Core::new(store, engine, config.limits.clone(), config.seed));
         let worker_core = core.clone();
@@ -310,6 +340,7 @@ impl Node {
             stats: Counters::default(),
             sys_modules,
             sys_triggers,
+            sys_feeds,
             recovery,
             feeds: Feeds::default(),
             outbound: parking_lot::RwLock::new(None),
@@ -364,11 +395,71 @@ impl Node {
             let module = self.prepare(&wasm)?;
             self.register(module)?;
         }
+        self.restore_feeds()?;
         // What was committed before the node stopped comes before anything new.
         self.resume_triggers()?;
         for (_, name) in installed {
             self.fire_lifecycle(&name, &Event::Load)?;
         }
+        Ok(())
+    }
+
+    /// Reinstates the durable feeds, so that changes committed from now on are kept for the
+    /// remote subscribers that reconnect, after those committed before the node stopped.
+    fn restore_feeds(&self) -> Result<(), NodeError> {
+        let view = self.store().read();
+        let mut feeds: HashMap<String, Restored> = HashMap::new();
+        let mut orphans = Vec::new();
+        for row in view.scan(self.sys_feeds.feeds)? {
+            let name = as_string(&row[0]);
+            match self.store().table_id(&name) {
+                Some(table) => {
+                    let since = (as_u64(&row[1]), as_u64(&row[2]) as u32);
+                    let trimmed = matches!(row[3], Value::Bool(true));
+                    feeds.insert(
+                        name.clone(),
+                        Restored {
+                            table,
+                            name,
+                            since,
+                            trimmed,
+                            kept: Vec::new(),
+                        },
+                    );
+                }
+                None => orphans.push(name),
+            }
+        }
+        if !orphans.is_empty() {
+            tracing::warn!(tables = ?orphans, "durable feeds of tables that no longer exist are ignored");
+        }
+        for row in view.scan(self.sys_feeds.feed)? {
+            let Some(feed) = feeds.get_mut(&as_string(&row[1])) else {
+                continue;
+            };
+            let Some(kind) = crate::feed::kind_from_code(as_u64(&row[4])) else {
+                continue;
+            };
+            let rows = match &row[5] {
+                Value::Bytes(b) => b.clone(),
+                _ => continue,
+            };
+            let position = (as_u64(&row[2]), as_u64(&row[3]) as u32);
+            feed.kept.push((
+                as_u64(&row[0]),
+                Kept {
+                    position,
+                    kind,
+                    rows,
+                },
+            ));
+        }
+        drop(view);
+        let mut restored: Vec<Restored> = feeds.into_values().collect();
+        for feed in &mut restored {
+            feed.kept.sort_by_key(|(id, _)| *id);
+        }
+        self.feeds.restore(restored);
         Ok(())
     }
 
@@ -536,6 +627,24 @@ impl Node {
         self.modules_changed.send_modify(|n| *n += 1);
         let mut tx = self.store().begin();
         tx.delete(self.sys_modules, &Value::String(name.to_owned()))?;
+        let prefix = format!("{name}.");
+        let fed: Vec<(TableId, Value)> = {
+            let view = self.store().read();
+            let feeds = view
+                .scan(self.sys_feeds.feeds)?
+                .map(|row| (self.sys_feeds.feeds, row[0].clone()));
+            let feed = view
+                .scan(self.sys_feeds.feed)?
+                .filter(|row| matches!(&row[1], Value::String(t) if t.starts_with(&prefix)))
+                .map(|row| (self.sys_feeds.feed, row[0].clone()));
+            feeds
+                .filter(|(_, t)| matches!(t, Value::String(t) if t.starts_with(&prefix)))
+                .chain(feed)
+                .collect()
+        };
+        for (table, key) in fed {
+            tx.delete(table, &key)?;
+        }
         let _removed = tx.commit(system_meta("remove", name))?;
         if let Some(dir) = &self.config.data_dir {
             let path = dir.join("modules").join(format!("{name}.wasm"));
@@ -1070,10 +1179,38 @@ impl Node {
             .store()
             .table_id(&format!("{module}.{table}"))
             .ok_or_else(|| NodeError::NoSuchModule(module.to_owned()))?;
+        let full = format!("{module}.{table}");
+        // A feed survives a restart when the table does.
+        let durable = self.config.data_dir.is_some()
+            && installed
+                .schema()
+                .table(table)
+                .is_some_and(|t| t.persistence != interstice_abi::Persistence::Ephemeral);
         // Registered between windows, so the subscriber sees every commit after this one.
         let driver = self.driver.lock();
         let next_seq = driver.ingress.next_seq().0;
-        Ok(self.feeds.add(id, kind, sink, after, next_seq))
+        let (complete, created) = self.feeds.add(
+            id,
+            kind,
+            sink,
+            after,
+            next_seq,
+            durable.then_some(full.as_str()),
+        );
+        if created {
+            let mut tx = self.store().begin();
+            tx.insert(
+                self.sys_feeds.feeds,
+                vec![
+                    Value::String(full.clone()),
+                    Value::U64(next_seq),
+                    Value::U64(0),
+                    Value::Bool(false),
+                ],
+            )?;
+            let _kept = tx.commit(system_meta("feed", &full))?;
+        }
+        Ok(complete)
     }
 
     /// The other nodes the installed modules depend on (their node bindings), with the
@@ -1374,10 +1511,14 @@ impl Node {
                 if durable && !triggered.is_empty() {
                     self.keep_triggers(&mut applied, &mut triggered, time);
                 }
+                let fed = self.feeds.encode(seq, &changes);
+                if durable && !fed.is_empty() {
+                    self.keep_fed(&mut applied, &fed);
+                }
                 let meta = meta(&applied);
                 match self.store().log(applied, meta) {
                     Ok(lsn) => {
-                        self.feeds.publish(seq, &changes);
+                        self.feeds.publish(fed);
                         self.send_remote(remote);
                         (Outcome::Committed { seq, lsn }, triggered)
                     }
@@ -1492,6 +1633,22 @@ impl Node {
                     work.task.pending = None;
                 }
             }
+        }
+    }
+
+    /// Writes the changes of durable feeds to `__node.feed` in the record of their commit.
+    fn keep_fed(&self, applied: &mut interstice_store::Applied, fed: &[crate::feed::Encoded]) {
+        let mut tx = self.store().begin();
+        let kept = self
+            .feeds
+            .persist(fed, &mut tx, self.sys_feeds)
+            .and_then(|wrote| wrote.then(|| tx.apply()).transpose());
+        match kept {
+            Ok(Some(kept)) => applied.absorb(kept),
+            Ok(None) => {}
+            // Subscribers still get the changes; one that reconnects after a restart may be
+            // told it missed some.
+            Err(e) => tracing::error!("cannot keep changes for remote subscribers: {e}"),
         }
     }
 

@@ -223,3 +223,114 @@ fn connect_and_disconnect_hooks_receive_the_peer_id() {
     node.peer_disconnected("node-b").unwrap();
     assert_eq!(peers(&node), [("node-b".to_owned(), false)]);
 }
+
+/// Subscribes a remote-style sink to `hello.greetings` inserts after `after`; returns whether
+/// the node had everything after it, and the sink's receiver.
+fn subscribe(
+    node: &Node,
+    after: Option<interstice_runtime::Position>,
+) -> (
+    bool,
+    tokio::sync::mpsc::Receiver<interstice_runtime::FeedEvent>,
+) {
+    let (events, rx) = tokio::sync::mpsc::channel(2 * interstice_runtime::HISTORY);
+    let sink = interstice_runtime::FeedSink {
+        tag: 1,
+        events,
+        lagged: Arc::new(tokio::sync::Notify::new()),
+    };
+    let complete = node
+        .subscribe_table(
+            "hello",
+            "greetings",
+            interstice_abi::TableEvent::Insert,
+            sink,
+            after,
+        )
+        .unwrap();
+    (complete, rx)
+}
+
+fn received(
+    rx: &mut tokio::sync::mpsc::Receiver<interstice_runtime::FeedEvent>,
+) -> Vec<(u64, u32)> {
+    let mut out = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        out.push((event.seq, event.part));
+    }
+    out
+}
+
+fn open_fast(dir: &Path) -> Node {
+    Node::open(NodeConfig {
+        data_dir: Some(dir.to_owned()),
+        durability: interstice_runtime::Durability::Off,
+        ..NodeConfig::default()
+    })
+    .unwrap()
+}
+
+/// A subscriber that was away while the node restarted resumes where it stopped: the changes
+/// kept for it are in the log, not only in memory.
+#[test]
+fn a_remote_subscription_resumes_across_a_restart_of_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, missed) = {
+        let node = open_fast(dir.path());
+        node.install(hello_wasm()).unwrap();
+        let (complete, mut rx) = subscribe(&node, None);
+        assert!(complete);
+        assert!(hello(&node, "Ada").is_committed());
+        let first = received(&mut rx);
+        assert_eq!(first.len(), 1);
+        // The subscriber goes away; two more greetings are committed, then the node stops.
+        drop(rx);
+        assert!(hello(&node, "Grace").is_committed());
+        assert!(hello(&node, "Linus").is_committed());
+        let (_, mut all) = subscribe(&node, first.first().copied());
+        (first[0], received(&mut all))
+    };
+    assert_eq!(missed.len(), 2);
+    let node = open_fast(dir.path());
+    let (complete, mut rx) = subscribe(&node, Some(first));
+    assert!(
+        complete,
+        "everything after the first greeting was kept across the restart"
+    );
+    assert_eq!(received(&mut rx), missed);
+    // And the feed goes on from there.
+    assert!(hello(&node, "Barbara").is_committed());
+    let live = received(&mut rx);
+    assert_eq!(live.len(), 1);
+    assert!(live[0] > missed[1]);
+}
+
+/// Past `HISTORY` changes the oldest are dropped, in the log too: a subscriber from before
+/// them is told it missed some, one after them gets the rest.
+#[test]
+fn a_durable_feed_keeps_the_last_history_changes_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = interstice_runtime::HISTORY + 10;
+    let positions = {
+        let node = open_fast(dir.path());
+        node.install(hello_wasm()).unwrap();
+        let (_, mut rx) = subscribe(&node, None);
+        for i in 0..total {
+            assert!(hello(&node, &format!("n{i}")).is_committed());
+        }
+        received(&mut rx)
+    };
+    assert_eq!(positions.len(), total);
+    let node = open_fast(dir.path());
+    let (complete, _) = subscribe(&node, Some(positions[0]));
+    assert!(!complete, "the first changes were dropped");
+    // The oldest kept change is the 11th: one who has it misses nothing.
+    let (complete, mut rx) = subscribe(&node, Some(positions[10]));
+    assert!(complete);
+    assert_eq!(received(&mut rx), positions[11..]);
+    let feed = node.store().table_id("__node.feed").unwrap();
+    assert_eq!(
+        node.store().read().len(feed).unwrap(),
+        interstice_runtime::HISTORY
+    );
+}
