@@ -7,17 +7,16 @@
 //! fast hello's commits reach it (remote subscription) and its remote calls commit on hello.
 //! A plain binary rather than criterion: percentiles and calls/s are the numbers wanted.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use interstice_abi::{Value, encode};
-use interstice_runtime::build::{BuildOptions, build_module};
 use interstice_runtime::net::{
     self, Client, ClientConfig, Peers, PeersConfig, ReducerOutcome, ServerConfig,
 };
+use interstice_runtime::testing::workspace_module;
 use interstice_runtime::{Node, NodeConfig};
 
 const SEQUENTIAL: usize = 20_000;
@@ -96,15 +95,7 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs a quick smoke version.
     let quick = !std::env::args().any(|a| a == "--bench");
     let scale = if quick { 100 } else { 1 };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let wasm = build_module(
-        &workspace.join("modules").join("hello"),
-        &BuildOptions {
-            target_dir: Some(workspace.join("target").join("modules")),
-            ..BuildOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("building modules/hello: {e}"));
+    let wasm = workspace_module("hello");
     let workers = std::env::var("BENCH_WORKERS")
         .ok()
         .and_then(|w| w.parse().ok());
@@ -200,14 +191,7 @@ fn main() {
         );
     });
 
-    node_to_node(
-        &workspace,
-        &node,
-        server.local_addr(),
-        &runtime,
-        &args,
-        scale,
-    );
+    node_to_node(&node, server.local_addr(), &runtime, &args, scale);
     server_runtime.block_on(server.shutdown());
     server_runtime.block_on(unpolled.shutdown());
 }
@@ -254,21 +238,13 @@ fn wait_rows(node: &Node, table: &str, n: usize) {
 /// A second node running `modules/caller`, bound to the hello node: how fast hello's commits
 /// reach it through the remote subscription, and how fast its remote calls commit on hello.
 fn node_to_node(
-    workspace: &Path,
     hello: &Arc<Node>,
     hello_addr: std::net::SocketAddr,
     client_runtime: &tokio::runtime::Runtime,
     args: &[u8],
     scale: usize,
 ) {
-    let wasm = build_module(
-        &workspace.join("modules").join("caller"),
-        &BuildOptions {
-            target_dir: Some(workspace.join("target").join("modules")),
-            ..BuildOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("building modules/caller: {e}"));
+    let wasm = workspace_module("caller");
     let caller = Arc::new(Node::open(NodeConfig::default()).expect("open caller"));
     caller.install(&wasm).expect("install caller");
     let caller_runtime = tokio::runtime::Builder::new_multi_thread()

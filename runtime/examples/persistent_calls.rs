@@ -6,12 +6,11 @@
 //! 20 000 calls, without and then with a remote-style subscriber on `hello.greetings`, whose
 //! feed is durable.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use interstice_abi::{TableEvent, Value, encode};
-use interstice_runtime::build::{BuildOptions, build_module};
+use interstice_runtime::testing::workspace_module;
 use interstice_runtime::{FeedSink, Node, NodeConfig};
 use interstice_store::Durability;
 
@@ -22,15 +21,7 @@ fn main() {
 }
 
 fn measure(subscribed: bool) {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let wasm = build_module(
-        &workspace.join("modules").join("hello"),
-        &BuildOptions {
-            target_dir: Some(workspace.join("target").join("modules")),
-            ..BuildOptions::default()
-        },
-    )
-    .expect("building modules/hello");
+    let wasm = workspace_module("hello");
     let args = encode(&Value::from("Ada"));
     let calls = 20_000;
     let mut runs = Vec::new();

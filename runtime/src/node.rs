@@ -255,29 +255,7 @@ impl Node {
             }
             None => (Store::in_memory(), RecoveryReport::default()),
         };
-        let sys_modules = store.create_table(
-            SYSTEM,
-            TableSchema::builder("modules")
-                .column("name", Type::String)
-                .column("installed_at", Type::U64)
-                .primary_key("name")
-                .build()
-                .map_err(StoreError::from)?,
-            Arc::new(TypeRegistry::default()),
-        )?;
-        let sys_triggers = store.create_table(
-            SYSTEM,
-            TableSchema::builder("triggers")
-                .auto_inc_column("id", Type::U64)
-                .column("module", Type::String)
-                .column("reducer", Type::String)
-                .column("args", Type::Bytes)
-                .column("time", Type::I64)
-                .primary_key("id")
-                .build()
-                .map_err(StoreError::from)?,
-            Arc::new(TypeRegistry::default()),
-        )?;
+        // The node's own tables, in the `__node` namespace no module can name.
         let system_table = |builder: interstice_abi::TableSchemaBuilder| {
             builder
                 .build()
@@ -286,6 +264,21 @@ impl Node {
                     store.create_table(SYSTEM, schema, Arc::new(TypeRegistry::default()))
                 })
         };
+        let sys_modules = system_table(
+            TableSchema::builder("modules")
+                .column("name", Type::String)
+                .column("installed_at", Type::U64)
+                .primary_key("name"),
+        )?;
+        let sys_triggers = system_table(
+            TableSchema::builder("triggers")
+                .auto_inc_column("id", Type::U64)
+                .column("module", Type::String)
+                .column("reducer", Type::String)
+                .column("args", Type::Bytes)
+                .column("time", Type::I64)
+                .primary_key("id"),
+        )?;
         let sys_feeds = FeedTables {
             feeds: system_table(
                 TableSchema::builder("feeds")
