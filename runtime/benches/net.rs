@@ -44,7 +44,7 @@ fn report(what: &str, mut samples: Vec<Duration>) {
 /// `poll`, the echoing side polls a non-blocking socket instead of sleeping in `read`, as the
 /// server's workers do after each answer; with `poll_both`, the asking side does too.
 fn tcp_echo(rounds: usize, poll: bool, poll_both: bool) -> Vec<Duration> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let echo = std::thread::spawn(move || {
@@ -52,16 +52,7 @@ fn tcp_echo(rounds: usize, poll: bool, poll_both: bool) -> Vec<Duration> {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_nonblocking(poll);
         let mut buf = [0u8; 16];
-        loop {
-            let mut got = 0;
-            while got < buf.len() {
-                match stream.read(&mut buf[got..]) {
-                    Ok(0) => return,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return,
-                }
-            }
+        while read_full(&mut stream, &mut buf) {
             if stream.write_all(&buf).is_err() {
                 return;
             }
@@ -75,20 +66,27 @@ fn tcp_echo(rounds: usize, poll: bool, poll_both: bool) -> Vec<Duration> {
     for _ in 0..rounds {
         let start = Instant::now();
         stream.write_all(&buf).expect("write");
-        let mut got = 0;
-        while got < buf.len() {
-            match stream.read(&mut buf[got..]) {
-                Ok(0) => panic!("the echo closed"),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("read: {e}"),
-            }
-        }
+        assert!(read_full(&mut stream, &mut buf), "the echo closed");
         samples.push(start.elapsed());
     }
     drop(stream);
     let _ = echo.join();
     samples
+}
+
+/// Fills `buf` from a blocking or a non-blocking (polled) socket; `false` when it closed.
+fn read_full(stream: &mut std::net::TcpStream, buf: &mut [u8]) -> bool {
+    use std::io::Read;
+    let mut got = 0;
+    while got < buf.len() {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => return false,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 fn main() {

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use interstice_abi::{Authority, Event, ModuleSchema, TableEvent, Type, TypeRegistry, Value};
 use interstice_scheduler::{self as sched, Invocation, LaneId, Timestamp, Work};
-use interstice_store::{Applied, Change, ChangeKind, Row, Store, TableId};
+use interstice_store::{Applied, Change, Store, TableId};
 use parking_lot::{Mutex, RwLock};
 use wasmtime::Engine;
 
 use crate::error::CallFailure;
-use crate::invocation::{Access, Exec, RemoteCall, Scheduled, TableMeta, encode_row};
+use crate::invocation::{Access, Exec, RemoteCall, Scheduled, TableMeta, encode_change};
 use crate::wasm::{CompiledModule, Limits, ModuleInstance};
 
 /// The per-module table that holds the module's pending timers.
@@ -60,6 +60,21 @@ pub(crate) struct Task {
     /// The `__node.triggers` row that keeps this subscription trigger across a crash until it
     /// has run; deleted in the record of its outcome.
     pub pending: Option<Value>,
+}
+
+impl Task {
+    /// A call of `module.reducer` that nobody waits for, with nothing else attached.
+    pub fn new(module: Arc<str>, reducer: Arc<str>, args: Vec<u8>) -> Task {
+        Task {
+            ticket: None,
+            module,
+            reducer,
+            args,
+            timer: None,
+            origin: None,
+            pending: None,
+        }
+    }
 }
 
 /// What executing an invocation produced, handed to the ordered commit.
@@ -442,25 +457,13 @@ impl Core {
                 let Some(subs) = index.subscribers.get(&change.table) else {
                     continue;
                 };
-                let (kind, rows): (TableEvent, Vec<&Row>) = match &change.kind {
-                    ChangeKind::Insert(row) => (TableEvent::Insert, vec![row]),
-                    ChangeKind::Update { old, new } => (TableEvent::Update, vec![old, new]),
-                    ChangeKind::Delete(row) => (TableEvent::Delete, vec![row]),
-                };
-                let mut args = Vec::new();
-                for row in rows {
-                    encode_row(row, &mut args);
-                }
+                let (kind, args) = encode_change(&change.kind);
                 for sub in subs.iter().filter(|s| s.kind == kind) {
-                    tasks.push(Task {
-                        ticket: None,
-                        module: sub.module.clone(),
-                        reducer: sub.reducer.clone(),
-                        args: args.clone(),
-                        timer: None,
-                        origin: None,
-                        pending: None,
-                    });
+                    tasks.push(Task::new(
+                        sub.module.clone(),
+                        sub.reducer.clone(),
+                        args.clone(),
+                    ));
                 }
             }
             tasks

@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use interstice_abi::{TableEvent, Value};
-use interstice_store::{Change, ChangeKind, StoreError, TableId, Transaction};
+use interstice_store::{Change, StoreError, TableId, Transaction};
 use parking_lot::RwLock;
 use tokio::sync::{Notify, mpsc};
 
-use crate::invocation::encode_row;
+use crate::invocation::encode_change;
 
 /// How many recent changes of each subscribed table are kept for subscribers that reconnect.
 pub const HISTORY: usize = 4096;
@@ -109,7 +109,7 @@ pub(crate) struct Restored {
 /// The system tables of durable feeds.
 #[derive(Clone, Copy)]
 pub(crate) struct FeedTables {
-    /// `__node.feeds`: table (pk), since_seq, since_part, trimmed.
+    /// `__node.feeds`: table (pk), since (the sequence number it was first fed at), trimmed.
     pub feeds: TableId,
     /// `__node.feed`: id (auto_inc pk), table, seq, part, kind, rows.
     pub feed: TableId,
@@ -246,21 +246,13 @@ impl Feeds {
             if !by_table.contains_key(&change.table) {
                 continue;
             }
-            let (kind, rows) = match &change.kind {
-                ChangeKind::Insert(row) => (TableEvent::Insert, vec![row]),
-                ChangeKind::Update { old, new } => (TableEvent::Update, vec![old, new]),
-                ChangeKind::Delete(row) => (TableEvent::Delete, vec![row]),
-            };
-            let mut bytes = Vec::new();
-            for row in &rows {
-                encode_row(row, &mut bytes);
-            }
+            let (kind, rows) = encode_change(&change.kind);
             out.push(Encoded {
                 table: change.table,
                 kept: Kept {
                     position: (seq, u32::try_from(part).unwrap_or(u32::MAX)),
                     kind,
-                    rows: bytes,
+                    rows,
                 },
             });
         }
@@ -307,7 +299,7 @@ impl Feeds {
                         .get(tables.feeds, &Value::String(durable.name.clone()))?
                         .map(|r| r.to_vec())
                         .unwrap_or_default();
-                    if let Some(flag) = feeds_row.get_mut(3) {
+                    if let Some(flag) = feeds_row.get_mut(2) {
                         *flag = Value::Bool(true);
                         tx.update(tables.feeds, feeds_row)?;
                     }

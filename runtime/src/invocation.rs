@@ -7,8 +7,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use interstice_abi::host::{self, ErrorCode, KeyRange, LogLevel};
-use interstice_abi::{Type, TypeRegistry, Value, decode, encode_into};
-use interstice_store::{Row, Store, StoreError, TableId, Transaction};
+use interstice_abi::{TableEvent, Type, TypeRegistry, Value, decode, encode_into};
+use interstice_store::{ChangeKind, Row, Store, StoreError, TableId, Transaction};
 
 use crate::core::Core;
 use crate::wasm::{HostError, Invocation};
@@ -256,6 +256,28 @@ fn row_len_hint(len: usize) -> usize {
 /// Encodes a row the way the ABI lays out a struct: its columns one after another.
 pub(crate) fn encode_row(row: &[Value], out: &mut Vec<u8>) {
     row.iter().for_each(|v| encode_into(v, out));
+}
+
+/// A committed change as its subscribers get it: its event, and the row (insert, delete) or
+/// the old row then the new one (update), ABI-encoded.
+pub(crate) fn encode_change(change: &ChangeKind) -> (TableEvent, Vec<u8>) {
+    let mut out = Vec::new();
+    let kind = match change {
+        ChangeKind::Insert(row) => {
+            encode_row(row, &mut out);
+            TableEvent::Insert
+        }
+        ChangeKind::Update { old, new } => {
+            encode_row(old, &mut out);
+            encode_row(new, &mut out);
+            TableEvent::Update
+        }
+        ChangeKind::Delete(row) => {
+            encode_row(row, &mut out);
+            TableEvent::Delete
+        }
+    };
+    (kind, out)
 }
 
 fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Vec<u8> {

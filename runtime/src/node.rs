@@ -283,8 +283,7 @@ impl Node {
             feeds: system_table(
                 TableSchema::builder("feeds")
                     .column("table", Type::String)
-                    .column("since_seq", Type::U64)
-                    .column("since_part", Type::U64)
+                    .column("since", Type::U64)
                     .column("trimmed", Type::Bool)
                     .primary_key("table"),
             )?,
@@ -407,8 +406,9 @@ impl Node {
             let name = as_string(&row[0]);
             match self.store().table_id(&name) {
                 Some(table) => {
-                    let since = (as_u64(&row[1]), as_u64(&row[2]) as u32);
-                    let trimmed = matches!(row[3], Value::Bool(true));
+                    // A feed starts at a commit boundary.
+                    let since = (as_u64(&row[1]), 0);
+                    let trimmed = matches!(row[2], Value::Bool(true));
                     feeds.insert(
                         name.clone(),
                         Restored {
@@ -482,17 +482,13 @@ impl Node {
                 else {
                     continue;
                 };
+                let args = match args {
+                    Value::Bytes(b) => b,
+                    _ => Vec::new(),
+                };
                 let task = Task {
-                    ticket: None,
-                    module: as_string(&module).into(),
-                    reducer: as_string(&reducer).into(),
-                    args: match args {
-                        Value::Bytes(b) => b,
-                        _ => Vec::new(),
-                    },
-                    timer: None,
-                    origin: None,
                     pending: Some(id),
+                    ..Task::new(as_string(&module).into(), as_string(&reducer).into(), args)
                 };
                 self.push_locked(&mut inbox, task, Some(as_i64(&time)));
             }
@@ -620,21 +616,19 @@ impl Node {
         self.modules_changed.send_modify(|n| *n += 1);
         let mut tx = self.store().begin();
         tx.delete(self.sys_modules, &Value::String(name.to_owned()))?;
+        // Its durable feeds go with its tables: the rows naming `<name>.<table>`.
         let prefix = format!("{name}.");
-        let fed: Vec<(TableId, Value)> = {
+        let mut fed = Vec::new();
+        {
             let view = self.store().read();
-            let feeds = view
-                .scan(self.sys_feeds.feeds)?
-                .map(|row| (self.sys_feeds.feeds, row[0].clone()));
-            let feed = view
-                .scan(self.sys_feeds.feed)?
-                .filter(|row| matches!(&row[1], Value::String(t) if t.starts_with(&prefix)))
-                .map(|row| (self.sys_feeds.feed, row[0].clone()));
-            feeds
-                .filter(|(_, t)| matches!(t, Value::String(t) if t.starts_with(&prefix)))
-                .chain(feed)
-                .collect()
-        };
+            for (table, name_at) in [(self.sys_feeds.feeds, 0), (self.sys_feeds.feed, 1)] {
+                for row in view.scan(table)? {
+                    if as_string(&row[name_at]).starts_with(&prefix) {
+                        fed.push((table, row[0].clone()));
+                    }
+                }
+            }
+        }
         for (table, key) in fed {
             tx.delete(table, &key)?;
         }
@@ -1016,12 +1010,9 @@ impl Node {
         inbox.next_ticket += 1;
         let task = Task {
             ticket: Some(ticket),
-            module: module.into(),
-            reducer: reducer.into(),
-            args,
             timer,
             origin,
-            pending: None,
+            ..Task::new(module.into(), reducer.into(), args)
         };
         self.push_locked(&mut inbox, task, at);
         ticket
@@ -1039,13 +1030,9 @@ impl Node {
         origin: Option<Origin>,
     ) {
         let task = Task {
-            ticket: None,
-            module: module.into(),
-            reducer: reducer.into(),
-            args,
             timer,
             origin,
-            pending: None,
+            ..Task::new(module.into(), reducer.into(), args)
         };
         self.push_locked(&mut self.inbox.lock(), task, at);
     }
@@ -1168,11 +1155,11 @@ impl Node {
                 name: table.to_owned(),
             });
         }
+        let full = format!("{module}.{table}");
         let id = self
             .store()
-            .table_id(&format!("{module}.{table}"))
+            .table_id(&full)
             .ok_or_else(|| NodeError::NoSuchModule(module.to_owned()))?;
-        let full = format!("{module}.{table}");
         // A feed survives a restart when the table does.
         let durable = self.config.data_dir.is_some()
             && installed
@@ -1197,7 +1184,6 @@ impl Node {
                 vec![
                     Value::String(full.clone()),
                     Value::U64(next_seq),
-                    Value::U64(0),
                     Value::Bool(false),
                 ],
             )?;
@@ -1525,42 +1511,14 @@ impl Node {
                 }
             }
             sched::Outcome::Completed(Done::Failed { reason, cleanup }) => {
-                let cleanup = match (cleanup, self.trigger_done(task)) {
-                    (Some(mut timer), Some(trigger)) => {
-                        timer.absorb(trigger);
-                        Some(timer)
-                    }
-                    (timer, trigger) => timer.or(trigger),
-                };
-                if let Some(cleanup) = cleanup
-                    && let Err(e) = {
-                        let meta = meta(&cleanup);
-                        self.store().log(cleanup, meta)
-                    }
-                {
-                    tracing::error!("cannot log the removal of a failed timer or trigger: {e}");
-                }
                 tracing::debug!(module = %task.module, reducer = %task.reducer, %reason, "reducer failed");
+                self.forget_fired(task, cleanup, &meta);
                 (Outcome::Failed { seq, reason }, Vec::new())
             }
             sched::Outcome::Panicked { message } => {
-                if let Some(done) = self.trigger_done(task)
-                    && let Err(e) = {
-                        let meta = meta(&done);
-                        self.store().log(done, meta)
-                    }
-                {
-                    tracing::error!("cannot log the removal of a failed trigger: {e}");
-                }
-                (
-                    Outcome::Failed {
-                        seq,
-                        reason: CallFailure::Host(format!(
-                            "the node panicked running it: {message}"
-                        )),
-                    },
-                    Vec::new(),
-                )
+                self.forget_fired(task, None, &meta);
+                let reason = CallFailure::Host(format!("the node panicked running it: {message}"));
+                (Outcome::Failed { seq, reason }, Vec::new())
             }
         };
         match task.ticket {
@@ -1642,6 +1600,31 @@ impl Node {
             // Subscribers still get the changes; one that reconnects after a restart may be
             // told it missed some.
             Err(e) => tracing::error!("cannot keep changes for remote subscribers: {e}"),
+        }
+    }
+
+    /// For an invocation that failed, so committed nothing: logs the removal of what fired it
+    /// (`timer`, the timer's removal, and the kept trigger), so that it does not fire again.
+    fn forget_fired(
+        &self,
+        task: &Task,
+        timer: Option<interstice_store::Applied>,
+        meta: &dyn Fn(&interstice_store::Applied) -> CommitMeta,
+    ) {
+        let fired = match (timer, self.trigger_done(task)) {
+            (Some(mut timer), Some(trigger)) => {
+                timer.absorb(trigger);
+                Some(timer)
+            }
+            (timer, trigger) => timer.or(trigger),
+        };
+        if let Some(fired) = fired
+            && let Err(e) = {
+                let meta = meta(&fired);
+                self.store().log(fired, meta)
+            }
+        {
+            tracing::error!("cannot log the removal of a failed timer or trigger: {e}");
         }
     }
 

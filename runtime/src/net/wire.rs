@@ -45,15 +45,13 @@ impl BusyPoll {
 
     /// Reads into `buf`, polling for up to the budget when nothing is there yet, then blocking.
     fn read(&self, stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.budget.is_zero() && self.pollers.fetch_add(1, Ordering::Relaxed) < self.max_pollers
-        {
-            let polled = poll_read(stream, buf, self.budget);
+        if !self.budget.is_zero() {
+            let mine = self.pollers.fetch_add(1, Ordering::Relaxed) < self.max_pollers;
+            let polled = mine.then(|| poll_read(stream, buf, self.budget)).flatten();
             self.pollers.fetch_sub(1, Ordering::Relaxed);
             if let Some(read) = polled {
                 return read;
             }
-        } else if !self.budget.is_zero() {
-            self.pollers.fetch_sub(1, Ordering::Relaxed);
         }
         loop {
             match (&*stream).read(buf) {
