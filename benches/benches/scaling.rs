@@ -24,7 +24,7 @@ struct Setup {
     contention: f64,
 }
 
-fn node(wasm: &[u8], workers: usize) -> Node {
+fn node(wasm: &[u8], workers: usize) -> std::sync::Arc<Node> {
     let node = Node::open(NodeConfig {
         workers,
         durability: Durability::Off,
@@ -137,7 +137,8 @@ fn main() {
                 contention,
             })
             .collect();
-        let nodes: Vec<Node> = setups.iter().map(|s| node(&wasm, s.workers)).collect();
+        let nodes: Vec<std::sync::Arc<Node>> =
+            setups.iter().map(|s| node(&wasm, s.workers)).collect();
         let batch = calls(n, contention, iters);
         let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
         let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];

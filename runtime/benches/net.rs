@@ -103,7 +103,6 @@ fn main() {
     })
     .expect("open node");
     node.install(&wasm).expect("install hello");
-    let node = Arc::new(node);
     let args = encode(&Value::from("Ada"));
 
     report(
@@ -243,7 +242,7 @@ fn node_to_node(
     scale: usize,
 ) {
     let wasm = workspace_module("caller");
-    let caller = Arc::new(Node::open(NodeConfig::default()).expect("open caller"));
+    let caller = Node::open(NodeConfig::default()).expect("open caller");
     caller.install(&wasm).expect("install caller");
     let caller_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

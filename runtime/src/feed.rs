@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use interstice_abi::{TableEvent, Value};
-use interstice_store::{Change, StoreError, TableId, Transaction};
+use interstice_store::{Change, TableId, Transaction};
 use parking_lot::RwLock;
 use tokio::sync::{Notify, mpsc};
 
-use crate::invocation::encode_change;
+use crate::exec::encode_change;
+use crate::system::{self, FedChange, FedTable, NodeTables, SystemError};
 
 /// How many recent changes of each subscribed table are kept for subscribers that reconnect.
 pub const HISTORY: usize = 4096;
@@ -104,15 +105,6 @@ pub(crate) struct Restored {
     pub trimmed: bool,
     /// `(row id, change)`, oldest first.
     pub kept: Vec<(u64, Kept)>,
-}
-
-/// The system tables of durable feeds.
-#[derive(Clone, Copy)]
-pub(crate) struct FeedTables {
-    /// `__node.feeds`: table (pk), since (the sequence number it was first fed at), trimmed.
-    pub feeds: TableId,
-    /// `__node.feed`: id (auto_inc pk), table, seq, part, kind, rows.
-    pub feed: TableId,
 }
 
 pub(crate) fn kind_code(kind: TableEvent) -> u64 {
@@ -266,42 +258,35 @@ impl Feeds {
         &self,
         encoded: &[Encoded],
         tx: &mut Transaction,
-        tables: FeedTables,
-    ) -> Result<bool, StoreError> {
+        tables: NodeTables,
+    ) -> Result<bool, SystemError> {
         let mut by_table = self.by_table.write();
         let mut wrote = false;
         for e in encoded {
             let Some(durable) = by_table.get_mut(&e.table).and_then(|f| f.durable.as_mut()) else {
                 continue;
             };
-            let row = tx.insert(
-                tables.feed,
-                vec![
-                    Value::U64(0),
-                    Value::String(durable.name.clone()),
-                    Value::U64(e.kept.position.0),
-                    Value::U64(u64::from(e.kept.position.1)),
-                    Value::U64(kind_code(e.kept.kind)),
-                    Value::Bytes(e.kept.rows.clone()),
-                ],
-            )?;
+            let change = FedChange {
+                id: 0,
+                table: durable.name.clone(),
+                seq: e.kept.position.0,
+                part: u64::from(e.kept.position.1),
+                kind: kind_code(e.kept.kind),
+                rows: e.kept.rows.clone(),
+            };
+            let id = system::insert(tx, tables.feed, change)?.id;
             wrote = true;
-            if let Value::U64(id) = row[0] {
-                durable.rows.push_back(id);
-            }
+            durable.rows.push_back(id);
             while durable.rows.len() > HISTORY {
                 if let Some(oldest) = durable.rows.pop_front() {
                     tx.delete(tables.feed, &Value::U64(oldest))?;
                 }
                 if !durable.trimmed {
                     durable.trimmed = true;
-                    let mut feeds_row = tx
-                        .get(tables.feeds, &Value::String(durable.name.clone()))?
-                        .map(|r| r.to_vec())
-                        .unwrap_or_default();
-                    if let Some(flag) = feeds_row.get_mut(2) {
-                        *flag = Value::Bool(true);
-                        tx.update(tables.feeds, feeds_row)?;
+                    let key = Value::String(durable.name.clone());
+                    if let Some(mut fed) = system::get_in::<FedTable>(tx, tables.feeds, key)? {
+                        fed.trimmed = true;
+                        system::update(tx, tables.feeds, fed)?;
                     }
                 }
             }

@@ -58,6 +58,16 @@ fn data(bytes: &[u8]) -> String {
 /// A module with `schema` whose `interstice_reducer` runs `bodies[index]` (WAT instructions
 /// leaving an i32 status). `abi_version` lets a test lie about the version.
 pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u8> {
+    module_importing(schema, abi_version, "", bodies)
+}
+
+/// [`module`] with more imports (WAT `import` forms), e.g. an authority's host calls.
+pub fn module_importing(
+    schema: &ModuleSchema,
+    abi_version: u32,
+    imports: &str,
+    bodies: &[&str],
+) -> Vec<u8> {
     let mut dispatch = String::new();
     for (i, body) in bodies.iter().enumerate() {
         dispatch.push_str(&format!(
@@ -78,6 +88,7 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
   (import "interstice" "now" (func $now (result i64)))
   (import "interstice" "random" (func $random (result i64)))
   (import "interstice" "call_remote" (func $call_remote (param i32 i32 i32 i32) (result i64)))
+  {imports}
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 32768))
   (data (i32.const {NAME_AT}) "items")
@@ -114,7 +125,7 @@ pub fn module(schema: &ModuleSchema, abi_version: u32, bodies: &[&str]) -> Vec<u
 
 /// The node of the `call` bench and the `call_profile` example: one worker, memory only, with
 /// `probe` installed, whose reducer `empty` does nothing and `insert` inserts one row.
-pub fn call_probe_node() -> crate::Node {
+pub fn call_probe_node() -> std::sync::Arc<crate::Node> {
     let node = crate::Node::open(crate::NodeConfig {
         workers: 1,
         ..crate::NodeConfig::default()

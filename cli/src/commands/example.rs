@@ -78,7 +78,7 @@ fn example(module: &str, port: u16, peers: HashMap<String, String>) -> Result<()
             .hint("`rustup target add wasm32-unknown-unknown` and a working cargo are needed")
     })?;
     let dir = home.node_dir(&entry);
-    let node = open_node(&dir, None)?;
+    let node = open_node(&dir, None, false)?;
     match node.publish(&wasm) {
         Ok(Published::Installed(schema)) => println!("installed {module} v{}", schema.version),
         Ok(Published::Upgraded { from, to }) => {
@@ -107,7 +107,6 @@ fn example(module: &str, port: u16, peers: HashMap<String, String>) -> Result<()
         node,
         Serve {
             listen: &entry.address,
-            allow_anonymous_publish: false,
             peers,
             busy_poll: interstice_runtime::net::ServerConfig::default().busy_poll,
         },

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use interstice_abi::{ModuleSchema, Visibility};
 use interstice_runtime::net::{self, Client, ClientConfig, Peers, PeersConfig, ServerConfig};
-use interstice_runtime::{Node, NodeConfig};
+use interstice_runtime::{AccessPolicy, Node, NodeConfig};
 
 use super::connect;
 use crate::error::{CliError, Result};
@@ -196,14 +196,13 @@ pub fn start(options: StartOptions) -> Result<()> {
         .hint("`interstice node create <name> <port>` makes a node that runs here"));
     }
     let dir = home.node_dir(&entry);
-    let node = open_node(&dir, options.workers)?;
+    let node = open_node(&dir, options.workers, options.allow_anonymous_publish)?;
     serve_until_stopped(
         &entry,
         &dir,
         node,
         Serve {
             listen: options.listen.as_deref().unwrap_or(&entry.address),
-            allow_anonymous_publish: options.allow_anonymous_publish,
             peers: options.peers,
             busy_poll: options.busy_poll,
         },
@@ -213,7 +212,6 @@ pub fn start(options: StartOptions) -> Result<()> {
 /// How to serve a node.
 pub struct Serve<'a> {
     pub listen: &'a str,
-    pub allow_anonymous_publish: bool,
     pub peers: HashMap<String, String>,
     /// See `ServerConfig::busy_poll`.
     pub busy_poll: Duration,
@@ -232,10 +230,17 @@ pub fn init_logging() {
 }
 
 /// Opens the node stored in `dir/data`.
-pub fn open_node(dir: &Path, workers: Option<usize>) -> Result<Node> {
+pub fn open_node(
+    dir: &Path,
+    workers: Option<usize>,
+    allow_anonymous_publish: bool,
+) -> Result<Arc<Node>> {
     init_logging();
     let mut config = NodeConfig {
         data_dir: Some(dir.join("data")),
+        policy: AccessPolicy {
+            allow_anonymous_publish,
+        },
         ..NodeConfig::default()
     };
     if let Some(workers) = workers {
@@ -255,12 +260,11 @@ pub fn open_node(dir: &Path, workers: Option<usize>) -> Result<Node> {
 pub fn serve_until_stopped(
     entry: &NodeEntry,
     dir: &Path,
-    node: Node,
+    node: Arc<Node>,
     serve: Serve<'_>,
 ) -> Result<()> {
     let Serve {
         listen,
-        allow_anonymous_publish,
         peers,
         busy_poll,
     } = serve;
@@ -273,7 +277,6 @@ pub fn serve_until_stopped(
     let config = ServerConfig {
         node_id: entry.id.clone(),
         admin_token: Some(token),
-        allow_anonymous_publish,
         busy_poll,
         ..ServerConfig::default()
     };
@@ -283,7 +286,6 @@ pub fn serve_until_stopped(
         ..PeersConfig::default()
     };
     runtime()?.block_on(async move {
-        let node = Arc::new(node);
         let server = net::serve(node.clone(), listen, config)
             .await
             .map_err(|e| {
@@ -304,7 +306,7 @@ pub fn serve_until_stopped(
                 modules.join(", ")
             }
         );
-        if allow_anonymous_publish {
+        if node.policy().allow_anonymous_publish {
             println!("anyone who can reach this node may publish and remove modules");
         }
         let remotes = node.remote_nodes();

@@ -7,7 +7,7 @@
 //! use interstice_runtime::net::{self, Client, ClientConfig, ServerConfig};
 //! use interstice_runtime::{Node, NodeConfig};
 //!
-//! let node = Arc::new(Node::open(NodeConfig::default())?);
+//! let node = Node::open(NodeConfig::default())?;
 //! let server = net::serve(node, "127.0.0.1:0", ServerConfig::default()).await?;
 //! let client = Client::connect(&server.local_addr().to_string(), ClientConfig::default()).await?;
 //! println!("round trip: {:?}", client.ping().await?);
@@ -76,7 +76,6 @@ impl NetError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use bytes::Bytes;
     use futures_util::{SinkExt, StreamExt};
@@ -91,7 +90,11 @@ mod tests {
     const TOKEN: &str = "secret-token";
 
     async fn start(config: ServerConfig) -> Server {
-        let node = Arc::new(Node::open(NodeConfig::default()).unwrap());
+        start_with(NodeConfig::default(), config).await
+    }
+
+    async fn start_with(node: NodeConfig, config: ServerConfig) -> Server {
+        let node = Node::open(node).unwrap();
         let config = ServerConfig {
             node_id: "node-1".into(),
             admin_token: Some(TOKEN.into()),
@@ -138,11 +141,13 @@ mod tests {
         assert_eq!(err.remote_kind(), Some(ErrorKind::NotFound), "{err}");
         server.shutdown().await;
 
-        let server = start(ServerConfig {
-            allow_anonymous_publish: true,
-            ..ServerConfig::default()
-        })
-        .await;
+        let anonymous = NodeConfig {
+            policy: crate::AccessPolicy {
+                allow_anonymous_publish: true,
+            },
+            ..NodeConfig::default()
+        };
+        let server = start_with(anonymous, ServerConfig::default()).await;
         let public = connect(&server, None).await.unwrap();
         let err = public.publish(b"not wasm".to_vec()).await.unwrap_err();
         assert_eq!(err.remote_kind(), Some(ErrorKind::Refused), "{err}");
@@ -152,7 +157,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_module_manager_takes_over_publish_and_remove_for_clients_without_the_token() {
         use crate::testing::{manager_module, module, probe_schema};
-        let node = Arc::new(Node::open(NodeConfig::default()).unwrap());
+        let node = Node::open(NodeConfig::default()).unwrap();
         node.install(&manager_module("gate")).unwrap();
         let config = ServerConfig {
             node_id: "node-1".into(),

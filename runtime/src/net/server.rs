@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use interstice_abi::{ModuleSchema, Type, TypeRegistry, Visibility, decode_fields, encode};
+use interstice_abi::{ModuleSchema, Type, TypeRegistry, decode_fields, encode};
 use parking_lot::RwLock;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;
@@ -30,7 +30,7 @@ use super::proto::{
     Welcome,
 };
 use super::wire::{BusyPoll, FrameReader, FrameWriter, ReadError};
-use crate::{FeedEvent, FeedSink, Node, NodeError, Outcome, Published};
+use crate::{BadArguments, FeedEvent, FeedSink, Node, NodeError, Outcome, Principal, Published};
 
 /// How to serve a node.
 #[derive(Clone, Debug)]
@@ -38,17 +38,13 @@ pub struct ServerConfig {
     /// The node's id, sent in the handshake. By default, empty (set it).
     pub node_id: String,
     /// The token that makes a client admin. By default, `None`: nobody is admin, so nobody may
-    /// publish (unless [`allow_anonymous_publish`](Self::allow_anonymous_publish)) nor call
-    /// private modules.
+    /// call private modules nor publish (unless the node's [`AccessPolicy`](crate::AccessPolicy)
+    /// allows anonymous publishing).
     pub admin_token: Option<String>,
-    /// Lets clients without the token publish and remove modules. By default, `false`.
-    pub allow_anonymous_publish: bool,
     /// The largest frame accepted, in bytes. By default, 64 MiB.
     pub max_frame_length: usize,
     /// How long a new connection has to complete the handshake. By default, 10 s.
     pub handshake_timeout: Duration,
-    /// How often due timers are run; `None` never runs them. By default, every 10 ms.
-    pub timer_interval: Option<Duration>,
     /// How long a connection's worker polls its socket for the next request before it blocks.
     /// Polling burns a CPU for that long after each answer, and saves the wake-up of a sleeping
     /// CPU when the next request comes soon, which is most of a round trip on virtual machines
@@ -69,10 +65,8 @@ impl Default for ServerConfig {
         ServerConfig {
             node_id: String::new(),
             admin_token: None,
-            allow_anonymous_publish: false,
             max_frame_length: proto::DEFAULT_MAX_FRAME_LENGTH,
             handshake_timeout: Duration::from_secs(10),
-            timer_interval: Some(Duration::from_millis(10)),
             busy_poll: Duration::from_micros(50),
             max_queued_events: 65_536,
             max_connections: 200,
@@ -108,7 +102,7 @@ impl Drop for Server {
 }
 
 /// Binds `addr` and serves `node` on the current tokio runtime until the returned [`Server`] is
-/// shut down. Also runs the node's due timers every [`ServerConfig::timer_interval`].
+/// shut down.
 pub async fn serve(
     node: Arc<Node>,
     addr: impl ToSocketAddrs,
@@ -127,10 +121,6 @@ pub async fn serve(
         connections: AtomicUsize::new(0),
     });
     shared.refresh_schemas();
-    if let Some(interval) = shared.config.timer_interval {
-        let (shared, cancel) = (shared.clone(), cancel.clone());
-        tasks.spawn_blocking(move || run_timers(&shared.node, interval, &cancel));
-    }
     tasks.spawn(accept(listener, shared, cancel.clone(), tasks.clone()));
     tracing::info!(%local_addr, "serving");
     Ok(Server {
@@ -138,15 +128,6 @@ pub async fn serve(
         cancel,
         tasks,
     })
-}
-
-fn run_timers(node: &Node, interval: Duration, cancel: &CancellationToken) {
-    while !cancel.is_cancelled() {
-        if let Err(e) = node.run_due_timers() {
-            tracing::error!(error = %e, "running due timers failed");
-        }
-        std::thread::sleep(interval);
-    }
 }
 
 async fn accept(
@@ -227,6 +208,16 @@ struct Session {
     events: mpsc::Sender<FeedEvent>,
     /// Notified when this connection fell behind its subscriptions.
     lagged: Arc<tokio::sync::Notify>,
+}
+
+impl Session {
+    fn principal(&self) -> Principal {
+        if self.admin {
+            Principal::Admin
+        } else {
+            Principal::Anonymous
+        }
+    }
 }
 
 async fn connection(
@@ -635,12 +626,16 @@ fn reducer_response(outcome: Result<Outcome, NodeError>) -> Response {
 
 fn node_error(e: &NodeError) -> Response {
     let kind = match e {
-        NodeError::NoSuchModule(_) | NodeError::NoSuchFunction { .. } => ErrorKind::NotFound,
+        NodeError::NoSuchModule(_)
+        | NodeError::NoSuchFunction { .. }
+        | NodeError::NotSubscribable { .. } => ErrorKind::NotFound,
         NodeError::Unauthorized(_) => ErrorKind::Unauthorized,
-        NodeError::NotCallable { .. } | NodeError::BadArguments { .. } => ErrorKind::BadRequest,
+        NodeError::NotCallable { .. } | NodeError::BadArguments(_) => ErrorKind::BadRequest,
         NodeError::Load(_)
         | NodeError::AlreadyInstalled(_)
         | NodeError::AuthorityTaken { .. }
+        | NodeError::AuthorityMissing { .. }
+        | NodeError::AuthorityRefused { .. }
         | NodeError::Reserved(_)
         | NodeError::Incompatible { .. } => ErrorKind::Refused,
         _ => ErrorKind::Internal,
@@ -701,28 +696,9 @@ impl Shared {
     fn handle(&self, session: &Session, id: u64, request: Request) -> Response {
         match request {
             Request::Ping => Response::Pong,
-            Request::Schema => {
-                let mut schemas = self.node.schemas();
-                if !session.admin {
-                    schemas.retain(|s| s.visibility == Visibility::Public);
-                    for schema in &mut schemas {
-                        schema.tables.retain(|t| t.visibility == Visibility::Public);
-                    }
-                }
-                Response::Schema(schemas)
-            }
+            Request::Schema => Response::Schema(self.node.schemas_for(session.principal())),
             Request::Publish { wasm } => {
-                let result = if session.admin || self.node.manager().is_none() {
-                    if let Some(refused) = self.check_manager(session, "publish") {
-                        return refused;
-                    }
-                    self.node.publish(&wasm)
-                } else {
-                    // The module manager decides, once it knows which module this is.
-                    self.node.publish_if(&wasm, |schema| {
-                        self.node.authorize("publish", &schema.name, session.admin)
-                    })
-                };
+                let result = self.node.publish_as(session.principal(), &wasm);
                 self.refresh_schemas();
                 match result {
                     Ok(Published::Installed(schema)) => {
@@ -747,14 +723,7 @@ impl Shared {
                 }
             }
             Request::Remove { module } => {
-                if session.admin || self.node.manager().is_none() {
-                    if let Some(refused) = self.check_manager(session, "remove modules") {
-                        return refused;
-                    }
-                } else if let Err(reason) = self.node.authorize("remove", &module, session.admin) {
-                    return error(ErrorKind::Unauthorized, reason);
-                }
-                let result = self.node.remove(&module);
+                let result = self.node.remove_as(session.principal(), &module);
                 self.refresh_schemas();
                 match result {
                     Ok(()) => {
@@ -776,21 +745,11 @@ impl Shared {
                 event,
                 after,
             } => {
-                let info = match self.module_for(session, &module) {
-                    Ok(info) => info,
-                    Err(refused) => return refused,
-                };
-                let visible = info
-                    .schema
-                    .table(&table)
-                    .is_some_and(|t| t.visibility == Visibility::Public || session.admin);
-                if !visible {
-                    return error(
-                        ErrorKind::NotFound,
-                        format!(
-                            "module `{module}` has no public table `{table}`; only `#[table(public)]` tables can be subscribed to from other nodes"
-                        ),
-                    );
+                if let Err(refused) =
+                    self.node
+                        .check_subscription(session.principal(), &module, &table)
+                {
+                    return node_error(&refused);
                 }
                 let sink = FeedSink {
                     tag: id,
@@ -827,17 +786,8 @@ impl Shared {
                 let values = match decode_fields(&args, types, &info.registry) {
                     Ok(values) => values,
                     Err(e) => {
-                        let signature = types
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        return error(
-                            ErrorKind::BadRequest,
-                            format!(
-                                "bad arguments for `{module}.{query}`: {e}; expected ({signature})"
-                            ),
-                        );
+                        let bad = BadArguments::new(&module, &query, types, e);
+                        return node_error(&NodeError::BadArguments(bad));
                     }
                 };
                 match self.node.call_query(&module, &query, &values) {
@@ -851,20 +801,6 @@ impl Shared {
         }
     }
 
-    /// Refuses publish and remove to non-admins unless anonymous publishing is allowed. A
-    /// module holding the `Module` authority replaces this policy for non-admins.
-    fn check_manager(&self, session: &Session, what: &str) -> Option<Response> {
-        if session.admin || self.config.allow_anonymous_publish {
-            return None;
-        }
-        Some(error(
-            ErrorKind::Unauthorized,
-            format!(
-                "only the node's admin may {what}: connect with its admin token, or start the node with --allow-anonymous-publish"
-            ),
-        ))
-    }
-
     /// The module's info, refusing private modules to non-admins.
     fn module_for(&self, session: &Session, module: &str) -> Result<Arc<ModuleInfo>, Response> {
         let cached = self.schemas.read().get(module).cloned();
@@ -876,12 +812,7 @@ impl Shared {
                 found.ok_or_else(|| node_error(&NodeError::NoSuchModule(module.to_owned())))?
             }
         };
-        if info.schema.visibility == Visibility::Private && !session.admin {
-            return Err(error(
-                ErrorKind::Unauthorized,
-                format!("module `{module}` is private: only the node's admin may call it"),
-            ));
-        }
+        crate::policy::may_use(session.principal(), &info.schema).map_err(|e| node_error(&e))?;
         Ok(info)
     }
 

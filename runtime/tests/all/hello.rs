@@ -31,7 +31,7 @@ pub fn build(name: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("building modules/{name}: {e}"))
 }
 
-fn open(dir: Option<&Path>, clock: Clock) -> Node {
+fn open(dir: Option<&Path>, clock: Clock) -> Arc<Node> {
     Node::open(NodeConfig {
         data_dir: dir.map(Path::to_owned),
         clock,
@@ -261,7 +261,7 @@ fn received(
     out
 }
 
-fn open_fast(dir: &Path) -> Node {
+fn open_fast(dir: &Path) -> Arc<Node> {
     Node::open(NodeConfig {
         data_dir: Some(dir.to_owned()),
         durability: interstice_runtime::Durability::Off,

@@ -4,12 +4,13 @@
 use interstice_abi::{ABI_VERSION, Access, Value};
 use interstice_runtime::wasm::Limits;
 use interstice_runtime::{CallFailure, LoadError, Node, NodeConfig, NodeError, Outcome};
+use std::sync::Arc;
 
 use interstice_runtime::testing::{self as wat, probe_schema};
 
 const WRITE: &str = "(drop (call $insert_row)) (i32.const 0)";
 
-fn node_with(limits: Limits) -> Node {
+fn node_with(limits: Limits) -> Arc<Node> {
     Node::open(NodeConfig {
         limits,
         ..NodeConfig::default()
@@ -17,7 +18,7 @@ fn node_with(limits: Limits) -> Node {
     .unwrap()
 }
 
-fn node() -> Node {
+fn node() -> Arc<Node> {
     node_with(Limits::default())
 }
 

@@ -1,6 +1,7 @@
 //! Persistence, timers and determinism, with hand-written modules.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use interstice_abi::ABI_VERSION;
@@ -30,7 +31,7 @@ fn install_probe(node: &Node) {
     node.install(&bytes).unwrap();
 }
 
-fn open(dir: &Path, clock: Clock) -> Node {
+fn open(dir: &Path, clock: Clock) -> Arc<Node> {
     Node::open(NodeConfig {
         data_dir: Some(dir.to_owned()),
         clock,
@@ -257,4 +258,97 @@ fn removing_a_module_drops_its_tables_and_timers() {
     );
     install_probe(&node);
     assert!(rows(&node).is_empty(), "a new install starts empty");
+}
+
+/// The node fires its own timers: an embedded node that never serves the network runs a timer
+/// when it is due.
+#[test]
+fn an_embedded_node_fires_its_timers_by_itself() {
+    let node = Node::open(NodeConfig::default()).unwrap();
+    let schema = probe_schema(&[("ok", None), ("timer", None)]);
+    let bytes = wat::module(
+        &schema,
+        ABI_VERSION,
+        &[
+            "(drop (call $insert_row)) (i32.const 0)",
+            "(drop (call $schedule_ok (i64.const 5))) (i32.const 0)",
+        ],
+    );
+    node.install(&bytes).unwrap();
+    assert!(
+        node.call_reducer("probe", "timer", &[])
+            .unwrap()
+            .is_committed()
+    );
+    // Nobody calls `run_due_timers`: the node's thread must.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rows(&node).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timer never fired; {} pending",
+            node.pending_timers().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(rows(&node).len(), 1);
+    assert_eq!(node.pending_timers().unwrap(), 0);
+}
+
+/// The scheduler plans a reducer with everything it may call, however deep the declared
+/// chain and through cycles, so it never runs it beside a reducer that conflicts with any of
+/// them.
+#[test]
+fn a_callers_planned_access_is_the_closure_of_what_it_may_call() {
+    use interstice_abi::Access;
+    let node = Node::open(NodeConfig::default()).unwrap();
+    let calls = |names: &[&str]| Access {
+        reads: vec![],
+        writes: vec![],
+        calls: names.iter().map(|n| (*n).to_owned()).collect(),
+    };
+    // c0 → c1 → … → c11, which writes `items`: deeper than the nesting limit of 8.
+    let mut reducers: Vec<(String, Option<Access>)> = (0..11)
+        .map(|i| {
+            (
+                format!("c{i:02}"),
+                Some(calls(&[&format!("c{:02}", i + 1)])),
+            )
+        })
+        .collect();
+    reducers.push((
+        "c11".into(),
+        Some(Access {
+            reads: vec![],
+            writes: vec!["items".into()],
+            calls: vec![],
+        }),
+    ));
+    // cycle_a → cycle_b → cycle_a, and cycle_b reads `secret`.
+    reducers.push(("cycle_a".into(), Some(calls(&["cycle_b"]))));
+    reducers.push((
+        "cycle_b".into(),
+        Some(Access {
+            reads: vec!["secret".into()],
+            writes: vec![],
+            calls: vec!["cycle_a".into()],
+        }),
+    ));
+    let named: Vec<(&str, Option<Access>)> = reducers
+        .iter()
+        .map(|(n, a)| (n.as_str(), a.clone()))
+        .collect();
+    let schema = probe_schema(&named);
+    let bodies: Vec<&str> = named.iter().map(|_| "(i32.const 0)").collect();
+    node.install(&wat::module(&schema, ABI_VERSION, &bodies))
+        .unwrap();
+    // Declaring a call of one's own module also lets a reducer schedule it, so the module's
+    // timers table is written too.
+    let (reads, writes) = node.planned_access("probe", "c00").unwrap();
+    assert!(reads.is_empty(), "{reads:?}");
+    assert_eq!(writes, ["probe.items", "probe.__timers"]);
+    for reducer in ["cycle_a", "cycle_b"] {
+        let (reads, writes) = node.planned_access("probe", reducer).unwrap();
+        assert_eq!(reads, ["probe.secret"], "{reducer}");
+        assert_eq!(writes, ["probe.__timers"], "{reducer}");
+    }
 }

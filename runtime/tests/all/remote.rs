@@ -15,7 +15,7 @@ use interstice_runtime::{CallFailure, FeedSink, Node, NodeConfig, Outcome};
 use crate::hello::build;
 
 fn memory_node() -> Arc<Node> {
-    Arc::new(Node::open(NodeConfig::default()).unwrap())
+    Node::open(NodeConfig::default()).unwrap()
 }
 
 /// The probe module with node `peer` bound, reducers `bad` (with `access`) and `ok`.
@@ -245,7 +245,6 @@ fn connections(node: &Node) -> Vec<(String, bool)> {
 fn server_config(id: &str) -> ServerConfig {
     ServerConfig {
         node_id: id.into(),
-        timer_interval: None,
         ..ServerConfig::default()
     }
 }
@@ -523,13 +522,11 @@ async fn remote_calls_committed_while_the_peer_is_down_survive_a_restart_and_arr
     let open_caller = {
         let data = dir.path().to_owned();
         move || {
-            Arc::new(
-                Node::open(NodeConfig {
-                    data_dir: Some(data.clone()),
-                    ..NodeConfig::default()
-                })
-                .unwrap(),
-            )
+            Node::open(NodeConfig {
+                data_dir: Some(data.clone()),
+                ..NodeConfig::default()
+            })
+            .unwrap()
         }
     };
     // Where hello will be, once it runs.

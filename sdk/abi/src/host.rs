@@ -74,8 +74,25 @@ use crate::{DecodeError, Type, TypeRegistry, Value, encode_into};
 /// size without asking for the length.
 pub const MAX_ERROR_MESSAGE: usize = 4096;
 
-/// The wasm import module name of every host call.
+/// The wasm import module name of every core host call.
 pub const IMPORT_MODULE: &str = "interstice";
+
+/// The import module of each authority's host calls. A module importing from one must claim
+/// the authority; a node that does not provide it refuses the module with that reason.
+pub const AUTHORITY_IMPORTS: [(&str, crate::Authority); 4] = [
+    ("interstice_gpu", crate::Authority::Gpu),
+    ("interstice_input", crate::Authority::Input),
+    ("interstice_audio", crate::Authority::Audio),
+    ("interstice_file", crate::Authority::File),
+];
+
+/// The authority whose host calls live in import module `module`.
+pub fn authority_of_import(module: &str) -> Option<crate::Authority> {
+    AUTHORITY_IMPORTS
+        .iter()
+        .find(|(name, _)| *name == module)
+        .map(|(_, authority)| *authority)
+}
 
 pub const EXPORT_ABI_VERSION: &str = "interstice_abi_version";
 pub const EXPORT_REGISTER_PREFIX: &str = "__interstice_register_";

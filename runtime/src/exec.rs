@@ -1,7 +1,7 @@
-//! One running reducer or query: its transaction, its declared access and its deterministic
-//! context (logical time, random generator).
+//! One running reducer or query: its transaction, what it may touch, and its deterministic
+//! context (logical time, random generator). The wasm host calls land here once their bytes
+//! are checked; nothing here knows about wasm.
 
-use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -10,23 +10,43 @@ use interstice_abi::host::{self, ErrorCode, KeyRange, LogLevel};
 use interstice_abi::{TableEvent, Type, TypeRegistry, Value, decode, encode_into};
 use interstice_store::{ChangeKind, Row, Store, StoreError, TableId, Transaction};
 
-use crate::core::Core;
-use crate::wasm::{HostError, Invocation};
+use crate::error::HostCallError as HostError;
 
-/// How deep reducers and queries may call each other.
-const MAX_CALL_DEPTH: u32 = 8;
-
-/// The tables a reducer may read and write, by full name (`module.table`).
+/// What the host lets one reducer or query touch: the tables it declared (by full name,
+/// `module.table`) and the calls it declared, or, without a declaration, every table of its
+/// module. The scheduler plans with the same sets (`core::index`), so it can trust them.
 #[derive(Clone, Debug)]
-pub(crate) enum Access {
+pub(crate) enum Grant {
     /// No declaration: every table of the module, read and write.
     OwnModule,
     Declared {
         reads: BTreeSet<String>,
         writes: BTreeSet<String>,
-        /// `module.reducer` it may call or schedule.
+        /// `module.reducer` it may call or schedule, `node.module.reducer` it may call remotely.
         calls: BTreeSet<String>,
     },
+}
+
+/// A reducer's or query's [`Grant`], and the nodes its module has bindings for (which remote
+/// calls may name).
+#[derive(Clone, Debug)]
+pub(crate) struct Permissions {
+    pub grant: Grant,
+    pub nodes: Arc<BTreeSet<String>>,
+}
+
+/// Who is running: the function, its permissions and its place in the ingress.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
+    /// Shared with the task and the installed module rather than copied per call.
+    pub module: Arc<str>,
+    pub function: Arc<str>,
+    pub permissions: Arc<Permissions>,
+    /// The invocation's logical time (`ctx.now()`).
+    pub timestamp: i64,
+    pub seq: u64,
+    /// The node's seed; the random generator is seeded from it and `seq`.
+    pub seed: u64,
 }
 
 /// A timer a reducer asked for with `ctx.schedule`.
@@ -114,22 +134,16 @@ struct Cursor {
     done: bool,
 }
 
-/// The context of one reducer or query call, handed to the wasm layer as an [`Invocation`].
+/// The context of one reducer or query call: what its host calls act on.
 pub(crate) struct Exec {
     pub tx: Transaction,
     store: Store,
     registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
-    /// For nested calls; `None` where none may happen.
-    core: Option<Arc<Core>>,
+    /// Resolves tables once for all invocations; a table it does not know is resolved here.
+    tables: TableResolver,
     /// How many calls deep this invocation is (0: called from outside).
     depth: u32,
-    seed: u64,
-    seq: u64,
-    /// Shared with the task and the installed module rather than copied per call.
-    module: Arc<str>,
-    function: Arc<str>,
-    access: Arc<Access>,
-    timestamp: i64,
+    frame: Frame,
     rng: u64,
     handles: Vec<Handle>,
     cursors: Vec<Cursor>,
@@ -138,38 +152,83 @@ pub(crate) struct Exec {
     pub logs: Vec<(LogLevel, String)>,
 }
 
+/// Resolves `module.table` to what host calls need, if the node knows it.
+pub(crate) type TableResolver = Arc<dyn Fn(&str) -> Option<Arc<TableMeta>> + Send + Sync>;
+
 impl Exec {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
-        core: Option<Arc<Core>>,
-        module: impl Into<Arc<str>>,
-        function: impl Into<Arc<str>>,
-        access: impl Into<Arc<Access>>,
-        timestamp: i64,
-        seed: u64,
-        seq: u64,
+        tables: TableResolver,
+        frame: Frame,
     ) -> Self {
         Exec {
             tx: store.begin(),
             store,
             registries,
-            core,
+            tables,
             depth: 0,
-            seed,
-            seq,
-            module: module.into(),
-            function: function.into(),
-            access: access.into(),
-            timestamp,
-            rng: seed ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            rng: frame.seed ^ frame.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            frame,
             handles: Vec::new(),
             cursors: Vec::new(),
             scheduled: Vec::new(),
             remote: Vec::new(),
             logs: Vec::new(),
         }
+    }
+
+    pub fn frame(&self) -> &Frame {
+        &self.frame
+    }
+
+    /// How many calls deep this invocation is (0: called from outside).
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// A context for `frame` called from this one: it works in this invocation's transaction
+    /// (moved over until [`unnest`](Self::unnest)) one level deeper, with its own seed.
+    pub fn nest(&mut self, mut frame: Frame) -> Exec {
+        frame.seed = self.frame.seed ^ u64::from(self.depth + 1).rotate_left(32);
+        frame.seq = self.frame.seq;
+        frame.timestamp = self.frame.timestamp;
+        let tx = std::mem::replace(&mut self.tx, self.store.begin());
+        let mut nested = Exec::new(
+            self.store.clone(),
+            self.registries.clone(),
+            self.tables.clone(),
+            frame,
+        );
+        nested.tx = tx;
+        nested.depth = self.depth + 1;
+        nested
+    }
+
+    /// Takes back the transaction a nested call worked in, and its effects.
+    pub fn unnest(&mut self, nested: Exec) {
+        self.tx = nested.tx;
+        self.scheduled.extend(nested.scheduled);
+        self.remote.extend(nested.remote);
+        self.logs.extend(nested.logs);
+    }
+
+    /// Fails unless this function declared that it calls `full` (`module.function`).
+    pub fn check_call(&self, what: &str, full: &str) -> Result<(), HostError> {
+        let declared = match &self.frame.permissions.grant {
+            Grant::Declared { calls, .. } => calls.contains(full),
+            Grant::OwnModule => false,
+        };
+        if declared {
+            return Ok(());
+        }
+        Err(HostError::fatal(
+            ErrorCode::Denied,
+            format!(
+                "`{}.{}` calls {what} `{full}` without declaring it; add `calls({full})` to its attribute",
+                self.frame.module, self.frame.function
+            ),
+        ))
     }
 
     fn handle(&self, table: i32) -> Result<&Handle, HostError> {
@@ -186,18 +245,18 @@ impl Exec {
         if !handle.writable {
             let local = handle
                 .name
-                .strip_prefix(&*self.module)
+                .strip_prefix(&*self.frame.module)
                 .and_then(|rest| rest.strip_prefix('.'));
             return Err(HostError::fatal(
                 ErrorCode::Denied,
                 match local {
                     Some(local) => format!(
                         "reducer `{}.{}` writes table `{local}` without declaring it; add `writes({local})` to its #[reducer(...)]",
-                        self.module, self.function
+                        self.frame.module, self.frame.function
                     ),
                     None => format!(
                         "reducer `{}.{}` cannot write `{}`: a module may only write its own tables; call a reducer of that module instead",
-                        self.module, self.function, handle.name
+                        self.frame.module, self.frame.function, handle.name
                     ),
                 },
             ));
@@ -316,13 +375,13 @@ fn to_bound(b: host::Bound) -> Bound<Value> {
     }
 }
 
-impl Invocation for Exec {
-    fn table(&mut self, name: &str) -> Result<i32, HostError> {
+impl Exec {
+    pub fn table(&mut self, name: &str) -> Result<i32, HostError> {
         let full = if name.contains('.') {
             name.to_owned()
         } else {
-            let mut full = String::with_capacity(self.module.len() + 1 + name.len());
-            full.push_str(&self.module);
+            let mut full = String::with_capacity(self.frame.module.len() + 1 + name.len());
+            full.push_str(&self.frame.module);
             full.push('.');
             full.push_str(name);
             full
@@ -333,10 +392,10 @@ impl Invocation for Exec {
                 format!("`{name}` is reserved for the node"),
             ));
         }
-        let own = in_module(&full, &self.module);
-        let (readable, writable) = match &*self.access {
-            Access::OwnModule => (own, own),
-            Access::Declared { reads, writes, .. } => {
+        let own = in_module(&full, &self.frame.module);
+        let (readable, writable) = match &self.frame.permissions.grant {
+            Grant::OwnModule => (own, own),
+            Grant::Declared { reads, writes, .. } => {
                 let w = own && writes.contains(&full);
                 (w || reads.contains(&full) || writes.contains(&full), w)
             }
@@ -347,16 +406,16 @@ impl Invocation for Exec {
                 ErrorCode::Denied,
                 format!(
                     "`{}.{}` touches table `{full}` without declaring it; add `reads({hint})` or `writes({hint})` to its #[reducer(...)]",
-                    self.module, self.function
+                    self.frame.module, self.frame.function
                 ),
             ));
         }
         if let Some(i) = self.handles.iter().position(|h| h.name == full) {
             return Ok(i as i32);
         }
-        // The index resolves each table once for all invocations; without a core (or for a
-        // table it has not indexed) it is resolved from the store here.
-        let meta = match self.core.as_ref().and_then(|core| core.table_meta(&full)) {
+        // The index resolves each table once for all invocations; one it has not indexed is
+        // resolved from the store here.
+        let meta = match (self.tables)(&full) {
             Some(meta) => meta,
             None => {
                 let id = self.store.table_id(&full).ok_or_else(|| {
@@ -377,7 +436,7 @@ impl Invocation for Exec {
         Ok((self.handles.len() - 1) as i32)
     }
 
-    fn insert(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn insert(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
         let row_bytes = row.len();
         let handle = self.writable(table)?;
         let (id, values) = (handle.id, Self::decode_row(handle, row)?);
@@ -388,7 +447,7 @@ impl Invocation for Exec {
         Ok(out)
     }
 
-    fn update(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn update(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.writable(table)?;
         let (id, values) = (handle.id, Self::decode_row(handle, row)?);
         let old = self.tx.update(id, values).map_err(store_error)?;
@@ -397,7 +456,7 @@ impl Invocation for Exec {
         Ok(out)
     }
 
-    fn delete(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn delete(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.writable(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
         let old = self.tx.delete(id, &key).map_err(store_error)?;
@@ -406,7 +465,7 @@ impl Invocation for Exec {
         Ok(out)
     }
 
-    fn get(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn get(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.handle(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
         let row = self.tx.get(id, &key).map_err(store_error)?;
@@ -421,7 +480,7 @@ impl Invocation for Exec {
         Ok(out)
     }
 
-    fn lookup(&mut self, table: i32, column: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn lookup(&mut self, table: i32, column: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.handle(table)?;
         let column = Self::column(handle, column)?;
         let key = Self::decode_key(handle, column, key)?;
@@ -436,7 +495,7 @@ impl Invocation for Exec {
         Ok(encode_rows(rows.iter()))
     }
 
-    fn range(&mut self, table: i32, column: i32, range: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn range(&mut self, table: i32, column: i32, range: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.handle(table)?;
         let column = Self::column(handle, column)?;
         let range =
@@ -460,7 +519,7 @@ impl Invocation for Exec {
         Ok(encode_rows(rows.iter()))
     }
 
-    fn scan(&mut self, table: i32) -> Result<i32, HostError> {
+    pub fn scan(&mut self, table: i32) -> Result<i32, HostError> {
         let handle = self.handle(table)?;
         let _ = handle;
         if self.cursors.len() >= 1024 {
@@ -477,7 +536,7 @@ impl Invocation for Exec {
         Ok((self.cursors.len() - 1) as i32)
     }
 
-    fn next(&mut self, cursor: i32, max_rows: i32) -> Result<Vec<u8>, HostError> {
+    pub fn next(&mut self, cursor: i32, max_rows: i32) -> Result<Vec<u8>, HostError> {
         let index = usize::try_from(cursor)
             .ok()
             .filter(|&i| i < self.cursors.len())
@@ -505,28 +564,28 @@ impl Invocation for Exec {
         Ok(encode_rows(rows.iter()))
     }
 
-    fn count(&mut self, table: i32) -> Result<u64, HostError> {
+    pub fn count(&mut self, table: i32) -> Result<u64, HostError> {
         let id = self.handle(table)?.id;
         self.tx.len(id).map(|n| n as u64).map_err(store_error)
     }
 
-    fn clear(&mut self, table: i32) -> Result<u64, HostError> {
+    pub fn clear(&mut self, table: i32) -> Result<u64, HostError> {
         let id = self.writable(table)?.id;
         self.tx.clear(id).map(|n| n as u64).map_err(store_error)
     }
 
-    fn schedule(&mut self, reducer: &str, delay_ms: i64, args: &[u8]) -> Result<(), HostError> {
+    pub fn schedule(&mut self, reducer: &str, delay_ms: i64, args: &[u8]) -> Result<(), HostError> {
         if delay_ms < 0 {
             return Err(HostError::new(ErrorCode::BadInput, "a negative delay"));
         }
-        if let Access::Declared { calls, .. } = &*self.access
-            && !calls.contains(&format!("{}.{reducer}", self.module))
+        if let Grant::Declared { calls, .. } = &self.frame.permissions.grant
+            && !calls.contains(&format!("{}.{reducer}", self.frame.module))
         {
             return Err(HostError::fatal(
                 ErrorCode::Denied,
                 format!(
                     "reducer `{}.{}` schedules `{reducer}` without declaring it; add `calls({reducer})` to its #[reducer(...)]",
-                    self.module, self.function
+                    self.frame.module, self.frame.function
                 ),
             ));
         }
@@ -536,9 +595,12 @@ impl Invocation for Exec {
                 "more than 10 000 timers scheduled in one call",
             ));
         }
-        let due = self.timestamp.saturating_add(delay_ms.saturating_mul(1000));
+        let due = self
+            .frame
+            .timestamp
+            .saturating_add(delay_ms.saturating_mul(1000));
         self.scheduled.push(Scheduled {
-            module: self.module.to_string(),
+            module: self.frame.module.to_string(),
             reducer: reducer.to_owned(),
             due,
             args: args.to_vec(),
@@ -546,110 +608,7 @@ impl Invocation for Exec {
         Ok(())
     }
 
-    fn call(
-        &mut self,
-        query: bool,
-        name: &str,
-        args: &[u8],
-        fuel: u64,
-    ) -> Result<(Vec<u8>, u64), HostError> {
-        let what = if query { "query" } else { "reducer" };
-        let full = if name.contains('.') {
-            name.to_owned()
-        } else {
-            format!("{}.{name}", self.module)
-        };
-        let declared = match &*self.access {
-            Access::Declared { calls, .. } => calls.contains(&full),
-            Access::OwnModule => false,
-        };
-        if !declared {
-            return Err(HostError::fatal(
-                ErrorCode::Denied,
-                format!(
-                    "`{}.{}` calls {what} `{full}` without declaring it; add `calls({full})` to its attribute",
-                    self.module, self.function
-                ),
-            ));
-        }
-        if self.depth >= MAX_CALL_DEPTH {
-            return Err(HostError::fatal(
-                ErrorCode::Other,
-                format!("calls nest deeper than {MAX_CALL_DEPTH} levels (at `{full}`)"),
-            ));
-        }
-        let core = self.core.clone().ok_or_else(|| {
-            HostError::fatal(ErrorCode::Other, "nested calls are not available here")
-        })?;
-        let (module_name, function) = full.split_once('.').unwrap_or_default();
-        let module = core.module(module_name).ok_or_else(|| {
-            HostError::fatal(
-                ErrorCode::NotFound,
-                format!("no module `{module_name}` on this node"),
-            )
-        })?;
-        let (index, arg_types, access) = if query {
-            let (index, args, _, access) = module.queries.get(function).ok_or_else(|| {
-                HostError::fatal(ErrorCode::NotFound, format!("no query `{full}`"))
-            })?;
-            (*index, args.clone(), Arc::new(access.clone()))
-        } else {
-            let r = module.reducers.get(function).ok_or_else(|| {
-                HostError::fatal(ErrorCode::NotFound, format!("no reducer `{full}`"))
-            })?;
-            if let Some(event) = &r.on {
-                return Err(HostError::fatal(
-                    ErrorCode::Denied,
-                    format!("`{full}` runs on `{event}` events and cannot be called"),
-                ));
-            }
-            (r.index, r.args.clone(), r.access.clone())
-        };
-        interstice_abi::decode_fields(args, &arg_types, &module.registry).map_err(|e| {
-            HostError::fatal(
-                ErrorCode::BadInput,
-                format!("bad arguments for `{full}`: {e}"),
-            )
-        })?;
-        // The callee works in the caller's transaction: move it over and back.
-        let tx = std::mem::replace(&mut self.tx, self.store.begin());
-        let mut nested = Exec::new(
-            self.store.clone(),
-            self.registries.clone(),
-            Some(core.clone()),
-            module_name,
-            function,
-            access,
-            self.timestamp,
-            self.seed ^ u64::from(self.depth + 1).rotate_left(32),
-            self.seq,
-        );
-        nested.tx = tx;
-        nested.depth = self.depth + 1;
-        let (result, used, nested) = core.run_nested(&module, nested, query, index, args, fuel);
-        let Some(nested) = nested else {
-            return Err(HostError::fatal(
-                ErrorCode::Other,
-                format!("the call to `{full}` was lost"),
-            ));
-        };
-        let nested = *nested;
-        self.tx = nested.tx;
-        self.scheduled.extend(nested.scheduled);
-        self.remote.extend(nested.remote);
-        self.logs.extend(nested.logs);
-        match result {
-            Ok(bytes) => Ok((bytes, used)),
-            // Its writes are in the shared transaction and cannot be taken back alone, so a
-            // failed nested call fails the caller.
-            Err(reason) => Err(HostError::fatal(
-                ErrorCode::Other,
-                format!("nested call to `{full}` failed: {reason}"),
-            )),
-        }
-    }
-
-    fn call_remote(&mut self, name: &str, args: &[u8]) -> Result<(), HostError> {
+    pub fn call_remote(&mut self, name: &str, args: &[u8]) -> Result<(), HostError> {
         let Some((node, target)) = interstice_abi::remote_target(name) else {
             return Err(HostError::new(
                 ErrorCode::BadInput,
@@ -663,28 +622,23 @@ impl Invocation for Exec {
                 format!("`{name}` is not a remote reducer; write `node.module.reducer`"),
             ));
         }
-        let bound = self
-            .core
-            .as_ref()
-            .and_then(|core| core.module(&self.module))
-            .is_some_and(|m| m.schema().node(node).is_some());
-        if !bound {
+        if !self.frame.permissions.nodes.contains(node) {
             return Err(HostError::fatal(
                 ErrorCode::Denied,
                 format!(
                     "`{}.{}` calls `{name}`, but module `{}` has no binding for node `{node}`; run `interstice bindings add node {node}` in its folder and rebuild",
-                    self.module, self.function, self.module
+                    self.frame.module, self.frame.function, self.frame.module
                 ),
             ));
         }
-        if let Access::Declared { calls, .. } = &*self.access
+        if let Grant::Declared { calls, .. } = &self.frame.permissions.grant
             && !calls.contains(name)
         {
             return Err(HostError::fatal(
                 ErrorCode::Denied,
                 format!(
                     "`{}.{}` calls `{name}` without declaring it; add `calls({name})` to its #[reducer(...)]",
-                    self.module, self.function
+                    self.frame.module, self.frame.function
                 ),
             ));
         }
@@ -695,7 +649,7 @@ impl Invocation for Exec {
             ));
         }
         self.remote.push(RemoteCall {
-            from: self.module.to_string(),
+            from: self.frame.module.to_string(),
             node: node.to_owned(),
             module: module.to_owned(),
             reducer: reducer.to_owned(),
@@ -705,11 +659,11 @@ impl Invocation for Exec {
         Ok(())
     }
 
-    fn now(&self) -> i64 {
-        self.timestamp
+    pub fn now(&self) -> i64 {
+        self.frame.timestamp
     }
 
-    fn random(&mut self) -> u64 {
+    pub fn random(&mut self) -> u64 {
         // splitmix64: tiny, fast and good enough for game logic; seeded per invocation.
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.rng;
@@ -718,8 +672,8 @@ impl Invocation for Exec {
         z ^ (z >> 31)
     }
 
-    fn log(&mut self, level: LogLevel, message: &str) {
-        let module = &self.module;
+    pub fn log(&mut self, level: LogLevel, message: &str) {
+        let module = &self.frame.module;
         match level {
             LogLevel::Error => tracing::error!(target: "interstice::module", %module, "{message}"),
             LogLevel::Warn => tracing::warn!(target: "interstice::module", %module, "{message}"),
@@ -730,9 +684,5 @@ impl Invocation for Exec {
         if self.logs.len() < 1000 {
             self.logs.push((level, message.to_owned()));
         }
-    }
-
-    fn as_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
 }

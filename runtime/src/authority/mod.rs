@@ -1,0 +1,170 @@
+//! The `Authority` seam: how a platform (a window and GPU, audio, files, module management)
+//! plugs into the node without touching its internals.
+//!
+//! An authority is granted to at most one module per node (the module claims it with
+//! `interstice_module!(authorities: [..])`); a second claimant is refused. Each authority is an
+//! implementation of [`Authority`]: its kind, the host calls it links (in an import namespace of
+//! its own), the lane its holder's invocations run on, how its events enter the ingress (through
+//! the [`Holder`] it is given when its module is installed), and the resources it releases when
+//! its module is removed or upgraded.
+//!
+//! Architecture Invariant: the node knows authorities only through this trait. Adding one means
+//! implementing it (in the runtime, or in a `platform/*` crate) and handing it to
+//! [`NodeConfig::authorities`](crate::NodeConfig::authorities).
+
+mod module;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use interstice_abi::{Authority as Kind, Event, ModuleSchema};
+use wasmtime::Linker;
+
+pub use module::ModuleManager;
+
+use crate::error::{LoadError, NodeError};
+use crate::node::EventSink;
+use crate::wasm::HostState;
+
+/// Where the invocations of an authority's module run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// On the worker pool, like every other module.
+    Pool,
+    /// On a thread of its own that the scheduler starts when the module is installed (audio:
+    /// a callback must never wait for the pool).
+    Thread,
+    /// On a thread the embedder owns, which drains the lane's jobs from its own loop (winit's
+    /// event loop on the process's main thread): the authority gets the lane's driver in
+    /// [`Holder::lane`].
+    Driven,
+}
+
+/// A platform capability the node grants to one module.
+pub trait Authority: Send + Sync + 'static {
+    /// Which authority this is.
+    fn kind(&self) -> Kind;
+
+    /// The import namespace of its host calls (e.g. `interstice_gpu`), if it has any. A module
+    /// importing from it must hold the authority.
+    fn imports(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Links its host calls. Called once, when the node opens; the host calls are there for
+    /// every module, and refuse modules that do not hold the authority.
+    fn link(&self, _linker: &mut Linker<HostState>) -> Result<(), LoadError> {
+        Ok(())
+    }
+
+    /// Where its holder's invocations run. By default, [`Lane::Pool`].
+    fn lane(&self) -> Lane {
+        Lane::Pool
+    }
+
+    /// Checks a module that claims it, before anything is installed; the error refuses the
+    /// module.
+    fn admit(&self, _schema: &ModuleSchema) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Its module was installed, upgraded or loaded at start: from now on its events go to
+    /// `holder`.
+    fn attach(&self, _holder: Holder) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Its module is being removed or replaced by an upgrade: release what it holds.
+    fn detach(&self, _module: &str) {}
+
+    /// A hook of its holder for one of its events ran, on the invocation's thread; `ok` says
+    /// whether the module succeeded. An error fails the invocation (e.g. the frame a render
+    /// hook recorded does not validate).
+    fn finish_hook(&self, _module: &str, _event: &Event, _ok: bool) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Figures for the node's stats (`interstice node show`), as label and value.
+    fn stats(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// What an authority gets when its module is attached.
+pub struct Holder {
+    /// The module holding the authority.
+    pub module: String,
+    /// Where the authority's events enter the node's ingress.
+    pub events: EventSink,
+}
+
+/// The authorities a node grants, by kind.
+#[derive(Clone, Default)]
+pub(crate) struct Authorities {
+    by_kind: BTreeMap<Kind, Arc<dyn Authority>>,
+}
+
+impl Authorities {
+    /// The built-in authorities and the platform ones of `config`; two for one kind is an error.
+    pub fn new(platform: &[Arc<dyn Authority>]) -> Result<Self, NodeError> {
+        let mut by_kind: BTreeMap<Kind, Arc<dyn Authority>> = BTreeMap::new();
+        let builtin: Arc<dyn Authority> = Arc::new(ModuleManager);
+        for authority in std::iter::once(&builtin).chain(platform) {
+            let kind = authority.kind();
+            if by_kind.insert(kind, authority.clone()).is_some() {
+                return Err(NodeError::Load(LoadError::Engine(format!(
+                    "two implementations of the {kind:?} authority were given to the node"
+                ))));
+            }
+        }
+        Ok(Authorities { by_kind })
+    }
+
+    pub fn get(&self, kind: Kind) -> Option<&Arc<dyn Authority>> {
+        self.by_kind.get(&kind)
+    }
+
+    /// The kinds this node grants, in order.
+    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.by_kind.keys().copied()
+    }
+
+    /// Links every authority's host calls.
+    pub fn link(&self, linker: &mut Linker<HostState>) -> Result<(), LoadError> {
+        for authority in self.by_kind.values() {
+            authority.link(linker)?;
+        }
+        Ok(())
+    }
+
+    /// The authority whose host calls live in import namespace `imports`.
+    pub fn by_imports(&self, imports: &str) -> Option<&Arc<dyn Authority>> {
+        self.by_kind.values().find(|a| a.imports() == Some(imports))
+    }
+
+    /// Every authority's figures, labelled with its kind.
+    pub fn stats(&self) -> Vec<(String, String)> {
+        self.by_kind
+            .iter()
+            .flat_map(|(kind, a)| {
+                a.stats()
+                    .into_iter()
+                    .map(move |(label, value)| (format!("{kind:?} {label}"), value))
+            })
+            .collect()
+    }
+}
+
+/// What to do when a module claims an authority this build does not provide, with its leading
+/// separator.
+pub(crate) fn missing_hint(kind: Kind) -> String {
+    match kind {
+        Kind::Gpu | Kind::Input => {
+            "; this interstice was built without the window platform (the `window` feature of interstice-cli)".into()
+        }
+        Kind::Audio => {
+            "; this interstice was built without audio (the `audio` feature of interstice-cli, which needs libasound2-dev on Linux)".into()
+        }
+        Kind::File | Kind::Module => String::new(),
+    }
+}

@@ -1,0 +1,316 @@
+//! What the node derives from its set of modules, rebuilt whenever a module comes or goes:
+//! each reducer's access set for the scheduler (with the closure over nested calls), table
+//! subscriptions, the host tables of each module, and the tables host calls open.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use interstice_abi::{Authority, Event, TableEvent, TypeRegistry};
+use interstice_scheduler::{self as sched, LaneId};
+use interstice_store::{Store, TableId};
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::{Installed, NameMap};
+use crate::exec::{Grant, TableMeta};
+use crate::system::{Delivered, HostRow, OutboxCall, Timer};
+
+/// A reducer subscribed to changes of one table.
+#[derive(Clone)]
+pub(super) struct Subscriber {
+    pub kind: TableEvent,
+    pub module: Arc<str>,
+    pub reducer: Arc<str>,
+}
+
+/// A module's host tables.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HostTables {
+    pub timers: TableId,
+    pub outbox: TableId,
+    pub delivered: TableId,
+}
+
+/// Derived from the installed modules.
+#[derive(Default)]
+pub(super) struct Index {
+    pub registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
+    pub subscribers: HashMap<TableId, Vec<Subscriber>>,
+    /// The scheduler's view of each reducer's access, by module then reducer: what it declares
+    /// and, transitively, everything it may call.
+    pub access: NameMap<NameMap<sched::Access>>,
+    pub host_tables: NameMap<HostTables>,
+    /// Reducers subscribed to tables of other nodes, by event, in module then reducer order.
+    pub remote_subscribers: HashMap<Event, Vec<(String, String)>>,
+    pub lanes: NameMap<LaneId>,
+    /// Every module table by full name, as host calls open it.
+    pub tables: NameMap<Arc<TableMeta>>,
+}
+
+/// A reducer or query, as a node of the call graph.
+type Function = (String, String);
+
+impl Index {
+    pub fn build(
+        store: &Store,
+        modules: &BTreeMap<String, Arc<Installed>>,
+        lanes: &HashMap<Authority, LaneId>,
+    ) -> Index {
+        let mut index = Index::default();
+        let mut registries = BTreeMap::new();
+        // Each function's own access, and what it calls: the call graph.
+        let mut graph: DiGraph<Function, ()> = DiGraph::new();
+        let mut base: Vec<sched::Access> = Vec::new();
+        let mut nodes: HashMap<Function, NodeIndex> = HashMap::new();
+        let mut calls: Vec<(NodeIndex, Vec<String>)> = Vec::new();
+        for (name, module) in modules {
+            registries.insert(name.clone(), module.registry.clone());
+            let mut own_tables = Vec::new();
+            for table in &module.schema().tables {
+                let full = format!("{name}.{}", table.name);
+                if let Some(id) = store.table_id(&full) {
+                    own_tables.push(id);
+                    let meta = TableMeta::new(id, full.clone(), table, module.registry.clone());
+                    index.tables.insert(full, Arc::new(meta));
+                }
+            }
+            let host = host_tables(store, name);
+            if let Some(host) = host {
+                index.host_tables.insert(name.clone(), host);
+            }
+            if let Some(lane) = module
+                .schema()
+                .authorities
+                .iter()
+                .find_map(|a| lanes.get(a))
+            {
+                index.lanes.insert(name.clone(), *lane);
+            }
+            let ids = |names: &std::collections::BTreeSet<String>| -> Vec<sched::TableId> {
+                names
+                    .iter()
+                    .filter_map(|n| store.table_id(n))
+                    .map(to_sched)
+                    .collect()
+            };
+            let mut functions: Vec<(&String, &Grant, bool)> = module
+                .reducers
+                .iter()
+                .map(|(n, r)| (n, &r.permissions.grant, false))
+                .chain(
+                    module
+                        .queries
+                        .iter()
+                        .map(|(n, q)| (n, &q.permissions.grant, true)),
+                )
+                .collect();
+            functions.sort_by_key(|(n, _, query)| (*query, *n));
+            for (function, grant, query) in functions {
+                let access = match grant {
+                    Grant::OwnModule if query => {
+                        sched::Access::from_tables(own_tables.iter().copied().map(to_sched), [])
+                    }
+                    Grant::OwnModule => sched::Access::from_tables(
+                        [],
+                        own_tables
+                            .iter()
+                            .copied()
+                            .chain(host.map(|h| h.timers))
+                            .chain(host.map(|h| h.outbox))
+                            .map(to_sched),
+                    ),
+                    Grant::Declared {
+                        reads,
+                        writes,
+                        calls: declared,
+                    } => {
+                        // Scheduling one of its own reducers writes the module's timers;
+                        // calling another node writes its outbox.
+                        let schedules = declared.iter().any(|c| {
+                            c.starts_with(&format!("{name}."))
+                                && interstice_abi::remote_target(c).is_none()
+                        });
+                        let remote = declared
+                            .iter()
+                            .any(|c| interstice_abi::remote_target(c).is_some());
+                        sched::Access::from_tables(
+                            ids(reads),
+                            ids(writes)
+                                .into_iter()
+                                .chain(host.filter(|_| schedules).map(|h| to_sched(h.timers)))
+                                .chain(host.filter(|_| remote).map(|h| to_sched(h.outbox))),
+                        )
+                    }
+                };
+                let key = (name.clone(), function.clone());
+                let node = graph.add_node(key.clone());
+                nodes.insert(key, node);
+                base.push(access);
+                if let Grant::Declared {
+                    calls: declared, ..
+                } = grant
+                    && !declared.is_empty()
+                {
+                    calls.push((node, declared.iter().cloned().collect()));
+                }
+            }
+            // Subscribers in module order, then reducer name order: a deterministic trigger
+            // order.
+            let mut reducers: Vec<(&String, &super::Reducer)> = module.reducers.iter().collect();
+            reducers.sort_by_key(|(n, _)| *n);
+            for (reducer, r) in reducers {
+                if let Some(Event::Table {
+                    node: None,
+                    module: owner,
+                    table,
+                    kind,
+                }) = &r.on
+                    && let Some(id) = store.table_id(&format!("{owner}.{table}"))
+                {
+                    index.subscribers.entry(id).or_default().push(Subscriber {
+                        kind: *kind,
+                        module: module.name.clone(),
+                        reducer: r.name.clone(),
+                    });
+                }
+                if let Some(event @ Event::Table { node: Some(_), .. }) = &r.on {
+                    index
+                        .remote_subscribers
+                        .entry(event.clone())
+                        .or_default()
+                        .push((name.clone(), reducer.clone()));
+                }
+            }
+        }
+        for (caller, callees) in calls {
+            for callee in callees {
+                let Some((m, f)) = callee.split_once('.') else {
+                    continue;
+                };
+                if let Some(&target) = nodes.get(&(m.to_owned(), f.to_owned())) {
+                    graph.add_edge(caller, target, ());
+                }
+            }
+        }
+        let effective = close_over_calls(&graph, &base);
+        for (node, access) in graph.node_indices().zip(effective) {
+            let (module, function) = &graph[node];
+            // Queries only serve the closure: the scheduler plans reducers.
+            if modules
+                .get(module)
+                .is_some_and(|m| m.reducers.contains_key(function))
+            {
+                index
+                    .access
+                    .entry(module.clone())
+                    .or_default()
+                    .insert(function.clone(), access);
+            }
+        }
+        index.registries = Arc::new(registries);
+        index
+    }
+}
+
+/// Each function's effective access: its own, united with that of everything it may call,
+/// transitively. A nested call runs inside its caller's transaction, so the scheduler must
+/// treat the caller as touching all of it. Computed over the strongly connected components of
+/// the call graph (`tarjan_scc` yields a component after every component it reaches), so
+/// cycles and chains of any depth get the whole union, whatever the limit on nesting at run
+/// time.
+pub(super) fn close_over_calls(
+    graph: &DiGraph<Function, ()>,
+    base: &[sched::Access],
+) -> Vec<sched::Access> {
+    let mut effective: Vec<Option<sched::Access>> = vec![None; graph.node_count()];
+    for component in tarjan_scc(graph) {
+        let mut reads = Vec::new();
+        let mut writes = Vec::new();
+        for &node in &component {
+            let own = &base[node.index()];
+            reads.extend_from_slice(own.reads());
+            writes.extend_from_slice(own.writes());
+            for callee in graph.neighbors(node) {
+                // Callees outside the component were closed already; inside it, their own
+                // access is in this union.
+                if let Some(done) = &effective[callee.index()] {
+                    reads.extend_from_slice(done.reads());
+                    writes.extend_from_slice(done.writes());
+                }
+            }
+        }
+        let union = sched::Access::from_tables(reads, writes);
+        for node in component {
+            effective[node.index()] = Some(union.clone());
+        }
+    }
+    effective
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect()
+}
+
+fn host_tables(store: &Store, module: &str) -> Option<HostTables> {
+    let id = |table: &str| store.table_id(&format!("{module}.{table}"));
+    Some(HostTables {
+        timers: id(Timer::TABLE)?,
+        outbox: id(OutboxCall::TABLE)?,
+        delivered: id(Delivered::TABLE)?,
+    })
+}
+
+/// The scheduler's number for a store table. Both are dense from zero; the scheduler keeps its
+/// own type so that it depends on nothing of the store.
+pub(crate) fn to_sched(id: TableId) -> sched::TableId {
+    sched::TableId(id.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call graph of `edges` over functions `f0..fn`, where `fi` writes table `i`.
+    fn closed(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<u32>> {
+        let mut graph = DiGraph::new();
+        let nodes: Vec<NodeIndex> = (0..n)
+            .map(|i| graph.add_node(("m".to_owned(), format!("f{i}"))))
+            .collect();
+        for &(a, b) in edges {
+            graph.add_edge(nodes[a], nodes[b], ());
+        }
+        let base: Vec<sched::Access> = (0..n)
+            .map(|i| sched::Access::new().write(sched::TableId(i as u32)))
+            .collect();
+        close_over_calls(&graph, &base)
+            .iter()
+            .map(|a| a.writes().iter().map(|t| t.0).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_nesting_limit_gets_the_whole_union() {
+        let edges: Vec<(usize, usize)> = (0..19).map(|i| (i, i + 1)).collect();
+        let effective = closed(20, &edges);
+        assert_eq!(effective[0], (0..20).collect::<Vec<u32>>());
+        assert_eq!(effective[10], (10..20).collect::<Vec<u32>>());
+        assert_eq!(effective[19], vec![19]);
+    }
+
+    #[test]
+    fn a_cycle_gets_the_union_of_its_members_and_what_they_call() {
+        // f0 → f1 → f0, f1 → f2; f3 calls nothing.
+        let effective = closed(4, &[(0, 1), (1, 0), (1, 2)]);
+        assert_eq!(effective[0], vec![0, 1, 2]);
+        assert_eq!(effective[1], vec![0, 1, 2]);
+        assert_eq!(effective[2], vec![2]);
+        assert_eq!(effective[3], vec![3]);
+    }
+
+    #[test]
+    fn diamonds_and_self_calls_close_once() {
+        // f0 → f1, f0 → f2, f1 → f3, f2 → f3, f3 → f3.
+        let effective = closed(4, &[(0, 1), (0, 2), (1, 3), (2, 3), (3, 3)]);
+        assert_eq!(effective[0], vec![0, 1, 2, 3]);
+        assert_eq!(effective[3], vec![3]);
+    }
+}

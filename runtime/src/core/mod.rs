@@ -1,0 +1,524 @@
+//! What the node's workers share: installed modules, the store, the host calls, and the
+//! execute path that runs one reducer invocation on whatever thread the scheduler picks.
+
+mod index;
+mod task;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use interstice_abi::host::ErrorCode;
+use interstice_abi::{Authority, Event, ModuleSchema, Type, TypeRegistry, Value};
+use interstice_scheduler::{self as sched, Invocation, LaneId, Timestamp, Work};
+use interstice_store::{Applied, Change, Store, TableId};
+use parking_lot::{Mutex, RwLock};
+use wasmtime::{Engine, Linker};
+
+pub(crate) use index::{HostTables, to_sched};
+pub(crate) use task::{Done, Origin, Task};
+
+use crate::authority::Authorities;
+use crate::error::{CallFailure, HostCallError, LoadError};
+use crate::exec::{Exec, Frame, Permissions, Scheduled, encode_change};
+use crate::system::{self, Delivered, OutboxCall, Timer};
+use crate::wasm::{self, CompiledModule, HostState, Limits, ModuleInstance, RunOutput, Running};
+use index::Index;
+
+/// How deep reducers and queries may call each other at run time. The scheduler does not
+/// depend on it: it plans with the closure over the whole call graph (`index.rs`).
+const MAX_CALL_DEPTH: u32 = 8;
+
+/// Maps keyed by module, reducer or table names, looked up on every call. foldhash instead of
+/// std's SipHash: the keys are short, and hashing them was a visible share of a call.
+pub(crate) type NameMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
+pub(crate) struct Reducer {
+    /// The reducer's name, shared with every [`Task`] that calls it.
+    pub name: Arc<str>,
+    pub index: u32,
+    pub args: Vec<Type>,
+    /// Shared with each invocation's context, which would otherwise clone the declared sets.
+    pub permissions: Arc<Permissions>,
+    pub on: Option<Event>,
+}
+
+pub(crate) struct Query {
+    pub name: Arc<str>,
+    pub index: u32,
+    pub args: Vec<Type>,
+    pub returns: Type,
+    pub permissions: Arc<Permissions>,
+}
+
+/// An installed module.
+pub(crate) struct Installed {
+    pub compiled: CompiledModule,
+    /// The module's name, shared with every [`Task`] that calls it.
+    pub name: Arc<str>,
+    pub registry: Arc<TypeRegistry>,
+    pub reducers: NameMap<Reducer>,
+    pub queries: NameMap<Query>,
+    /// Idle instances. A worker takes one for a call and puts it back, so the pool grows to one
+    /// instance per worker that runs this module at once.
+    pub pool: Mutex<Vec<ModuleInstance>>,
+}
+
+impl Installed {
+    pub fn schema(&self) -> &ModuleSchema {
+        &self.compiled.schema
+    }
+}
+
+pub(crate) struct Core {
+    pub store: Store,
+    pub engine: Engine,
+    /// The host calls every instance is linked with: the core's and the authorities'.
+    pub linker: Linker<HostState>,
+    pub limits: Limits,
+    pub seed: u64,
+    pub modules: RwLock<BTreeMap<String, Arc<Installed>>>,
+    pub authorities: Authorities,
+    index: RwLock<Arc<Index>>,
+    /// The lane of each authority that has one.
+    lanes: Mutex<HashMap<Authority, LaneId>>,
+    /// Set when an invocation scheduled a timer, so the node's thread looks for due ones.
+    timer_hint: AtomicBool,
+}
+
+impl Core {
+    pub fn new(
+        store: Store,
+        limits: Limits,
+        seed: u64,
+        authorities: Authorities,
+    ) -> Result<Self, LoadError> {
+        let engine = wasm::engine(&limits)?;
+        let mut linker = Linker::new(&engine);
+        wasm::link(&mut linker)?;
+        authorities.link(&mut linker)?;
+        Ok(Core {
+            store,
+            engine,
+            linker,
+            limits,
+            seed,
+            modules: RwLock::new(BTreeMap::new()),
+            authorities,
+            index: RwLock::new(Arc::new(Index::default())),
+            lanes: Mutex::new(HashMap::new()),
+            timer_hint: AtomicBool::new(false),
+        })
+    }
+
+    /// Compiles `wasm` with this node's host calls and validates it; returns the module and
+    /// its first instance.
+    pub fn compile(&self, wasm: &[u8]) -> Result<(CompiledModule, ModuleInstance), LoadError> {
+        let provided = |kind| self.authorities.get(kind).is_some();
+        wasm::compile(&self.engine, &self.linker, wasm, &self.limits, &provided)
+    }
+
+    /// Whether a timer was scheduled since the last time this was asked.
+    pub fn take_timer_hint(&self) -> bool {
+        self.timer_hint.swap(false, Ordering::Relaxed)
+    }
+
+    /// The authorities that have a lane.
+    pub fn laned(&self) -> Vec<Authority> {
+        self.lanes.lock().keys().copied().collect()
+    }
+
+    pub fn set_lane(&self, authority: Authority, lane: LaneId) {
+        self.lanes.lock().insert(authority, lane);
+    }
+
+    pub fn module(&self, name: &str) -> Option<Arc<Installed>> {
+        self.modules.read().get(name).cloned()
+    }
+
+    fn index(&self) -> Arc<Index> {
+        self.index.read().clone()
+    }
+
+    pub fn host_tables(&self, module: &str) -> Option<HostTables> {
+        self.index.read().host_tables.get(module).copied()
+    }
+
+    /// Every module's host tables, in module order.
+    pub fn all_host_tables(&self) -> Vec<(String, HostTables)> {
+        let mut tables: Vec<(String, HostTables)> = self
+            .index
+            .read()
+            .host_tables
+            .iter()
+            .map(|(m, t)| (m.clone(), *t))
+            .collect();
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        tables
+    }
+
+    /// The `(module, reducer)` subscribed to `event`, a table event of another node.
+    pub fn remote_subscribers(&self, event: &Event) -> Vec<(String, String)> {
+        self.index
+            .read()
+            .remote_subscribers
+            .get(event)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The scheduler's access set of `module.reducer`: its own and everything it may call.
+    pub fn access(&self, module: &str, reducer: &str) -> Option<sched::Access> {
+        self.index
+            .read()
+            .access
+            .get(module)
+            .and_then(|r| r.get(reducer))
+            .cloned()
+    }
+
+    /// Rebuilds everything derived from the set of modules.
+    pub fn reindex(&self) {
+        let index = Index::build(&self.store, &self.modules.read(), &self.lanes.lock());
+        *self.index.write() = Arc::new(index);
+    }
+
+    /// A context for `frame`, over this node's store and tables.
+    pub fn exec(self: &Arc<Self>, frame: Frame) -> Exec {
+        let index = self.index();
+        let resolver_index = index.clone();
+        Exec::new(
+            self.store.clone(),
+            index.registries.clone(),
+            Arc::new(move |full: &str| resolver_index.tables.get(full).cloned()),
+            frame,
+        )
+    }
+
+    /// The scheduler's work item for `task`.
+    pub fn work(&self, task: Task, time: i64) -> Work<Task> {
+        let index = self.index.read();
+        let mut access = index
+            .access
+            .get(&*task.module)
+            .and_then(|reducers| reducers.get(&*task.reducer))
+            .cloned()
+            // Unknown reducers fail when they run; until then they conflict with nothing.
+            .unwrap_or_default();
+        let host = index.host_tables.get(&*task.module);
+        if task.timer.is_some()
+            && let Some(host) = host
+        {
+            access = access.write(to_sched(host.timers));
+        }
+        if task.origin.is_some()
+            && let Some(host) = host
+        {
+            // Input from other nodes for one module serialises on its `__delivered`, so a
+            // duplicate runs after the original and sees it.
+            access = access.write(to_sched(host.delivered));
+        }
+        let lane = index.lanes.get(&*task.module).copied();
+        let work = Work::new(task, access, Timestamp(time.max(0) as u64));
+        match lane {
+            Some(lane) => work.on_lane(lane),
+            None => work,
+        }
+    }
+
+    /// Table events of a committed transaction, in commit order, as new work.
+    pub fn events(&self, changes: &[Change], time: i64) -> Vec<Work<Task>> {
+        let tasks: Vec<Task> = {
+            let index = self.index.read();
+            if index.subscribers.is_empty() {
+                return Vec::new();
+            }
+            let mut tasks = Vec::new();
+            for change in changes {
+                let Some(subs) = index.subscribers.get(&change.table) else {
+                    continue;
+                };
+                let (kind, args) = encode_change(&change.kind);
+                for sub in subs.iter().filter(|s| s.kind == kind) {
+                    tasks.push(Task::new(
+                        sub.module.clone(),
+                        sub.reducer.clone(),
+                        args.clone(),
+                    ));
+                }
+            }
+            tasks
+        };
+        tasks
+            .into_iter()
+            .map(|task| self.work(task, time))
+            .collect()
+    }
+
+    /// Runs one invocation and applies its writes in memory. Called on a worker or a lane; the
+    /// scheduler guarantees nothing that conflicts with it runs meanwhile.
+    pub fn execute(self: &Arc<Self>, inv: &Invocation<Task>) -> Done {
+        let task = inv.task();
+        let fail = |reason: CallFailure| Done::Failed {
+            cleanup: self.drop_timer(task),
+            reason,
+        };
+        let Some(module) = self.module(&task.module) else {
+            return fail(CallFailure::Host(format!(
+                "no module `{}` on this node",
+                task.module
+            )));
+        };
+        let Some(reducer) = module.reducers.get(&*task.reducer) else {
+            return fail(CallFailure::Host(format!(
+                "module `{}` has no reducer `{}`",
+                task.module, task.reducer
+            )));
+        };
+        if let Some(origin) = &task.origin
+            && self.seen(&task.module, origin)
+        {
+            // Sent again after a lost answer or a reconnection: it committed the first time.
+            return match self.store.begin().apply() {
+                Ok(nothing) => Done::Applied(nothing, Vec::new()),
+                Err(e) => fail(CallFailure::Host(e.to_string())),
+            };
+        }
+        let frame = Frame {
+            module: task.module.clone(),
+            function: task.reducer.clone(),
+            permissions: reducer.permissions.clone(),
+            timestamp: inv.time().0 as i64,
+            seq: inv.seq().0,
+            seed: self.seed,
+        };
+        let running = Running {
+            exec: self.exec(frame),
+            core: self.clone(),
+            read_only: false,
+            hook: reducer.on.clone(),
+        };
+        let output = self.run(
+            &module,
+            running,
+            false,
+            reducer.index,
+            &task.args,
+            self.limits.fuel_per_call,
+        );
+        let mut exec = match output.result {
+            Ok(_) => output.running.exec,
+            Err(reason) => return fail(reason),
+        };
+        if let Err(e) = self.host_writes(task, &mut exec) {
+            return fail(CallFailure::Host(e.to_string()));
+        }
+        match exec.tx.apply() {
+            Ok(applied) => Done::Applied(applied, std::mem::take(&mut exec.remote)),
+            Err(e) => fail(CallFailure::Host(e.to_string())),
+        }
+    }
+
+    /// Host-side writes that belong to the invocation's transaction: the timer that fired it,
+    /// the timers it set, its remote calls and the mark of the input it consumed. All are in
+    /// the reducer's access set (`index.rs`), so they are atomic with it and deterministic.
+    fn host_writes(&self, task: &Task, exec: &mut Exec) -> Result<(), system::SystemError> {
+        let host = self.host_tables(&task.module);
+        // The timer first: most calls have none, and looking its table up is not free.
+        if let (Some(timer), Some(host)) = (task.timer, host) {
+            exec.tx.delete(host.timers, &Value::U64(timer))?;
+        }
+        if !exec.scheduled.is_empty() {
+            self.timer_hint.store(true, Ordering::Relaxed);
+        }
+        for Scheduled {
+            module,
+            reducer,
+            due,
+            args,
+        } in std::mem::take(&mut exec.scheduled)
+        {
+            if let Some(host) = self.host_tables(&module) {
+                let timer = Timer {
+                    id: 0,
+                    due,
+                    reducer,
+                    args,
+                };
+                system::insert(&mut exec.tx, host.timers, timer)?;
+            }
+        }
+        // Remote calls wait in their module's outbox until their node acknowledges them, so a
+        // committed call survives a restart; the number is what the node dedupes on.
+        let mut remote = std::mem::take(&mut exec.remote);
+        for call in &mut remote {
+            if let Some(host) = self.host_tables(&call.from) {
+                let row = OutboxCall {
+                    id: 0,
+                    node: call.node.clone(),
+                    module: call.module.clone(),
+                    reducer: call.reducer.clone(),
+                    args: call.args.clone(),
+                };
+                call.id = system::insert(&mut exec.tx, host.outbox, row)?.id;
+            }
+        }
+        exec.remote = remote;
+        if let (Some(origin), Some(host)) = (&task.origin, host) {
+            let row = Delivered {
+                origin: origin.key.clone(),
+                last: origin.id,
+                part: u64::from(origin.part),
+            };
+            let key = Value::String(origin.key.clone());
+            if system::get_in::<Delivered>(&mut exec.tx, host.delivered, key)?.is_some() {
+                system::update(&mut exec.tx, host.delivered, row)?;
+            } else {
+                system::insert(&mut exec.tx, host.delivered, row)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `module` committed the input from `origin` already.
+    fn seen(&self, module: &str, origin: &Origin) -> bool {
+        let Some(host) = self.host_tables(module) else {
+            return false;
+        };
+        let key = Value::String(origin.key.clone());
+        match system::get::<Delivered>(&self.store.read(), host.delivered, key) {
+            Ok(Some(row)) => row.position() >= (origin.id, u64::from(origin.part)),
+            Ok(None) => false,
+            Err(e) => {
+                // Running it again is the safe side only if it never ran; say so loudly.
+                tracing::error!(%module, error = %e, "cannot read what was delivered");
+                false
+            }
+        }
+    }
+
+    /// Deletes the timer that fired `task`, in a transaction of its own.
+    fn drop_timer(&self, task: &Task) -> Option<Applied> {
+        let timer = task.timer?;
+        let host = self.host_tables(&task.module)?;
+        let mut tx = self.store.begin();
+        tx.delete(host.timers, &Value::U64(timer)).ok()?;
+        tx.apply().ok()
+    }
+
+    /// Runs reducer (or, with `query`, query) `name` for the invocation `caller`, inside its
+    /// transaction, with at most `fuel`; returns its result and the fuel it used.
+    pub fn call_nested(
+        self: &Arc<Self>,
+        caller: &mut Exec,
+        query: bool,
+        name: &str,
+        args: &[u8],
+        fuel: u64,
+    ) -> Result<(Vec<u8>, u64), HostCallError> {
+        let what = if query { "query" } else { "reducer" };
+        let full = if name.contains('.') {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", caller.frame().module)
+        };
+        caller.check_call(what, &full)?;
+        if caller.depth() >= MAX_CALL_DEPTH {
+            return Err(HostCallError::fatal(
+                ErrorCode::Other,
+                format!("calls nest deeper than {MAX_CALL_DEPTH} levels (at `{full}`)"),
+            ));
+        }
+        let (module_name, function) = full.split_once('.').unwrap_or_default();
+        let module = self.module(module_name).ok_or_else(|| {
+            HostCallError::fatal(
+                ErrorCode::NotFound,
+                format!("no module `{module_name}` on this node"),
+            )
+        })?;
+        let (index, arg_types, permissions, name) = if query {
+            let q = module.queries.get(function).ok_or_else(|| {
+                HostCallError::fatal(ErrorCode::NotFound, format!("no query `{full}`"))
+            })?;
+            (q.index, &q.args, q.permissions.clone(), q.name.clone())
+        } else {
+            let r = module.reducers.get(function).ok_or_else(|| {
+                HostCallError::fatal(ErrorCode::NotFound, format!("no reducer `{full}`"))
+            })?;
+            if let Some(event) = &r.on {
+                return Err(HostCallError::fatal(
+                    ErrorCode::Denied,
+                    format!("`{full}` runs on `{event}` events and cannot be called"),
+                ));
+            }
+            (r.index, &r.args, r.permissions.clone(), r.name.clone())
+        };
+        interstice_abi::decode_fields(args, arg_types, &module.registry).map_err(|e| {
+            HostCallError::fatal(
+                ErrorCode::BadInput,
+                format!("bad arguments for `{full}`: {e}"),
+            )
+        })?;
+        let frame = Frame {
+            module: module.name.clone(),
+            function: name,
+            permissions,
+            ..caller.frame().clone()
+        };
+        let running = Running {
+            exec: caller.nest(frame),
+            core: self.clone(),
+            read_only: query,
+            hook: None,
+        };
+        let output = self.run(&module, running, query, index, args, fuel);
+        caller.unnest(output.running.exec);
+        match output.result {
+            Ok(bytes) => Ok((bytes, output.fuel_used)),
+            // Its writes are in the shared transaction and cannot be taken back alone, so a
+            // failed nested call fails the caller.
+            Err(reason) => Err(HostCallError::fatal(
+                ErrorCode::Other,
+                format!("nested call to `{full}` failed: {reason}"),
+            )),
+        }
+    }
+
+    /// Runs a call in an instance of `installed` taken from its pool (or a new one) with
+    /// `fuel`, and puts the instance back if it is still sound.
+    pub fn run(
+        &self,
+        installed: &Installed,
+        running: Running,
+        query: bool,
+        index: u32,
+        args: &[u8],
+        fuel: u64,
+    ) -> RunOutput {
+        let instance = installed.pool.lock().pop();
+        let mut instance = match instance {
+            Some(i) => i,
+            None => match installed.compiled.instantiate(&self.engine, &self.limits) {
+                Ok(i) => i,
+                Err(e) => {
+                    return RunOutput {
+                        running,
+                        result: Err(CallFailure::Host(e.to_string())),
+                        fuel_used: 0,
+                        reusable: false,
+                    };
+                }
+            },
+        };
+        let output = instance.run(running, query, index, args, fuel);
+        if output.reusable {
+            installed.pool.lock().push(instance);
+        }
+        output
+    }
+
+    /// The table ids of `module.table`, when it exists.
+    pub fn table_id(&self, module: &str, table: &str) -> Option<TableId> {
+        self.store.table_id(&format!("{module}.{table}"))
+    }
+}

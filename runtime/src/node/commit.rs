@@ -1,0 +1,364 @@
+//! The driver and the ordered commit: whoever holds the driver runs scheduler windows and
+//! commits their results strictly in sequence order — the log, subscription triggers, feeds
+//! for remote subscribers, remote calls and outcomes.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use interstice_scheduler::{self as sched, Ingress, Invocation, Scheduler};
+use interstice_store::{Applied, CommitMeta};
+
+use super::{Node, Outcome};
+use crate::core::{Done, Task};
+use crate::error::{CallFailure, NodeError};
+use crate::exec::RemoteCall;
+use crate::feed::Encoded;
+use crate::system::{self, KeptTrigger};
+
+/// The scheduler and its ingress. Whoever holds this lock drives windows; callers that arrive
+/// meanwhile leave their work in the inbox and find it done.
+pub(super) struct Driver {
+    pub scheduler: Scheduler<Task, Done>,
+    pub ingress: Ingress<Task>,
+}
+
+impl Driver {
+    pub fn new(scheduler: Scheduler<Task, Done>, ingress: Ingress<Task>) -> Self {
+        Driver { scheduler, ingress }
+    }
+}
+
+/// What the node has done since it opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Scheduler windows run.
+    pub windows: u64,
+    /// Invocations run (committed or failed).
+    pub invocations: u64,
+    /// Wall time spent running windows, execution and commit included.
+    pub window_nanos: u64,
+    /// Of that, time in the serial, ordered commit (logging, events, outcomes).
+    pub commit_nanos: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    windows: AtomicU64,
+    invocations: AtomicU64,
+    window_nanos: AtomicU64,
+    commit_nanos: AtomicU64,
+}
+
+impl Node {
+    /// Counters since the node opened, for benchmarks and monitoring.
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            windows: self.stats.windows.load(Relaxed),
+            invocations: self.stats.invocations.load(Relaxed),
+            window_nanos: self.stats.window_nanos.load(Relaxed),
+            commit_nanos: self.stats.commit_nanos.load(Relaxed),
+        }
+    }
+
+    /// Runs windows until the invocation filed under `ticket` has committed or failed (with
+    /// everything before it and everything its commit triggered), and returns its outcome.
+    pub(super) fn drive_until(&self, ticket: u64) -> Result<Outcome, NodeError> {
+        let outcome = self.drive_for(Some(ticket))?;
+        // The ticket was filed before this drive began, and every drive runs the ingress dry,
+        // so its outcome is ours or was filed by the drive that ran it.
+        Ok(outcome.unwrap_or_else(|| Outcome::Failed {
+            seq: 0,
+            reason: CallFailure::Host(format!("the outcome of invocation {ticket} was not kept")),
+        }))
+    }
+
+    /// Runs windows until the ingress is empty: what was submitted, and everything it triggers.
+    pub(super) fn drive(&self) -> Result<(), NodeError> {
+        self.drive_for(None).map(drop)
+    }
+
+    /// Runs windows until the ingress is empty; returns the outcome filed under `ticket`.
+    fn drive_for(&self, ticket: Option<u64>) -> Result<Option<Outcome>, NodeError> {
+        let mut driver = self.driver.lock();
+        self.cascade.store(0, Ordering::Relaxed);
+        // This caller's own outcome skips the shared map: only invocations of other callers
+        // that this drive happens to run are filed there.
+        let mut mine = None;
+        loop {
+            let Driver { scheduler, ingress } = &mut *driver;
+            self.entrance.drain_into(ingress);
+            if ingress.is_empty() {
+                if self.core.take_timer_hint() {
+                    self.pump.ring();
+                }
+                return Ok(mine.or_else(|| {
+                    let ticket = ticket?;
+                    self.outcomes.lock().remove(&ticket)
+                }));
+            }
+            let started = Instant::now();
+            // The end of the last commit is the end of the window, give or take the push of
+            // what it emitted: one clock read fewer per window (a window is often one call).
+            let mut ended = None;
+            let report = scheduler.run_window(ingress, |inv, outcome| {
+                let commit_started = Instant::now();
+                let work = self.commit(inv, outcome, ticket, &mut mine);
+                let now = Instant::now();
+                self.stats
+                    .commit_nanos
+                    .fetch_add(nanos_between(commit_started, now), Relaxed);
+                ended = Some(now);
+                work
+            })?;
+            let ended = ended.unwrap_or_else(Instant::now);
+            self.stats.windows.fetch_add(1, Relaxed);
+            self.stats
+                .invocations
+                .fetch_add(report.invocations as u64, Relaxed);
+            self.stats
+                .window_nanos
+                .fetch_add(nanos_between(started, ended), Relaxed);
+            if let Some(left) = &self.config.halt_after_windows {
+                let before = left
+                    .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)))
+                    .unwrap_or(0);
+                if before <= 1 {
+                    return Err(NodeError::Halted);
+                }
+            }
+        }
+    }
+
+    /// The ordered commit: called for each invocation of a window in sequence order, on the
+    /// driving thread. Logs what the worker applied, files the caller's outcome (the driving
+    /// caller's, filed under `mine_ticket`, into `mine`) and returns the work its changes
+    /// trigger.
+    fn commit(
+        &self,
+        inv: &Invocation<Task>,
+        outcome: sched::Outcome<Done>,
+        mine_ticket: Option<u64>,
+        mine: &mut Option<Outcome>,
+    ) -> Vec<sched::Work<Task>> {
+        let task = inv.task();
+        let seq = inv.seq().0;
+        let time = inv.time().0 as i64;
+        // A memory-only store keeps no records, so it would build the meta for nothing.
+        let persistent = self.config.data_dir.is_some();
+        let meta = |applied: &Applied| CommitMeta {
+            seq,
+            timestamp: inv.time().0,
+            meta: if persistent && applied.needs_log() {
+                invocation_meta(task)
+            } else {
+                Vec::new()
+            },
+        };
+        let (result, emitted) = match outcome {
+            sched::Outcome::Completed(Done::Applied(mut applied, remote)) => {
+                let changes = applied.take_changes();
+                // The triggers of a change that survives a crash survive it too: they are
+                // kept in this commit's record until each has run.
+                let durable = persistent && applied.needs_log();
+                let mut triggered = self.triggered(&changes, time);
+                if let Some(done) = self.trigger_done(task) {
+                    applied.absorb(done);
+                }
+                if durable && !triggered.is_empty() {
+                    self.keep_triggers(&mut applied, &mut triggered, time);
+                }
+                let fed = self.feeds.encode(seq, &changes);
+                if durable && !fed.is_empty() {
+                    self.keep_fed(&mut applied, &fed);
+                }
+                let meta = meta(&applied);
+                match self.store().log(applied, meta) {
+                    Ok(lsn) => {
+                        self.feeds.publish(fed);
+                        self.send_remote(remote);
+                        (Outcome::Committed { seq, lsn }, triggered)
+                    }
+                    Err(e) => (
+                        Outcome::Failed {
+                            seq,
+                            reason: CallFailure::Host(e.to_string()),
+                        },
+                        Vec::new(),
+                    ),
+                }
+            }
+            sched::Outcome::Completed(Done::Failed { reason, cleanup }) => {
+                tracing::debug!(module = %task.module, reducer = %task.reducer, %reason, "reducer failed");
+                self.forget_fired(task, cleanup, &meta);
+                (Outcome::Failed { seq, reason }, Vec::new())
+            }
+            sched::Outcome::Panicked { message } => {
+                self.forget_fired(task, None, &meta);
+                let reason = CallFailure::Host(format!("the node panicked running it: {message}"));
+                (Outcome::Failed { seq, reason }, Vec::new())
+            }
+        };
+        match task.ticket {
+            Some(ticket) if Some(ticket) == mine_ticket => *mine = Some(result),
+            Some(ticket) => {
+                self.outcomes.lock().insert(ticket, result);
+            }
+            None => {}
+        }
+        emitted
+    }
+
+    /// Hands a committed invocation's remote calls to the network, in commit order.
+    fn send_remote(&self, calls: Vec<RemoteCall>) {
+        if calls.is_empty() {
+            return;
+        }
+        match &*self.outbound.read() {
+            Some(tx) => {
+                for call in calls {
+                    if tx.send(call).is_err() {
+                        tracing::warn!("the network is gone; a remote call was not sent");
+                        break;
+                    }
+                }
+            }
+            None => tracing::warn!(
+                calls = calls.len(),
+                "remote calls committed on a node without a network; they are not sent"
+            ),
+        }
+    }
+
+    /// Writes `triggered` to `__node.triggers` in the record of the commit that emitted them.
+    fn keep_triggers(&self, applied: &mut Applied, triggered: &mut [sched::Work<Task>], time: i64) {
+        let mut tx = self.store().begin();
+        for work in triggered.iter_mut() {
+            let row = KeptTrigger {
+                id: 0,
+                module: work.task.module.to_string(),
+                reducer: work.task.reducer.to_string(),
+                args: work.task.args.clone(),
+                time,
+            };
+            match system::insert(&mut tx, self.tables.triggers, row) {
+                Ok(row) => work.task.kept = Some(row.id),
+                Err(e) => {
+                    tracing::error!("cannot keep a subscription trigger: {e}");
+                    break;
+                }
+            }
+        }
+        match tx.apply() {
+            Ok(kept) => applied.absorb(kept),
+            Err(e) => {
+                tracing::error!("cannot keep subscription triggers: {e}");
+                for work in triggered {
+                    work.task.kept = None;
+                }
+            }
+        }
+    }
+
+    /// Writes the changes of durable feeds to `__node.feed` in the record of their commit.
+    fn keep_fed(&self, applied: &mut Applied, fed: &[Encoded]) {
+        let mut tx = self.store().begin();
+        let kept = self
+            .feeds
+            .persist(fed, &mut tx, self.tables)
+            .and_then(|wrote| wrote.then(|| tx.apply().map_err(Into::into)).transpose());
+        match kept {
+            Ok(Some(kept)) => applied.absorb(kept),
+            Ok(None) => {}
+            // Subscribers still get the changes; one that reconnects after a restart may be
+            // told it missed some.
+            Err(e) => tracing::error!("cannot keep changes for remote subscribers: {e}"),
+        }
+    }
+
+    /// For an invocation that failed, so committed nothing: logs the removal of what fired it
+    /// (`timer`, the timer's removal, and the kept trigger), so that it does not fire again.
+    fn forget_fired(
+        &self,
+        task: &Task,
+        timer: Option<Applied>,
+        meta: &dyn Fn(&Applied) -> CommitMeta,
+    ) {
+        let fired = match (timer, self.trigger_done(task)) {
+            (Some(mut timer), Some(trigger)) => {
+                timer.absorb(trigger);
+                Some(timer)
+            }
+            (timer, trigger) => timer.or(trigger),
+        };
+        if let Some(fired) = fired
+            && let Err(e) = {
+                let meta = meta(&fired);
+                self.store().log(fired, meta)
+            }
+        {
+            tracing::error!("cannot log the removal of a failed timer or trigger: {e}");
+        }
+    }
+
+    /// Forgets the kept trigger that `task` is, applied and to be logged with its outcome.
+    fn trigger_done(&self, task: &Task) -> Option<Applied> {
+        let id = task.kept?;
+        let mut tx = self.store().begin();
+        let deleted = tx
+            .delete(self.tables.triggers, &interstice_abi::Value::U64(id))
+            .and_then(|_| tx.apply());
+        deleted
+            .map_err(|e| tracing::error!("cannot forget a subscription trigger that ran: {e}"))
+            .ok()
+    }
+
+    /// The subscriptions a commit triggers, unless the current drive has run away.
+    fn triggered(&self, changes: &[interstice_store::Change], time: i64) -> Vec<sched::Work<Task>> {
+        let work = self.core.events(changes, time);
+        let before = self.cascade.fetch_add(work.len(), Ordering::Relaxed);
+        if before + work.len() > self.config.max_cascade {
+            tracing::error!(
+                "subscriptions triggered more than {} invocations from one call; dropping {} (a subscription that feeds itself?)",
+                self.config.max_cascade,
+                work.len()
+            );
+            return Vec::new();
+        }
+        work
+    }
+
+    /// Waits until `outcome`'s effects are durable: a call is reported committed only then.
+    pub(super) fn wait_durable(&self, outcome: &Outcome) -> Result<(), NodeError> {
+        if let (Some(_), Outcome::Committed { lsn, .. }) = (&self.config.data_dir, outcome) {
+            self.store().wait_durable(*lsn)?;
+        }
+        Ok(())
+    }
+}
+
+fn nanos_between(from: Instant, to: Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The record's meta: module, reducer and arguments, laid out as the ABI encodes a
+/// `(String, String, Bytes)` (each a varint length, then the bytes), written straight from the
+/// task instead of through cloned `Value`s.
+fn invocation_meta(task: &Task) -> Vec<u8> {
+    let parts = [task.module.as_bytes(), task.reducer.as_bytes(), &task.args];
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 10).sum());
+    for part in parts {
+        interstice_abi::encode_varint(part.len() as u64, &mut out);
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// The meta of a commit the node makes itself (install, remove, acknowledgements).
+pub(super) fn system_meta(what: &str, module: &str) -> CommitMeta {
+    CommitMeta {
+        seq: 0,
+        timestamp: 0,
+        meta: format!("{what} {module}").into_bytes(),
+    }
+}

@@ -1,0 +1,360 @@
+//! The host's side of one instance: its state, and checked access to the guest's memory.
+//!
+//! Everything a module hands over — pointers, lengths, names — is checked here before it is
+//! used. A check that fails records *why* in the state and traps the guest, so the invocation
+//! fails with that reason and nothing it wrote commits. [`HostCall`] is the same toolkit for
+//! the host calls of platform authorities.
+
+use std::sync::Arc;
+
+use interstice_abi::Event;
+use interstice_abi::host::{self, ErrorCode};
+use wasmtime::{Caller, Memory, ResourceLimiter};
+
+use super::Limits;
+use crate::core::Core;
+use crate::error::{CallFailure, HostCallError};
+use crate::exec::Exec;
+
+/// The invocation an instance is running: its context, the node's core (for nested calls)
+/// and what it runs for.
+pub(crate) struct Running {
+    pub exec: Exec,
+    pub core: Arc<Core>,
+    /// A query (or a read-only hook such as `render`): writes are refused.
+    pub read_only: bool,
+    /// The event of the hook being run, if it is one.
+    pub hook: Option<Event>,
+}
+
+/// The data wasmtime keeps per instance.
+pub struct HostState {
+    pub(super) memory: Option<Memory>,
+    pub(super) limits: Limits,
+    /// The invocation now running; `None` between calls and while the module describes
+    /// itself.
+    pub(super) running: Option<Running>,
+    /// The bytes the last host call produced, for `read_result`.
+    pub(super) result: Vec<u8>,
+    /// What `set_error` said: a reducer's error, or the SDK's panic message before it traps.
+    pub(super) error: Option<String>,
+    /// What `return_value` handed over.
+    pub(super) returned: Option<Vec<u8>>,
+    /// Why the invocation must fail, whatever the module does next.
+    pub(super) failure: Option<CallFailure>,
+    pub(super) memory_exceeded: bool,
+}
+
+impl HostState {
+    pub(super) fn new(limits: Limits) -> Self {
+        HostState {
+            memory: None,
+            limits,
+            running: None,
+            result: Vec::new(),
+            error: None,
+            returned: None,
+            failure: None,
+            memory_exceeded: false,
+        }
+    }
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limits.memory_bytes {
+            self.memory_exceeded = true;
+            // Trapping (rather than returning -1 from memory.grow) names the cause; a module
+            // that cannot allocate would trap anyway, with a less useful message.
+            return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// One host call in progress, as a platform authority's host function sees it: checked reads
+/// of the guest's memory, the running invocation's identity, and the ways to answer.
+///
+/// ```ignore
+/// linker.func_wrap("interstice_gpu", "clear", |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| {
+///     let mut call = HostCall::new(&mut caller);
+///     let module = call.module_or_trap()?.to_owned();
+///     let bytes = call.read(ptr, len)?;
+///     call.finish(do_it(&module, &bytes))
+/// })
+/// ```
+pub struct HostCall<'a, 'c> {
+    caller: &'a mut Caller<'c, HostState>,
+}
+
+impl<'a, 'c> HostCall<'a, 'c> {
+    pub fn new(caller: &'a mut Caller<'c, HostState>) -> Self {
+        HostCall { caller }
+    }
+
+    /// The module whose invocation made this call; `None` while it describes itself.
+    pub fn module(&self) -> Option<&str> {
+        self.running().map(|r| &*r.exec.frame().module)
+    }
+
+    /// [`module`](Self::module), or a trap saying host calls need an invocation.
+    pub fn module_or_trap(&mut self) -> wasmtime::Result<String> {
+        match self.module() {
+            Some(m) => Ok(m.to_owned()),
+            None => Err(self.fail(CallFailure::Host(
+                "host call outside of a reducer or query".into(),
+            ))),
+        }
+    }
+
+    /// The event whose hook is running (`render`, `audio_output`…), if this is a hook.
+    pub fn hook(&self) -> Option<&Event> {
+        self.running().and_then(|r| r.hook.as_ref())
+    }
+
+    /// The invocation's logical time and sequence number.
+    pub fn stamp(&self) -> Option<(i64, u64)> {
+        self.running()
+            .map(|r| (r.exec.frame().timestamp, r.exec.frame().seq))
+    }
+
+    /// Copies `len` bytes at `ptr` out of the guest's memory, checked against its size and the
+    /// message limit.
+    pub fn read(&mut self, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
+        read_guest(self.caller, ptr, len)
+    }
+
+    /// A UTF-8 name of at most 256 bytes.
+    pub fn read_name(&mut self, ptr: i32, len: i32) -> wasmtime::Result<String> {
+        read_name(self.caller, ptr, len)
+    }
+
+    /// Fails the invocation with `failure` (nothing it wrote commits); return the error.
+    pub fn fail(&mut self, failure: CallFailure) -> wasmtime::Error {
+        trap(self.caller, failure)
+    }
+
+    /// Answers with bytes (their length; the module reads them with `read_result`) or an
+    /// error (fatal ones fail the invocation).
+    pub fn finish(&mut self, result: Result<Vec<u8>, HostCallError>) -> wasmtime::Result<i64> {
+        finish_bytes(self.caller, result)
+    }
+
+    /// Answers with a number or an error.
+    pub fn finish_u64(&mut self, result: Result<u64, HostCallError>) -> wasmtime::Result<i64> {
+        finish_u64(self.caller, result)
+    }
+
+    fn running(&self) -> Option<&Running> {
+        self.caller.data().running.as_ref()
+    }
+}
+
+pub(super) fn trap(caller: &mut Caller<'_, HostState>, failure: CallFailure) -> wasmtime::Error {
+    let message = failure.to_string();
+    caller.data_mut().failure.get_or_insert(failure);
+    wasmtime::Error::msg(message)
+}
+
+/// Runs `f` on the running invocation, or traps if there is none (a module calling the host
+/// while it describes itself).
+pub(super) fn with_running<R>(
+    caller: &mut Caller<'_, HostState>,
+    f: impl FnOnce(&mut Running) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    match caller.data_mut().running.as_mut() {
+        Some(running) => f(running),
+        None => Err(trap(
+            caller,
+            CallFailure::Host("host call outside of a reducer or query".into()),
+        )),
+    }
+}
+
+pub(super) fn deny_in_query(
+    caller: &mut Caller<'_, HostState>,
+    what: &str,
+) -> wasmtime::Result<()> {
+    if caller.data().running.as_ref().is_some_and(|r| r.read_only) {
+        return Err(trap(
+            caller,
+            CallFailure::Denied(format!(
+                "a query cannot {what}: queries are read-only; do it in a #[reducer]"
+            )),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `ptr..ptr+len` against the guest's memory and the message limit, then copies it out.
+pub(super) fn read_guest(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Vec<u8>> {
+    let max = caller.data().limits.max_message_bytes;
+    let (Ok(start), Ok(len)) = (usize::try_from(ptr), usize::try_from(len)) else {
+        return Err(trap(
+            caller,
+            CallFailure::BadPointer(format!("negative pointer or length ({ptr}, {len})")),
+        ));
+    };
+    if len > max {
+        return Err(trap(
+            caller,
+            CallFailure::TooLarge {
+                size: len,
+                limit: max,
+            },
+        ));
+    }
+    let Some(memory) = caller.data().memory else {
+        return Err(trap(
+            caller,
+            CallFailure::Host("module has no memory".into()),
+        ));
+    };
+    let data = memory.data(&*caller);
+    match start.checked_add(len).and_then(|end| data.get(start..end)) {
+        Some(bytes) => Ok(bytes.to_vec()),
+        None => {
+            let size = data.len();
+            Err(trap(
+                caller,
+                CallFailure::BadPointer(format!(
+                    "{len} bytes at {start} lie outside the module's {size}-byte memory"
+                )),
+            ))
+        }
+    }
+}
+
+pub(super) fn write_guest(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    bytes: &[u8],
+) -> wasmtime::Result<()> {
+    let Some(memory) = caller.data().memory else {
+        return Err(trap(
+            caller,
+            CallFailure::Host("module has no memory".into()),
+        ));
+    };
+    let fits = usize::try_from(ptr).ok().and_then(|start| {
+        let end = start.checked_add(bytes.len())?;
+        (end <= memory.data_size(&*caller)).then_some(start)
+    });
+    match fits {
+        Some(start) => {
+            memory.data_mut(&mut *caller)[start..start + bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        }
+        None => Err(trap(
+            caller,
+            CallFailure::BadPointer(format!(
+                "cannot write {} bytes at {ptr}: outside the module's memory",
+                bytes.len()
+            )),
+        )),
+    }
+}
+
+pub(super) fn read_name(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<String> {
+    if !(0..=256).contains(&len) {
+        return Err(trap(
+            caller,
+            CallFailure::BadPointer(format!("a name of {len} bytes (at most 256)")),
+        ));
+    }
+    let bytes = read_guest(caller, ptr, len)?;
+    String::from_utf8(bytes).map_err(|_| {
+        trap(
+            caller,
+            CallFailure::BadPointer("a name that is not UTF-8".into()),
+        )
+    })
+}
+
+/// Turns a host-call outcome into its return value: fatal errors fail the invocation; others
+/// leave their message in the result buffer and return the negated code.
+pub(super) fn finish_error(
+    caller: &mut Caller<'_, HostState>,
+    e: HostCallError,
+) -> wasmtime::Result<i64> {
+    if e.fatal {
+        let failure = match e.code {
+            ErrorCode::Denied => CallFailure::Denied(e.message),
+            ErrorCode::Constraint => CallFailure::Constraint(e.message),
+            _ => CallFailure::Host(e.message),
+        };
+        return Err(trap(caller, failure));
+    }
+    let mut message = e.message;
+    truncate_at_char(&mut message, host::MAX_ERROR_MESSAGE);
+    caller.data_mut().result = message.into_bytes();
+    Ok(e.code.to_return())
+}
+
+/// Cuts `s` to at most `max` bytes, on a character boundary.
+pub(crate) fn truncate_at_char(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+pub(super) fn finish_bytes(
+    caller: &mut Caller<'_, HostState>,
+    ret: Result<Vec<u8>, HostCallError>,
+) -> wasmtime::Result<i64> {
+    match ret {
+        Ok(bytes) => {
+            let len = bytes.len() as i64;
+            caller.data_mut().result = bytes;
+            Ok(len)
+        }
+        Err(e) => finish_error(caller, e),
+    }
+}
+
+pub(super) fn finish_u64(
+    caller: &mut Caller<'_, HostState>,
+    ret: Result<u64, HostCallError>,
+) -> wasmtime::Result<i64> {
+    match ret {
+        Ok(n) => Ok(i64::try_from(n).unwrap_or(i64::MAX)),
+        Err(e) => finish_error(caller, e),
+    }
+}
+
+pub(super) fn finish_i32(
+    caller: &mut Caller<'_, HostState>,
+    ret: Result<i32, HostCallError>,
+) -> wasmtime::Result<i32> {
+    match ret {
+        Ok(n) => Ok(n),
+        // Error codes are small, so the narrowing is lossless.
+        Err(e) => finish_error(caller, e).map(|code| code as i32),
+    }
+}

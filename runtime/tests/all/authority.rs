@@ -1,0 +1,223 @@
+//! The `Authority` seam: an authority built outside the node links host calls, gets its module
+//! on a lane of its own, feeds events into the ingress, and is told when its module goes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use interstice_abi::{ABI_VERSION, Authority as Kind, Event, Value, encode};
+use interstice_runtime::authority::{Authority, Holder, Lane};
+use interstice_runtime::testing::{module_importing, probe_schema};
+use interstice_runtime::wasm::{HostCall, HostState};
+use interstice_runtime::wasmtime::{Caller, Linker};
+use interstice_runtime::{EventSink, LoadError, Node, NodeConfig, NodeError};
+use parking_lot::Mutex;
+
+const IMPORTS: &str = r#"(import "interstice_file" "ping" (func $ping (param i64) (result i64)))"#;
+
+/// Stands for a platform: counts its host calls and remembers who called them from where.
+#[derive(Default)]
+struct Probe {
+    pings: AtomicU64,
+    threads: Mutex<Vec<Option<String>>>,
+    attached: Mutex<Vec<String>>,
+    detached: Mutex<Vec<String>>,
+    sink: Mutex<Option<EventSink>>,
+}
+
+struct ProbeAuthority(Arc<Probe>);
+
+impl Authority for ProbeAuthority {
+    fn kind(&self) -> Kind {
+        Kind::File
+    }
+
+    fn imports(&self) -> Option<&'static str> {
+        Some("interstice_file")
+    }
+
+    fn link(&self, linker: &mut Linker<HostState>) -> Result<(), LoadError> {
+        let probe = self.0.clone();
+        linker
+            .func_wrap(
+                "interstice_file",
+                "ping",
+                move |mut caller: Caller<'_, HostState>,
+                      x: i64|
+                      -> interstice_runtime::wasmtime::Result<i64> {
+                    let mut call = HostCall::new(&mut caller);
+                    call.module_or_trap()?;
+                    probe.pings.fetch_add(1, Ordering::SeqCst);
+                    let thread = std::thread::current().name().map(str::to_owned);
+                    probe.threads.lock().push(thread);
+                    Ok(x + 1)
+                },
+            )
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        Ok(())
+    }
+
+    fn lane(&self) -> Lane {
+        Lane::Thread
+    }
+
+    fn admit(&self, schema: &interstice_abi::ModuleSchema) -> Result<(), String> {
+        match schema.version.as_str() {
+            "6.6.6" => Err("this version is not welcome".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn attach(&self, holder: Holder) -> Result<(), String> {
+        self.0.attached.lock().push(holder.module.clone());
+        *self.0.sink.lock() = Some(holder.events);
+        Ok(())
+    }
+
+    fn detach(&self, module: &str) {
+        self.0.detached.lock().push(module.to_owned());
+    }
+}
+
+/// A module `name`: reducer `ping` calls the host call and stores its answer; `on_connect`
+/// runs on `connect` events and stores a constant row.
+fn probe_module(name: &str, claims: bool, version: &str) -> Vec<u8> {
+    let mut schema = probe_schema(&[("on_connect", None), ("ping", None)]);
+    schema.name = name.into();
+    schema.version = version.into();
+    if claims {
+        schema.authorities = vec![Kind::File];
+    }
+    schema.reducers[0].on = Some(Event::Connect);
+    schema.reducers[0].args = vec![interstice_abi::Field::new(
+        "node",
+        interstice_abi::Type::String,
+    )];
+    module_importing(
+        &schema,
+        ABI_VERSION,
+        IMPORTS,
+        &[
+            "(drop (call $insert_row)) (i32.const 0)",
+            "(drop (call $insert_value (call $ping (i64.const 41)))) (i32.const 0)",
+        ],
+    )
+}
+
+fn values(node: &Node, table: &str) -> Vec<u64> {
+    let id = node.store().table_id(table).unwrap();
+    node.store()
+        .read()
+        .scan(id)
+        .unwrap()
+        .map(|row| match row[1] {
+            Value::U64(v) => v,
+            ref other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_module_claiming_an_authority_the_node_lacks_is_refused() {
+    let node = Node::open(NodeConfig::default()).unwrap();
+    let err = node
+        .install(&probe_module("probe", true, "0.1.0"))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeError::Load(LoadError::AuthorityMissing {
+                authority: Kind::File,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(node.schemas().is_empty());
+}
+
+#[test]
+fn an_authority_links_host_calls_gets_a_lane_feeds_events_and_releases_its_module() {
+    let probe = Arc::new(Probe::default());
+    let node = Node::open(NodeConfig {
+        authorities: vec![Arc::new(ProbeAuthority(probe.clone()))],
+        ..NodeConfig::default()
+    })
+    .unwrap();
+
+    // Admission: the authority may refuse a module before anything is installed.
+    let err = node
+        .install(&probe_module("probe", true, "6.6.6"))
+        .unwrap_err();
+    assert!(err.to_string().contains("not welcome"), "{err}");
+    assert!(probe.attached.lock().is_empty());
+
+    node.install(&probe_module("probe", true, "0.1.0")).unwrap();
+    assert_eq!(*probe.attached.lock(), ["probe"]);
+
+    // Its host call, on its lane.
+    assert!(
+        node.call_reducer("probe", "ping", &[])
+            .unwrap()
+            .is_committed()
+    );
+    assert_eq!(probe.pings.load(Ordering::SeqCst), 1);
+    assert_eq!(values(&node, "probe.items"), [42]);
+    assert_eq!(
+        *probe.threads.lock(),
+        [Some("interstice-lane-file".to_owned())]
+    );
+
+    // Its events enter the ingress and are run by the node's own thread.
+    let sink = probe.sink.lock().clone().unwrap();
+    assert_eq!(
+        sink.submit(&Event::Connect, encode(&Value::from("peer")))
+            .unwrap(),
+        1
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while values(&node, "probe.items").len() < 2 {
+        assert!(Instant::now() < deadline, "the event never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(values(&node, "probe.items"), [42, 7]);
+
+    // Exclusive: a second claimant is refused; so is a module using its host calls without
+    // claiming it.
+    let err = node
+        .install(&probe_module("other", true, "0.1.0"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, NodeError::AuthorityTaken { holder, .. } if holder == "probe"),
+        "{err}"
+    );
+    let err = node
+        .install(&probe_module("sneaky", false, "0.1.0"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("without claiming the authority"),
+        "{err}"
+    );
+
+    // An upgrade detaches and attaches again; removal detaches.
+    node.publish(&probe_module("probe", true, "0.2.0")).unwrap();
+    assert_eq!(*probe.detached.lock(), ["probe"]);
+    assert_eq!(*probe.attached.lock(), ["probe", "probe"]);
+    node.remove("probe").unwrap();
+    assert_eq!(*probe.detached.lock(), ["probe", "probe"]);
+    // Another module may claim it now.
+    node.install(&probe_module("other", true, "0.1.0")).unwrap();
+}
+
+#[test]
+fn lanes_exist_only_for_authorities_that_want_them() {
+    let node = Node::open(NodeConfig::default()).unwrap();
+    assert!(node.lanes().is_empty(), "{:?}", node.lanes());
+    let probe = Arc::new(Probe::default());
+    let node = Node::open(NodeConfig {
+        authorities: vec![Arc::new(ProbeAuthority(probe))],
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    assert_eq!(node.lanes(), ["file"]);
+}
