@@ -57,10 +57,15 @@ impl AudioDevice {
             .default_output_device()
             .ok_or_else(|| AudioError::NoOutputDevice {
                 host: host_name.clone(),
+                reason: "the host names no default output device".to_string(),
             })?;
+        // ALSA always names a `default` device; whether it can play shows only here.
         let supported = device
             .default_output_config()
-            .map_err(device_error("reading the default output configuration"))?;
+            .map_err(|e| AudioError::NoOutputDevice {
+                host: host_name.clone(),
+                reason: format!("the default device `{device}` cannot play ({e})"),
+            })?;
         let (format, sample_format) = usable_output_format(&device, &supported)?;
         let stream_config = stream_config(&supported, config);
         let (producer, callback) = output_ring(format, config)?;

@@ -22,13 +22,13 @@ pub enum AudioError {
         format: StreamFormat,
         reason: &'static str,
     },
-    /// The host has no default output device (no sound card, or no sound server).
+    /// The host has no usable default output device (no sound card, or no sound server).
     #[error(
-        "no audio output device on host `{host}`; on a machine without a sound card, point \
-         ALSA_CONFIG_PATH at a file device (see the crate's README) or run without the Audio \
-         authority"
+        "no usable audio output device on host `{host}`: {reason}; on a machine without a \
+         sound card, point ALSA_CONFIG_PATH at a file device (see the crate's README) or run \
+         without the Audio authority"
     )]
-    NoOutputDevice { host: String },
+    NoOutputDevice { host: String, reason: String },
     /// The device refused an operation; `during` names it.
     #[error("audio device error while {during}: {message}")]
     Device {

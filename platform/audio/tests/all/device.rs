@@ -1,0 +1,191 @@
+//! The real device path (cpal, ALSA) without a sound card.
+//!
+//! ALSA's `file` plugin can stand in for the default device: it writes what is played into a
+//! file, over the `null` device, which does not keep time. Here the file is a named pipe,
+//! shrunk to one page, that a reader thread empties at the device's rate (never faster), so
+//! the stream runs at real time like a sound card and the samples come back for measuring.
+//! ALSA reads `ALSA_CONFIG_PATH` once per process, so each test runs its body in a child
+//! process (this test binary again, filtered to the one test) with the variable set.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use interstice_audio::{AudioConfig, AudioDevice, AudioError, SampleFormat};
+
+use crate::support::{RATE, Tone, fill, frequency};
+
+/// Set in the child: the directory holding the pipe and the ALSA configuration.
+const CHILD_DIR: &str = "INTERSTICE_AUDIO_TEST_DIR";
+
+/// ALSA's default device writes into `<dir>/out.fifo`, over the `null` device.
+const FILE_DEVICE: &str =
+    "pcm.!default { type file; slave.pcm \"null\"; file \"{fifo}\"; format \"raw\" }";
+
+/// Runs `body` in a child process whose ALSA configuration is the system's plus `device`
+/// (`{fifo}` stands for the named pipe `<dir>/out.fifo`).
+fn in_child(test: &str, device: &str, body: fn(&Path)) {
+    if let Some(dir) = std::env::var_os(CHILD_DIR) {
+        body(Path::new(&dir));
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let fifo = dir.path().join("out.fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("a named pipe");
+    let conf = dir.path().join("asound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "</usr/share/alsa/alsa.conf>\n{}\n",
+            device.replace("{fifo}", &fifo.display().to_string())
+        ),
+    )
+    .expect("the ALSA configuration");
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("ALSA_CONFIG_PATH", &conf)
+        .env(CHILD_DIR, dir.path())
+        .output()
+        .expect("the child test process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    eprint!("{stderr}");
+    assert!(out.status.success(), "the child test failed");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test; is `{test}` its name?"
+    );
+}
+
+/// Reads the pipe in periods of `period` frames, sleeping one period between reads, until
+/// `frames` frames have come; says so on `done`, then reads on until the writer closes.
+fn read_paced(fifo: PathBuf, frames: usize, done: mpsc::Sender<()>) -> Vec<u8> {
+    let period = 256usize;
+    let bytes_per_frame = 2 * 4;
+    // Blocks until ALSA opens the pipe for writing.
+    let mut pipe = File::open(&fifo).expect("the pipe opens");
+    // One page: the stream can run ahead of the reader by 512 frames at most.
+    rustix::pipe::fcntl_setpipe_size(&pipe, 4096).expect("a one-page pipe");
+    let mut data = vec![0u8; frames * bytes_per_frame];
+    let pace = Duration::from_nanos(period as u64 * 1_000_000_000 / u64::from(RATE));
+    for chunk in data.chunks_mut(period * bytes_per_frame) {
+        pipe.read_exact(chunk).expect("the device keeps writing");
+        thread::sleep(pace);
+    }
+    let _ = done.send(());
+    // Still at the device's pace: draining faster would let the stream outrun its producer
+    // before the test has read the counters.
+    let mut sink = vec![0u8; period * bytes_per_frame];
+    loop {
+        match pipe.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => thread::sleep(pace),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading the pipe: {e}"),
+        }
+    }
+    data
+}
+
+fn decode(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn a_tone_plays_through_alsa_at_its_frequency_without_underruns() {
+    in_child(
+        "device::a_tone_plays_through_alsa_at_its_frequency_without_underruns",
+        FILE_DEVICE,
+        tone_body,
+    );
+}
+
+/// Three seconds of blocks of 512 frames, 8 blocks (85 ms) ahead: 440 Hz, then 660 Hz from
+/// block 141 (1.5 s).
+fn tone_body(dir: &Path) {
+    const BLOCK: u32 = 512;
+    const SWITCH: u64 = 141;
+    let frames = 3 * RATE as usize;
+    let (done_tx, done_rx) = mpsc::channel();
+    let fifo = dir.join("out.fifo");
+    let reader = thread::spawn(move || read_paced(fifo, frames, done_tx));
+
+    let config = AudioConfig::default()
+        .block_frames(BLOCK)
+        .target_blocks(8)
+        .capture(false);
+    let (device, mut io) = AudioDevice::open_default(&config).expect("ALSA's file device opens");
+    let info = device.info().clone();
+    println!("negotiated: {info:?}");
+    assert_eq!(info.output.sample_format, SampleFormat::F32);
+    assert_eq!((info.output.channels, info.output.sample_rate), (2, RATE));
+    assert!(info.input.is_none());
+
+    let mut tone = Tone::new(440.0);
+    let mut block = |index: u64| {
+        if index == SWITCH {
+            tone.freq = 660.0;
+        }
+        tone.block(BLOCK, 2, RATE)
+    };
+    fill(&mut io, &mut block);
+    device.play().expect("the stream starts");
+    let stats = loop {
+        fill(&mut io, &mut block);
+        if done_rx.try_recv().is_ok() {
+            break io.stats.snapshot().output;
+        }
+        let wait = io.output.time_until_wanted();
+        thread::sleep(wait.clamp(Duration::from_micros(500), Duration::from_millis(5)));
+    };
+    drop(device);
+    let samples = decode(&reader.join().expect("the reader thread"));
+    println!("stats: {stats:?}");
+
+    assert_eq!(stats.underruns, 0, "{stats:?}");
+    assert_eq!(stats.device_errors, 0, "{stats:?}");
+    assert!(stats.played_frames >= frames as u64);
+    assert!(samples.chunks(2).all(|f| f[0] == f[1]));
+    let switch = SWITCH as usize * BLOCK as usize * 2;
+    let before = frequency(&samples[..switch], 2, RATE);
+    let after = frequency(&samples[switch..], 2, RATE);
+    println!("measured {before:.4} Hz, then {after:.4} Hz");
+    assert!((before - 440.0).abs() < 0.5, "measured {before} Hz");
+    assert!((after - 660.0).abs() < 0.5, "measured {after} Hz");
+    // The first frame written is the first frame of block 0: nothing was lost at the start.
+    let first: Vec<f32> = Tone::new(440.0).block(4, 2, RATE);
+    assert_eq!(samples[..8], first[..]);
+}
+
+#[test]
+fn a_machine_without_a_device_gets_a_typed_error() {
+    in_child(
+        "device::a_machine_without_a_device_gets_a_typed_error",
+        "pcm.!default { type hw; card 99 }",
+        |_| {
+            let config = AudioConfig::default().capture(false);
+            let err = AudioDevice::open_default(&config)
+                .err()
+                .expect("no device to open");
+            println!("{err}");
+            assert!(matches!(err, AudioError::NoOutputDevice { .. }), "{err:?}");
+            assert!(err.to_string().contains("ALSA_CONFIG_PATH"), "{err}");
+        },
+    );
+}
