@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use interstice_audio::{AudioConfig, AudioDevice, AudioError, SampleFormat};
+use interstice_audio::{AudioConfig, AudioDevice, AudioError, AudioStats, SampleFormat};
 
 use crate::support::{RATE, Tone, fill, frequency};
 
@@ -81,16 +81,37 @@ fn in_child(test: &str, device: &str, body: fn(&Path)) {
 
 /// Reads the pipe in periods of `period` frames, sleeping one period between reads, until
 /// `frames` frames have come; says so on `done`, then reads on until the writer closes.
-fn read_paced(fifo: PathBuf, frames: usize, done: mpsc::Sender<()>) -> Vec<u8> {
+///
+/// With `gate`, the reader is a sound card that never outruns the producer: before each read
+/// it waits until the producer has written enough that no callback this read can release
+/// will find the ring short. A loaded machine then slows the stream instead of starving it,
+/// so an underrun here can only be the engine's own fault. (Underruns of a slow producer are
+/// tested on the virtual device, whose clock is the test's.)
+fn read_paced(
+    fifo: PathBuf,
+    frames: usize,
+    done: mpsc::Sender<()>,
+    gate: Option<mpsc::Receiver<AudioStats>>,
+) -> Vec<u8> {
     let period = 256usize;
     let bytes_per_frame = 2 * 4;
     // Blocks until ALSA opens the pipe for writing.
     let mut pipe = File::open(&fifo).expect("the pipe opens");
-    // One page: the stream can run ahead of the reader by 512 frames at most.
+    // One page (512 frames): with the period cpal has in flight, the device can render at
+    // most 1024 frames beyond what was read.
     rustix::pipe::fcntl_setpipe_size(&pipe, 4096).expect("a one-page pipe");
+    let stats = gate.map(|g| g.recv().expect("the engine's stats"));
+    let mut read = 0u64;
     let pace = Duration::from_nanos(period as u64 * 1_000_000_000 / u64::from(RATE));
     let mut data = vec![0u8; frames * bytes_per_frame];
     for chunk in data.chunks_mut(period * bytes_per_frame) {
+        read += period as u64;
+        if let Some(stats) = &stats {
+            // Read + in the pipe + in flight + the callback this read may release.
+            while written(stats) < read + 512 + 512 + 512 {
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
         if pipe.read_exact(chunk).is_err() {
             // The device closed early: the test that wanted these frames will say so.
             return Vec::new();
@@ -110,6 +131,12 @@ fn read_paced(fifo: PathBuf, frames: usize, done: mpsc::Sender<()>) -> Vec<u8> {
         }
     }
     data
+}
+
+/// Frames the producer has pushed so far.
+fn written(stats: &AudioStats) -> u64 {
+    let output = stats.snapshot().output;
+    output.played_frames + output.ring_fill_frames
 }
 
 fn decode(bytes: &[u8]) -> Vec<f32> {
@@ -136,13 +163,15 @@ fn tone_body(dir: &Path) {
     let frames = 3 * RATE as usize;
     let (done_tx, done_rx) = mpsc::channel();
     let fifo = dir.join("out.fifo");
-    let reader = thread::spawn(move || read_paced(fifo, frames, done_tx));
+    let (stats_tx, stats_rx) = mpsc::channel();
+    let reader = thread::spawn(move || read_paced(fifo, frames, done_tx, Some(stats_rx)));
 
     let config = AudioConfig::default()
         .block_frames(BLOCK)
         .target_blocks(8)
         .capture(false);
     let (device, mut io) = AudioDevice::open_default(&config).expect("ALSA's file device opens");
+    stats_tx.send(io.stats.clone()).expect("the reader waits");
     let info = device.info().clone();
     println!("negotiated: {info:?}");
     assert_eq!(info.output.sample_format, SampleFormat::F32);
@@ -222,7 +251,7 @@ fn capture_body(dir: &Path) {
     std::fs::write(dir.join("in.raw"), bytes).expect("the capture file");
     let (done_tx, _done_rx) = mpsc::channel();
     let out_fifo = dir.join("out.fifo");
-    let _player = thread::spawn(move || read_paced(out_fifo, RATE as usize, done_tx));
+    let _player = thread::spawn(move || read_paced(out_fifo, RATE as usize, done_tx, None));
 
     let config = AudioConfig::default()
         .block_frames(BLOCK)
