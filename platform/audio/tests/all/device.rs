@@ -177,6 +177,11 @@ fn tone_body(dir: &Path) {
     assert_eq!(info.output.sample_format, SampleFormat::F32);
     assert_eq!((info.output.channels, info.output.sample_rate), (2, RATE));
     assert!(info.input.is_none());
+    assert_eq!(
+        info.output_buffer_frames,
+        Some(BLOCK),
+        "the block size is the period"
+    );
 
     let mut tone = Tone::new(440.0);
     let mut block = |index: u64| {
