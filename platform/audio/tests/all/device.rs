@@ -1,0 +1,289 @@
+//! The real device path (cpal, ALSA) without a sound card.
+//!
+//! ALSA's `file` plugin can stand in for the default device: it writes what is played into a
+//! file, over the `null` device, which does not keep time. Here the file is a named pipe,
+//! shrunk to one page, that a reader thread empties at the device's rate (never faster), so
+//! the stream runs at real time like a sound card and the samples come back for measuring.
+//! ALSA reads `ALSA_CONFIG_PATH` once per process, so each test runs its body in a child
+//! process (this test binary again, filtered to the one test) with the variable set.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use interstice_audio::{AudioConfig, AudioDevice, AudioError, AudioStats, SampleFormat};
+
+use crate::support::{RATE, Tone, fill, frequency};
+
+/// Set in the child: the directory holding the pipe and the ALSA configuration.
+const CHILD_DIR: &str = "INTERSTICE_AUDIO_TEST_DIR";
+
+/// ALSA's default device writes into `<dir>/out.fifo`, over the `null` device.
+const FILE_DEVICE: &str =
+    "pcm.!default { type file; slave.pcm \"null\"; file \"{fifo}\"; format \"raw\" }";
+
+/// Playback as above; capture reads the file `<dir>/in.raw` (ALSA's `infile`). Capture over
+/// `null` does not keep time either, and a pipe cannot pace it (the plugin takes what a read
+/// returns and pads the rest with silence), so the capture test reads a whole file at once.
+const FILE_DUPLEX: &str = "pcm.!default { type asym; \
+    playback.pcm { type file; slave.pcm \"null\"; file \"{fifo}\"; format \"raw\" } \
+    capture.pcm { type file; slave.pcm \"null\"; file \"/dev/null\"; infile \"{dir}/in.raw\"; format \"raw\" } }";
+
+/// Runs `body` in a child process whose ALSA configuration is the system's plus `device`
+/// (`{fifo}` stands for the named pipe `<dir>/out.fifo`, `{dir}` for the directory).
+fn in_child(test: &str, device: &str, body: fn(&Path)) {
+    if let Some(dir) = std::env::var_os(CHILD_DIR) {
+        body(Path::new(&dir));
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let fifo = dir.path().join("out.fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("a named pipe");
+    let conf = dir.path().join("asound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "</usr/share/alsa/alsa.conf>\n{}\n",
+            device
+                .replace("{fifo}", &fifo.display().to_string())
+                .replace("{dir}", &dir.path().display().to_string())
+        ),
+    )
+    .expect("the ALSA configuration");
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("ALSA_CONFIG_PATH", &conf)
+        .env(CHILD_DIR, dir.path())
+        .output()
+        .expect("the child test process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    eprint!("{stderr}");
+    assert!(out.status.success(), "the child test failed");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test; is `{test}` its name?"
+    );
+}
+
+/// Reads the pipe in periods of `period` frames, sleeping one period between reads, until
+/// `frames` frames have come; says so on `done`, then reads on until the writer closes.
+///
+/// With `gate`, the reader is a sound card that never outruns the producer: before each read
+/// it waits until the producer has written enough that no callback this read can release
+/// will find the ring short. A loaded machine then slows the stream instead of starving it,
+/// so an underrun here can only be the engine's own fault. (Underruns of a slow producer are
+/// tested on the virtual device, whose clock is the test's.)
+fn read_paced(
+    fifo: PathBuf,
+    frames: usize,
+    done: mpsc::Sender<()>,
+    gate: Option<mpsc::Receiver<AudioStats>>,
+) -> Vec<u8> {
+    let period = 256usize;
+    let bytes_per_frame = 2 * 4;
+    // Blocks until ALSA opens the pipe for writing.
+    let mut pipe = File::open(&fifo).expect("the pipe opens");
+    // One page (512 frames): with the period cpal has in flight, the device can render at
+    // most 1024 frames beyond what was read.
+    rustix::pipe::fcntl_setpipe_size(&pipe, 4096).expect("a one-page pipe");
+    let stats = gate.map(|g| g.recv().expect("the engine's stats"));
+    let mut read = 0u64;
+    let pace = Duration::from_nanos(period as u64 * 1_000_000_000 / u64::from(RATE));
+    let mut data = vec![0u8; frames * bytes_per_frame];
+    for chunk in data.chunks_mut(period * bytes_per_frame) {
+        read += period as u64;
+        if let Some(stats) = &stats {
+            // Read + in the pipe + in flight + the callback this read may release.
+            while written(stats) < read + 512 + 512 + 512 {
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+        if pipe.read_exact(chunk).is_err() {
+            // The device closed early: the test that wanted these frames will say so.
+            return Vec::new();
+        }
+        thread::sleep(pace);
+    }
+    let _ = done.send(());
+    // Still at the device's pace: draining faster would let the stream outrun its producer
+    // before the test has read the counters.
+    let mut sink = vec![0u8; period * bytes_per_frame];
+    loop {
+        match pipe.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => thread::sleep(pace),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading the pipe: {e}"),
+        }
+    }
+    data
+}
+
+/// Frames the producer has pushed so far.
+fn written(stats: &AudioStats) -> u64 {
+    let output = stats.snapshot().output;
+    output.played_frames + output.ring_fill_frames
+}
+
+fn decode(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn a_tone_plays_through_alsa_at_its_frequency_without_underruns() {
+    in_child(
+        "device::a_tone_plays_through_alsa_at_its_frequency_without_underruns",
+        FILE_DEVICE,
+        tone_body,
+    );
+}
+
+/// Three seconds of blocks of 512 frames, 8 blocks (85 ms) ahead: 440 Hz, then 660 Hz from
+/// block 141 (1.5 s).
+fn tone_body(dir: &Path) {
+    const BLOCK: u32 = 512;
+    const SWITCH: u64 = 141;
+    let frames = 3 * RATE as usize;
+    let (done_tx, done_rx) = mpsc::channel();
+    let fifo = dir.join("out.fifo");
+    let (stats_tx, stats_rx) = mpsc::channel();
+    let reader = thread::spawn(move || read_paced(fifo, frames, done_tx, Some(stats_rx)));
+
+    let config = AudioConfig::default()
+        .block_frames(BLOCK)
+        .target_blocks(8)
+        .capture(false);
+    let (device, mut io) = AudioDevice::open_default(&config).expect("ALSA's file device opens");
+    stats_tx.send(io.stats.clone()).expect("the reader waits");
+    let info = device.info().clone();
+    println!("negotiated: {info:?}");
+    assert_eq!(info.output.sample_format, SampleFormat::F32);
+    assert_eq!((info.output.channels, info.output.sample_rate), (2, RATE));
+    assert!(info.input.is_none());
+    assert_eq!(
+        info.output_buffer_frames,
+        Some(BLOCK),
+        "the block size is the period"
+    );
+
+    let mut tone = Tone::new(440.0);
+    let mut block = |index: u64| {
+        if index == SWITCH {
+            tone.freq = 660.0;
+        }
+        tone.block(BLOCK, 2, RATE)
+    };
+    fill(&mut io, &mut block);
+    device.play().expect("the stream starts");
+    let stats = loop {
+        fill(&mut io, &mut block);
+        if done_rx.try_recv().is_ok() {
+            break io.stats.snapshot().output;
+        }
+        let wait = io.output.time_until_wanted();
+        thread::sleep(wait.clamp(Duration::from_micros(500), Duration::from_millis(5)));
+    };
+    drop(device);
+    let samples = decode(&reader.join().expect("the reader thread"));
+    assert_eq!(samples.len(), frames * 2, "the device stopped early");
+    println!("stats: {stats:?}");
+
+    assert_eq!(stats.underruns, 0, "{stats:?}");
+    assert_eq!(stats.device_errors, 0, "{stats:?}");
+    assert!(stats.played_frames >= frames as u64);
+    assert!(samples.chunks(2).all(|f| f[0] == f[1]));
+    let switch = SWITCH as usize * BLOCK as usize * 2;
+    let before = frequency(&samples[..switch], 2, RATE);
+    let after = frequency(&samples[switch..], 2, RATE);
+    println!("measured {before:.4} Hz, then {after:.4} Hz");
+    assert!((before - 440.0).abs() < 0.5, "measured {before} Hz");
+    assert!((after - 660.0).abs() < 0.5, "measured {after} Hz");
+    // The first frame written is the first frame of block 0: nothing was lost at the start.
+    let first: Vec<f32> = Tone::new(440.0).block(4, 2, RATE);
+    assert_eq!(samples[..8], first[..]);
+}
+
+#[test]
+fn a_machine_without_a_device_gets_a_typed_error() {
+    in_child(
+        "device::a_machine_without_a_device_gets_a_typed_error",
+        "pcm.!default { type hw; card 99 }",
+        |_| {
+            let config = AudioConfig::default().capture(false);
+            let err = AudioDevice::open_default(&config)
+                .err()
+                .expect("no device to open");
+            println!("{err}");
+            assert!(matches!(err, AudioError::NoOutputDevice { .. }), "{err:?}");
+            assert!(err.to_string().contains("ALSA_CONFIG_PATH"), "{err}");
+        },
+    );
+}
+
+#[test]
+fn captured_audio_arrives_as_buffers_in_order() {
+    in_child(
+        "device::captured_audio_arrives_as_buffers_in_order",
+        FILE_DUPLEX,
+        capture_body,
+    );
+}
+
+/// One second of a 440 Hz tone in the capture file comes out as numbered buffers of 1024
+/// frames that carry it unchanged, in order. The ring holds 64 buffers (1.4 s), more than the
+/// file, since the unpaced capture delivers it all at once.
+fn capture_body(dir: &Path) {
+    const BLOCK: u32 = 1024;
+    let tone: Vec<f32> = Tone::new(440.0).block(RATE, 2, RATE);
+    let bytes: Vec<u8> = tone.iter().flat_map(|s| s.to_le_bytes()).collect();
+    std::fs::write(dir.join("in.raw"), bytes).expect("the capture file");
+    let (done_tx, _done_rx) = mpsc::channel();
+    let out_fifo = dir.join("out.fifo");
+    let _player = thread::spawn(move || read_paced(out_fifo, RATE as usize, done_tx, None));
+
+    let config = AudioConfig::default()
+        .block_frames(BLOCK)
+        .capture_blocks(64);
+    let (device, mut io) = AudioDevice::open_default(&config).expect("ALSA's file devices open");
+    println!("negotiated: {:?}", device.info());
+    let input = device.info().input.expect("capture is open");
+    assert_eq!(input.sample_format, SampleFormat::F32);
+    assert_eq!((input.channels, input.sample_rate), (2, RATE));
+    let mut reader = io.input.take().expect("a capture reader");
+    fill(&mut io, |_| vec![0.0; BLOCK as usize * 2]);
+    device.play().expect("the streams start");
+    let whole = tone.len() / (BLOCK as usize * 2);
+    let mut captured = Vec::new();
+    let mut index = 0;
+    while index < whole as u64 {
+        match reader.take_buffer() {
+            Some(buffer) => {
+                assert_eq!(buffer.index, index);
+                assert_eq!(buffer.first_frame, index * u64::from(BLOCK));
+                captured.extend_from_slice(&buffer.samples);
+                index += 1;
+            }
+            None => thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    drop(device);
+    println!("stats: {:?}", io.stats.snapshot());
+    assert_eq!(captured[..], tone[..captured.len()]);
+}
