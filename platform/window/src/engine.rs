@@ -156,6 +156,7 @@ pub struct GpuEngine {
     table: ResourceTable,
     ring: FrameRing,
     recording: Option<FrameRecording>,
+    frame_due: Option<u64>,
     config: EngineConfig,
 }
 
@@ -166,6 +167,7 @@ impl GpuEngine {
             gpu,
             ring: FrameRing::new(),
             recording: None,
+            frame_due: None,
             config,
         }
     }
@@ -716,6 +718,7 @@ impl GpuEngine {
             return Err(kind_mismatch());
         };
         let info = recording.info();
+        self.frame_due = None;
         let slot = self.ring.acquire(&self.gpu, info.width, info.height)?;
         let commands = recording.len();
         let encoded = recording.finish(&self.gpu, &slot.view).and_then(|buffer| {
@@ -739,9 +742,21 @@ impl GpuEngine {
         }
     }
 
-    /// Drops the frame being recorded, if any (its invocation failed).
+    /// Drops the frame being recorded, if any (its invocation failed), and lets the pacer
+    /// hand out the next frame.
     pub fn abort_frame(&mut self) {
         self.recording = None;
+        self.frame_due = None;
+    }
+
+    /// A render loop handed out `number`; no other frame is due until it ends or is aborted.
+    pub(crate) fn frame_handed_out(&mut self, number: u64) {
+        self.frame_due = Some(number);
+    }
+
+    /// The frame a render loop handed out and that has not ended yet.
+    pub fn frame_outstanding(&self) -> Option<u64> {
+        self.frame_due
     }
 
     /// Reads back the newest rendered frame not yet shown: its number and pixels. Waits for

@@ -486,7 +486,8 @@ pub(crate) fn checked_buffer_range(
     };
     if !has.contains(usage) {
         return Err(command(format!(
-            "buffer {handle:#x} cannot be used as a {what} buffer: create it with the {usage:?} usage"
+            "buffer {handle:#x} cannot be used as a {what} buffer: create it with the {} usage",
+            what.to_uppercase()
         )));
     }
     let len = buffer.size();

@@ -4,14 +4,17 @@
 //! See `README.md` beside this crate for its threads, its error and budget model, and how to
 //! run its tests headless and under Xvfb.
 
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod gpu;
 pub mod input;
+pub mod lane;
 pub mod pacing;
 pub mod present;
 pub mod resources;
+pub mod window;
 
 pub use engine::{
     BindingDesc, EngineConfig, FrameDone, GpuEngine, PipelineDesc, VertexAttributeDesc,
@@ -21,6 +24,8 @@ pub use error::{GpuError, Result};
 pub use frame::FrameInfo;
 pub use gpu::{FRAME_FORMAT, Gpu};
 pub use input::{InputEvent, InputState, MouseButton, WheelUnit};
+pub use lane::{Capture, Driver, HeadlessConfig, HeadlessLoop, LoopStats, LoopWaker};
 pub use pacing::{FramePacer, Pace};
 pub use present::{FrameRing, Image};
 pub use resources::{Budget, HandleFault, OwnerId, Released, ResourceKind, Usage};
+pub use window::{WindowConfig, WindowLoop};

@@ -9,5 +9,6 @@
 mod common;
 mod hostile;
 mod input;
+mod lane;
 mod release;
 mod render;
