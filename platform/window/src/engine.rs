@@ -202,6 +202,7 @@ impl GpuEngine {
     pub fn release_owner(&mut self, owner: OwnerId) -> Released {
         if self.recording.as_ref().is_some_and(|r| r.owner() == owner) {
             self.recording = None;
+            self.frame_due = None;
         }
         self.table.release_all(owner)
     }
@@ -227,7 +228,7 @@ impl GpuEngine {
     /// A buffer of `size` bytes (a multiple of 4) with `buffer_usage` bits; always writable.
     pub fn create_buffer(&mut self, owner: OwnerId, size: u64, usage: u32) -> Result<u64> {
         let max = self.gpu.device.limits().max_buffer_size;
-        if size == 0 || size % wgpu::COPY_BUFFER_ALIGNMENT != 0 || size > max {
+        if size == 0 || !size.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT) || size > max {
             return Err(invalid(format!(
                 "buffer size {size} must be a non-zero multiple of 4 of at most {max} bytes"
             )));
@@ -289,7 +290,9 @@ impl GpuEngine {
                 b.size()
             )));
         }
-        if offset % wgpu::COPY_BUFFER_ALIGNMENT != 0 || len % wgpu::COPY_BUFFER_ALIGNMENT != 0 {
+        if !offset.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+            || !len.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+        {
             return Err(invalid(format!(
                 "buffer writes need an offset and a length that are multiples of 4, not {offset} and {len}"
             )));

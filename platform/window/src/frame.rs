@@ -260,7 +260,7 @@ impl FrameRecording {
                 "vertex buffer slot {slot} is out of range: this device has {max}"
             )));
         }
-        if offset % wgpu::VERTEX_ALIGNMENT != 0 {
+        if !offset.is_multiple_of(wgpu::VERTEX_ALIGNMENT) {
             return Err(command(format!(
                 "vertex buffer offset {offset} is not a multiple of {}",
                 wgpu::VERTEX_ALIGNMENT
@@ -307,7 +307,7 @@ impl FrameRecording {
             "index",
         )?;
         let pass = self.pass("set_index_buffer")?;
-        if offset % format.byte_size() as u64 != 0 {
+        if !offset.is_multiple_of(format.byte_size() as u64) {
             return Err(command(format!(
                 "index buffer offset {offset} is not a multiple of the index size {}",
                 format.byte_size()

@@ -10,6 +10,8 @@ use crate::common::*;
 
 const OWNER: OwnerId = OwnerId(1);
 
+type Hostile = fn(&mut GpuEngine, &Scene) -> GpuError;
+
 /// Runs `hostile` against a context that has the known scene, then checks the scene renders.
 fn after(
     config: EngineConfig,
@@ -96,7 +98,10 @@ fn unknown_freed_foreign_and_wrong_kind_handles_are_refused() {
         GpuError::BadHandle { fault, .. } => fault,
         other => panic!("expected a refused handle, got {other:?}"),
     };
-    let Some(e) = default_after(|g, _| g.set_budget_probe_unknown()) else {
+    let Some(e) = default_after(|g, _| {
+        g.write_buffer(OWNER, 0xdead_0000_0099, 0, &[0; 4])
+            .expect_err("never created")
+    }) else {
         return;
     };
     assert_eq!(fault(e), HandleFault::Unknown);
@@ -158,17 +163,6 @@ fn unknown_freed_foreign_and_wrong_kind_handles_are_refused() {
         return;
     };
     assert_eq!(fault(e), HandleFault::Foreign);
-}
-
-trait Probe {
-    fn set_budget_probe_unknown(&mut self) -> GpuError;
-}
-
-impl Probe for GpuEngine {
-    fn set_budget_probe_unknown(&mut self) -> GpuError {
-        self.write_buffer(OWNER, 0xdead_0000_0099, 0, &[0; 4])
-            .expect_err("never created")
-    }
 }
 
 #[test]
@@ -260,7 +254,7 @@ fn draw_without_a_pipeline_is_refused() {
 
 #[test]
 fn bad_pass_structure_and_bounds_are_refused_by_the_host() {
-    let cases: [(&str, fn(&mut GpuEngine, &Scene) -> GpuError); 6] = [
+    let cases: [(&str, Hostile); 6] = [
         ("outside a frame", |g, _| {
             g.begin_pass(OWNER, 0, CLEAR).expect_err("no frame")
         }),
