@@ -12,3 +12,4 @@ mod input;
 mod lane;
 mod release;
 mod render;
+mod textures;
