@@ -4,7 +4,7 @@
 //! key is, whatever the layout), which winit's `KeyCode` variants are named after; `key` is
 //! the layout's meaning (the typed text, or a W3C `key` name such as "Enter").
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use winit::event::{ElementState, MouseScrollDelta, WindowEvent};
 use winit::keyboard::{Key, PhysicalKey};
@@ -66,6 +66,30 @@ pub enum InputEvent {
     },
     /// The user asked to close the window; the render loop stops.
     CloseRequested,
+    /// A game controller was plugged in or removed; `pad` numbers it while it stays connected.
+    GamepadConnected {
+        pad: u32,
+        connected: bool,
+    },
+    /// A controller button (gilrs names: "South", "LeftTrigger2", "DPadUp", ...).
+    GamepadButton {
+        pad: u32,
+        button: String,
+        pressed: bool,
+    },
+    /// A controller axis moved, to `value` in -1..=1 ("LeftStickX", "RightStickY", ...).
+    GamepadAxis {
+        pad: u32,
+        axis: String,
+        value: f64,
+    },
+}
+
+/// What one controller holds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PadState {
+    pub buttons: BTreeSet<String>,
+    pub axes: BTreeMap<String, f64>,
 }
 
 /// What is held and where the pointer is, built from the events in order.
@@ -76,6 +100,7 @@ pub struct InputState {
     pointer: Option<(f64, f64)>,
     focused: bool,
     size: (u32, u32),
+    pads: BTreeMap<u32, PadState>,
 }
 
 impl InputState {
@@ -113,6 +138,32 @@ impl InputState {
                 }
             }
             InputEvent::Resized { width, height } => self.size = (*width, *height),
+            InputEvent::GamepadConnected { pad, connected } => {
+                if *connected {
+                    self.pads.entry(*pad).or_default();
+                } else {
+                    self.pads.remove(pad);
+                }
+            }
+            InputEvent::GamepadButton {
+                pad,
+                button,
+                pressed,
+            } => {
+                let buttons = &mut self.pads.entry(*pad).or_default().buttons;
+                if *pressed {
+                    buttons.insert(button.clone());
+                } else {
+                    buttons.remove(button);
+                }
+            }
+            InputEvent::GamepadAxis { pad, axis, value } => {
+                self.pads
+                    .entry(*pad)
+                    .or_default()
+                    .axes
+                    .insert(axis.clone(), *value);
+            }
             InputEvent::Wheel { .. } | InputEvent::CloseRequested => {}
         }
     }
@@ -145,6 +196,11 @@ impl InputState {
 
     pub fn size(&self) -> (u32, u32) {
         self.size
+    }
+
+    /// Connected controllers by number, with what each holds.
+    pub fn pads(&self) -> &BTreeMap<u32, PadState> {
+        &self.pads
     }
 }
 

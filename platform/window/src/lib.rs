@@ -8,6 +8,8 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "gamepad")]
+pub mod gamepad;
 pub mod gpu;
 pub mod input;
 pub mod lane;
@@ -23,7 +25,7 @@ pub use engine::{
 pub use error::{GpuError, Result};
 pub use frame::FrameInfo;
 pub use gpu::{FRAME_FORMAT, Gpu};
-pub use input::{InputEvent, InputState, MouseButton, WheelUnit};
+pub use input::{InputEvent, InputState, MouseButton, PadState, WheelUnit};
 pub use lane::{Capture, Driver, HeadlessConfig, HeadlessLoop, LoopStats, LoopWaker};
 pub use pacing::{FramePacer, Pace};
 pub use present::{FrameRing, Image};

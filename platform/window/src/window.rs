@@ -80,6 +80,8 @@ impl WindowLoop {
             input: InputState::new(),
             stats: LoopStats::default(),
             error: None,
+            #[cfg(feature = "gamepad")]
+            gamepads: crate::gamepad::Gamepads::open(),
         };
         self.event_loop
             .run_app(&mut app)
@@ -106,9 +108,16 @@ struct App<'d> {
     input: InputState,
     stats: LoopStats,
     error: Option<GpuError>,
+    #[cfg(feature = "gamepad")]
+    gamepads: Option<crate::gamepad::Gamepads>,
 }
 
 impl App<'_> {
+    fn deliver(&mut self, input: &InputEvent) {
+        self.input.apply(input);
+        self.driver.input(input, &self.input);
+    }
+
     fn open(&mut self, event_loop: &ActiveEventLoop) -> Result<()> {
         let attributes = Window::default_attributes()
             .with_title(self.config.title.clone())
@@ -210,8 +219,7 @@ impl ApplicationHandler<LoopSignal> for App<'_> {
         let Some(input) = translate(&event) else {
             return;
         };
-        self.input.apply(&input);
-        self.driver.input(&input, &self.input);
+        self.deliver(&input);
         match input {
             InputEvent::Resized { width, height } => {
                 self.pacer.resize((width, height));
@@ -228,6 +236,12 @@ impl ApplicationHandler<LoopSignal> for App<'_> {
     }
 
     fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        // Controllers do not wake the loop; they are polled every turn, at least once a frame.
+        #[cfg(feature = "gamepad")]
+        if let Some(mut pads) = self.gamepads.take() {
+            pads.poll(|e| self.deliver(&e));
+            self.gamepads = Some(pads);
+        }
         if self.window.is_some() {
             event_loop.set_control_flow(self.turn());
         }

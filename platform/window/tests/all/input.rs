@@ -162,3 +162,77 @@ fn losing_focus_releases_everything_held() {
     assert_eq!(s.keys_down().count(), 0);
     assert!(!s.is_button_down(MouseButton::Middle));
 }
+
+#[test]
+fn controllers_are_tracked_per_pad_until_disconnected() {
+    let mut s = InputState::new();
+    for e in [
+        InputEvent::GamepadConnected {
+            pad: 0,
+            connected: true,
+        },
+        InputEvent::GamepadButton {
+            pad: 0,
+            button: "South".into(),
+            pressed: true,
+        },
+        InputEvent::GamepadAxis {
+            pad: 0,
+            axis: "LeftStickX".into(),
+            value: -0.5,
+        },
+        InputEvent::GamepadButton {
+            pad: 1,
+            button: "East".into(),
+            pressed: true,
+        },
+        InputEvent::GamepadButton {
+            pad: 1,
+            button: "East".into(),
+            pressed: false,
+        },
+    ] {
+        s.apply(&e);
+    }
+    let pad0 = &s.pads()[&0];
+    assert!(pad0.buttons.contains("South"));
+    assert_eq!(pad0.axes.get("LeftStickX"), Some(&-0.5));
+    assert!(s.pads()[&1].buttons.is_empty());
+    s.apply(&InputEvent::GamepadConnected {
+        pad: 0,
+        connected: false,
+    });
+    assert!(!s.pads().contains_key(&0));
+}
+
+#[cfg(feature = "gamepad")]
+#[test]
+fn gilrs_events_translate_to_gamepad_events() {
+    use interstice_window::gamepad;
+    use interstice_window::gamepad::gilrs::{Axis, Button, EventType};
+    assert_eq!(
+        gamepad::button(2, Button::DPadUp, true),
+        InputEvent::GamepadButton {
+            pad: 2,
+            button: "DPadUp".into(),
+            pressed: true
+        }
+    );
+    assert_eq!(
+        gamepad::axis(2, Axis::RightStickY, 3.0),
+        InputEvent::GamepadAxis {
+            pad: 2,
+            axis: "RightStickY".into(),
+            value: 1.0
+        },
+        "clamped to -1..=1"
+    );
+    assert_eq!(
+        gamepad::translate(1, &EventType::Disconnected),
+        Some(InputEvent::GamepadConnected {
+            pad: 1,
+            connected: false
+        })
+    );
+    assert_eq!(gamepad::translate(1, &EventType::Dropped), None);
+}
