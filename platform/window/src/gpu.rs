@@ -55,10 +55,9 @@ impl Gpu {
         })?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("interstice"),
-            // What the adapter can do, no more than WebGPU's defaults where the adapter can:
-            // a module written on a big GPU then still runs on llvmpipe.
-            required_limits:
-                wgpu::Limits::downlevel_webgl2_defaults().using_resolution(adapter.limits()),
+            // Everything the adapter can do: the host checks module requests against these
+            // limits, so a module learns a device's bounds from the errors it gets.
+            required_limits: adapter.limits(),
             ..Default::default()
         }))
         .map_err(|e| GpuError::Device(e.to_string()))?;

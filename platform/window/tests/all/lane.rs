@@ -131,6 +131,8 @@ fn jobs_from_other_threads_run_on_the_lane_through_the_drain_hook() {
         width: WIDTH,
         height: HEIGHT,
         rate_hz: 500.0,
+        // A bound in case the stop never comes: the assertions below then fail, not hang.
+        frames: Some(5_000),
         ..HeadlessConfig::default()
     };
     let stats = lane.run(&mut engine, &config, &mut driver).expect("loop");
