@@ -4,7 +4,6 @@
 //! Architecture Invariant: the runtime never trusts a module. Every pointer, length, name and
 //! value a module hands over is checked in `wasm.rs` before use.
 
-pub mod build;
 mod core;
 mod error;
 mod feed;
