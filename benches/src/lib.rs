@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use interstice_abi::{Value, encode_into};
-use interstice_runtime::build::{BuildError, BuildOptions, build_module};
+use interstice_build::{BuildError, BuildOptions, TargetDir, build_module};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -14,7 +14,7 @@ pub fn workspace() -> PathBuf {
 /// cargo is benchmarking from, whose lock it holds).
 pub fn build(name: &str) -> Result<Vec<u8>, BuildError> {
     let options = BuildOptions {
-        target_dir: Some(workspace().join("target").join("modules")),
+        target_dir: TargetDir::Dir(workspace().join("target").join("modules")),
         ..BuildOptions::default()
     };
     build_module(&workspace().join("modules").join(name), &options)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Result, kind};
 
 /// `INTERSTICE_HOME`, else the OS data directory.
 pub fn home_dir() -> Result<PathBuf> {
@@ -85,37 +85,59 @@ impl Home {
             .map_err(|e| CliError::io(format!("cannot write {}", path.display()), e))
     }
 
-    /// A node by name, else by id.
+    /// A node by name, else by id, else by the start of its id when only one id starts so.
     pub fn find(&self, name_or_id: &str) -> Result<&NodeEntry> {
         self.position(name_or_id).map(|i| &self.nodes[i])
     }
 
     pub fn position(&self, name_or_id: &str) -> Result<usize> {
-        self.nodes
+        if let Some(i) = self.nodes.iter().position(|n| n.name == name_or_id) {
+            return Ok(i);
+        }
+        if let Some(i) = self
+            .nodes
             .iter()
-            .position(|n| n.name == name_or_id)
-            .or_else(|| {
+            .position(|n| !n.id.is_empty() && n.id == name_or_id)
+        {
+            return Ok(i);
+        }
+        let prefixed: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| !name_or_id.is_empty() && self.nodes[i].id.starts_with(name_or_id))
+            .collect();
+        match prefixed.as_slice() {
+            [i] => return Ok(*i),
+            [] => {}
+            several => {
+                let names: Vec<String> = several
+                    .iter()
+                    .map(|&i| format!("{} ({})", self.nodes[i].name, self.nodes[i].id))
+                    .collect();
+                return Err(CliError::usage(format!(
+                    "`{name_or_id}` starts the ids of several nodes: {}",
+                    names.join(", ")
+                ))
+                .hint("give more of the id, or the node's name"));
+            }
+        }
+        let known = if self.nodes.is_empty() {
+            "no nodes yet".to_owned()
+        } else {
+            format!(
+                "known: {}",
                 self.nodes
                     .iter()
-                    .position(|n| !n.id.is_empty() && n.id == name_or_id)
-            })
-            .ok_or_else(|| {
-                let known = if self.nodes.is_empty() {
-                    "no nodes yet".to_owned()
-                } else {
-                    format!(
-                        "known: {}",
-                        self.nodes
-                            .iter()
-                            .map(|n| n.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
-                CliError::new(format!("no node named `{name_or_id}` ({known})")).hint(
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        Err(
+            CliError::new(format!("no node named `{name_or_id}` ({known})"))
+                .kind(kind::NO_SUCH_NODE)
+                .hint(
                     "`interstice node create <name> <port>` makes a local node, `interstice node add <name> <address>` registers a remote one",
-                )
-            })
+                ),
+        )
     }
 
     pub fn check_new_name(&self, name: &str) -> Result<()> {
@@ -134,12 +156,35 @@ impl Home {
         Ok(())
     }
 
+    /// The cargo target directory that module builds share (`publish`), so that a new crate
+    /// finds the SDK and its dependencies already built.
+    pub fn build_cache(&self) -> PathBuf {
+        self.dir.join("build-cache")
+    }
+
     /// The node's folder.
     pub fn node_dir(&self, node: &NodeEntry) -> PathBuf {
         match &node.dir {
             Some(dir) => self.dir.join(dir),
             None => self.dir.join("nodes").join(&node.id),
         }
+    }
+
+    /// A node as `--json` shows it: name, id (`null` until reached), address, kind, and for a
+    /// local node its data folder and token file.
+    pub fn node_json(&self, node: &NodeEntry) -> serde_json::Value {
+        let mut doc = serde_json::json!({
+            "name": node.name,
+            "id": crate::output::or_null(&node.id),
+            "address": node.address,
+            "kind": if node.local { "local" } else { "remote" },
+        });
+        if node.local {
+            let dir = self.node_dir(node);
+            doc["data"] = dir.join("data").display().to_string().into();
+            doc["token"] = dir.join("admin_token").display().to_string().into();
+        }
+        doc
     }
 
     /// The admin token of a node: `INTERSTICE_ADMIN_TOKEN`, else the local node's token file.
@@ -184,4 +229,37 @@ pub fn ensure_admin_token(dir: &Path) -> Result<String> {
         .and_then(|mut f| f.write_all(token.as_bytes()).and_then(|()| f.sync_all()))
         .map_err(|e| CliError::io(format!("cannot write {}", path.display()), e))?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, id: &str) -> NodeEntry {
+        NodeEntry {
+            name: name.into(),
+            id: id.into(),
+            address: "127.0.0.1:1".into(),
+            local: true,
+            dir: None,
+        }
+    }
+
+    #[test]
+    fn nodes_are_found_by_name_id_or_unique_id_prefix() {
+        let home = Home {
+            dir: PathBuf::from("/h"),
+            nodes: vec![node("a", "1234-x"), node("b", "1299-y"), node("c", "")],
+        };
+        assert_eq!(home.find("b").unwrap().name, "b");
+        assert_eq!(home.find("1234-x").unwrap().name, "a");
+        assert_eq!(home.find("123").unwrap().name, "a");
+        let err = home.find("12").unwrap_err();
+        assert!(err.what.contains("several nodes"), "{err}");
+        assert_eq!(err.code, crate::error::code::USAGE);
+        let err = home.find("9").unwrap_err();
+        assert_eq!(err.kind, kind::NO_SUCH_NODE);
+        // A node with no id yet matches no prefix, not even the empty one.
+        assert!(home.find("").is_err());
+    }
 }

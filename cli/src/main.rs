@@ -5,7 +5,9 @@
 
 mod commands;
 mod error;
+mod examples;
 mod home;
+mod output;
 mod values;
 
 use std::path::PathBuf;
@@ -13,15 +15,20 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{CliError, Result, code};
+use crate::output::Output;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "interstice",
     version,
     about = "Run Interstice nodes, publish WebAssembly modules, call their reducers and queries",
-    after_help = "Examples:\n  interstice node create local 8080\n  interstice node start local\n  interstice publish local ./my-module\n  interstice call_reducer local my_module hello Ada\n\nData lives in $INTERSTICE_HOME, else the OS data directory.\n\nExit codes: 0 success, 1 failure, 2 bad usage, 3 the node refused (reducer failed, publish\nrefused, unauthorized), 4 node unreachable, 5 not available in this build.\n"
+    after_help = "Examples:\n  interstice node create local 8080\n  interstice node start local\n  interstice publish local ./my-module\n  interstice call_reducer local my_module hello Ada\n\nData lives in $INTERSTICE_HOME, else the OS data directory.\n\nWith --json, every command prints one JSON document on stdout, errors included\n(`{\"error\": {\"kind\", \"message\", \"hint\", \"code\"}}`); docs/CLI-JSON.md lists the shapes.\n\nExit codes: 0 success, 1 failure, 2 bad usage, 3 the node refused (reducer failed, publish\nrefused, unauthorized), 4 node unreachable, 5 not available in this build.\n"
 )]
 pub struct Cli {
+    /// Print one JSON document on stdout instead of text, errors included (see
+    /// docs/CLI-JSON.md).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,11 +83,19 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Run one of the README's examples.
+    /// Run one of the README's examples; their modules are built into this binary.
     #[command(
         after_help = "Example:\n  interstice example hello   # then, in another shell:\n  interstice call_reducer example-hello hello hello Ada"
     )]
     Example(ExampleArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  interstice completions bash > ~/.local/share/bash-completion/completions/interstice\n  interstice completions zsh > ~/.zfunc/_interstice\n  interstice completions fish > ~/.config/fish/completions/interstice.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -152,15 +167,12 @@ enum NodeCommand {
     Ping { node: String },
     /// Print the schemas of a node's modules, or write them as JSON to a file.
     #[command(
-        after_help = "Examples:\n  interstice node schema local\n  interstice node schema local schema.json"
+        after_help = "Examples:\n  interstice node schema local\n  interstice node schema local --json\n  interstice node schema local schema.json"
     )]
     Schema {
         node: String,
         /// Write the schemas (JSON) to this file instead of printing them.
         out: Option<PathBuf>,
-        /// Print JSON instead of a summary.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -192,7 +204,8 @@ struct PublishArgs {
     nodes: String,
     /// A module crate folder, or a built .wasm file.
     module: PathBuf,
-    /// Cargo's target directory for the build. By default, the crate's own.
+    /// Cargo's target directory for the build. By default, one cache shared by every module
+    /// build of this CLI ($INTERSTICE_HOME/build-cache).
     #[arg(long)]
     target_dir: Option<PathBuf>,
     /// Build without optimisations (faster to build, slower to run).
@@ -208,16 +221,13 @@ struct CallArgs {
     /// The arguments, in order (after `--` when one starts with `-` and is not a number).
     #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
-    /// Print the result as JSON, for scripts.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args, Debug)]
 struct ExampleArgs {
-    /// hello, caller, graphics or audio.
+    /// The example: hello, caller, graphics or audio.
     name: String,
-    /// Listen on this port instead of the example's fixed one (hello=8080, caller=8081,
+    /// Listen on this port instead of the example's own (hello=8080, caller=8081,
     /// graphics=8082, audio=8083).
     #[arg(long)]
     port: Option<u16>,
@@ -228,74 +238,116 @@ struct ExampleArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = try_main(cli) {
-        eprintln!("{e}");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
+    let out = Output { json: cli.json };
+    if let Err(e) = try_main(cli.command, out) {
+        if out.json {
+            println!("{}", e.to_json());
+        } else {
+            eprintln!("{e}");
+        }
         std::process::exit(e.code);
     }
 }
 
-fn try_main(cli: Cli) -> Result<()> {
-    use commands::{bindings, example, init, module, node, update};
-    match cli.command {
+/// Prints clap's error (as JSON when `--json` was asked for) and exits; help and version are
+/// printed as clap prints them.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let json = std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let what = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    let hint: Vec<&str> = lines.map(str::trim).collect();
+    let mut err = CliError::usage(what);
+    if !hint.is_empty() {
+        err = err.hint(hint.join("; "));
+    }
+    println!("{}", err.to_json());
+    std::process::exit(code::USAGE);
+}
+
+fn try_main(command: Command, out: Output) -> Result<()> {
+    use commands::{bindings, completions, example, init, module, node, publish, schema, update};
+    match command {
         Command::Node(cmd) => match cmd {
-            NodeCommand::Create { name, port } => node::create(&name, port),
-            NodeCommand::Add { name, address } => node::add(&name, &address),
-            NodeCommand::List => node::list(),
-            NodeCommand::Remove { node: n, purge } => node::remove(&n, purge),
-            NodeCommand::Rename { old, new } => node::rename(&old, &new),
-            NodeCommand::Show { node: n } => node::show(&n),
-            NodeCommand::Start(args) => node::start(node::StartOptions {
-                node: args.node,
-                workers: args.workers,
-                allow_anonymous_publish: args.allow_anonymous_publish,
-                listen: args.listen,
-                peers: node::parse_peers(&args.peer)?,
-                busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
-            }),
-            NodeCommand::Ping { node: n } => node::ping(&n),
-            NodeCommand::Schema { node: n, out, json } => node::schema(&n, out.as_deref(), json),
+            NodeCommand::Create { name, port } => node::create(out, &name, port),
+            NodeCommand::Add { name, address } => node::add(out, &name, &address),
+            NodeCommand::List => node::list(out),
+            NodeCommand::Remove { node: n, purge } => node::remove(out, &n, purge),
+            NodeCommand::Rename { old, new } => node::rename(out, &old, &new),
+            NodeCommand::Show { node: n } => node::show(out, &n),
+            NodeCommand::Start(args) => node::start(
+                out,
+                node::StartOptions {
+                    node: args.node,
+                    workers: args.workers,
+                    allow_anonymous_publish: args.allow_anonymous_publish,
+                    listen: args.listen,
+                    peers: node::parse_peers(&args.peer)?,
+                    busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
+                },
+            ),
+            NodeCommand::Ping { node: n } => node::ping(out, &n),
+            NodeCommand::Schema { node: n, out: file } => schema::schema(out, &n, file.as_deref()),
         },
-        Command::Publish(args) => module::publish(module::PublishOptions {
-            nodes: args.nodes,
-            module: args.module,
-            target_dir: args.target_dir,
-            release: !args.debug,
-        }),
-        Command::Remove { node: n, module: m } => module::remove(&n, &m),
+        Command::Publish(args) => publish::publish(
+            out,
+            publish::PublishOptions {
+                nodes: args.nodes,
+                module: args.module,
+                target_dir: args.target_dir,
+                release: !args.debug,
+            },
+        ),
+        Command::Remove { node: n, module: m } => module::remove(out, &n, &m),
         Command::CallReducer(args) => module::call(
+            out,
             &args.node,
             &args.module,
             &args.function,
             &args.args,
-            args.json,
             false,
         ),
         Command::CallQuery(args) => module::call(
+            out,
             &args.node,
             &args.module,
             &args.function,
             &args.args,
-            args.json,
             true,
         ),
-        Command::Init { path } => init::init(path.as_deref()),
+        Command::Init { path } => init::init(out, path.as_deref()),
         Command::Bindings(BindingsCommand::Add(add)) => match add {
             BindingsAdd::Module {
                 node: n,
                 module: m,
                 project_path,
-            } => bindings::add_module(&n, &m, project_path.as_deref()),
+            } => bindings::add_module(out, &n, &m, project_path.as_deref()),
             BindingsAdd::Node {
                 node: n,
                 project_path,
                 name,
-            } => bindings::add_node(&n, project_path.as_deref(), name.as_deref()),
+            } => bindings::add_node(out, &n, project_path.as_deref(), name.as_deref()),
         },
-        Command::Update { source, dry_run } => update::update(source.as_deref(), dry_run),
+        Command::Update { source, dry_run } => update::update(out, source.as_deref(), dry_run),
         Command::Example(args) => {
-            example::run(&args.name, args.port, node::parse_peers(&args.peer)?)
+            example::run(out, &args.name, args.port, node::parse_peers(&args.peer)?)
         }
+        Command::Completions { shell } => completions::print(out, shell),
     }
 }
 
@@ -334,6 +386,9 @@ mod tests {
             "interstice remove a hello",
             "interstice call_reducer a hello hello Ada",
             "interstice call_query a hello get_greetings --json",
+            "interstice --json node list",
+            "interstice node schema a --json",
+            "interstice completions bash",
             "interstice call_reducer a m r -5",
             "interstice call_reducer a m r --json -- -name",
             "interstice init",
@@ -363,11 +418,9 @@ mod tests {
             "--json",
         ])
         .unwrap();
+        assert!(cli.json);
         match cli.command {
-            Command::CallReducer(args) => {
-                assert!(args.json);
-                assert_eq!(args.args, ["-5", "x"]);
-            }
+            Command::CallReducer(args) => assert_eq!(args.args, ["-5", "x"]),
             other => panic!("{other:?}"),
         }
     }

@@ -52,7 +52,11 @@ pub fn parse_arg(arg: &str, ty: &Type, registry: &TypeRegistry) -> Result<Value,
             let _ = inner;
             Value::Option(None)
         }
-        // `Option<u32>` accepts `5` as well as JSON.
+        // A JSON string is JSON: `'"hi"'` is `Some("hi")`, the way to write the string "null".
+        Type::Option(_) if arg.starts_with('"') && serde_json::from_str::<Json>(arg).is_ok() => {
+            from_json_str(arg, ty, registry)?
+        }
+        // `Option<u32>` accepts `5` as well as JSON, `Option<String>` a plain word.
         Type::Option(inner) if !matches!(**inner, Type::Named(_) | Type::List(_)) => {
             match parse_arg(arg, inner, registry) {
                 Ok(v) => Value::Option(Some(Box::new(v))),
@@ -483,6 +487,14 @@ mod tests {
         let opt = Type::Option(Box::new(Type::U32));
         check("null", &opt, Value::Option(None));
         check("5", &opt, Value::Option(Some(Box::new(Value::U32(5)))));
+        let text = Type::Option(Box::new(Type::String));
+        let some = |s: &str| Value::Option(Some(Box::new(Value::String(s.into()))));
+        check("\"hi\"", &text, some("hi"));
+        check("hi", &text, some("hi"));
+        check("\"null\"", &text, some("null"));
+        check("null", &text, Value::Option(None));
+        // Not JSON after all: the word as it is.
+        check("\"hi", &text, some("\"hi"));
         check(
             "[1, 2, 3]",
             &Type::List(Box::new(Type::U16)),

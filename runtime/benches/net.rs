@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use interstice_abi::{Value, encode};
+use interstice_build::workspace_module;
 use interstice_runtime::net::{
     self, Client, ClientConfig, Peers, PeersConfig, ReducerOutcome, ServerConfig,
 };
-use interstice_runtime::testing::workspace_module;
 use interstice_runtime::{Node, NodeConfig};
 
 const SEQUENTIAL: usize = 20_000;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use interstice_abi::{TableEvent, Value, encode};
-use interstice_runtime::testing::workspace_module;
+use interstice_build::workspace_module;
 use interstice_runtime::{FeedSink, Node, NodeConfig};
 use interstice_store::Durability;
 

@@ -27,7 +27,6 @@
 #![forbid(unsafe_code)]
 
 pub mod authority;
-pub mod build;
 mod config;
 mod core;
 mod error;

@@ -208,16 +208,3 @@ fn glue(schema: &ModuleSchema, abi_version: u32) -> String {
         len = bytes.len(),
     )
 }
-
-/// Builds the workspace's `modules/<name>` (e.g. `hello`) for benchmarks and examples, into
-/// `target/modules` so that the build running them keeps its own target directory. Panics with
-/// the builder's message when it fails.
-pub fn workspace_module(name: &str) -> Vec<u8> {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let options = crate::build::BuildOptions {
-        target_dir: Some(workspace.join("target").join("modules")),
-        ..crate::build::BuildOptions::default()
-    };
-    crate::build::build_module(&workspace.join("modules").join(name), &options)
-        .unwrap_or_else(|e| panic!("building modules/{name}: {e}"))
-}

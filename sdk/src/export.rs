@@ -67,22 +67,31 @@ fn insert_sorted<T>(items: &mut Vec<T>, item: T, name: impl Fn(&T) -> &str) {
 }
 
 pub fn register_type<T: IntersticeType>() {
+    install_panic_hook();
+    let _current = Current::enter(|| format!("registering type `{}`", T::ty()));
     registry().types.collect::<T>();
 }
 
 pub fn register_table<T: Table>() {
+    install_panic_hook();
+    let schema = T::schema();
+    let _current = Current::enter(|| format!("registering table `{}`", schema.name));
     let mut registry = registry();
     registry.types.collect::<T>();
-    insert_sorted(&mut registry.tables, T::schema(), |t| &t.name);
+    insert_sorted(&mut registry.tables, schema, |t| &t.name);
 }
 
 pub fn register_reducer(schema: ReducerSchema, types: fn(&mut TypeDefs), call: ReducerFn) {
+    install_panic_hook();
+    let _current = Current::enter(|| format!("registering reducer `{}`", schema.name));
     let mut registry = registry();
     types(&mut registry.types);
     insert_sorted(&mut registry.reducers, (schema, call), |(s, _)| &s.name);
 }
 
 pub fn register_query(schema: QuerySchema, types: fn(&mut TypeDefs), call: QueryFn) {
+    install_panic_hook();
+    let _current = Current::enter(|| format!("registering query `{}`", schema.name));
     let mut registry = registry();
     types(&mut registry.types);
     insert_sorted(&mut registry.queries, (schema, call), |(s, _)| &s.name);
@@ -98,7 +107,8 @@ pub fn schema(info: &ModuleInfo) -> ModuleSchema {
     if let Some(name) = registry.types.conflicts().first() {
         panic!(
             "module `{}` defines two different types named `{name}`; rename one of them \
-             (types are identified by name in the schema)",
+             (the schema identifies types by name; types from bindings carry the binding's \
+             name, e.g. `hello_node.hello.Greetings`, and never clash with the module's own)",
             info.name
         );
     }
@@ -126,7 +136,10 @@ pub fn schema(info: &ModuleInfo) -> ModuleSchema {
 /// `interstice_schema`: the postcard bytes of [`schema`], as `ptr << 32 | len`.
 pub fn export_schema(info: &ModuleInfo) -> i64 {
     install_panic_hook();
-    let bytes = schema(info).to_bytes();
+    let bytes = {
+        let _current = Current::enter(|| "describing the module".to_owned());
+        schema(info).to_bytes()
+    };
     let mut registry = registry();
     registry.schema_bytes = bytes;
     interstice_abi::host::pack_ptr_len(
@@ -184,7 +197,7 @@ pub fn dispatch_reducer(index: i32, args: &[u8]) -> Result<(), String> {
             None => return Err(unknown("reducer", index, registry.reducers.len())),
         }
     };
-    let _current = CurrentFunction::enter("reducer", name);
+    let _current = Current::enter(|| format!("running reducer `{name}`"));
     call(args)
 }
 
@@ -200,7 +213,7 @@ pub fn dispatch_query(index: i32, args: &[u8]) -> Result<Vec<u8>, String> {
             None => return Err(unknown("query", index, registry.queries.len())),
         }
     };
-    let _current = CurrentFunction::enter("query", name);
+    let _current = Current::enter(|| format!("running query `{name}`"));
     call(args)
 }
 
@@ -330,28 +343,35 @@ pub fn assert_auto_inc<T: AutoInc + ?Sized>() {}
 pub fn assert_node_id<T: NodeId + ?Sized>() {}
 
 std::thread_local! {
-    static CURRENT: std::cell::RefCell<Vec<(&'static str, String)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static CURRENT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Remembers which reducer or query runs, so a panic can name it.
-struct CurrentFunction;
+/// Remembers what the module is doing (running a reducer, describing itself...), so a panic
+/// can say so.
+struct Current;
 
-impl CurrentFunction {
-    fn enter(kind: &'static str, name: String) -> CurrentFunction {
-        CURRENT.with(|c| c.borrow_mut().push((kind, name)));
-        CurrentFunction
+impl Current {
+    /// Natively nothing reads it (the panic hook is wasm's), so the text is not even built.
+    fn enter(what: impl FnOnce() -> String) -> Current {
+        if cfg!(target_arch = "wasm32") {
+            CURRENT.with(|c| c.borrow_mut().push(what()));
+        }
+        Current
     }
 }
 
-impl Drop for CurrentFunction {
+impl Drop for Current {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.borrow_mut().pop());
+        if cfg!(target_arch = "wasm32") {
+            CURRENT.with(|c| c.borrow_mut().pop());
+        }
     }
 }
 
 /// On wasm, reports a panic's message through `set_error` before the trap, so the node can say
-/// why the reducer failed. Natively the default hook stays (tests want ordinary panics).
+/// why the reducer, the query, the registration or the description of the module failed.
+/// Every export that runs module code installs it first. Natively the default hook stays
+/// (tests want ordinary panics).
 pub fn install_panic_hook() {
     #[cfg(target_arch = "wasm32")]
     {
@@ -363,10 +383,10 @@ pub fn install_panic_hook() {
                     .location()
                     .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
                     .unwrap_or_default();
-                let function = CURRENT
-                    .with(|c| c.borrow().last().map(|(k, n)| format!("{k} `{n}` ")))
+                let doing = CURRENT
+                    .with(|c| c.borrow().last().map(|what| format!(" while {what}")))
                     .unwrap_or_default();
-                host_calls::set_error(&format!("{function}panicked{place}: {message}"));
+                host_calls::set_error(&format!("panicked{doing}{place}: {message}"));
             }));
         });
     }

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 
 use interstice_abi::{ModuleSchema, NodeBinding, Visibility};
 
+use serde_json::json;
+
 use super::connect;
-use crate::error::{CliError, Result, code};
+use crate::error::{CliError, Result, code, kind};
 use crate::home::Home;
+use crate::output::Output;
 use crate::runtime;
 
 /// The `src/bindings` folder of the crate at `project` (default: the current folder).
@@ -35,7 +38,7 @@ fn fetch(node: &str) -> Result<(String, String, Vec<ModuleSchema>)> {
         let schemas = client
             .schema()
             .await
-            .map_err(|e| CliError::net(&entry.name, e))?;
+            .map_err(|e| CliError::net(&entry, e))?;
         Ok((
             entry.address.clone(),
             client.node_id().to_owned(),
@@ -61,7 +64,7 @@ fn to_toml<T: serde::Serialize>(value: &T) -> Result<String> {
 
 /// `bindings add module <node> <module> [project]`: a module of the same node, called inside
 /// the caller's transaction.
-pub fn add_module(node: &str, module: &str, project: Option<&Path>) -> Result<()> {
+pub fn add_module(out: Output, node: &str, module: &str, project: Option<&Path>) -> Result<()> {
     let dir = bindings_dir(project)?;
     let (_, _, schemas) = fetch(node)?;
     let Some(schema) = schemas.into_iter().find(|s| s.name == module) else {
@@ -71,20 +74,30 @@ pub fn add_module(node: &str, module: &str, project: Option<&Path>) -> Result<()
         .hint(format!(
             "`interstice node schema {node}` lists its modules; only `visibility: Public` modules can be bound"
         ))
-        .code(code::REFUSED));
+        .code(code::REFUSED)
+        .kind(kind::NOT_FOUND));
     };
     let path = dir.join(format!("{module}.toml"));
     let header = format!(
         "# The public schema of module `{module}`, from node `{node}`.\n# Written by `interstice bindings add module {node} {module}`; run it again rather than editing.\n\n"
     );
     write(&path, &header, &to_toml(&schema)?)?;
-    println!("wrote {}", path.display());
-    print_usage(&schema, None);
+    let usage = usage(&schema, None);
+    out.done(
+        json!({
+            "written": path.display().to_string(),
+            "binding": "module",
+            "name": module,
+            "modules": [module],
+            "usage": usage,
+        }),
+        || format!("wrote {}\n{}", path.display(), usage.join("\n")),
+    );
     Ok(())
 }
 
 /// `bindings add node <node> [project]`: every public module of a node, called remotely.
-pub fn add_node(node: &str, project: Option<&Path>, name: Option<&str>) -> Result<()> {
+pub fn add_node(out: Output, node: &str, project: Option<&Path>, name: Option<&str>) -> Result<()> {
     let name = name.unwrap_or(node);
     if name.is_empty()
         || !name
@@ -109,17 +122,40 @@ pub fn add_node(node: &str, project: Option<&Path>, name: Option<&str>) -> Resul
         "# Node `{name}`: its address and the public schemas of its modules, from node `{node}`.\n# Written by `interstice bindings add node {node}`; run it again rather than editing.\n# A node that starts this module may point `{name}` elsewhere: `interstice node start <n> --peer {name}=host:port`.\n\n"
     );
     write(&path, &header, &to_toml(&binding)?)?;
-    println!("wrote {}", path.display());
-    if binding.modules.is_empty() {
-        println!("node `{node}` has no public modules yet; publish some and run this again");
-    }
-    for schema in &binding.modules {
-        print_usage(schema, Some(name));
-    }
+    let usage: Vec<String> = binding
+        .modules
+        .iter()
+        .flat_map(|schema| usage(schema, Some(name)))
+        .collect();
+    let modules: Vec<&str> = binding.modules.iter().map(|m| m.name.as_str()).collect();
+    out.done(
+        json!({
+            "written": path.display().to_string(),
+            "binding": "node",
+            "name": name,
+            "modules": modules,
+            "usage": usage,
+        }),
+        || {
+            let mut text = format!("wrote {}", path.display());
+            if binding.modules.is_empty() {
+                text.push_str(&format!(
+                    "\nnode `{node}` has no public modules yet; publish some and run this again"
+                ));
+            }
+            for line in &usage {
+                text.push('\n');
+                text.push_str(line);
+            }
+            text
+        },
+    );
     Ok(())
 }
 
-fn print_usage(schema: &ModuleSchema, node: Option<&str>) {
+/// What the generated bindings offer, one line each.
+fn usage(schema: &ModuleSchema, node: Option<&str>) -> Vec<String> {
+    let mut lines = Vec::new();
     let rust = |s: &str| s.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
     let path = match node {
         Some(node) => format!("bindings::{}::{}", rust(node), rust(&schema.name)),
@@ -140,20 +176,24 @@ fn print_usage(schema: &ModuleSchema, node: Option<&str>) {
         } else {
             format!(", {}", args.join(", "))
         };
-        println!(
+        lines.push(format!(
             "  {path}::{}(&ctx{args})   declare: calls({prefix}.{})",
             reducer.name, reducer.name
-        );
+        ));
     }
     if node.is_none() {
         for query in &schema.queries {
-            println!("  {path}::{}(&ctx, ..) -> {}", query.name, query.returns);
+            lines.push(format!(
+                "  {path}::{}(&ctx, ..) -> {}",
+                query.name, query.returns
+            ));
         }
     }
     for table in &schema.tables {
-        println!(
+        lines.push(format!(
             "  #[reducer(on = \"{prefix}.{}.insert\")]   (also update, delete)",
             table.name
-        );
+        ));
     }
+    lines
 }

@@ -1,57 +1,64 @@
-//! `interstice example <name>`: the README's examples, on fixed ports.
+//! `interstice example <name>`: the README's examples, from the modules this binary carries
+//! (`crate::examples` lists them; `build.rs` compiles them).
 //!
 //! `caller` reaches the hello node at the address its binding names (127.0.0.1:8080), so
 //! `example hello` and `example caller` work together as they are.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use interstice_runtime::Published;
-use interstice_runtime::build::{BuildOptions, build_module};
+use serde_json::json;
 
 use super::node::{Serve, open_node, serve_until_stopped};
 use crate::error::{CliError, Result, code};
+use crate::examples::{EXAMPLES, Example};
 use crate::home::{Home, NodeEntry};
+use crate::output::Output;
 
-/// The workspace this binary was built from, which holds `modules/`.
-fn workspace() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    root.canonicalize().unwrap_or(root)
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
-pub fn run(name: &str, port: Option<u16>, peers: HashMap<String, String>) -> Result<()> {
-    match name {
-        "hello" => example("hello", port.unwrap_or(8080), peers),
-        "caller" => example("caller", port.unwrap_or(8081), peers),
-        "graphics" => Err(CliError::new(
-            "the `graphics` example needs the Gpu and Input authorities (wgpu + winit), which this build does not have yet",
-        )
-        .hint("`interstice example hello` runs today")
-        .code(code::UNAVAILABLE)),
-        "audio" => Err(CliError::new(
-            "the `audio` example needs the Audio authority (cpal), which this build does not have yet",
-        )
-        .hint("`interstice example hello` runs today")
-        .code(code::UNAVAILABLE)),
-        other => Err(CliError::usage(format!("there is no example `{other}`"))
-            .hint("examples: hello, caller, graphics, audio")),
-    }
+pub fn run(
+    out: Output,
+    name: &str,
+    port: Option<u16>,
+    peers: HashMap<String, String>,
+) -> Result<()> {
+    let Some(example) = EXAMPLES.iter().find(|e| e.name == name) else {
+        let names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
+        return Err(CliError::usage(format!("there is no example `{name}`"))
+            .hint(format!("examples: {}", names.join(", "))));
+    };
+    let wasm = match (example.module.and_then(embedded::wasm), example.unavailable) {
+        (Some(wasm), None) => wasm,
+        (_, why) => {
+            let runnable: Vec<&str> = EXAMPLES
+                .iter()
+                .filter(|e| e.unavailable.is_none())
+                .map(|e| e.name)
+                .collect();
+            return Err(
+                CliError::new(why.unwrap_or("this build carries no module for it"))
+                    .hint(format!("runnable here: {}", runnable.join(", ")))
+                    .code(code::UNAVAILABLE),
+            );
+        }
+    };
+    serve(out, example, wasm, port.unwrap_or(example.port), peers)
 }
 
-/// Builds `modules/<module>`, installs (or upgrades) it on node `example-<module>` and serves
-/// it on `port`.
-fn example(module: &str, port: u16, peers: HashMap<String, String>) -> Result<()> {
-    let source = workspace().join("modules").join(module);
-    if !source.join("Cargo.toml").is_file() {
-        return Err(CliError::new(format!(
-            "the {module} module's source is not at {}",
-            source.display()
-        ))
-        .hint(format!("run the example from an Interstice checkout: `cargo run -p interstice-cli -- example {module}`")));
-    }
+/// Installs (or upgrades) the example's module on node `example-<name>` and serves it on
+/// `port`.
+fn serve(
+    out: Output,
+    example: &Example,
+    wasm: &[u8],
+    port: u16,
+    peers: HashMap<String, String>,
+) -> Result<()> {
     let mut home = Home::open()?;
-    let name = format!("example-{module}");
-    let name = name.as_str();
+    let name = format!("example-{}", example.name);
     let address = format!("127.0.0.1:{port}");
     let entry = match home.nodes.iter_mut().find(|n| n.name == name) {
         Some(entry) => {
@@ -60,7 +67,7 @@ fn example(module: &str, port: u16, peers: HashMap<String, String>) -> Result<()
         }
         None => {
             let entry = NodeEntry {
-                name: name.to_owned(),
+                name: name.clone(),
                 id: uuid::Uuid::new_v4().to_string(),
                 address,
                 local: true,
@@ -72,43 +79,65 @@ fn example(module: &str, port: u16, peers: HashMap<String, String>) -> Result<()
     };
     home.save()?;
 
-    eprintln!("building {} ...", source.display());
-    let wasm = build_module(&source, &BuildOptions::default()).map_err(|e| {
-        CliError::new(format!("cannot build the {module} module: {e}"))
-            .hint("`rustup target add wasm32-unknown-unknown` and a working cargo are needed")
-    })?;
     let dir = home.node_dir(&entry);
     let node = open_node(&dir, None, false)?;
-    match node.publish(&wasm) {
-        Ok(Published::Installed(schema)) => println!("installed {module} v{}", schema.version),
-        Ok(Published::Upgraded { from, to }) => {
-            println!("upgraded {module} from v{from} to v{}", to.version)
-        }
+    let (doc, line) = match node.publish(wasm) {
+        Ok(Published::Installed(schema)) => (
+            json!({"event": "installed", "node": name, "module": schema.name, "version": schema.version}),
+            format!("installed {} v{}", schema.name, schema.version),
+        ),
+        Ok(Published::Upgraded { from, to }) if from == to.version => (
+            json!({"event": "replaced", "node": name, "module": to.name, "version": to.version}),
+            format!("replaced {} v{}", to.name, to.version),
+        ),
+        Ok(Published::Upgraded { from, to }) => (
+            json!({"event": "upgraded", "node": name, "module": to.name, "from": from, "version": to.version}),
+            format!("upgraded {} from v{from} to v{}", to.name, to.version),
+        ),
         Err(e) => {
             return Err(
-                CliError::new(format!("cannot install {module}: {e}")).hint(format!(
-                    "remove {} to start the example afresh",
-                    dir.display()
-                )),
+                CliError::new(format!("cannot install the {} example: {e}", example.name)).hint(
+                    format!("remove {} to start the example afresh", dir.display()),
+                ),
             );
         }
-    }
-    match module {
-        "caller" => println!(
-            "caller greets the hello node when it connects and records the greetings hello commits;\nstart `interstice example hello` too, then try, in another shell:\n  interstice call_reducer {name} caller greet Ada\n  interstice call_query {name} caller received"
-        ),
-        _ => println!(
-            "try, in another shell:\n  interstice call_reducer {name} hello hello Ada\n  interstice call_query {name} hello get_greetings"
-        ),
-    }
+    };
+    out.event(doc, line);
+    out.say(example.try_it.replace("{node}", &name));
     serve_until_stopped(
+        out,
         &entry,
         &dir,
         node,
         Serve {
             listen: &entry.address,
+            allow_anonymous_publish: false,
             peers,
             busy_poll: interstice_runtime::net::ServerConfig::default().busy_poll,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runnable_example_is_carried_by_the_binary() {
+        for example in EXAMPLES {
+            match (example.module, example.unavailable) {
+                (Some(module), None) => {
+                    let wasm = embedded::wasm(module)
+                        .unwrap_or_else(|| panic!("{} is not embedded", example.name));
+                    assert!(wasm.starts_with(b"\0asm"), "{} is not wasm", example.name);
+                }
+                (None, Some(_)) => {}
+                _ => panic!("{}: a module, or a reason why not", example.name),
+            }
+        }
+        let names: std::collections::HashSet<&str> = EXAMPLES.iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), EXAMPLES.len(), "names are unique");
+        let ports: std::collections::HashSet<u16> = EXAMPLES.iter().map(|e| e.port).collect();
+        assert_eq!(ports.len(), EXAMPLES.len(), "ports are unique");
+    }
 }

@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use serde_json::json;
+
 use crate::error::{CliError, Result};
+use crate::output::Output;
 
 /// The SDK of the checkout this binary was built from (not on crates.io yet).
 fn sdk_path() -> PathBuf {
@@ -36,7 +39,7 @@ fn package_name(dir: &Path) -> Result<String> {
     Ok(name)
 }
 
-pub fn init(path: Option<&Path>) -> Result<()> {
+pub fn init(out: Output, path: Option<&Path>) -> Result<()> {
     let dir = path.unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
@@ -66,6 +69,7 @@ pub fn init(path: Option<&Path>) -> Result<()> {
         ("src/lib.rs", LIB_RS.to_owned()),
         (".gitignore", "/target\n".to_owned()),
     ];
+    let mut written = Vec::new();
     for (file, text) in files {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
@@ -77,11 +81,22 @@ pub fn init(path: Option<&Path>) -> Result<()> {
         }
         std::fs::write(&path, text)
             .map_err(|e| CliError::io(format!("cannot write {}", path.display()), e))?;
+        written.push(file);
     }
-    println!(
-        "created module `{name}` in {}\n  build:   cargo build --release   (targets wasm32-unknown-unknown)\n  publish: interstice publish <node> {}",
-        dir.display(),
-        dir.display()
+    out.done(
+        json!({
+            "module": name,
+            "path": dir.display().to_string(),
+            "files": written,
+            "sdk": sdk.display().to_string(),
+        }),
+        || {
+            format!(
+                "created module `{name}` in {}\n  build:   cargo build --release   (targets wasm32-unknown-unknown)\n  publish: interstice publish <node> {}",
+                dir.display(),
+                dir.display()
+            )
+        },
     );
     Ok(())
 }

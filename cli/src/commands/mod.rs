@@ -1,10 +1,13 @@
 //! One module per group of commands; behaviour lives here and in the runtime, not in `main`.
 
 pub mod bindings;
+pub mod completions;
 pub mod example;
 pub mod init;
 pub mod module;
 pub mod node;
+pub mod publish;
+pub mod schema;
 pub mod update;
 
 use interstice_runtime::net::{Client, ClientConfig};
@@ -22,5 +25,5 @@ pub async fn connect(home: &Home, node: &NodeEntry) -> Result<Client> {
     };
     Client::connect(&node.address, config)
         .await
-        .map_err(|e| CliError::net(&node.name, e))
+        .map_err(|e| CliError::net(node, e))
 }

@@ -5,16 +5,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use interstice_abi::{ModuleSchema, Visibility};
 use interstice_runtime::net::{self, Client, ClientConfig, Peers, PeersConfig, ServerConfig};
 use interstice_runtime::{AccessPolicy, Node, NodeConfig};
+use serde_json::json;
 
 use super::connect;
 use crate::error::{CliError, Result};
 use crate::home::{Home, NodeEntry, ensure_admin_token};
+use crate::output::Output;
 use crate::runtime;
 
-pub fn create(name: &str, port: u16) -> Result<()> {
+pub fn create(out: Output, name: &str, port: u16) -> Result<()> {
     let mut home = Home::open()?;
     home.check_new_name(name)?;
     if port == 0 {
@@ -38,15 +39,18 @@ pub fn create(name: &str, port: u16) -> Result<()> {
     std::fs::create_dir_all(dir.join("data"))
         .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
     ensure_admin_token(&dir)?;
-    println!(
-        "created node `{name}` ({}) at {}\n  start it with: interstice node start {name}",
-        entry.id, entry.address
-    );
-    home.nodes.push(entry);
-    home.save()
+    home.nodes.push(entry.clone());
+    home.save()?;
+    out.done(home.node_json(&entry), || {
+        format!(
+            "created node `{name}` ({}) at {}\n  start it with: interstice node start {name}",
+            entry.id, entry.address
+        )
+    });
+    Ok(())
 }
 
-pub fn add(name: &str, address: &str) -> Result<()> {
+pub fn add(out: Output, name: &str, address: &str) -> Result<()> {
     let mut home = Home::open()?;
     home.check_new_name(name)?;
     if !address.contains(':') {
@@ -61,28 +65,36 @@ pub fn add(name: &str, address: &str) -> Result<()> {
     let id = runtime()?
         .block_on(Client::connect(address, config))
         .map(|c| c.node_id().to_owned());
-    let id = match id {
-        Ok(id) => {
-            println!("added node `{name}` ({id}) at {address}");
-            id
-        }
-        Err(e) => {
-            println!("added node `{name}` at {address} (not reachable now: {e})");
-            String::new()
-        }
+    let (id, unreachable) = match id {
+        Ok(id) => (id, None),
+        Err(e) => (String::new(), Some(e.to_string())),
     };
-    home.nodes.push(NodeEntry {
+    let entry = NodeEntry {
         name: name.to_owned(),
         id,
         address: address.to_owned(),
         local: false,
         dir: None,
+    };
+    home.nodes.push(entry.clone());
+    home.save()?;
+    let mut doc = home.node_json(&entry);
+    doc["reachable"] = unreachable.is_none().into();
+    doc["unreachable_reason"] = unreachable.clone().into();
+    out.done(doc, || match &unreachable {
+        None => format!("added node `{name}` ({}) at {address}", entry.id),
+        Some(e) => format!("added node `{name}` at {address} (not reachable now: {e})"),
     });
-    home.save()
+    Ok(())
 }
 
-pub fn list() -> Result<()> {
+pub fn list(out: Output) -> Result<()> {
     let home = Home::open()?;
+    if out.json {
+        let nodes: Vec<_> = home.nodes.iter().map(|n| home.node_json(n)).collect();
+        println!("{}", json!({ "nodes": nodes }));
+        return Ok(());
+    }
     if home.nodes.is_empty() {
         println!("no nodes yet; `interstice node create <name> <port>` makes one");
         return Ok(());
@@ -103,43 +115,60 @@ pub fn list() -> Result<()> {
     Ok(())
 }
 
-pub fn remove(name: &str, purge: bool) -> Result<()> {
+pub fn remove(out: Output, name: &str, purge: bool) -> Result<()> {
     let mut home = Home::open()?;
     let index = home.position(name)?;
     let entry = home.nodes.remove(index);
     home.save()?;
     let dir = home.node_dir(&entry);
-    if entry.local && purge {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| CliError::io(format!("cannot delete {}", dir.display()), e))?;
-        }
-        println!("removed node `{}` and deleted its data", entry.name);
-    } else if entry.local {
-        println!(
-            "removed node `{}`; its data is kept in {} (`--purge` deletes it)",
-            entry.name,
-            dir.display()
-        );
-    } else {
-        println!("removed node `{}`", entry.name);
+    let purged = entry.local && purge;
+    if purged && dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| CliError::io(format!("cannot delete {}", dir.display()), e))?;
     }
+    let doc = json!({
+        "removed": entry.name,
+        "id": crate::output::or_null(&entry.id),
+        "kind": if entry.local { "local" } else { "remote" },
+        "data_deleted": purged,
+        "kept_data": (entry.local && !purged).then(|| dir.display().to_string()),
+    });
+    out.done(doc, || {
+        if purged {
+            format!("removed node `{}` and deleted its data", entry.name)
+        } else if entry.local {
+            format!(
+                "removed node `{}`; its data is kept in {} (`--purge` deletes it)",
+                entry.name,
+                dir.display()
+            )
+        } else {
+            format!("removed node `{}`", entry.name)
+        }
+    });
     Ok(())
 }
 
-pub fn rename(old: &str, new: &str) -> Result<()> {
+pub fn rename(out: Output, old: &str, new: &str) -> Result<()> {
     let mut home = Home::open()?;
     let index = home.position(old)?;
     home.check_new_name(new)?;
-    home.nodes[index].name = new.to_owned();
+    let old = std::mem::replace(&mut home.nodes[index].name, new.to_owned());
     home.save()?;
-    println!("renamed node `{old}` to `{new}`");
+    out.done(
+        json!({"old": old, "new": new, "node": home.node_json(&home.nodes[index])}),
+        || format!("renamed node `{old}` to `{new}`"),
+    );
     Ok(())
 }
 
-pub fn show(name: &str) -> Result<()> {
+pub fn show(out: Output, name: &str) -> Result<()> {
     let home = Home::open()?;
     let n = home.find(name)?;
+    if out.json {
+        println!("{}", home.node_json(n));
+        return Ok(());
+    }
     println!("name:    {}", n.name);
     println!(
         "id:      {}",
@@ -185,7 +214,7 @@ pub fn parse_peers(options: &[String]) -> Result<HashMap<String, String>> {
         .collect()
 }
 
-pub fn start(options: StartOptions) -> Result<()> {
+pub fn start(out: Output, options: StartOptions) -> Result<()> {
     let home = Home::open()?;
     let entry = home.find(&options.node)?.clone();
     if !entry.local {
@@ -198,11 +227,13 @@ pub fn start(options: StartOptions) -> Result<()> {
     let dir = home.node_dir(&entry);
     let node = open_node(&dir, options.workers, options.allow_anonymous_publish)?;
     serve_until_stopped(
+        out,
         &entry,
         &dir,
         node,
         Serve {
             listen: options.listen.as_deref().unwrap_or(&entry.address),
+            allow_anonymous_publish: options.allow_anonymous_publish,
             peers: options.peers,
             busy_poll: options.busy_poll,
         },
@@ -212,6 +243,7 @@ pub fn start(options: StartOptions) -> Result<()> {
 /// How to serve a node.
 pub struct Serve<'a> {
     pub listen: &'a str,
+    pub allow_anonymous_publish: bool,
     pub peers: HashMap<String, String>,
     /// See `ServerConfig::busy_poll`.
     pub busy_poll: Duration,
@@ -258,6 +290,7 @@ pub fn open_node(
 /// Serves `node` on `listen`, and connects to the nodes its modules depend on, until Ctrl-C or
 /// SIGTERM.
 pub fn serve_until_stopped(
+    out: Output,
     entry: &NodeEntry,
     dir: &Path,
     node: Arc<Node>,
@@ -265,14 +298,15 @@ pub fn serve_until_stopped(
 ) -> Result<()> {
     let Serve {
         listen,
+        allow_anonymous_publish,
         peers,
         busy_poll,
     } = serve;
     let token = ensure_admin_token(dir)?;
-    let modules: Vec<String> = node
+    let installed: Vec<(String, String)> = node
         .schemas()
         .iter()
-        .map(|s| format!("{} {}", s.name, s.version))
+        .map(|s| (s.name.clone(), s.version.clone()))
         .collect();
     let config = ServerConfig {
         node_id: entry.id.clone(),
@@ -295,21 +329,39 @@ pub fn serve_until_stopped(
                 ))
                 .hint("is another process using that port? `--listen` picks another address")
             })?;
-        println!(
-            "node `{}` ({}) listening on {}; modules: {}",
-            entry.name,
-            entry.id,
-            server.local_addr(),
-            if modules.is_empty() {
-                "none".to_owned()
-            } else {
-                modules.join(", ")
-            }
-        );
-        if node.policy().allow_anonymous_publish {
-            println!("anyone who can reach this node may publish and remove modules");
-        }
+        let modules: Vec<String> = installed
+            .iter()
+            .map(|(name, version)| format!("{name} {version}"))
+            .collect();
         let remotes = node.remote_nodes();
+        out.event(
+            json!({
+                "event": "listening",
+                "node": entry.name,
+                "id": entry.id,
+                "address": server.local_addr().to_string(),
+                "modules": installed
+                    .iter()
+                    .map(|(name, version)| json!({"name": name, "version": version}))
+                    .collect::<Vec<_>>(),
+                "anonymous_publish": allow_anonymous_publish,
+                "peers": remotes.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            }),
+            format_args!(
+                "node `{}` ({}) listening on {}; modules: {}",
+                entry.name,
+                entry.id,
+                server.local_addr(),
+                if modules.is_empty() {
+                    "none".to_owned()
+                } else {
+                    modules.join(", ")
+                }
+            ),
+        );
+        if allow_anonymous_publish {
+            out.say("anyone who can reach this node may publish and remove modules");
+        }
         for name in peers_config.addresses.keys() {
             if !remotes.iter().any(|r| &r.name == name) {
                 eprintln!(
@@ -319,16 +371,20 @@ pub fn serve_until_stopped(
         }
         let peers = Peers::start(node.clone(), peers_config);
         for remote in remotes {
-            println!(
+            out.say(format_args!(
                 "module bindings name node `{}`; connecting to it (reconnecting as needed)",
                 remote.name
-            );
+            ));
         }
-        println!("press Ctrl-C to stop");
+        out.say("press Ctrl-C to stop");
         stopped().await;
-        println!("stopping node `{}`", entry.name);
+        out.event(
+            json!({"event": "stopping", "node": entry.name}),
+            format_args!("stopping node `{}`", entry.name),
+        );
         peers.shutdown().await;
         server.shutdown().await;
+        out.event(json!({"event": "stopped", "node": entry.name}), "stopped");
         Ok(())
     })
 }
@@ -348,133 +404,29 @@ async fn stopped() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-pub fn ping(name: &str) -> Result<()> {
+pub fn ping(out: Output, name: &str) -> Result<()> {
     let home = Home::open()?;
     let entry = home.find(name)?.clone();
     runtime()?.block_on(async {
         let client = connect(&home, &entry).await?;
-        let rtt = client
-            .ping()
-            .await
-            .map_err(|e| CliError::net(&entry.name, e))?;
-        println!(
-            "pong from `{}` ({}) at {} in {} µs",
-            entry.name,
-            client.node_id(),
-            entry.address,
-            rtt.as_micros()
+        let rtt = client.ping().await.map_err(|e| CliError::net(&entry, e))?;
+        out.done(
+            json!({
+                "node": entry.name,
+                "id": client.node_id(),
+                "address": entry.address,
+                "rtt_us": u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
+            }),
+            || {
+                format!(
+                    "pong from `{}` ({}) at {} in {} µs",
+                    entry.name,
+                    client.node_id(),
+                    entry.address,
+                    rtt.as_micros()
+                )
+            },
         );
         Ok(())
     })
-}
-
-pub fn schema(name: &str, out: Option<&Path>, json: bool) -> Result<()> {
-    let home = Home::open()?;
-    let entry = home.find(name)?.clone();
-    let (schemas, admin) = runtime()?.block_on(async {
-        let client = connect(&home, &entry).await?;
-        let schemas = client
-            .schema()
-            .await
-            .map_err(|e| CliError::net(&entry.name, e))?;
-        Ok::<_, CliError>((schemas, client.is_admin()))
-    })?;
-    let text = serde_json::to_string_pretty(&schemas)
-        .map_err(|e| CliError::new(format!("cannot write the schemas as JSON: {e}")))?;
-    if let Some(out) = out {
-        std::fs::write(out, text + "\n")
-            .map_err(|e| CliError::io(format!("cannot write {}", out.display()), e))?;
-        println!(
-            "wrote {} module schema(s) to {}",
-            schemas.len(),
-            out.display()
-        );
-    } else if json {
-        println!("{text}");
-    } else {
-        if schemas.is_empty() {
-            println!("no modules on `{}`", entry.name);
-        }
-        for schema in &schemas {
-            print!("{}", summary(schema));
-        }
-        if !admin {
-            println!("(public view: private modules and tables are not shown)");
-        }
-    }
-    Ok(())
-}
-
-fn vis(v: Visibility) -> &'static str {
-    match v {
-        Visibility::Public => "public",
-        Visibility::Private => "private",
-    }
-}
-
-/// A human-readable summary of one module.
-fn summary(schema: &ModuleSchema) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} {} ({})",
-        schema.name,
-        schema.version,
-        vis(schema.visibility)
-    );
-    if !schema.authorities.is_empty() {
-        let _ = writeln!(s, "  authorities: {:?}", schema.authorities);
-    }
-    for t in &schema.tables {
-        let columns: Vec<String> = t
-            .columns
-            .iter()
-            .map(|c| {
-                let mut col = format!("{}: {}", c.name, c.ty);
-                if c.name == t.primary_key {
-                    col.push_str(" [primary key]");
-                }
-                if c.auto_inc {
-                    col.push_str(" [auto_inc]");
-                }
-                col
-            })
-            .collect();
-        let _ = writeln!(
-            s,
-            "  table {} ({:?}, {}): {}",
-            t.name,
-            t.persistence,
-            vis(t.visibility),
-            columns.join(", ")
-        );
-    }
-    for r in &schema.reducers {
-        let mut line = format!("  reducer {}", crate::values::signature(&r.name, &r.args));
-        if let Some(on) = &r.on {
-            let _ = write!(line, "  on {on}");
-        }
-        if let Some(a) = &r.access {
-            for (what, list) in [
-                ("reads", &a.reads),
-                ("writes", &a.writes),
-                ("calls", &a.calls),
-            ] {
-                if !list.is_empty() {
-                    let _ = write!(line, "  {what}({})", list.join(", "));
-                }
-            }
-        }
-        let _ = writeln!(s, "{line}");
-    }
-    for q in &schema.queries {
-        let _ = writeln!(
-            s,
-            "  query {} -> {}",
-            crate::values::signature(&q.name, &q.args),
-            q.returns
-        );
-    }
-    s
 }

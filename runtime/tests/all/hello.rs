@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use interstice_abi::Value;
-use interstice_runtime::build::{BuildOptions, build_module};
+use interstice_build::{BuildOptions, TargetDir, build_module};
 use interstice_runtime::{CallFailure, Clock, Node, NodeConfig, NodeError, Outcome};
 
 fn workspace() -> PathBuf {
@@ -24,7 +24,7 @@ pub fn build(name: &str) -> Vec<u8> {
     static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let options = BuildOptions {
-        target_dir: Some(workspace().join("target").join("modules")),
+        target_dir: TargetDir::Dir(workspace().join("target").join("modules")),
         ..BuildOptions::default()
     };
     build_module(&workspace().join("modules").join(name), &options)

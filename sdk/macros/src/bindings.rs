@@ -13,6 +13,12 @@
 //!   are not offered to modules: their answer would depend on timing, not on the ingress.
 //!
 //! The generated code `include_str!`s each file so that editing a binding rebuilds the module.
+//!
+//! A bound module's types are named after the binding in this module's schema
+//! (`<node>.<module>.<Type>`, `<module>.<Type>`): two bindings may both have a `Greetings`, and
+//! the module may have its own. The host decodes rows and arguments by shape (the schema of the
+//! module that receives them), never by comparing type names across modules, so the prefix
+//! changes nothing on the wire.
 
 use std::path::{Path, PathBuf};
 
@@ -105,11 +111,11 @@ pub fn load(crate_dir: &Path) -> Result<Bindings, String> {
 /// `pub mod <module> { types, reducers, queries }`.
 fn module(schema: &ModuleSchema, node: Option<&str>) -> TokenStream {
     let ident = to_ident(&schema.name);
-    let types = schema.types.iter().map(type_def);
     let prefix = match node {
         Some(node) => format!("{node}.{}", schema.name),
         None => schema.name.clone(),
     };
+    let types = schema.types.iter().map(|def| type_def(def, &prefix));
     let reducers = schema
         .reducers
         .iter()
@@ -188,8 +194,10 @@ fn params(args: &[Field]) -> (Vec<TokenStream>, Vec<TokenStream>) {
         .unzip()
 }
 
-fn type_def(def: &TypeDef) -> TokenStream {
+/// The Rust type for `def`, named `<prefix>.<name>` in the schema.
+fn type_def(def: &TypeDef, prefix: &str) -> TokenStream {
     let derive = quote!(#[derive(Clone, Debug, PartialEq)]);
+    let schema_name = format!("{prefix}.{}", def.name());
     match def {
         TypeDef::Struct { name, fields } => {
             let ident = to_ident(name);
@@ -204,7 +212,7 @@ fn type_def(def: &TypeDef) -> TokenStream {
                 });
                 syn::parse_quote!(#derive pub struct #ident { #(#fields),* })
             };
-            let body = impl_struct(&item);
+            let body = impl_struct(&item, &schema_name);
             quote!(#item #body)
         }
         TypeDef::Enum { name, variants } => {
@@ -226,7 +234,7 @@ fn type_def(def: &TypeDef) -> TokenStream {
                 }
             });
             let item: syn::ItemEnum = syn::parse_quote!(#derive pub enum #ident { #(#variants),* });
-            let body = impl_enum(&item);
+            let body = impl_enum(&item, &schema_name);
             quote!(#item #body)
         }
     }
@@ -333,6 +341,9 @@ nodes = []
         assert!(code.contains("call_remote_raw (\"far.shop.buy\""), "{code}");
         // A keyword field becomes a raw identifier; remote queries are not offered.
         assert!(code.contains("r#type"), "{code}");
+        // The type is named after the binding in the schema, the Rust name stays.
+        assert!(code.contains("pub struct Item"), "{code}");
+        assert!(code.contains("\"far.shop.Item\""), "{code}");
         assert!(!code.contains("stock"), "{code}");
     }
 
@@ -348,6 +359,7 @@ nodes = []
             code.contains("call_query_typed (ctx , \"shop.stock\""),
             "{code}"
         );
+        assert!(code.contains("\"shop.Item\""), "{code}");
     }
 
     #[test]

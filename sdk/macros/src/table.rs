@@ -245,7 +245,7 @@ fn generate(
     let vis = &item.vis;
     let row = &item.ident;
     let span = row.span();
-    let impl_type = impl_struct(item);
+    let impl_type = impl_struct(item, &item.ident.to_string());
 
     let column_names: Vec<String> = columns.iter().map(|c| c.ident.to_string()).collect();
     let column_defs = columns.iter().map(|c| {

@@ -22,9 +22,12 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let (name, body) = match &item {
         Item::Struct(s) => (
             &s.ident,
-            check_generics(&s.generics).map(|()| impl_struct(s)),
+            check_generics(&s.generics).map(|()| impl_struct(s, &s.ident.to_string())),
         ),
-        Item::Enum(e) => (&e.ident, check_generics(&e.generics).map(|()| impl_enum(e))),
+        Item::Enum(e) => (
+            &e.ident,
+            check_generics(&e.generics).map(|()| impl_enum(e, &e.ident.to_string())),
+        ),
         other => {
             return syn::Error::new(
                 other.span(),
@@ -126,10 +129,11 @@ fn decode_fields(fields: &Fields) -> TokenStream {
     }
 }
 
-pub fn impl_struct(item: &ItemStruct) -> TokenStream {
+/// `IntersticeType` for `item`, named `name` in the schema (its Rust name, but for the types of
+/// bindings).
+pub fn impl_struct(item: &ItemStruct, name: &str) -> TokenStream {
     let abi = abi();
     let ident = &item.ident;
-    let name = ident.to_string();
     let defs = field_defs(&item.fields);
     let collect = collect_fields(&item.fields);
     let (pattern, ids) = bindings(&item.fields);
@@ -164,10 +168,10 @@ pub fn impl_struct(item: &ItemStruct) -> TokenStream {
     }
 }
 
-pub fn impl_enum(item: &ItemEnum) -> TokenStream {
+/// `IntersticeType` for `item`, named `name` in the schema.
+pub fn impl_enum(item: &ItemEnum, name: &str) -> TokenStream {
     let abi = abi();
     let ident = &item.ident;
-    let name = ident.to_string();
     let mut variant_defs = Vec::new();
     let mut collect = Vec::new();
     let mut encode_arms = Vec::new();

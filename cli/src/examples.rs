@@ -1,0 +1,56 @@
+//! The examples `interstice example` runs: one row each.
+//!
+//! The build script (`cli/build.rs`, which includes this file) compiles the module of every row
+//! to wasm, and the binary carries the bytes, so an installed `interstice` runs its examples
+//! with no source checkout around. To add an example, add its crate under `modules/` and a row
+//! here.
+
+/// One example.
+pub struct Example {
+    /// `interstice example <name>`; its node is registered as `example-<name>`.
+    pub name: &'static str,
+    /// Its module crate, `modules/<module>`, built into the binary. `None` for an example this
+    /// build cannot run (see `unavailable`).
+    pub module: Option<&'static str>,
+    /// The port its node listens on unless `--port` says otherwise.
+    pub port: u16,
+    /// Printed once its node runs: what to try, with `{node}` for the node's name.
+    pub try_it: &'static str,
+    /// Why this build cannot run it, when it cannot (exit code 5).
+    pub unavailable: Option<&'static str>,
+}
+
+pub const EXAMPLES: &[Example] = &[
+    Example {
+        name: "hello",
+        module: Some("hello"),
+        port: 8080,
+        try_it: "try, in another shell:\n  interstice call_reducer {node} hello hello Ada\n  interstice call_query {node} hello get_greetings",
+        unavailable: None,
+    },
+    Example {
+        name: "caller",
+        module: Some("caller"),
+        port: 8081,
+        try_it: "caller greets the hello node when it connects and records the greetings hello commits;\nstart `interstice example hello` too, then try, in another shell:\n  interstice call_reducer {node} caller greet Ada\n  interstice call_query {node} caller received",
+        unavailable: None,
+    },
+    Example {
+        name: "graphics",
+        module: None,
+        port: 8082,
+        try_it: "",
+        unavailable: Some(
+            "the `graphics` example needs the Gpu and Input authorities (wgpu + winit), which this build does not have yet",
+        ),
+    },
+    Example {
+        name: "audio",
+        module: None,
+        port: 8083,
+        try_it: "",
+        unavailable: Some(
+            "the `audio` example needs the Audio authority (cpal), which this build does not have yet",
+        ),
+    },
+];
