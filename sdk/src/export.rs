@@ -336,6 +336,54 @@ pub trait NodeId {}
 
 impl NodeId for String {}
 
+// The argument types of platform hooks, checked at the argument's span (one trait per hook:
+// the diagnostic attribute takes only literal strings).
+
+#[diagnostic::on_unimplemented(
+    message = "`render` hooks receive `FrameInfo`, not `{Self}`",
+    label = "write `frame: FrameInfo` (interstice_sdk::platform::FrameInfo)"
+)]
+pub trait RenderArg {}
+impl RenderArg for crate::platform::FrameInfo {}
+/// Named (not called) by `#[reducer(on = "render")]` at the argument's type.
+pub fn assert_render_arg<T: RenderArg + ?Sized>() {}
+
+#[diagnostic::on_unimplemented(
+    message = "`input` hooks receive `InputEvent`, not `{Self}`",
+    label = "write `event: InputEvent` (interstice_sdk::platform::InputEvent)"
+)]
+pub trait InputArg {}
+impl InputArg for crate::platform::InputEvent {}
+/// Named (not called) by `#[reducer(on = "input")]` at the argument's type.
+pub fn assert_input_arg<T: InputArg + ?Sized>() {}
+
+#[diagnostic::on_unimplemented(
+    message = "`audio_output` hooks receive `AudioBlock`, not `{Self}`",
+    label = "write `block: AudioBlock` (interstice_sdk::platform::AudioBlock)"
+)]
+pub trait AudioOutputArg {}
+impl AudioOutputArg for crate::platform::AudioBlock {}
+/// Named (not called) by `#[reducer(on = "audio_output")]` at the argument's type.
+pub fn assert_audio_output_arg<T: AudioOutputArg + ?Sized>() {}
+
+#[diagnostic::on_unimplemented(
+    message = "`audio_input` hooks receive `AudioCapture`, not `{Self}`",
+    label = "write `capture: AudioCapture` (interstice_sdk::platform::AudioCapture)"
+)]
+pub trait AudioInputArg {}
+impl AudioInputArg for crate::platform::AudioCapture {}
+/// Named (not called) by `#[reducer(on = "audio_input")]` at the argument's type.
+pub fn assert_audio_input_arg<T: AudioInputArg + ?Sized>() {}
+
+#[diagnostic::on_unimplemented(
+    message = "`file_changed` hooks receive `FileChange`, not `{Self}`",
+    label = "write `change: FileChange` (interstice_sdk::platform::FileChange)"
+)]
+pub trait FileChangedArg {}
+impl FileChangedArg for crate::platform::FileChange {}
+/// Named (not called) by `#[reducer(on = "file_changed")]` at the argument's type.
+pub fn assert_file_changed_arg<T: FileChangedArg + ?Sized>() {}
+
 /// Named (not called) by `#[table]` at the column's type, so the bound is checked there.
 pub fn assert_auto_inc<T: AutoInc + ?Sized>() {}
 

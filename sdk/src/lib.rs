@@ -89,6 +89,7 @@ mod context;
 mod error;
 mod export;
 pub mod host_calls;
+pub mod platform;
 mod sys;
 mod table;
 

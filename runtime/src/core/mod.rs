@@ -295,7 +295,8 @@ impl Core {
         let running = Running {
             exec: self.exec(frame),
             core: self.clone(),
-            read_only: false,
+            // `render` and `audio_output` hooks produce frames and samples, not state.
+            read_only: reducer.on.as_ref().is_some_and(Event::is_read_only),
             hook: reducer.on.clone(),
         };
         let output = self.run(
@@ -306,8 +307,19 @@ impl Core {
             &task.args,
             self.limits.fuel_per_call,
         );
-        let mut exec = match output.result {
-            Ok(_) => output.running.exec,
+        // The authority of a platform hook finishes what the hook started (a frame, a block),
+        // on this thread, and may fail it.
+        let finished = match reducer.on.as_ref().and_then(|e| Some((e, e.authority()?))) {
+            Some((event, kind)) => match self.authorities.get(kind) {
+                Some(authority) => authority
+                    .finish_hook(&task.module, event, output.result.is_ok())
+                    .map_err(|e| CallFailure::Host(format!("{kind:?}: {e}"))),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        };
+        let mut exec = match output.result.and(finished) {
+            Ok(()) => output.running.exec,
             Err(reason) => return fail(reason),
         };
         if let Err(e) = self.host_writes(task, &mut exec) {

@@ -221,3 +221,76 @@ fn lanes_exist_only_for_authorities_that_want_them() {
     .unwrap();
     assert_eq!(node.lanes(), ["file"]);
 }
+
+/// Stands for the Gpu platform: counts the frames its authority finished.
+#[derive(Default)]
+struct Screen {
+    finished: Mutex<Vec<bool>>,
+    sink: Mutex<Option<EventSink>>,
+}
+
+struct ScreenAuthority(Arc<Screen>);
+
+impl Authority for ScreenAuthority {
+    fn kind(&self) -> Kind {
+        Kind::Gpu
+    }
+
+    fn attach(&self, holder: Holder) -> Result<(), String> {
+        *self.0.sink.lock() = Some(holder.events);
+        Ok(())
+    }
+
+    fn finish_hook(&self, _module: &str, event: &Event, ok: bool) -> Result<(), String> {
+        assert_eq!(*event, Event::Render);
+        self.0.finished.lock().push(ok);
+        Ok(())
+    }
+}
+
+/// `render` hooks are read-only, like queries, and their authority finishes each frame.
+#[test]
+fn render_hooks_only_read_and_their_authority_finishes_each_frame() {
+    use interstice_abi::platform;
+    let screen = Arc::new(Screen::default());
+    let node = Node::open(NodeConfig {
+        authorities: vec![Arc::new(ScreenAuthority(screen.clone()))],
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let mut schema = probe_schema(&[("draw", None), ("scribble", None)]);
+    schema.authorities = vec![Kind::Gpu];
+    schema
+        .types
+        .extend(platform::definitions(platform::FRAME_INFO).unwrap());
+    for reducer in &mut schema.reducers {
+        reducer.on = Some(Event::Render);
+        reducer.args = vec![interstice_abi::Field::new(
+            "frame",
+            interstice_abi::Type::Named(platform::FRAME_INFO.into()),
+        )];
+    }
+    // `draw` only reads; `scribble` tries to insert a row.
+    let wasm = interstice_runtime::testing::module(
+        &schema,
+        ABI_VERSION,
+        &["(i32.const 0)", "(drop (call $insert_row)) (i32.const 0)"],
+    );
+    node.install(&wasm).unwrap();
+    let frame = interstice_abi::encode(&Value::Struct(vec![
+        Value::U64(0),
+        Value::U32(64),
+        Value::U32(48),
+        Value::I64(0),
+    ]));
+    let sink = screen.sink.lock().clone().unwrap();
+    assert_eq!(sink.submit(&Event::Render, frame).unwrap(), 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while screen.finished.lock().len() < 2 {
+        assert!(Instant::now() < deadline, "the frame never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // `draw` succeeded; `scribble` trapped on its write and its frame is finished as failed.
+    assert_eq!(*screen.finished.lock(), [true, false]);
+    assert!(values(&node, "probe.items").is_empty());
+}

@@ -29,6 +29,7 @@
 mod codec;
 pub mod host;
 mod module;
+pub mod platform;
 mod schema;
 mod typed;
 mod types;

@@ -140,12 +140,80 @@ pub enum Event {
         table: String,
         kind: TableEvent,
     },
+    /// A frame is due (`Gpu`); one `FrameInfo` argument. Read-only, like a query.
+    Render,
+    /// The user did something (`Input`); one `InputEvent` argument.
+    Input,
+    /// The next block of sound is wanted (`Audio`); one `AudioBlock` argument. Read-only.
+    AudioOutput,
+    /// A captured buffer arrived (`Audio`); one `AudioCapture` argument.
+    AudioInput,
+    /// A watched path changed (`File`); one `FileChange` argument.
+    FileChanged,
 }
 
+/// The platform events: their names, authorities, argument types and whether their hooks
+/// are read-only.
+const PLATFORM_EVENTS: [(&str, Event, Authority, &str, bool); 5] = [
+    (
+        "render",
+        Event::Render,
+        Authority::Gpu,
+        crate::platform::FRAME_INFO,
+        true,
+    ),
+    (
+        "input",
+        Event::Input,
+        Authority::Input,
+        crate::platform::INPUT_EVENT,
+        false,
+    ),
+    (
+        "audio_output",
+        Event::AudioOutput,
+        Authority::Audio,
+        crate::platform::AUDIO_BLOCK,
+        true,
+    ),
+    (
+        "audio_input",
+        Event::AudioInput,
+        Authority::Audio,
+        crate::platform::AUDIO_CAPTURE,
+        false,
+    ),
+    (
+        "file_changed",
+        Event::FileChanged,
+        Authority::File,
+        crate::platform::FILE_CHANGE,
+        false,
+    ),
+];
+
 impl Event {
+    fn platform(&self) -> Option<&'static (&'static str, Event, Authority, &'static str, bool)> {
+        PLATFORM_EVENTS.iter().find(|(_, e, ..)| e == self)
+    }
+
+    /// The authority a module must hold to subscribe to this event (platform events only).
+    pub fn authority(&self) -> Option<Authority> {
+        self.platform().map(|(_, _, authority, ..)| *authority)
+    }
+
+    /// Whether hooks of this event only read tables, like queries: `render` and
+    /// `audio_output` produce frames and samples, not state.
+    pub fn is_read_only(&self) -> bool {
+        self.platform().is_some_and(|(.., read_only)| *read_only)
+    }
+
     /// The argument types a subscribed reducer must take after its context, given the row type of
     /// the table for table events.
     pub fn expected_args(&self, row: Option<&Type>) -> Option<Vec<Type>> {
+        if let Some((_, _, _, ty, _)) = self.platform() {
+            return Some(vec![Type::Named((*ty).to_owned())]);
+        }
         Some(match self {
             Event::Init | Event::Load => vec![],
             Event::Connect | Event::Disconnect => vec![Type::String],
@@ -156,11 +224,27 @@ impl Event {
                     TableEvent::Update => vec![row.clone(), row],
                 }
             }
+            // Answered above.
+            Event::Render
+            | Event::Input
+            | Event::AudioOutput
+            | Event::AudioInput
+            | Event::FileChanged => return None,
         })
     }
 
     /// How to write the reducer's parameters for this event, for error messages.
     pub fn signature_hint(&self, row_type: &str) -> String {
+        if let Some((name, _, _, ty, _)) = self.platform() {
+            let arg = match *name {
+                "render" => "frame",
+                "audio_output" => "block",
+                "audio_input" => "capture",
+                "file_changed" => "change",
+                _ => "event",
+            };
+            return format!("fn _(ctx: ReducerContext, {arg}: {ty})");
+        }
         match self {
             Event::Init | Event::Load => "fn _(ctx: ReducerContext)".into(),
             Event::Connect | Event::Disconnect => {
@@ -173,6 +257,7 @@ impl Event {
                     format!("fn _(ctx: ReducerContext, old: {row_type}, new: {row_type})")
                 }
             },
+            _ => String::new(),
         }
     }
 }
@@ -190,6 +275,9 @@ impl FromStr for Event {
             "disconnect" => return Ok(Event::Disconnect),
             _ => {}
         }
+        if let Some((_, event, ..)) = PLATFORM_EVENTS.iter().find(|(name, ..)| *name == s) {
+            return Ok(event.clone());
+        }
         let parts: Vec<&str> = s.split('.').collect();
         let (node, module, table, kind) = match parts.as_slice() {
             [module, table, kind] => (None, *module, *table, *kind),
@@ -197,6 +285,7 @@ impl FromStr for Event {
             _ => {
                 return Err(ParseError(format!(
                     "unknown event `{s}`; expected `init`, `load`, `connect`, `disconnect`, \
+                     `render`, `input`, `audio_output`, `audio_input`, `file_changed`, \
                      `<module>.<table>.<insert|update|delete>` or \
                      `<node>.<module>.<table>.<insert|update|delete>`"
                 )));
@@ -231,6 +320,11 @@ impl fmt::Display for Event {
             Event::Load => f.write_str("load"),
             Event::Connect => f.write_str("connect"),
             Event::Disconnect => f.write_str("disconnect"),
+            Event::Render
+            | Event::Input
+            | Event::AudioOutput
+            | Event::AudioInput
+            | Event::FileChanged => f.write_str(self.platform().map_or("", |(name, ..)| name)),
             Event::Table {
                 node,
                 module,
@@ -308,6 +402,19 @@ pub enum ModuleError {
         event: String,
         expected: String,
     },
+    #[error(
+        "reducer `{module}.{reducer}` runs on `{event}` events, which need the {authority:?} authority; add `authorities: [{authority:?}]` to `interstice_module!`"
+    )]
+    HookNeedsAuthority {
+        module: String,
+        reducer: String,
+        event: String,
+        authority: Authority,
+    },
+    #[error(
+        "module `{module}` defines `{name}` differently from the platform's `{name}`; use the SDK's type (`interstice_sdk::platform::{name}`)"
+    )]
+    PlatformType { module: String, name: String },
     #[error("the module's schema is malformed ({0}); rebuild it with interstice-sdk")]
     Malformed(String),
     #[error("module `{module}` claims authority {authority:?} twice")]
@@ -486,6 +593,7 @@ impl ModuleSchema {
                     });
                 }
                 self.check_subscription(reducer, event)?;
+                self.check_platform_hook(reducer, event, &registry)?;
             }
         }
         for query in &self.queries {
@@ -552,6 +660,39 @@ impl ModuleSchema {
                 event: event.to_string(),
                 expected: event.signature_hint(&row_name),
             });
+        }
+        Ok(())
+    }
+
+    /// A platform hook needs its authority, and its argument's definitions must be the
+    /// platform's, so that host and guest agree on the bytes.
+    fn check_platform_hook(
+        &self,
+        reducer: &ReducerSchema,
+        event: &Event,
+        registry: &TypeRegistry,
+    ) -> Result<(), ModuleError> {
+        let Some(authority) = event.authority() else {
+            return Ok(());
+        };
+        if !self.authorities.contains(&authority) {
+            return Err(ModuleError::HookNeedsAuthority {
+                module: self.name.clone(),
+                reducer: reducer.name.clone(),
+                event: event.to_string(),
+                authority,
+            });
+        }
+        let Some(Type::Named(name)) = reducer.args.first().map(|a| &a.ty) else {
+            return Ok(());
+        };
+        for def in crate::platform::definitions(name).unwrap_or_default() {
+            if registry.get(def.name()).ok() != Some(&def) {
+                return Err(ModuleError::PlatformType {
+                    module: self.name.clone(),
+                    name: def.name().to_owned(),
+                });
+            }
         }
         Ok(())
     }

@@ -216,6 +216,15 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut checks = Vec::new();
     if let Some((event, lit)) = &options.on {
         checks = subscription_checks(event, lit, &args, &mut errors);
+        if event.is_read_only() && options.writes.is_some() {
+            errors.at(
+                lit.span(),
+                format!(
+                    "`{event}` hooks only read tables, like queries: declare `reads(..)`, not \
+                     `writes(..)`; change state in another reducer"
+                ),
+            );
+        }
     }
 
     if !errors.is_empty() {
@@ -278,6 +287,25 @@ fn subscription_checks(
             }
             let ty = &args[0].ty;
             vec![quote_spanned! {ty.span()=> let _ = #private::assert_node_id::<#ty>; }]
+        }
+        Event::Render
+        | Event::Input
+        | Event::AudioOutput
+        | Event::AudioInput
+        | Event::FileChanged => {
+            let hint = event.signature_hint("");
+            if args.len() != 1 {
+                let message = format!("`{event}` hooks are written `{hint}`");
+                if args.is_empty() {
+                    errors.at(lit.span(), message);
+                } else {
+                    at(errors, message);
+                }
+                return Vec::new();
+            }
+            let ty = &args[0].ty;
+            let assert = format_ident!("assert_{}_arg", event.to_string());
+            vec![quote_spanned! {ty.span()=> let _ = #private::#assert::<#ty>; }]
         }
         Event::Table {
             node,
@@ -504,6 +532,11 @@ fn event_tokens(event: &Event) -> TokenStream {
         Event::Load => quote!(#abi::Event::Load),
         Event::Connect => quote!(#abi::Event::Connect),
         Event::Disconnect => quote!(#abi::Event::Disconnect),
+        Event::Render => quote!(#abi::Event::Render),
+        Event::Input => quote!(#abi::Event::Input),
+        Event::AudioOutput => quote!(#abi::Event::AudioOutput),
+        Event::AudioInput => quote!(#abi::Event::AudioInput),
+        Event::FileChanged => quote!(#abi::Event::FileChanged),
         Event::Table {
             node,
             module,

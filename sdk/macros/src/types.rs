@@ -11,10 +11,17 @@ use syn::{Fields, Item, ItemEnum, ItemStruct};
 use crate::util::{abi, export_attrs, private, register_ident};
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
-    if !attr.is_empty() {
-        return syn::Error::new(attr.span(), "`#[interstice_type]` takes no options")
-            .to_compile_error();
-    }
+    // `builtin`: a type the SDK itself provides (the platform hooks' arguments). It has no
+    // registration export of its own; the hooks that take it register it, so modules that do
+    // not use it do not carry it in their schema.
+    let builtin = match attr.to_string().as_str() {
+        "" => false,
+        "builtin" => true,
+        _ => {
+            return syn::Error::new(attr.span(), "`#[interstice_type]` takes no options")
+                .to_compile_error();
+        }
+    };
     let item = match syn::parse2::<Item>(item) {
         Ok(item) => item,
         Err(e) => return e.to_compile_error(),
@@ -40,6 +47,12 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let register = register_ident("type", &name.to_string(), name.span());
     let private = private();
     let export = export_attrs();
+    if builtin {
+        return quote! {
+            #item
+            #body
+        };
+    }
     quote! {
         #item
         #body
