@@ -68,6 +68,8 @@ pub enum NodeError {
     },
     #[error("module name `{0}` is reserved for the node")]
     Reserved(String),
+    #[error("{0}")]
+    InvalidName(String),
     #[error("query `{module}.{query}` failed: {reason}")]
     QueryFailed {
         module: String,

@@ -65,6 +65,10 @@ fn to_toml<T: serde::Serialize>(value: &T) -> Result<String> {
 /// `bindings add module <node> <module> [project]`: a module of the same node, called inside
 /// the caller's transaction.
 pub fn add_module(out: Output, node: &str, module: &str, project: Option<&Path>) -> Result<()> {
+    // The name becomes a file name: check it before asking the node anything.
+    interstice_abi::check_module_name(module).map_err(|e| {
+        CliError::usage(e).hint("`interstice node schema <node>` lists the modules to bind")
+    })?;
     let dir = bindings_dir(project)?;
     let (_, _, schemas) = fetch(node)?;
     let Some(schema) = schemas.into_iter().find(|s| s.name == module) else {
@@ -99,14 +103,10 @@ pub fn add_module(out: Output, node: &str, module: &str, project: Option<&Path>)
 /// `bindings add node <node> [project]`: every public module of a node, called remotely.
 pub fn add_node(out: Output, node: &str, project: Option<&Path>, name: Option<&str>) -> Result<()> {
     let name = name.unwrap_or(node);
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if interstice_abi::check_module_name(name).is_err() {
         return Err(
             CliError::usage(format!("`{name}` cannot name a node binding"))
-                .hint("use letters, digits, `_` and `-`, e.g. --name hello_node"),
+                .hint("use letters, digits, `_` and `-`, at most 64, e.g. --name hello_node"),
         );
     }
     let dir = bindings_dir(project)?;

@@ -29,7 +29,7 @@ fn package_name(dir: &Path) -> Result<String> {
             }
         })
         .collect();
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || name.starts_with("__") {
+    if interstice_abi::check_module_name(&name).is_err() || name.starts_with("__") {
         return Err(
             CliError::usage(format!("cannot name a module after the folder `{raw}`")).hint(
                 "pass a folder whose name starts with a letter, e.g. `interstice init my_module`",

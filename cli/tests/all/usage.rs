@@ -50,3 +50,33 @@ fn completions_cover_the_commands_in_each_shell() {
     let err = home.fails(2, &["completions", "tcsh"]);
     assert!(err.contains("possible values: bash"), "{err}");
 }
+
+/// Names become file names (`src/bindings/<module>.toml`, `node_<name>.toml`): a path is
+/// refused before anything is asked or written.
+#[test]
+fn names_that_are_paths_are_refused() {
+    let home = Home::new();
+    let project = tempfile::tempdir().unwrap();
+    let project_arg = project.path().to_str().unwrap();
+    for bad in ["../../evil", "/tmp/evil", "a/b", "a b"] {
+        let err = home.fails(
+            2,
+            &["bindings", "add", "module", "nowhere", bad, project_arg],
+        );
+        assert!(err.contains("not a valid module name"), "{bad}: {err}");
+        let err = home.fails(
+            2,
+            &[
+                "bindings",
+                "add",
+                "node",
+                "nowhere",
+                project_arg,
+                "--name",
+                bad,
+            ],
+        );
+        assert!(err.contains("cannot name a node binding"), "{bad}: {err}");
+    }
+    assert!(!project.path().join("src").exists());
+}

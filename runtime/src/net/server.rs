@@ -630,7 +630,9 @@ fn node_error(e: &NodeError) -> Response {
         | NodeError::NoSuchFunction { .. }
         | NodeError::NotSubscribable { .. } => ErrorKind::NotFound,
         NodeError::Unauthorized(_) => ErrorKind::Unauthorized,
-        NodeError::NotCallable { .. } | NodeError::BadArguments(_) => ErrorKind::BadRequest,
+        NodeError::NotCallable { .. } | NodeError::BadArguments(_) | NodeError::InvalidName(_) => {
+            ErrorKind::BadRequest
+        }
         NodeError::Load(_)
         | NodeError::AlreadyInstalled(_)
         | NodeError::AuthorityTaken { .. }

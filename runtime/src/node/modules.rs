@@ -108,6 +108,7 @@ impl Node {
 
     /// Removes a module with its tables, rows and timers. Installing it again fires `init`.
     pub fn remove(&self, name: &str) -> Result<(), NodeError> {
+        interstice_abi::check_module_name(name).map_err(NodeError::InvalidName)?;
         let _driver = self.driver.lock();
         let module = self
             .core
@@ -157,9 +158,11 @@ impl Node {
         Ok(())
     }
 
-    /// Where module `name`'s wasm is kept, on a node with a data directory.
+    /// Where module `name`'s wasm is kept, on a node with a data directory. Only for names
+    /// that passed `check_module_name`: a name never becomes a path otherwise.
     fn module_file(&self, name: &str) -> Option<std::path::PathBuf> {
         let dir = self.config.data_dir.as_ref()?;
+        interstice_abi::check_module_name(name).ok()?;
         Some(dir.join("modules").join(format!("{name}.wasm")))
     }
 

@@ -253,3 +253,49 @@ fn scheduling_an_undeclared_reducer_is_refused_with_the_attribute_to_add() {
     assert!(message.contains("add `calls(ok)`"), "{message}");
     assert_eq!(node.pending_timers().unwrap(), 0);
 }
+
+/// A module's name becomes a file name (`modules/<name>.wasm`): a schema that names itself
+/// with a path, `..` or odd bytes is refused before any path is built, and removing by such a
+/// name is refused too.
+#[test]
+fn a_module_named_like_a_path_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(NodeConfig {
+        data_dir: Some(dir.path().join("node")),
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let outside = dir.path().join("outside");
+    for name in [
+        outside.to_str().unwrap().to_owned(),
+        "../outside".to_owned(),
+        "a/b".to_owned(),
+        "nul\0name".to_owned(),
+        "x".repeat(65),
+        String::new(),
+    ] {
+        let mut schema = probe_schema(&[("ok", None)]);
+        schema.name = name.clone();
+        let err = node
+            .install(&wat::module(&schema, ABI_VERSION, &["(i32.const 0)"]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not a valid module name"),
+            "{name:?}: {err}"
+        );
+        let err = node.remove(&name).unwrap_err();
+        assert!(matches!(err, NodeError::InvalidName(_)), "{name:?}: {err}");
+    }
+    assert!(!dir.path().join("outside.wasm").exists());
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("node/modules"))
+        .unwrap()
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+    // The node still works.
+    node.install(&wat::module(
+        &probe_schema(&[("ok", None)]),
+        ABI_VERSION,
+        &["(i32.const 0)"],
+    ))
+    .unwrap();
+}

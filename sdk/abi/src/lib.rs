@@ -40,7 +40,8 @@ pub use codec::{
 };
 pub use module::{
     Access, Authority, Event, MANAGER_QUERY, ModuleError, ModuleSchema, NodeBinding,
-    NodeDependency, ParseError, QuerySchema, ReducerSchema, TableEvent, remote_target,
+    NodeDependency, ParseError, QuerySchema, ReducerSchema, TableEvent, check_module_name,
+    remote_target,
 };
 pub use schema::{
     Column, IndexKind, IndexSchema, Persistence, SchemaError, TableSchema, TableSchemaBuilder,

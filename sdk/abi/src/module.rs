@@ -364,6 +364,43 @@ fn is_identifier(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Checks a module's name: 1 to 64 ASCII letters, digits, `_` or `-`, starting with a letter
+/// or `_` (a Cargo package name). The host builds file names from it
+/// (`modules/<name>.wasm`), so anything else — a path, `..`, a NUL — is refused wherever a
+/// module name enters: the schema, publish, remove, bindings and the CLI.
+pub fn check_module_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let reason = match chars.next() {
+        None => "it is empty",
+        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => "it must start with a letter or `_`",
+        _ if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') => {
+            "it may only contain ASCII letters, digits, `_` and `-`"
+        }
+        _ if name.len() > 64 => "it is longer than 64 characters",
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "`{}` is not a valid module name: {reason}",
+        name.escape_debug()
+    ))
+}
+
+/// Checks a reducer's or query's name: a Rust identifier of at most 64 characters.
+fn check_function_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => Err("it is empty"),
+        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
+            Err("it must start with a letter or `_`")
+        }
+        _ if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            Err("it may only contain ASCII letters, digits and `_`")
+        }
+        _ if name.len() > 64 => Err("it is longer than 64 characters"),
+        _ => Ok(()),
+    }
+}
+
 /// A string that is not a valid event or authority.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -380,6 +417,14 @@ pub enum ModuleError {
         module: String,
         found: u32,
         expected: u32,
+    },
+    #[error("{0}")]
+    BadModuleName(String),
+    #[error("module `{module}`: function name `{name}` is not valid: {reason}")]
+    BadFunctionName {
+        module: String,
+        name: String,
+        reason: &'static str,
     },
     #[error("module `{module}` declares `{name}` twice")]
     Duplicate { module: String, name: String },
@@ -492,6 +537,19 @@ impl ModuleSchema {
                 found: self.abi_version,
                 expected: host_abi_version,
             });
+        }
+        check_module_name(&self.name).map_err(ModuleError::BadModuleName)?;
+        for name in self
+            .reducers
+            .iter()
+            .map(|r| &r.name)
+            .chain(self.queries.iter().map(|q| &q.name))
+        {
+            check_function_name(name).map_err(|reason| ModuleError::BadFunctionName {
+                module: module(),
+                name: name.escape_debug().to_string(),
+                reason,
+            })?;
         }
         let registry = self.registry()?;
         let mut names = HashSet::new();
