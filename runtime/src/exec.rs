@@ -35,6 +35,9 @@ pub(crate) struct Permissions {
     pub nodes: Arc<BTreeSet<String>>,
 }
 
+/// The most lines one invocation (with its nested calls) may add to the node's log.
+const MAX_LOG_LINES: u32 = 256;
+
 /// Who is running: the function, its permissions and its place in the ingress.
 #[derive(Clone, Debug)]
 pub(crate) struct Frame {
@@ -149,7 +152,8 @@ pub(crate) struct Exec {
     cursors: Vec<Cursor>,
     pub scheduled: Vec<Scheduled>,
     pub remote: Vec<RemoteCall>,
-    pub logs: Vec<(LogLevel, String)>,
+    /// Lines logged so far by this invocation (nested calls included), for the cap.
+    log_lines: u32,
 }
 
 /// Resolves `module.table` to what host calls need, if the node knows it.
@@ -174,7 +178,7 @@ impl Exec {
             cursors: Vec::new(),
             scheduled: Vec::new(),
             remote: Vec::new(),
-            logs: Vec::new(),
+            log_lines: 0,
         }
     }
 
@@ -210,7 +214,7 @@ impl Exec {
         self.tx = nested.tx;
         self.scheduled.extend(nested.scheduled);
         self.remote.extend(nested.remote);
-        self.logs.extend(nested.logs);
+        self.log_lines = self.log_lines.saturating_add(nested.log_lines);
     }
 
     /// Fails unless this function declared that it calls `full` (`module.function`).
@@ -673,6 +677,18 @@ impl Exec {
     }
 
     pub fn log(&mut self, level: LogLevel, message: &str) {
+        self.log_lines = self.log_lines.saturating_add(1);
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                tracing::warn!(
+                    target: "interstice::module",
+                    module = %self.frame.module,
+                    "more than {MAX_LOG_LINES} lines logged by one invocation of `{}`; the rest are dropped",
+                    self.frame.function
+                );
+            }
+            return;
+        }
         let module = &self.frame.module;
         match level {
             LogLevel::Error => tracing::error!(target: "interstice::module", %module, "{message}"),
@@ -680,9 +696,6 @@ impl Exec {
             LogLevel::Info => tracing::info!(target: "interstice::module", %module, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "interstice::module", %module, "{message}"),
             LogLevel::Trace => tracing::trace!(target: "interstice::module", %module, "{message}"),
-        }
-        if self.logs.len() < 1000 {
-            self.logs.push((level, message.to_owned()));
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interstice_runtime::net::{self, Client, ClientConfig, Peers, PeersConfig, ServerConfig};
-use interstice_runtime::{AccessPolicy, Node, NodeConfig};
+use interstice_runtime::{AccessPolicy, Node, NodeConfig, NodeError};
 use serde_json::json;
 
 use super::connect;
@@ -36,7 +36,8 @@ pub fn create(out: Output, name: &str, port: u16) -> Result<()> {
         dir: None,
     };
     let dir = home.node_dir(&entry);
-    std::fs::create_dir_all(dir.join("data"))
+    crate::home::create_private_dir(&dir)
+        .and_then(|()| crate::home::create_private_dir(&dir.join("data")))
         .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
     ensure_admin_token(&dir)?;
     home.nodes.push(entry.clone());
@@ -282,9 +283,32 @@ pub fn open_node(
         config.workers = workers;
     }
     Node::open(config).map_err(|e| {
-        CliError::new(format!("cannot open the node in {}: {e}", dir.display()))
-            .hint("is another `interstice node start` running on the same node?")
+        let hint = open_hint(&e);
+        CliError::new(format!("cannot open the node in {}: {e}", dir.display())).hint(hint)
     })
+}
+
+/// What to do when a node does not open, from why it did not.
+fn open_hint(e: &NodeError) -> String {
+    use interstice_store::StoreError;
+    let io_kind = match e {
+        NodeError::Io { source, .. } | NodeError::Store(StoreError::Io { source, .. }) => {
+            Some(source.kind())
+        }
+        _ => None,
+    };
+    match (e, io_kind) {
+        (NodeError::Store(StoreError::Locked { .. }), _) => {
+            "is another `interstice node start` running on the same node?".into()
+        }
+        (_, Some(std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)) => {
+            "the node's folder must be writable by this user: check its permissions and that its file system is not mounted read-only".into()
+        }
+        (_, Some(std::io::ErrorKind::StorageFull)) => {
+            "the disk is full: free some space and start the node again".into()
+        }
+        _ => "the message above says what is wrong; `interstice node show <node>` gives the node's folder".into(),
+    }
 }
 
 /// Serves `node` on `listen`, and connects to the nodes its modules depend on, until Ctrl-C or
@@ -429,4 +453,32 @@ pub fn ping(out: Output, name: &str) -> Result<()> {
         );
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod open_hint_tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> NodeError {
+        NodeError::Io {
+            context: "cannot create".into(),
+            source: std::io::Error::from(kind),
+        }
+    }
+
+    /// A read-only or unwritable folder is not "another node running".
+    #[test]
+    fn the_hint_follows_the_cause() {
+        let locked = NodeError::Store(interstice_store::StoreError::Locked { dir: "/x".into() });
+        assert!(open_hint(&locked).contains("another"));
+        for kind in [
+            std::io::ErrorKind::PermissionDenied,
+            std::io::ErrorKind::ReadOnlyFilesystem,
+        ] {
+            let hint = open_hint(&io(kind));
+            assert!(hint.contains("writable"), "{hint}");
+            assert!(!hint.contains("another"), "{hint}");
+        }
+        assert!(open_hint(&io(std::io::ErrorKind::StorageFull)).contains("disk is full"));
+    }
 }

@@ -9,7 +9,7 @@ use interstice_store::Lsn;
 use super::Node;
 use super::ingress::Submission;
 use crate::core::Origin;
-use crate::error::{BadArguments, CallFailure, LoadError, NodeError};
+use crate::error::{BadArguments, CallFailure, NodeError};
 use crate::exec::Frame;
 use crate::wasm::Running;
 
@@ -190,10 +190,15 @@ impl Node {
             reason,
         })?;
         interstice_abi::decode(&bytes, &q.returns, &installed.registry).map_err(|e| {
-            NodeError::Load(LoadError::BadSchema(format!(
-                "query `{module}.{query}` returned bytes that are not a {}: {e}",
-                q.returns
-            )))
+            NodeError::QueryFailed {
+                module: module.to_owned(),
+                query: query.to_owned(),
+                reason: CallFailure::Host(format!(
+                    "it returned {} bytes that do not decode as {}: {e}",
+                    bytes.len(),
+                    q.returns
+                )),
+            }
         })
     }
 

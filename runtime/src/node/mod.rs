@@ -75,10 +75,12 @@ impl Node {
     pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
         let (store, recovery) = match &config.data_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir.join("modules")).map_err(|source| NodeError::Io {
-                    context: format!("cannot create {}", dir.display()),
-                    source,
-                })?;
+                for private in [dir.clone(), dir.join("modules")] {
+                    create_private_dir(&private).map_err(|source| NodeError::Io {
+                        context: format!("cannot create {}", private.display()),
+                        source,
+                    })?;
+                }
                 Store::open(
                     dir.join("store"),
                     StoreConfig::default().durability(config.durability),
@@ -203,6 +205,18 @@ impl Node {
         };
         Some((named(access.reads()), named(access.writes())))
     }
+}
+
+/// Creates `dir` owner-only (0700 on Unix), or makes an existing one so: a node's modules and
+/// data are nobody else's business.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// The name of the lane of an authority's module.

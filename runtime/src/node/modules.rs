@@ -487,8 +487,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     use std::io::Write;
     let io = |context: String| move |source| NodeError::Io { context, source };
     let tmp = path.with_extension("wasm.tmp");
-    let mut file =
-        std::fs::File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        // Owner-only, like the rest of the node's data.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .map_err(io(format!("cannot write {}", tmp.display())))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io(format!("cannot write {}", tmp.display())))?;
