@@ -60,8 +60,10 @@
 //!   `()` or `Result<(), E: Display>`. Declare what it touches with
 //!   `reads(t, ..)`, `writes(t, ..)` and `calls(module.reducer, ..)`; without a declaration it
 //!   may read and write every table of its module and runs serially with them. `on = "event"`
-//!   subscribes it to `init`, `load`, `connect`, `disconnect` or
-//!   `[node.]module.table.insert|update|delete`.
+//!   subscribes it to `init`, `load`, `connect`, `disconnect`,
+//!   `[node.]module.table.insert|update|delete` (`table.insert` for a table of this module),
+//!   or, for a module holding the authority, the platform events `render`, `input`,
+//!   `audio_output`, `audio_input` and `file_changed` (their arguments are in [`platform`]).
 //! - [`#[query]`](query) marks a read-only function `fn(ctx: QueryContext, args..) -> T`
 //!   (or `-> Result<T, E>`); its table handles have no write methods at all.
 //! - [`#[interstice_type]`](interstice_type) makes a struct or enum usable in columns,
