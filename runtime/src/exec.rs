@@ -353,7 +353,8 @@ fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Vec<u8> {
     out
 }
 
-/// Store errors as the module sees them. Constraint violations fail the reducer (DESIGN §3.4).
+/// Store errors as the module sees them. Constraint violations fail the reducer (ARCHITECTURE.md,
+/// rule D4).
 fn store_error(e: StoreError) -> HostError {
     match e {
         StoreError::NoSuchRow { .. } => HostError::new(ErrorCode::NoSuchRow, e.to_string()),

@@ -1,4 +1,4 @@
-//! What a module says about itself: the schema exported through one function (DESIGN §6).
+//! What a module says about itself: the schema exported through one function.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -85,7 +85,7 @@ pub struct Access {
     pub calls: Vec<String>,
 }
 
-/// Exclusive, typed capabilities a module may claim (DESIGN §8).
+/// Exclusive, typed capabilities a module may claim (ARCHITECTURE.md, "Authorities").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Authority {
     Gpu,
