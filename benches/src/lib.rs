@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end benchmarks in `benches/`.
 
+#![forbid(unsafe_code)]
+
 use interstice_abi::{Value, encode_into};
 use interstice_build::BuildError;
 

@@ -3,6 +3,8 @@
 //! A thin layer over `interstice-runtime`: `main` parses the command line, `try_main` runs the
 //! command, errors print as `error: ...` with a hint and map to an exit code (see `error::code`).
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod error;
 mod examples;
