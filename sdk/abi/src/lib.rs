@@ -31,6 +31,7 @@
 mod codec;
 pub mod host;
 mod module;
+pub mod partition;
 pub mod platform;
 mod schema;
 mod typed;
