@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use interstice_abi::{SchemaError, TypeError, Value};
 
-use crate::TableId;
+use crate::{Loss, TableId};
 
 /// Everything that can go wrong in the store.
 ///
@@ -81,12 +81,19 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("{file}: corrupt at byte {offset}: {reason}")]
+    /// Damage that recovery will not discard on its own. Nothing on disk was changed.
+    #[error(
+        "{file}: corrupt at byte {offset}: {reason}. Opening would discard {would_lose} after it, so the store refuses to open and changed nothing on disk. To discard them and open with the records before it, open once with StoreConfig::repair(true) (every discarded byte is kept in a *.corrupt file), or restore the directory from a backup"
+    )]
     Corrupt {
         file: PathBuf,
         offset: u64,
         reason: String,
+        /// What discarding it would lose.
+        would_lose: Loss,
     },
+    #[error("cannot encode {what}: {reason}")]
+    Encode { what: String, reason: String },
     #[error(
         "a snapshot needs a moment with no applied-but-unlogged transaction; none came within {waited_ms} ms"
     )]

@@ -55,8 +55,10 @@
 
 mod bytes;
 mod error;
+mod files;
 mod log;
 mod read;
+mod recover;
 mod snapshot;
 mod store;
 mod table;
@@ -65,6 +67,7 @@ mod tx;
 pub use error::{Result, StoreError};
 pub use log::Durability;
 pub use read::{ReadView, Scan, TableRef};
-pub use store::{Corruption, Lsn, RecoveryReport, Store, StoreConfig, TableInfo};
+pub use recover::{Corruption, Loss, RecoveryReport};
+pub use store::{Lsn, Store, StoreConfig, TableInfo};
 pub use table::{Row, TableId};
 pub use tx::{Applied, Change, ChangeKind, Commit, CommitMeta, Transaction};

@@ -2,9 +2,9 @@
 //!
 //! See `store/DESIGN.md` for the byte layout.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -169,6 +169,51 @@ pub(crate) fn parse_record(buf: &[u8], offset: usize) -> Parsed<'_> {
     }
 }
 
+/// The end of the checksummed record with lsn at least `min_lsn` that starts at `offset`, if
+/// one does. Cheap on garbage: the length and lsn are checked before the checksum, so it can be
+/// tried at every offset of a damaged region.
+pub(crate) fn probe_record(buf: &[u8], offset: usize, min_lsn: u64) -> Option<usize> {
+    const FIXED: usize = 24; // lsn, seq, timestamp
+    let rest = buf.get(offset..)?;
+    if rest.len() < RECORD_HEADER + FIXED {
+        return None;
+    }
+    let len_bytes: [u8; 4] = [rest[0], rest[1], rest[2], rest[3]];
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len < FIXED || len > rest.len() - RECORD_HEADER {
+        return None;
+    }
+    let mut lsn = [0; 8];
+    lsn.copy_from_slice(&rest[RECORD_HEADER..RECORD_HEADER + 8]);
+    let lsn = u64::from_le_bytes(lsn);
+    // Lsns far beyond the log's end are garbage that happens to fit.
+    if lsn < min_lsn || lsn - min_lsn > 1 << 40 {
+        return None;
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len_bytes);
+    hasher.update(&rest[RECORD_HEADER..RECORD_HEADER + len]);
+    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    (hasher.finalize() == crc).then_some(offset + RECORD_HEADER + len)
+}
+
+/// The first checksummed record with lsn at least `min_lsn` found at or after `offset`, as
+/// (start, end).
+pub(crate) fn next_record(buf: &[u8], offset: usize, min_lsn: u64) -> Option<(usize, usize)> {
+    (offset..buf.len()).find_map(|at| probe_record(buf, at, min_lsn).map(|end| (at, end)))
+}
+
+/// How many checksummed records with lsn at least `min_lsn` can be found in `buf` from
+/// `offset` on, skipping over damaged bytes.
+pub(crate) fn count_records(buf: &[u8], mut offset: usize, min_lsn: u64) -> u64 {
+    let mut n = 0;
+    while let Some((_, end)) = next_record(buf, offset, min_lsn) {
+        n += 1;
+        offset = end;
+    }
+    n
+}
+
 /// One mutation inside a record.
 #[derive(Debug)]
 pub(crate) enum LogOp<'a> {
@@ -242,30 +287,6 @@ impl<'a> Iterator for OpIter<'a> {
 
 pub(crate) fn segment_name(first_lsn: u64) -> String {
     format!("log-{first_lsn:020}.seg")
-}
-
-/// Segment files of `dir` with the given extension, sorted by first lsn.
-pub(crate) fn list_files(dir: &Path, prefix: &str, ext: &str) -> io::Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if let Some(num) = name
-            .strip_prefix(prefix)
-            .and_then(|n| n.strip_suffix(ext))
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            out.push((num, path));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// When commits become durable.
@@ -486,7 +507,7 @@ impl Log {
                 .open(&path)?;
             file.write_all(&SEGMENT_MAGIC)?;
             file.sync_all()?;
-            sync_dir(dir)?;
+            crate::files::sync_dir(dir)?;
             st.seg = Some(Segment {
                 file: Arc::new(file),
                 size: SEGMENT_MAGIC.len() as u64,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use interstice_abi::{Persistence, TypeRegistry};
 
 use crate::bytes::{Reader, put_varint};
+use crate::files;
 use crate::log::{self, LogOp, Parsed, SEGMENT_MAGIC};
 use crate::table::{CatalogEntry, Row, Table, TableId};
 
@@ -91,7 +92,7 @@ pub(crate) fn write(dir: &Path, capture: &Capture) -> io::Result<PathBuf> {
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, &path)?;
-    log::sync_dir(dir)?;
+    files::sync_dir(dir)?;
     Ok(path)
 }
 
@@ -214,7 +215,7 @@ pub(crate) fn decode_row(table: &Table, bytes: &[u8]) -> Result<Row, String> {
 /// Compaction trails by one snapshot on purpose: falling back to the previous snapshot needs the
 /// complete log after it.
 pub(crate) fn retire(dir: &Path, persistence: &HashMap<TableId, Persistence>) -> io::Result<()> {
-    let snaps = log::list_files(dir, "snap-", ".snap")?;
+    let snaps = files::list_files(dir, "snap-", ".snap")?;
     if snaps.len() > 2 {
         for (_, path) in &snaps[..snaps.len() - 2] {
             fs::remove_file(path)?;
@@ -224,7 +225,7 @@ pub(crate) fn retire(dir: &Path, persistence: &HashMap<TableId, Persistence>) ->
         return Ok(());
     }
     let covered = snaps[snaps.len() - 2].0;
-    let segments = log::list_files(dir, "log-", ".seg")?;
+    let segments = files::list_files(dir, "log-", ".seg")?;
     let mut changed = false;
     for pair in segments.windows(2) {
         let ((_, path), (next_first, _)) = (&pair[0], &pair[1]);
@@ -236,7 +237,7 @@ pub(crate) fn retire(dir: &Path, persistence: &HashMap<TableId, Persistence>) ->
         changed = true;
     }
     if changed {
-        log::sync_dir(dir)?;
+        files::sync_dir(dir)?;
     }
     Ok(())
 }
@@ -285,7 +286,7 @@ fn compact_segment(path: &Path, persistence: &HashMap<TableId, Persistence>) -> 
         drop(f);
         fs::rename(&tmp, &hist)?;
         if let Some(dir) = path.parent() {
-            log::sync_dir(dir)?;
+            files::sync_dir(dir)?;
         }
     }
     fs::remove_file(path)

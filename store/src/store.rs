@@ -11,14 +11,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use interstice_abi::{Persistence, TableSchema, TypeRegistry};
-use parking_lot::lock_api::ArcRwLockWriteGuard;
-use parking_lot::{Mutex, RawRwLock, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StoreError};
-use crate::log::{self, Durability, Log, LogOp, LogState, Parsed, Poison, SEGMENT_MAGIC};
+use crate::log::{self, Durability, Log, LogState, Poison};
 use crate::read::ReadView;
+use crate::recover::{self, RecoveryReport};
 use crate::snapshot::{self, Capture, CapturedTable};
-use crate::table::{CatalogEntry, Table, TableData, TableId, type_closure};
+use crate::table::{CatalogEntry, Table, TableId, type_closure};
 use crate::tx::{Applied, CommitMeta, Transaction};
 
 /// A position in the commit log. Records are numbered from 1; `Lsn(0)` is "nothing yet".
@@ -45,6 +45,9 @@ pub struct StoreConfig {
     /// Take a snapshot once this many commits were logged since the last one. By default,
     /// `None`.
     pub snapshot_every_commits: Option<u64>,
+    /// Whether [`Store::open`] may discard damaged log records that are not a torn tail (see
+    /// [`StoreConfig::repair`]). By default, `false`.
+    pub repair: bool,
 }
 
 impl Default for StoreConfig {
@@ -54,6 +57,7 @@ impl Default for StoreConfig {
             segment_max_bytes: 64 << 20,
             snapshot_every_bytes: Some(64 << 20),
             snapshot_every_commits: None,
+            repair: false,
         }
     }
 }
@@ -82,39 +86,18 @@ impl StoreConfig {
         self.snapshot_every_commits = commits;
         self
     }
-}
 
-/// What recovery found and did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// The lsn covered by the snapshot that was loaded, if any.
-    pub snapshot_lsn: Option<Lsn>,
-    /// Snapshots that failed their checks (renamed to `*.corrupt`), with the reason.
-    pub snapshots_rejected: Vec<(PathBuf, String)>,
-    /// Log records applied on top of the snapshot.
-    pub records_replayed: u64,
-    /// Row mutations in those records.
-    pub mutations_replayed: u64,
-    /// The last lsn recovered.
-    pub last_lsn: Lsn,
-    /// The largest [`CommitMeta::seq`](crate::CommitMeta::seq) of any transaction record
-    /// recovered (from the log, or remembered by the snapshot when the log after it is empty);
-    /// `None` when no transaction was ever logged. Catalog records don't count.
-    pub last_seq: Option<u64>,
-    /// Bytes cut off the log (torn or corrupt tail), including segments moved aside.
-    pub bytes_truncated: u64,
-    /// Where the first torn or corrupt record was found.
-    pub corruption: Option<Corruption>,
-    /// Segments after a corrupt record, renamed to `*.corrupt` rather than deleted.
-    pub moved_aside: Vec<PathBuf>,
-}
-
-/// A torn or corrupt log record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Corruption {
-    pub file: PathBuf,
-    pub offset: u64,
-    pub reason: String,
+    /// The operator's way past damage recovery refuses to discard on its own (a corrupt record
+    /// in the middle of the log, a missing segment, a damaged snapshot with nothing to fall
+    /// back on): with `true`, [`Store::open`] keeps the records before the damage, truncates
+    /// the log there and renames everything after it to `*.corrupt` (never deleting it), and
+    /// reports it in [`RecoveryReport::corruption`]. Use it once, after reading the error
+    /// that `open` returned without it. By default, `false`: such damage fails `open` with
+    /// [`StoreError::Corrupt`] and nothing on disk changes.
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
 }
 
 /// A table as the catalog describes it.
@@ -127,9 +110,9 @@ pub struct TableInfo {
 }
 
 pub(crate) struct Catalog {
-    by_id: BTreeMap<TableId, Arc<Table>>,
-    by_name: HashMap<String, TableId>,
-    next_id: u32,
+    pub by_id: BTreeMap<TableId, Arc<Table>>,
+    pub by_name: HashMap<String, TableId>,
+    pub next_id: u32,
     /// `by_id` as an immutable array indexed by id, republished after every catalog change.
     /// Transactions take it at `begin`, so their table lookups need no lock.
     published: Arc<Tables>,
@@ -144,7 +127,7 @@ pub(crate) type Tables = [Option<Arc<Table>>];
 const MAX_PUBLISHED: usize = 1 << 16;
 
 impl Catalog {
-    fn publish(&mut self) {
+    pub fn publish(&mut self) {
         let len = self
             .by_id
             .keys()
@@ -418,7 +401,15 @@ impl Store {
     }
 
     /// Opens (creating if needed) the store in `dir` and recovers it: the newest valid
-    /// snapshot, then the log after it. A torn or corrupt log tail is cut off and reported.
+    /// snapshot, then the log after it.
+    ///
+    /// A torn write at the end of the last segment (a record cut short by a crash, never
+    /// acknowledged as durable) is cut off and reported in [`RecoveryReport::corruption`]. A
+    /// damaged newest snapshot is set aside and recovery falls back on the previous one, which
+    /// loses nothing; see [`RecoveryReport::snapshots_rejected`]. Any other damage (a bad record
+    /// with intact records after it, a missing segment, a damaged snapshot with nothing to fall
+    /// back on) fails with [`StoreError::Corrupt`], naming the file, the offset and what would be
+    /// lost, and changes nothing on disk; [`StoreConfig::repair`] discards it explicitly.
     ///
     /// Fails with [`StoreError::Locked`] when another store has `dir` open.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<(Store, RecoveryReport)> {
@@ -442,7 +433,11 @@ impl Store {
                 ));
             }
         }
-        let (catalog, report, next_lsn) = recover(&dir)?;
+        let recover::Recovered {
+            catalog,
+            report,
+            next_lsn,
+        } = recover::recover(&dir, config.repair)?;
         let snap = report.snapshot_lsn.map_or(0, |l| l.0);
         let store = Self::build(
             Some(dir),
@@ -489,10 +484,9 @@ impl Store {
         let mut st = inner.log.state.lock();
         let id = TableId(inner.catalog.read().next_id);
         if logged {
-            let blob = postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt {
-                file: PathBuf::new(),
-                offset: 0,
-                reason: format!("cannot encode the catalog entry of `{name}`: {e}"),
+            let blob = postcard::to_stdvec(&entry).map_err(|e| StoreError::Encode {
+                what: format!("the catalog entry of `{name}`"),
+                reason: e.to_string(),
             })?;
             let mut ops = Vec::new();
             log::put_op(&mut ops, log::OpKind::CreateTable, id, &blob);
@@ -713,7 +707,7 @@ impl Store {
     }
 }
 
-fn empty_catalog() -> Catalog {
+pub(crate) fn empty_catalog() -> Catalog {
     Catalog {
         by_id: BTreeMap::new(),
         by_name: HashMap::new(),
@@ -743,249 +737,4 @@ fn mismatch_reason(old: &CatalogEntry, new: &CatalogEntry) -> String {
     } else {
         "its visibility differs".to_owned()
     }
-}
-
-fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
-    let what = what.into();
-    move |e| StoreError::io(what, e)
-}
-
-/// Loads the newest valid snapshot and replays the log after it.
-fn recover(dir: &Path) -> Result<(Catalog, RecoveryReport, u64)> {
-    let mut report = RecoveryReport::default();
-    for entry in fs::read_dir(dir).map_err(io_err(format!("listing {}", dir.display())))? {
-        let path = entry.map_err(io_err("listing the store directory"))?.path();
-        if path.extension().is_some_and(|e| e == "tmp") {
-            fs::remove_file(&path).map_err(io_err(format!("removing {}", path.display())))?;
-        }
-    }
-    let mut catalog = empty_catalog();
-    let mut snap_lsn = 0;
-    let snaps = log::list_files(dir, "snap-", ".snap").map_err(io_err("listing snapshots"))?;
-    for (_, path) in snaps.iter().rev() {
-        match snapshot::load(path) {
-            Ok(loaded) => {
-                snap_lsn = loaded.lsn;
-                report.last_seq = loaded.last_seq;
-                catalog.next_id = loaded.next_table_id;
-                for t in loaded.tables {
-                    catalog.by_name.insert(t.name.clone(), t.id);
-                    catalog.by_id.insert(t.id, t);
-                }
-                report.snapshot_lsn = Some(Lsn(loaded.lsn));
-                break;
-            }
-            Err(reason) => {
-                let aside = path.with_extension("snap.corrupt");
-                fs::rename(path, &aside).map_err(io_err(format!("renaming {}", path.display())))?;
-                report.snapshots_rejected.push((path.clone(), reason));
-            }
-        }
-    }
-    let segments = log::list_files(dir, "log-", ".seg").map_err(io_err("listing log segments"))?;
-    let mut last = snap_lsn;
-    let mut bad: Option<(usize, usize, String)> = None;
-    'segments: for (i, (first, path)) in segments.iter().enumerate() {
-        // Skip segments entirely covered by the snapshot.
-        if let Some((next_first, _)) = segments.get(i + 1)
-            && *next_first <= snap_lsn + 1
-        {
-            continue;
-        }
-        let bytes = fs::read(path).map_err(io_err(format!("reading {}", path.display())))?;
-        if bytes.get(..SEGMENT_MAGIC.len()) != Some(&SEGMENT_MAGIC[..]) {
-            bad = Some((i, 0, "bad segment header".to_owned()));
-            break;
-        }
-        let _ = first;
-        let mut offset = SEGMENT_MAGIC.len();
-        loop {
-            match log::parse_record(&bytes, offset) {
-                Parsed::End => break,
-                Parsed::Bad(reason) => {
-                    bad = Some((i, offset, reason));
-                    break 'segments;
-                }
-                Parsed::Record(rec, next) => {
-                    if rec.lsn <= snap_lsn {
-                        offset = next;
-                        continue;
-                    }
-                    if rec.lsn != last + 1 {
-                        // A checksummed record in the wrong place is no torn write: a
-                        // segment is missing. Cutting the log here would throw away good
-                        // records, so refuse to open instead.
-                        return Err(StoreError::Corrupt {
-                            file: path.clone(),
-                            offset: offset as u64,
-                            reason: format!(
-                                "expected lsn {}, found {}: a log segment is missing",
-                                last + 1,
-                                rec.lsn
-                            ),
-                        });
-                    }
-                    // Check the whole record decodes before applying any of it.
-                    match replay(&mut catalog, rec.ops, false) {
-                        Ok(_) => {}
-                        Err(reason) => {
-                            bad = Some((i, offset, reason));
-                            break 'segments;
-                        }
-                    }
-                    let n = replay(&mut catalog, rec.ops, true).map_err(|reason| {
-                        StoreError::Corrupt {
-                            file: path.clone(),
-                            offset: offset as u64,
-                            reason,
-                        }
-                    })?;
-                    report.records_replayed += 1;
-                    report.mutations_replayed += n;
-                    if !is_catalog_record(rec.ops) {
-                        report.last_seq = Some(report.last_seq.map_or(rec.seq, |s| s.max(rec.seq)));
-                    }
-                    last = rec.lsn;
-                    offset = next;
-                }
-            }
-        }
-    }
-    if let Some((i, offset, reason)) = bad {
-        let path = &segments[i].1;
-        let len = fs::metadata(path)
-            .map_err(io_err("reading segment size"))?
-            .len();
-        report.bytes_truncated += len - offset as u64;
-        if offset <= SEGMENT_MAGIC.len() {
-            let aside = path.with_extension("seg.corrupt");
-            fs::rename(path, &aside).map_err(io_err(format!("moving {} aside", path.display())))?;
-            report.moved_aside.push(aside);
-        } else {
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io_err(format!("opening {}", path.display())))?;
-            f.set_len(offset as u64)
-                .and_then(|()| f.sync_all())
-                .map_err(io_err(format!("truncating {}", path.display())))?;
-        }
-        for (_, later) in &segments[i + 1..] {
-            let aside = later.with_extension("seg.corrupt");
-            report.bytes_truncated += fs::metadata(later).map(|m| m.len()).unwrap_or(0);
-            fs::rename(later, &aside)
-                .map_err(io_err(format!("moving {} aside", later.display())))?;
-            report.moved_aside.push(aside);
-        }
-        log::sync_dir(dir).map_err(io_err("syncing the store directory"))?;
-        report.corruption = Some(Corruption {
-            file: path.clone(),
-            offset: offset as u64,
-            reason,
-        });
-    }
-    report.last_lsn = Lsn(last);
-    catalog.publish();
-    Ok((catalog, report, last + 1))
-}
-
-/// Catalog records (create or drop table, seq 0) hold exactly one catalog op; transaction
-/// records hold only row and counter ops.
-fn is_catalog_record(ops: &[u8]) -> bool {
-    matches!(
-        log::ops(ops).next(),
-        Some(Ok((LogOp::CreateTable(..) | LogOp::DropTable(..), _)))
-    )
-}
-
-/// Applies (or, with `apply == false`, only checks) the ops of one record. Returns the number
-/// of row mutations.
-fn replay(catalog: &mut Catalog, ops: &[u8], apply: bool) -> Result<u64, String> {
-    let mut n = 0;
-    // The table of the previous mutation, write-locked: a record's ops usually come in runs
-    // on one table, so a run takes the lock once. Recovery runs alone, so nobody waits.
-    let mut cached: Option<(Arc<Table>, ArcRwLockWriteGuard<RawRwLock, TableData>)> = None;
-    for op in log::ops(ops) {
-        let (op, _) = op?;
-        let id = op.table();
-        match op {
-            LogOp::CreateTable(_, blob) => {
-                cached = None;
-                let entry: CatalogEntry =
-                    postcard::from_bytes(blob).map_err(|e| format!("catalog entry: {e}"))?;
-                if !apply {
-                    continue;
-                }
-                if id.0 < catalog.next_id || catalog.by_id.contains_key(&id) {
-                    return Err(format!("table {id} is created twice"));
-                }
-                let t = snapshot::table_from_entry(id, entry)?;
-                catalog.next_id = id.0 + 1;
-                catalog.by_name.insert(t.name.clone(), id);
-                catalog.by_id.insert(id, Arc::new(t));
-            }
-            LogOp::DropTable(_) => {
-                cached = None;
-                if apply && let Some(t) = catalog.by_id.remove(&id) {
-                    catalog.by_name.remove(&t.name);
-                }
-            }
-            LogOp::Insert(_, bytes) | LogOp::Update(_, bytes) | LogOp::Delete(_, bytes) => {
-                n += 1;
-                if !apply {
-                    continue;
-                }
-                if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
-                    cached = None;
-                    match catalog.by_id.get(&id) {
-                        Some(t) => cached = Some((t.clone(), t.data.write_arc())),
-                        // A table dropped later in the log; ids are never reused.
-                        None if id.0 < catalog.next_id => continue,
-                        None => return Err(format!("mutation of unknown table {id}")),
-                    }
-                }
-                let Some((t, data)) = cached.as_mut() else {
-                    continue;
-                };
-                match op {
-                    LogOp::Insert(..) => {
-                        let row = snapshot::decode_row(t, bytes)?;
-                        if !data.insert(t, row) {
-                            return Err(format!("insert of an existing key into `{}`", t.name));
-                        }
-                    }
-                    LogOp::Update(..) => {
-                        let row = snapshot::decode_row(t, bytes)?;
-                        if data.replace(t, row).is_none() {
-                            return Err(format!("update of a missing key in `{}`", t.name));
-                        }
-                    }
-                    _ => {
-                        let key = interstice_abi::decode(bytes, &t.types[t.pk], &t.registry)
-                            .map_err(|e| format!("key: {e}"))?;
-                        if data.remove(t, &key).is_none() {
-                            return Err(format!("delete of a missing key in `{}`", t.name));
-                        }
-                    }
-                }
-            }
-            LogOp::Counter(_, col, value) => {
-                if !apply {
-                    continue;
-                }
-                if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
-                    cached = None;
-                    if let Some(t) = catalog.by_id.get(&id) {
-                        cached = Some((t.clone(), t.data.write_arc()));
-                    }
-                }
-                if let Some((t, data)) = cached.as_mut()
-                    && let Some(k) = t.auto_inc.iter().position(|&c| c == col)
-                {
-                    data.counters[k] = data.counters[k].max(value);
-                }
-            }
-        }
-    }
-    Ok(n)
 }

@@ -6,6 +6,7 @@
 mod basic;
 mod concurrency;
 mod crash;
+mod damage;
 mod model;
 mod persistence;
 mod util;
