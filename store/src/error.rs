@@ -92,6 +92,12 @@ pub enum StoreError {
         /// What discarding it would lose.
         would_lose: Loss,
     },
+    /// Fails [`Transaction::apply`](crate::Transaction::apply) with nothing applied: the store
+    /// stays usable.
+    #[error(
+        "the transaction is too large to log: its record would take {bytes} bytes, over the limit of {limit} bytes (StoreConfig::max_record_bytes); nothing was applied: split the work into smaller transactions"
+    )]
+    TransactionTooLarge { bytes: u64, limit: u64 },
     #[error("cannot encode {what}: {reason}")]
     Encode { what: String, reason: String },
     #[error(

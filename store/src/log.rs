@@ -18,9 +18,24 @@ use crate::table::TableId;
 
 /// The first 8 bytes of every segment file.
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"ISTLOG01";
-/// Records larger than this are treated as corrupt lengths.
-pub(crate) const MAX_RECORD: usize = 1 << 30;
 pub(crate) const RECORD_HEADER: usize = 8;
+/// lsn, seq and timestamp at the start of every body.
+const RECORD_FIXED: usize = 24;
+/// The largest body the 32-bit length can frame.
+pub(crate) const MAX_BODY: usize = u32::MAX as usize;
+/// The default limit on one applied transaction's record.
+pub(crate) const DEFAULT_MAX_RECORD: usize = 1 << 30;
+
+fn varint_len(n: usize) -> usize {
+    let bits = usize::BITS - n.leading_zeros();
+    (bits as usize).div_ceil(7).max(1)
+}
+
+/// The bytes a record with `meta_len` bytes of meta and `ops_len` bytes of ops takes, header
+/// included.
+pub(crate) fn record_len(meta_len: usize, ops_len: usize) -> usize {
+    RECORD_HEADER + RECORD_FIXED + varint_len(meta_len) + meta_len + ops_len
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -74,7 +89,8 @@ pub(crate) fn put_drop(out: &mut Vec<u8>, table: TableId) {
     put_varint(out, u64::from(table.0));
 }
 
-/// Appends a whole record: header (length, checksum) and body.
+/// Appends a whole record: header (length, checksum) and body. Fails, appending nothing, with
+/// the record's length when its body is too long for the 32-bit length.
 pub(crate) fn encode_record(
     out: &mut Vec<u8>,
     lsn: u64,
@@ -82,7 +98,12 @@ pub(crate) fn encode_record(
     timestamp: u64,
     meta: &[u8],
     ops: &[u8],
-) {
+) -> Result<(), usize> {
+    let total = record_len(meta.len(), ops.len());
+    if total - RECORD_HEADER > MAX_BODY {
+        return Err(total);
+    }
+    out.reserve(total);
     let start = out.len();
     out.extend_from_slice(&[0; RECORD_HEADER]);
     out.extend_from_slice(&lsn.to_le_bytes());
@@ -98,6 +119,7 @@ pub(crate) fn encode_record(
     crc.update(&out[start + RECORD_HEADER..]);
     out[start..start + 4].copy_from_slice(&len_bytes);
     out[start + 4..start + 8].copy_from_slice(&crc.finalize().to_le_bytes());
+    Ok(())
 }
 
 /// A record read back from a segment.
@@ -133,9 +155,6 @@ pub(crate) fn parse_record(buf: &[u8], offset: usize) -> Parsed<'_> {
     let len_bytes: [u8; 4] = [rest[0], rest[1], rest[2], rest[3]];
     let len = u32::from_le_bytes(len_bytes) as usize;
     let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-    if len > MAX_RECORD {
-        return Parsed::Bad(format!("record length {len} is implausible"));
-    }
     if rest.len() - RECORD_HEADER < len {
         return Parsed::Bad(format!(
             "torn record: {len} bytes announced, {} present",
@@ -423,7 +442,8 @@ impl Log {
         self.durable.load(Ordering::Acquire)
     }
 
-    /// Appends a record to the buffer; returns its length. The caller assigned `lsn`.
+    /// Appends a record to the buffer; returns its length. The caller assigned `lsn` and
+    /// checked the record's length against [`MAX_BODY`].
     pub fn append(
         &self,
         st: &mut LogState,
@@ -432,17 +452,22 @@ impl Log {
         timestamp: u64,
         meta: &[u8],
         ops: &[u8],
-    ) -> usize {
-        if st.buf.is_empty() {
+    ) -> Result<usize> {
+        let before = st.buf.len();
+        encode_record(&mut st.buf, lsn, seq, timestamp, meta, ops).map_err(|bytes| {
+            StoreError::TransactionTooLarge {
+                bytes: bytes as u64,
+                limit: (MAX_BODY + RECORD_HEADER) as u64,
+            }
+        })?;
+        if before == 0 {
             st.buf_first_lsn = lsn;
             st.buf_since = Some(Instant::now());
         }
-        let before = st.buf.len();
-        encode_record(&mut st.buf, lsn, seq, timestamp, meta, ops);
         st.buf_last_lsn = lsn;
         let n = st.buf.len() - before;
         st.bytes_since_snapshot += n as u64;
-        n
+        Ok(n)
     }
 
     /// After an append: do what the durability policy asks.
@@ -625,5 +650,25 @@ impl Log {
     pub fn shutdown(&self) {
         self.state.lock().shutdown = true;
         self.flusher_cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_len_is_the_encoded_length() {
+        for meta in [0usize, 1, 127, 128, 16_383, 16_384, 70_000] {
+            for ops in [0usize, 5, 300] {
+                let mut out = vec![7; 3];
+                encode_record(&mut out, 1, 2, 3, &vec![1; meta], &vec![2; ops]).unwrap();
+                assert_eq!(
+                    out.len() - 3,
+                    record_len(meta, ops),
+                    "meta {meta}, ops {ops}"
+                );
+            }
+        }
     }
 }

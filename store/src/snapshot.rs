@@ -271,7 +271,12 @@ fn compact_segment(path: &Path, persistence: &HashMap<TableId, Persistence>) -> 
                 out.extend_from_slice(&bytes[offset..next]);
                 records += 1;
             } else if !kept.is_empty() {
-                log::encode_record(&mut out, rec.lsn, rec.seq, rec.timestamp, rec.meta, &kept);
+                // Never longer than the record it comes from, so it always fits.
+                if log::encode_record(&mut out, rec.lsn, rec.seq, rec.timestamp, rec.meta, &kept)
+                    .is_err()
+                {
+                    out.extend_from_slice(&bytes[offset..next]);
+                }
                 records += 1;
             }
             offset = next;

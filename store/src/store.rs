@@ -45,6 +45,10 @@ pub struct StoreConfig {
     /// Take a snapshot once this many commits were logged since the last one. By default,
     /// `None`.
     pub snapshot_every_commits: Option<u64>,
+    /// The largest log record one applied transaction may take, header included; a larger
+    /// transaction fails at [`Transaction::apply`](crate::Transaction::apply) with
+    /// [`StoreError::TransactionTooLarge`], applying nothing. By default, 1 GiB.
+    pub max_record_bytes: usize,
     /// Whether [`Store::open`] may discard damaged log records that are not a torn tail (see
     /// [`StoreConfig::repair`]). By default, `false`.
     pub repair: bool,
@@ -57,6 +61,7 @@ impl Default for StoreConfig {
             segment_max_bytes: 64 << 20,
             snapshot_every_bytes: Some(64 << 20),
             snapshot_every_commits: None,
+            max_record_bytes: log::DEFAULT_MAX_RECORD,
             repair: false,
         }
     }
@@ -84,6 +89,15 @@ impl StoreConfig {
     /// By default, `None`.
     pub fn snapshot_every_commits(mut self, commits: Option<u64>) -> Self {
         self.snapshot_every_commits = commits;
+        self
+    }
+
+    /// The largest log record one applied transaction may take (its operations plus a
+    /// 41-byte header). Meta passed to [`Store::log`] and transactions absorbed with
+    /// [`Applied::absorb`](crate::Applied::absorb) come on top; the format frames records up to
+    /// 4 GiB. In-memory stores log nothing and check nothing. By default, 1 GiB.
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record_bytes = bytes;
         self
     }
 
@@ -167,6 +181,8 @@ pub(crate) struct Inner {
     pub outstanding: AtomicU64,
     poison: Arc<Poison>,
     config: StoreConfig,
+    /// `config.max_record_bytes`, at most what the format frames.
+    pub max_record: usize,
     snapshot_pending: Arc<AtomicBool>,
     snapshot_io: Arc<Mutex<()>>,
     snapshot_error: Arc<Mutex<Option<String>>>,
@@ -390,6 +406,9 @@ impl Store {
                 log,
                 outstanding: AtomicU64::new(0),
                 poison,
+                max_record: config
+                    .max_record_bytes
+                    .min(log::MAX_BODY + log::RECORD_HEADER),
                 config,
                 snapshot_pending,
                 snapshot_io,
@@ -506,8 +525,8 @@ impl Store {
     fn log_catalog_change(&self, st: &mut LogState, ops: &[u8]) -> Result<()> {
         let log = &self.inner.log;
         let lsn = st.next_lsn;
+        log.append(st, lsn, 0, 0, &[], ops)?;
         st.next_lsn += 1;
-        log.append(st, lsn, 0, 0, &[], ops);
         log.roll(st)
     }
 
@@ -590,19 +609,28 @@ impl Store {
         inner.outstanding.fetch_sub(1, Ordering::AcqRel);
         inner.check_poisoned()?;
         let lsn = st.next_lsn;
+        if inner.is_persistent()
+            && let Err(e) = inner.log.append(
+                &mut st,
+                lsn,
+                meta.seq,
+                meta.timestamp,
+                &meta.meta,
+                &applied.payload,
+            )
+        {
+            // `apply` checked the operations against the limit; only meta or absorbed
+            // transactions of gigabytes get here, and memory already holds the changes.
+            inner.poison(format!(
+                "a transaction was applied but its log record cannot be written ({e})"
+            ));
+            return Err(e);
+        }
         st.next_lsn += 1;
         st.last_seq = Some(st.last_seq.map_or(meta.seq, |s| s.max(meta.seq)));
         if !inner.is_persistent() {
             return Ok(Lsn(lsn));
         }
-        inner.log.append(
-            &mut st,
-            lsn,
-            meta.seq,
-            meta.timestamp,
-            &meta.meta,
-            &applied.payload,
-        );
         st.commits_since_snapshot += 1;
         if inner.snapshot_due(&st)
             && !inner.snapshot_pending.load(Ordering::Acquire)

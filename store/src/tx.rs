@@ -463,9 +463,11 @@ impl Transaction {
     /// handed to [`Store::log`] (in sequence order); dropping it instead poisons the store, because
     /// memory would then hold a transaction the log will never have.
     ///
-    /// Fails, applying nothing, when the store is poisoned, a written table was dropped, or
-    /// another transaction wrote one of the same tables meanwhile (which the scheduler rules
-    /// out).
+    /// Fails, applying nothing, when the store is poisoned, the transaction's log record would
+    /// exceed [`StoreConfig::max_record_bytes`](crate::StoreConfig::max_record_bytes)
+    /// ([`StoreError::TransactionTooLarge`]; the store stays usable), a written table was
+    /// dropped, or another transaction wrote one of the same tables meanwhile (which the
+    /// scheduler rules out).
     pub fn apply(self) -> Result<Applied> {
         let store = self.store.clone();
         store.check_poisoned()?;
@@ -482,7 +484,15 @@ impl Transaction {
         let persistent = store.is_persistent();
         let mut payload = Vec::new();
         let logged = if persistent {
-            self.encode_ops(&mut payload)
+            let logged = self.encode_ops(&mut payload);
+            let bytes = log::record_len(0, payload.len());
+            if logged && bytes > store.max_record {
+                return Err(StoreError::TransactionTooLarge {
+                    bytes: bytes as u64,
+                    limit: store.max_record as u64,
+                });
+            }
+            logged
         } else {
             self.overlays
                 .iter()
