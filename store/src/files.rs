@@ -1,8 +1,33 @@
 //! Files of the store directory: listing, setting aside, syncing.
 
-use std::fs::{self, File};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// Options for a new file of the store: readable and writable by its owner only (rows may be
+/// private data; the directory is owner-only too, this guards files copied out of it).
+pub(crate) fn owner_only() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Creates `dir` (and missing parents) accessible by its owner only; an existing directory is
+/// left as it is.
+pub(crate) fn create_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
 
 /// Files of `dir` named `<prefix><number><ext>`, sorted by number.
 pub(crate) fn list_files(dir: &Path, prefix: &str, ext: &str) -> io::Result<Vec<(u64, PathBuf)>> {

@@ -2,7 +2,7 @@
 //!
 //! See `store/DESIGN.md` for the byte layout.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -525,7 +525,7 @@ impl Log {
         }
         if st.seg.is_none() {
             let path = dir.join(segment_name(st.buf_first_lsn));
-            let mut file = OpenOptions::new()
+            let mut file = crate::files::owner_only()
                 .create(true)
                 .write(true)
                 .truncate(true)

@@ -355,7 +355,7 @@ fn cut(
         if repaired {
             let bytes = read(path)?;
             let tail = files::aside_name(path, &format!(".from-{offset}"));
-            let mut f = OpenOptions::new()
+            let mut f = files::owner_only()
                 .create_new(true)
                 .write(true)
                 .open(&tail)

@@ -1,7 +1,7 @@
 //! Snapshots (write, load) and compaction of the log segments they cover.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub(crate) struct CapturedTable {
 pub(crate) fn write(dir: &Path, capture: &Capture) -> io::Result<PathBuf> {
     let path = dir.join(snapshot_name(capture.lsn));
     let tmp = dir.join(format!("{}.tmp", snapshot_name(capture.lsn)));
-    let file = OpenOptions::new()
+    let file = files::owner_only()
         .create(true)
         .write(true)
         .truncate(true)
@@ -285,7 +285,11 @@ fn compact_segment(path: &Path, persistence: &HashMap<TableId, Persistence>) -> 
     let hist = path.with_extension("hist");
     if records > 0 {
         let tmp = path.with_extension("hist.tmp");
-        let mut f = File::create(&tmp)?;
+        let mut f = files::owner_only()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(&out)?;
         f.sync_all()?;
         drop(f);

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use interstice_abi::{Persistence, TableSchema, TypeRegistry};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StoreError};
+use crate::files;
 use crate::log::{self, Durability, Log, LogState, Poison};
 use crate::read::ReadView;
 use crate::recover::{self, RecoveryReport};
@@ -433,10 +434,10 @@ impl Store {
     /// Fails with [`StoreError::Locked`] when another store has `dir` open.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<(Store, RecoveryReport)> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir)
+        files::create_dir(&dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
+        let lock = files::owner_only()
             .create(true)
             .truncate(false)
             .write(true)

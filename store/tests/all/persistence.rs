@@ -380,3 +380,32 @@ fn a_transaction_too_large_to_log_fails_at_apply_and_the_store_goes_on() {
     let t = create_users(&store, Persistence::Logged);
     assert_eq!(rows(&store, t), expected);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_directory_and_every_file_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("node").join("store");
+    {
+        let (store, _) = open(&dir);
+        let t = create_users(&store, Persistence::Logged);
+        // Three snapshots: segments, snapshots (written as .tmp) and history (via .tmp).
+        for round in 0..3 {
+            insert_many(&store, t, round * 10 + 1, 3);
+            store.snapshot().unwrap();
+        }
+        insert_many(&store, t, 100, 1);
+        store.close().unwrap();
+    }
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&parent.path().join("node")), 0o700);
+    let names = files(&dir, "");
+    for ext in ["LOCK", ".seg", ".snap", ".hist"] {
+        assert!(names.iter().any(|n| n.ends_with(ext)), "{ext} in {names:?}");
+    }
+    for name in &names {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+}
