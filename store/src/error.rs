@@ -69,8 +69,22 @@ pub enum StoreError {
         "table `{table}` was changed by another transaction while this one wrote it; the scheduler must not run conflicting transactions at once"
     )]
     Conflict { table: String },
+    /// A write or fsync of the commit log failed (or, with `cause: None`, an applied
+    /// transaction was dropped unlogged) earlier: memory may be ahead of the log, so every
+    /// apply and log fails until the store is reopened.
     #[error("the store refuses commits: {reason}")]
-    Poisoned { reason: String },
+    Poisoned {
+        reason: String,
+        cause: Option<WriteFailure>,
+    },
+    /// Writing or fsyncing the commit log failed just now; the store is poisoned since.
+    #[error("{context} failed: {source}. {}", .kind.remedy())]
+    LogWrite {
+        context: String,
+        kind: WriteFailure,
+        #[source]
+        source: io::Error,
+    },
     #[error(
         "the store directory {dir} is in use by another store (it holds the lock on {dir}/LOCK)"
     )]
@@ -106,7 +120,54 @@ pub enum StoreError {
     SnapshotBusy { waited_ms: u64 },
 }
 
+/// What a failed write of the commit log ran into, as far as the OS error tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteFailure {
+    /// No space left on the device, or the disk quota is used up.
+    NoSpace,
+    /// The file system is mounted read-only (Linux remounts it so after I/O errors).
+    ReadOnly,
+    /// Any other I/O error.
+    Other,
+}
+
+impl WriteFailure {
+    pub fn of(error: &io::Error) -> Self {
+        match error.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => WriteFailure::NoSpace,
+            io::ErrorKind::ReadOnlyFilesystem => WriteFailure::ReadOnly,
+            _ => WriteFailure::Other,
+        }
+    }
+
+    /// What the operator should do, in sentences.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            WriteFailure::NoSpace => {
+                "The disk is full: free space on the file system that holds the store directory (or raise the quota), then restart the node. Memory may be ahead of the log, so the store refuses commits until it is reopened; reopening recovers every durable commit from disk"
+            }
+            WriteFailure::ReadOnly => {
+                "The file system is read-only: remount it read-write (the kernel log says why it went read-only, often after I/O errors), then restart the node. Memory may be ahead of the log, so the store refuses commits until it is reopened; reopening recovers every durable commit from disk"
+            }
+            WriteFailure::Other => {
+                "Check the disk and the kernel log, then restart the node. Memory may be ahead of the log, so the store refuses commits until it is reopened; reopening recovers every durable commit from disk"
+            }
+        }
+    }
+}
+
 impl StoreError {
+    /// For [`LogWrite`](Self::LogWrite) and a [`Poisoned`](Self::Poisoned) store: what the
+    /// failed write ran into.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        match self {
+            StoreError::LogWrite { kind, .. } => Some(*kind),
+            StoreError::Poisoned { cause, .. } => *cause,
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         StoreError::Io {
             context: context.into(),

@@ -64,8 +64,8 @@ mod store;
 mod table;
 mod tx;
 
-pub use error::{Result, StoreError};
-pub use log::Durability;
+pub use error::{Result, StoreError, WriteFailure};
+pub use log::{Durability, FailWrites};
 pub use read::{ReadView, Scan, TableRef};
 pub use recover::{Corruption, Loss, RecoveryReport};
 pub use store::{Lsn, Store, StoreConfig, TableInfo};

@@ -13,7 +13,7 @@ use interstice_abi::Value;
 use parking_lot::{Condvar, Mutex};
 
 use crate::bytes::{Reader, put_varint};
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, WriteFailure};
 use crate::table::TableId;
 
 /// The first 8 bytes of every segment file.
@@ -338,26 +338,43 @@ impl Default for Durability {
 #[derive(Default)]
 pub(crate) struct Poison {
     flag: AtomicBool,
-    reason: Mutex<Option<String>>,
+    reason: Mutex<Option<(String, Option<WriteFailure>)>>,
 }
 
 impl Poison {
-    pub fn set(&self, reason: String) {
+    /// Records the first reason; later ones are consequences of it.
+    pub fn set(&self, reason: String, cause: Option<WriteFailure>) {
         let mut r = self.reason.lock();
         if r.is_none() {
-            *r = Some(reason);
+            *r = Some((reason, cause));
         }
         self.flag.store(true, Ordering::Release);
     }
 
-    pub fn check(&self) -> Result<()> {
-        if self.flag.load(Ordering::Acquire) {
-            return Err(StoreError::Poisoned {
-                reason: self.reason.lock().clone().unwrap_or_default(),
-            });
+    /// The error every refused operation returns, if poisoned.
+    pub fn error(&self) -> Option<StoreError> {
+        if !self.flag.load(Ordering::Acquire) {
+            return None;
         }
-        Ok(())
+        let (reason, cause) = self.reason.lock().clone().unwrap_or_default();
+        Some(StoreError::Poisoned { reason, cause })
     }
+
+    pub fn check(&self) -> Result<()> {
+        match self.error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Fails writes of the log once it has written `after_bytes` bytes, with an OS error code:
+/// lets tests see what a full or read-only disk does without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct FailWrites {
+    pub after_bytes: u64,
+    pub os_error: i32,
 }
 
 struct Segment {
@@ -372,6 +389,8 @@ pub(crate) struct LogState {
     buf_last_lsn: u64,
     buf_since: Option<Instant>,
     written_lsn: u64,
+    /// Record bytes handed to the OS since the store was opened.
+    written_bytes: u64,
     seg: Option<Segment>,
     pub bytes_since_snapshot: u64,
     pub commits_since_snapshot: u64,
@@ -399,18 +418,30 @@ pub(crate) struct Log {
     segment_max: u64,
     /// `None` for an in-memory store: lsns are assigned, nothing is written.
     pub dir: Option<PathBuf>,
+    fail_writes: Option<FailWrites>,
+}
+
+/// Where the log continues after recovery.
+pub(crate) struct LogStart {
+    pub next_lsn: u64,
+    pub last_snapshot_lsn: u64,
+    pub last_seq: Option<u64>,
 }
 
 impl Log {
     pub fn new(
         dir: Option<PathBuf>,
-        next_lsn: u64,
+        start: LogStart,
         durability: Durability,
         segment_max: u64,
         poison: Arc<Poison>,
-        last_snapshot_lsn: u64,
-        last_seq: Option<u64>,
+        fail_writes: Option<FailWrites>,
     ) -> Self {
+        let LogStart {
+            next_lsn,
+            last_snapshot_lsn,
+            last_seq,
+        } = start;
         Log {
             state: Mutex::new(LogState {
                 next_lsn,
@@ -419,6 +450,7 @@ impl Log {
                 buf_last_lsn: 0,
                 buf_since: None,
                 written_lsn: next_lsn - 1,
+                written_bytes: 0,
                 seg: None,
                 bytes_since_snapshot: 0,
                 commits_since_snapshot: 0,
@@ -435,6 +467,7 @@ impl Log {
             durability,
             segment_max,
             dir,
+            fail_writes,
         }
     }
 
@@ -538,10 +571,16 @@ impl Log {
                 size: SEGMENT_MAGIC.len() as u64,
             });
         }
+        if let Some(fail) = self.fail_writes
+            && st.written_bytes + st.buf.len() as u64 > fail.after_bytes
+        {
+            return Err(io::Error::from_raw_os_error(fail.os_error));
+        }
         if let Some(seg) = &mut st.seg {
             (&*seg.file).write_all(&st.buf)?;
             seg.size += st.buf.len() as u64;
         }
+        st.written_bytes += st.buf.len() as u64;
         st.buf.clear();
         st.buf_since = None;
         st.written_lsn = st.buf_last_lsn;
@@ -583,11 +622,17 @@ impl Log {
     }
 
     fn fail(&self, what: &str, e: io::Error) -> StoreError {
-        self.poison.set(format!(
-            "{what} failed ({e}); memory may be ahead of the log, so the store refuses further commits; reopen it to recover from disk"
-        ));
+        let kind = WriteFailure::of(&e);
+        self.poison.set(
+            format!("{what} failed ({e}). {}", kind.remedy()),
+            Some(kind),
+        );
         self.durable_cv.notify_all();
-        StoreError::io(what, e)
+        StoreError::LogWrite {
+            context: what.to_owned(),
+            kind,
+            source: e,
+        }
     }
 
     fn set_durable(&self, lsn: u64) {

@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StoreError};
 use crate::files;
-use crate::log::{self, Durability, Log, LogState, Poison};
+use crate::log::{self, Durability, Log, LogStart, LogState, Poison};
 use crate::read::ReadView;
 use crate::recover::{self, RecoveryReport};
 use crate::snapshot::{self, Capture, CapturedTable};
@@ -53,6 +53,8 @@ pub struct StoreConfig {
     /// Whether [`Store::open`] may discard damaged log records that are not a torn tail (see
     /// [`StoreConfig::repair`]). By default, `false`.
     pub repair: bool,
+    #[doc(hidden)]
+    pub fail_writes: Option<log::FailWrites>,
 }
 
 impl Default for StoreConfig {
@@ -64,6 +66,7 @@ impl Default for StoreConfig {
             snapshot_every_commits: None,
             max_record_bytes: log::DEFAULT_MAX_RECORD,
             repair: false,
+            fail_writes: None,
         }
     }
 }
@@ -99,6 +102,14 @@ impl StoreConfig {
     /// 4 GiB. In-memory stores log nothing and check nothing. By default, 1 GiB.
     pub fn max_record_bytes(mut self, bytes: usize) -> Self {
         self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Makes log writes fail with `os_error` once `after_bytes` bytes of records were written:
+    /// for tests of what a full or read-only disk does.
+    #[doc(hidden)]
+    pub fn fail_writes(mut self, fail: Option<log::FailWrites>) -> Self {
+        self.fail_writes = fail;
         self
     }
 
@@ -215,7 +226,7 @@ impl Inner {
     }
 
     pub fn poison(&self, reason: String) {
-        self.poison.set(reason);
+        self.poison.set(reason, None);
     }
 
     fn dir(&self) -> Option<&Path> {
@@ -360,14 +371,18 @@ impl Store {
     ) -> Store {
         let poison = Arc::new(Poison::default());
         let persistent = dir.is_some();
+        let start = LogStart {
+            next_lsn,
+            last_snapshot_lsn,
+            last_seq,
+        };
         let log = Arc::new(Log::new(
             dir.clone(),
-            next_lsn,
+            start,
             config.durability,
             config.segment_max_bytes.max(1),
             poison.clone(),
-            last_snapshot_lsn,
-            last_seq,
+            config.fail_writes,
         ));
         let flusher = (persistent && matches!(config.durability, Durability::Batched { .. }))
             .then(|| {
@@ -658,6 +673,14 @@ impl Store {
     /// transaction was ever logged. A runtime continues its ingress sequence numbers after it.
     pub fn last_seq(&self) -> Option<u64> {
         self.inner.log.state.lock().last_seq
+    }
+
+    /// Why the store refuses commits, if it does: a [`StoreError::Poisoned`] whose message
+    /// says what failed and what to do, and whose
+    /// [`write_failure`](StoreError::write_failure) tells a full disk from a read-only one.
+    /// The runtime logs it once, at error level, when a commit first fails.
+    pub fn poisoned(&self) -> Option<StoreError> {
+        self.inner.poison.error()
     }
 
     /// The highest lsn known to be on disk (for `Durability::Off`: handed to the OS).

@@ -7,6 +7,7 @@ mod basic;
 mod concurrency;
 mod crash;
 mod damage;
+mod faults;
 mod model;
 mod persistence;
 mod util;
