@@ -68,6 +68,6 @@ pub use error::{Result, StoreError, WriteFailure};
 pub use log::{Durability, FailWrites};
 pub use read::{ReadView, Scan, TableRef};
 pub use recover::{Corruption, Loss, RecoveryReport};
-pub use store::{Lsn, Store, StoreConfig, TableInfo};
+pub use store::{Lsn, Store, StoreConfig, StoreStats, TableInfo};
 pub use table::{Row, TableId};
 pub use tx::{Applied, Change, ChangeKind, Commit, CommitMeta, Transaction};

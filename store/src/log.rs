@@ -23,6 +23,9 @@ pub(crate) const RECORD_HEADER: usize = 8;
 const RECORD_FIXED: usize = 24;
 /// The largest body the 32-bit length can frame.
 pub(crate) const MAX_BODY: usize = u32::MAX as usize;
+/// Under `EveryCommit`, the buffer is handed to the OS (without fsync) once it holds this much
+/// and nobody has waited for it.
+const EVERY_COMMIT_WRITE_OUT: usize = 1 << 20;
 /// The default limit on one applied transaction's record.
 pub(crate) const DEFAULT_MAX_RECORD: usize = 1 << 30;
 
@@ -311,7 +314,14 @@ pub(crate) fn segment_name(first_lsn: u64) -> String {
 /// When commits become durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
-    /// `Store::log` returns after the record is fsynced. Concurrent callers share fsyncs.
+    /// Nothing is reported durable before an fsync covers it, and every waiter gets its fsync
+    /// as soon as the disk allows: [`Store::log`](crate::Store::log) only buffers the record
+    /// (no fsync on the committing thread); the first caller of
+    /// [`Store::wait_durable`](crate::Store::wait_durable) writes out everything buffered and
+    /// fsyncs once, covering every record logged so far, and callers whose record it covers
+    /// return with it; records logged during that fsync go into the next one (group commit).
+    /// [`Transaction::commit`](crate::Transaction::commit) waits. Records nobody waits for are
+    /// handed to the OS once 1 MiB is buffered, and fsynced by the next waiter.
     EveryCommit,
     /// A flusher thread writes and fsyncs at most `max_delay` after the first unflushed record,
     /// or as soon as `max_bytes` are waiting: one fsync for many transactions. Use
@@ -413,6 +423,9 @@ pub(crate) struct Log {
     durable: AtomicU64,
     durable_mx: Mutex<()>,
     durable_cv: Condvar,
+    /// fsyncs of segments since open, and records that became durable: group commit's yield.
+    pub fsyncs: AtomicU64,
+    pub records_durable: AtomicU64,
     pub poison: Arc<Poison>,
     pub durability: Durability,
     segment_max: u64,
@@ -463,6 +476,8 @@ impl Log {
             durable: AtomicU64::new(next_lsn - 1),
             durable_mx: Mutex::new(()),
             durable_cv: Condvar::new(),
+            fsyncs: AtomicU64::new(0),
+            records_durable: AtomicU64::new(0),
             poison,
             durability,
             segment_max,
@@ -517,8 +532,13 @@ impl Log {
                 Ok(())
             }
             Durability::EveryCommit => {
-                drop(st);
-                self.make_durable(lsn)
+                // Only buffered: `wait_durable` writes and fsyncs everything buffered at once,
+                // so the commits waiting meanwhile share one fsync. When nobody waits, a big
+                // buffer is handed to the OS (unsynced) to keep memory bounded.
+                if st.buf.len() >= EVERY_COMMIT_WRITE_OUT {
+                    self.write_out(&mut st)?;
+                }
+                Ok(())
             }
             Durability::Batched { max_bytes, .. } => {
                 let len = st.buf.len();
@@ -555,6 +575,7 @@ impl Log {
             && let Some(old) = st.seg.take()
         {
             old.file.sync_data()?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         if st.seg.is_none() {
             let path = dir.join(segment_name(st.buf_first_lsn));
@@ -603,6 +624,7 @@ impl Log {
         if let Some(file) = file {
             file.sync_data()
                 .map_err(|e| self.fail("fsyncing the commit log", e))?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         self.set_durable(written);
         Ok(())
@@ -616,6 +638,7 @@ impl Log {
             seg.file
                 .sync_data()
                 .map_err(|e| self.fail("fsyncing the commit log", e))?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         self.set_durable(written);
         Ok(())
@@ -636,7 +659,10 @@ impl Log {
     }
 
     fn set_durable(&self, lsn: u64) {
-        if self.durable.fetch_max(lsn, Ordering::AcqRel) < lsn {
+        let before = self.durable.fetch_max(lsn, Ordering::AcqRel);
+        if before < lsn {
+            self.records_durable
+                .fetch_add(lsn - before, Ordering::Relaxed);
             let _g = self.durable_mx.lock();
             self.durable_cv.notify_all();
         }

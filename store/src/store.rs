@@ -126,6 +126,23 @@ impl StoreConfig {
     }
 }
 
+/// Counters of the commit log since the store was opened ([`Store::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// fsyncs of log segments (group commits, segment and catalog rolls, snapshots).
+    pub log_fsyncs: u64,
+    /// Log records that became durable (under [`Durability::Off`]: handed to the OS).
+    pub records_durable: u64,
+}
+
+impl StoreStats {
+    /// Records made durable per fsync: what group commit saves.
+    pub fn records_per_fsync(&self) -> f64 {
+        self.records_durable as f64 / self.log_fsyncs.max(1) as f64
+    }
+}
+
 /// A table as the catalog describes it.
 #[derive(Clone, Debug)]
 pub struct TableInfo {
@@ -345,6 +362,10 @@ impl fmt::Debug for Store {
 impl Store {
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
         Store { inner }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// A store that never touches the disk: every table behaves as ephemeral.
@@ -611,7 +632,9 @@ impl Store {
 
     /// Appends an applied transaction to the commit log. Call it in sequence order: the log's
     /// order is the order of these calls. Returns the record's lsn; see
-    /// [`wait_durable`](Self::wait_durable) for when it is on disk.
+    /// [`wait_durable`](Self::wait_durable) for when it is on disk. It never fsyncs (except
+    /// when starting a snapshot or a new segment): durability is `wait_durable`'s job, so that
+    /// the commits waiting at one moment share one fsync.
     ///
     /// A transaction that wrote no persistent table writes no record; its lsn is the latest.
     /// If writing fails the store is poisoned: it refuses every later apply and log.
@@ -683,12 +706,26 @@ impl Store {
         self.inner.poison.error()
     }
 
+    /// Counters of the commit log since the store was opened.
+    pub fn stats(&self) -> StoreStats {
+        let log = &self.inner.log;
+        StoreStats {
+            log_fsyncs: log.fsyncs.load(Ordering::Relaxed),
+            records_durable: log.records_durable.load(Ordering::Relaxed),
+        }
+    }
+
     /// The highest lsn known to be on disk (for `Durability::Off`: handed to the OS).
     pub fn durable_lsn(&self) -> Lsn {
         Lsn(self.inner.log.durable_lsn())
     }
 
-    /// Blocks until `lsn` is durable. Fails if the store is poisoned.
+    /// Blocks until `lsn` is durable. Fails if the store is poisoned, or if writing or fsyncing
+    /// fails (which poisons it).
+    ///
+    /// Under [`Durability::EveryCommit`] the first waiter writes out everything logged so far
+    /// and fsyncs once; every waiter whose record that covers returns with it. Under
+    /// [`Durability::Batched`] the flusher thread does the same on its schedule.
     pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
         if !self.inner.is_persistent() {
             return Ok(());

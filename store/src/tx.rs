@@ -551,12 +551,18 @@ impl Transaction {
         })
     }
 
-    /// Applies and logs: for callers that commit one transaction at a time.
+    /// Applies and logs: for callers that commit one transaction at a time. Under
+    /// [`Durability::EveryCommit`](crate::Durability::EveryCommit) it also waits until the
+    /// record is durable, as that policy promises; under the others, pass
+    /// [`Commit::lsn`] to [`Store::wait_durable`] before reporting the commit.
     pub fn commit(self, meta: CommitMeta) -> Result<Commit> {
         let store = Store::from_inner(self.store.clone());
         let mut applied = self.apply()?;
         let changes = applied.take_changes();
         let lsn = store.log(applied, meta)?;
+        if store.inner().log.durability == crate::Durability::EveryCommit {
+            store.wait_durable(lsn)?;
+        }
         Ok(Commit { lsn, changes })
     }
 
