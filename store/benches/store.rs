@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use interstice_abi::{Persistence, TableSchema, Type, TypeRegistry, Value};
-use interstice_store::{CommitMeta, Durability, Lsn, Store, StoreConfig, TableId};
+use interstice_store::{CommitMeta, Durability, Lsn, Readable, Store, StoreConfig, TableId};
 
 /// `items(id u64 pk, qty u64, delta i64, name String)`.
 fn schema(persistence: Persistence) -> TableSchema {

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use interstice_abi::{Persistence, TableSchema, Type, TypeRegistry, Value};
-use interstice_store::{CommitMeta, Durability, Store, StoreConfig, TableId};
+use interstice_store::{CommitMeta, Durability, Readable, Store, StoreConfig, TableId};
 
 fn table(store: &Store) -> TableId {
     let schema = TableSchema::builder("items")

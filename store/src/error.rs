@@ -112,6 +112,11 @@ pub enum StoreError {
         "the transaction is too large to log: its record would take {bytes} bytes, over the limit of {limit} bytes (StoreConfig::max_record_bytes); nothing was applied: split the work into smaller transactions"
     )]
     TransactionTooLarge { bytes: u64, limit: u64 },
+    /// A [`ReadTransaction`](crate::ReadTransaction) can no longer be answered exactly.
+    #[error(
+        "this read transaction is too old: keeping its view would take more than {limit} before-images (rows changed since it began; StoreConfig::max_before_images). Begin a new read transaction, keep them shorter, or raise the limit"
+    )]
+    SnapshotTooOld { limit: usize },
     #[error("cannot encode {what}: {reason}")]
     Encode { what: String, reason: String },
     #[error(

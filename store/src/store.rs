@@ -15,8 +15,10 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StoreError};
 use crate::files;
+use crate::history::Epochs;
 use crate::log::{self, Durability, Log, LogStart, LogState, Poison};
 use crate::read::ReadView;
+use crate::read_tx::ReadTransaction;
 use crate::recover::{self, RecoveryReport};
 use crate::snapshot::{self, Capture, CapturedTable};
 use crate::table::{CatalogEntry, Table, TableId, type_closure};
@@ -50,6 +52,9 @@ pub struct StoreConfig {
     /// transaction fails at [`Transaction::apply`](crate::Transaction::apply) with
     /// [`StoreError::TransactionTooLarge`], applying nothing. By default, 1 GiB.
     pub max_record_bytes: usize,
+    /// The most before-images (rows changed while a read transaction was open, kept for it)
+    /// the store holds; see [`StoreConfig::max_before_images`]. By default, 1 Mi.
+    pub max_before_images: usize,
     /// Whether [`Store::open`] may discard damaged log records that are not a torn tail (see
     /// [`StoreConfig::repair`]). By default, `false`.
     pub repair: bool,
@@ -65,6 +70,7 @@ impl Default for StoreConfig {
             snapshot_every_bytes: Some(64 << 20),
             snapshot_every_commits: None,
             max_record_bytes: log::DEFAULT_MAX_RECORD,
+            max_before_images: 1 << 20,
             repair: false,
             fail_writes: None,
         }
@@ -105,6 +111,16 @@ impl StoreConfig {
         self
     }
 
+    /// The most before-images the store keeps for open [`ReadTransaction`]s: one per row
+    /// changed while one is open (shared by those that began at the same commit), about 100
+    /// bytes each plus the old row, which the image shares with whoever else holds it. An apply
+    /// that would pass it makes every open read transaction fail with
+    /// [`StoreError::SnapshotTooOld`] and frees their images. By default, 1 Mi (1,048,576).
+    pub fn max_before_images(mut self, images: usize) -> Self {
+        self.max_before_images = images;
+        self
+    }
+
     /// Makes log writes fail with `os_error` once `after_bytes` bytes of records were written:
     /// for tests of what a full or read-only disk does.
     #[doc(hidden)]
@@ -134,6 +150,8 @@ pub struct StoreStats {
     pub log_fsyncs: u64,
     /// Log records that became durable (under [`Durability::Off`]: handed to the OS).
     pub records_durable: u64,
+    /// Before-images held now for open [`ReadTransaction`]s.
+    pub before_images: usize,
 }
 
 impl StoreStats {
@@ -203,6 +221,10 @@ struct Workers {
 /// holding a [`ReadView`] may still call [`Store::log`].
 pub(crate) struct Inner {
     pub gate: RwLock<()>,
+    /// Applies so far (changed under the gate, exclusively): read transactions' clock.
+    pub version: AtomicU64,
+    /// Open read transactions and the before-images kept for them.
+    pub epochs: Epochs,
     catalog: RwLock<Catalog>,
     ddl: Mutex<()>,
     pub log: Arc<Log>,
@@ -438,6 +460,8 @@ impl Store {
         Store {
             inner: Arc::new(Inner {
                 gate: RwLock::new(()),
+                version: AtomicU64::new(0),
+                epochs: Epochs::new(config.max_before_images),
                 catalog: RwLock::new(catalog),
                 ddl: Mutex::new(()),
                 log,
@@ -584,7 +608,10 @@ impl Store {
         catalog.by_name.remove(&t.name);
         catalog.publish();
         t.dropped.store(true, Ordering::Release);
-        t.data.write().clear();
+        let mut data = t.data.write();
+        data.clear();
+        inner.epochs.forget(&t);
+        drop(data);
         Ok(())
     }
 
@@ -622,7 +649,15 @@ impl Store {
         Transaction::new(self.inner.clone())
     }
 
-    /// A view of the committed state in which no transaction is half-applied.
+    /// A read-only view of the committed state as of now that never holds up commits: applies
+    /// go on while it is open and it keeps seeing this moment. For long reads (queries); see
+    /// [`ReadTransaction`] for what it costs while open.
+    pub fn begin_read(&self) -> ReadTransaction {
+        ReadTransaction::new(self.inner.clone())
+    }
+
+    /// A view of the current committed state in which no transaction is half-applied. Commits
+    /// wait while it is open: keep it short, or use [`begin_read`](Self::begin_read).
     pub fn read(&self) -> ReadView<'_> {
         ReadView {
             store: &self.inner,
@@ -706,12 +741,13 @@ impl Store {
         self.inner.poison.error()
     }
 
-    /// Counters of the commit log since the store was opened.
+    /// Counters of the commit log since the store was opened, and the before-images held.
     pub fn stats(&self) -> StoreStats {
         let log = &self.inner.log;
         StoreStats {
             log_fsyncs: log.fsyncs.load(Ordering::Relaxed),
             records_durable: log.records_durable.load(Ordering::Relaxed),
+            before_images: self.inner.epochs.held(),
         }
     }
 

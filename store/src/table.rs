@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::history::Images;
 
 /// A row: its column values in schema order. Shared, so scans, change sets and snapshots hand
 /// out rows without copying them.
@@ -172,6 +173,8 @@ pub(crate) struct Table {
     pub persistence: Persistence,
     pub dropped: AtomicBool,
     pub data: Arc<RwLock<TableData>>,
+    /// Rows as open read transactions saw them (see `history`). Locked after `data`.
+    pub images: RwLock<Images>,
 }
 
 impl Table {
@@ -224,6 +227,7 @@ impl Table {
             auto_inc,
             dropped: AtomicBool::new(false),
             data: Arc::new(RwLock::new(data)),
+            images: RwLock::new(Images::default()),
         }
     }
 

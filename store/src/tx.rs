@@ -11,7 +11,7 @@ use parking_lot::RwLockWriteGuard;
 
 use crate::error::{Result, StoreError};
 use crate::log::{self, OpKind};
-use crate::read::{self, Scan};
+use crate::read::Readable;
 use crate::store::{Inner, Tables};
 use crate::table::{FastMap, Key, Row, Table, TableData, TableId};
 use crate::{Lsn, Store};
@@ -231,7 +231,7 @@ impl Transaction {
     }
 
     /// Resolves `table` for a read: its overlay when this transaction touched it.
-    fn parts(&self, table: TableId) -> Result<(Cow<'_, Arc<Table>>, Option<&Overlay>)> {
+    pub(crate) fn parts(&self, table: TableId) -> Result<(Cow<'_, Arc<Table>>, Option<&Overlay>)> {
         match self.overlay(table) {
             Some(o) => Ok((Cow::Borrowed(&o.table), Some(o))),
             None => Ok((self.table(table)?, None)),
@@ -383,77 +383,6 @@ impl Transaction {
         Ok(pks.len())
     }
 
-    /// The row with primary key `pk`.
-    pub fn get(&self, table: TableId, pk: &Value) -> Result<Option<Row>> {
-        if let Some(ov) = self.overlay(table) {
-            if let Some(state) = ov.rows.get(Key::from_ref(pk)) {
-                return Ok(state.clone());
-            }
-            return Ok(ov.table.data.read().get(pk).cloned());
-        }
-        let t = self.table(table)?;
-        let row = t.data.read().get(pk).cloned();
-        Ok(row)
-    }
-
-    /// Rows whose indexed `column` equals `key`, in primary-key order. Works on hash and btree
-    /// indexes.
-    pub fn find(&self, table: TableId, column: &str, key: &Value) -> Result<Vec<Row>> {
-        let (t, ov) = self.parts(table)?;
-        read::find(&t, ov, column, key)
-    }
-
-    /// Rows whose btree-indexed `column` lies in `range`, ordered by that column, then by
-    /// primary key.
-    pub fn index_range(
-        &self,
-        table: TableId,
-        column: &str,
-        range: impl RangeBounds<Value>,
-    ) -> Result<Vec<Row>> {
-        let (t, ov) = self.parts(table)?;
-        read::index_range(
-            t.as_ref(),
-            ov,
-            column,
-            range.start_bound().cloned(),
-            range.end_bound().cloned(),
-        )
-    }
-
-    /// Every row, in primary-key order, without copying the table.
-    pub fn scan(&self, table: TableId) -> Result<Scan<'_>> {
-        self.range(table, ..)
-    }
-
-    /// Rows whose primary key lies in `range`, in primary-key order.
-    pub fn range(&self, table: TableId, range: impl RangeBounds<Value>) -> Result<Scan<'_>> {
-        let (t, ov) = self.parts(table)?;
-        Ok(Scan::new(
-            t.into_owned(),
-            ov,
-            range.start_bound().cloned(),
-            range.end_bound().cloned(),
-        ))
-    }
-
-    /// The number of rows this transaction sees.
-    pub fn len(&self, table: TableId) -> Result<usize> {
-        let (t, ov) = self.parts(table)?;
-        let data = t.data.read();
-        let mut n = data.len();
-        if let Some(ov) = ov {
-            for (pk, state) in &ov.rows {
-                match (data.by_pk.contains_key(pk), state.is_some()) {
-                    (true, false) => n -= 1,
-                    (false, true) => n += 1,
-                    _ => {}
-                }
-            }
-        }
-        Ok(n)
-    }
-
     /// The changes made so far, in operation order.
     pub fn changes(&self) -> impl Iterator<Item = &Change> {
         self.ops.iter()
@@ -501,11 +430,21 @@ impl Transaction {
         let Transaction { overlays, ops, .. } = self;
         {
             let _gate = store.gate.write();
+            // Open read transactions need the rows' previous states; with none open this is
+            // the only cost.
+            let mut images = match store.epochs.recording.load(Ordering::Acquire) {
+                0 => None,
+                v => Some(Images::new(&store, v - 1)),
+            };
             if let [ov] = &overlays[..] {
                 // One table (the common case): every op is on it, and it was written.
                 let mut data = ov.table.data.write();
                 ov.check_base(&data)?;
+                store.version.fetch_add(1, Ordering::AcqRel);
                 for change in &ops {
+                    if let Some(images) = &mut images {
+                        images.record(&store, &ov.table, change);
+                    }
                     apply_change(&ov.table, &mut data, change);
                 }
                 ov.publish_counters(&mut data);
@@ -522,11 +461,15 @@ impl Transaction {
                     ov.check_base(&guard)?;
                     guards[i] = Some(guard);
                 }
+                store.version.fetch_add(1, Ordering::AcqRel);
                 for change in &ops {
                     let slot = overlays.iter().position(|o| o.table.id == change.table);
                     if let Some(i) = slot
                         && let Some(data) = guards[i].as_mut()
                     {
+                        if let Some(images) = &mut images {
+                            images.record(&store, &overlays[i].table, change);
+                        }
                         apply_change(&overlays[i].table, data, change);
                     }
                 }
@@ -615,6 +558,38 @@ fn raise(counters: &mut [i128], auto_inc: &[usize], row: &[Value]) {
     for (counter, &col) in counters.iter_mut().zip(auto_inc) {
         if let Some(v) = row[col].as_i128() {
             *counter = (*counter).max(v);
+        }
+    }
+}
+
+/// An apply's recording of before-images for open read transactions.
+struct Images {
+    /// The newest open epoch's version; `None` once the cap was passed.
+    label: Option<u64>,
+    open: Vec<Arc<crate::history::Epoch>>,
+}
+
+impl Images {
+    fn new(store: &Inner, label: u64) -> Self {
+        Images {
+            label: Some(label),
+            open: store.epochs.open(),
+        }
+    }
+
+    /// Keeps the row `change` is about to overwrite (or its absence) for the open epochs.
+    fn record(&mut self, store: &Inner, table: &Arc<Table>, change: &Change) {
+        let Some(label) = self.label else {
+            return;
+        };
+        let (pk, before) = match &change.kind {
+            ChangeKind::Insert(row) => (&row[table.pk], None),
+            ChangeKind::Update { old, .. } => (&old[table.pk], Some(old)),
+            ChangeKind::Delete(row) => (&row[table.pk], Some(row)),
+        };
+        if store.epochs.record(table, label, pk, before) {
+            store.epochs.expire(&self.open);
+            self.label = None;
         }
     }
 }

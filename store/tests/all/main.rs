@@ -11,4 +11,5 @@ mod faults;
 mod group_commit;
 mod model;
 mod persistence;
+mod read_tx;
 mod util;
