@@ -1,6 +1,6 @@
 //! Fixed workloads for instruction counting (`valgrind --tool=callgrind`), where wall-clock
 //! benchmarks are too noisy: `cargo run --release -p interstice-store --example ops_profile --
-//! <single|insert|get|logged|replay> <count>`.
+//! <single|insert|get|logged|replay|replay_fill> <count>`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -105,6 +105,27 @@ fn main() {
                 let (_store, report) = Store::open(&dir, config).expect("open");
                 black_box(report);
             }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        "replay_fill" => {
+            // The recovery bench's log: `count` rows, 1000 per transaction.
+            let dir = std::env::temp_dir().join(format!("ops_profile_{}", std::process::id()));
+            let config = StoreConfig::default()
+                .durability(Durability::Off)
+                .snapshot_every_bytes(None);
+            {
+                let (store, _) = Store::open(&dir, config.clone()).expect("open");
+                let t = table(&store);
+                for b in 0..n / 1000 {
+                    let mut tx = store.begin();
+                    for i in b * 1000..(b + 1) * 1000 {
+                        tx.insert(t, row(i)).expect("insert");
+                    }
+                    let _ = black_box(tx.commit(meta(b)).expect("commit"));
+                }
+            }
+            let (_store, report) = Store::open(&dir, config).expect("open");
+            black_box(report);
             let _ = std::fs::remove_dir_all(&dir);
         }
         other => panic!("unknown mode {other}"),

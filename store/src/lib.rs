@@ -66,6 +66,7 @@ mod log;
 mod read;
 mod read_tx;
 mod recover;
+mod rows;
 mod snapshot;
 mod store;
 mod table;

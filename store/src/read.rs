@@ -114,6 +114,7 @@ fn resolve(data: &TableData, images: &Images, version: u64, pk: &Value) -> Optio
 }
 
 impl<'a> Source<'a> {
+    #[inline]
     pub(crate) fn new(
         table: Cow<'a, Arc<Table>>,
         overlay: Option<&'a Overlay>,
@@ -128,19 +129,22 @@ impl<'a> Source<'a> {
         self.at.map(|_| self.table.images.read())
     }
 
+    #[inline]
     fn get(self, pk: &Value) -> Result<Option<Row>> {
         let t = &**self.table;
         if let Some(ov) = self.overlay
-            && let Some(state) = ov.rows.get(Key::from_ref(pk))
+            && let Some(state) = ov.rows.get(pk)
         {
-            return Ok(state.clone());
+            return Ok(state.cloned());
         }
         let data = t.data.read();
-        let images = self.images();
-        if let Some((version, images)) = images_at(t, self.at, &images)? {
-            return Ok(resolve(&data, images, version, pk));
-        }
-        Ok(data.get(pk).cloned())
+        // The hot path (reducers' point reads): no moment to resolve.
+        let Some(at) = self.at else {
+            return Ok(data.get(pk).cloned());
+        };
+        let images = t.images.read();
+        at.check(t)?;
+        Ok(resolve(&data, &images, at.version, pk))
     }
 
     fn find(self, column: &str, key: &Value) -> Result<Vec<Row>> {
@@ -168,7 +172,7 @@ impl<'a> Source<'a> {
         let mut out: Vec<Row> = Vec::new();
         if let Some(pks) = data.indexes[ix].get(key) {
             for pk in pks.iter() {
-                if ov.is_some_and(|ov| ov.rows.contains_key(Key::from_ref(pk))) {
+                if ov.is_some_and(|ov| ov.rows.contains(pk)) {
                     continue;
                 }
                 if let Some(row) = data.get(pk) {
@@ -180,7 +184,7 @@ impl<'a> Source<'a> {
             && let Some(set) = ov.indexes[ix].get(key)
         {
             for pk in set {
-                if let Some(Some(row)) = ov.rows.get(Key::from_ref(pk)) {
+                if let Some(Some(row)) = ov.rows.get(pk) {
                     out.push(row.clone());
                 }
             }
@@ -243,7 +247,7 @@ impl<'a> Source<'a> {
         if let IndexMap::BTree(map) = &data.indexes[ix] {
             for (_, pks) in map.range((lower.clone(), upper.clone())) {
                 for pk in pks.iter() {
-                    if ov.is_some_and(|ov| ov.rows.contains_key(Key::from_ref(pk))) {
+                    if ov.is_some_and(|ov| ov.rows.contains(pk)) {
                         continue;
                     }
                     if let Some(row) = data.get(pk) {
@@ -256,7 +260,7 @@ impl<'a> Source<'a> {
             let before = out.len();
             for (_, set) in ov.indexes[ix].range((lower, upper)) {
                 for pk in set {
-                    if let Some(Some(row)) = ov.rows.get(Key::from_ref(pk)) {
+                    if let Some(Some(row)) = ov.rows.get(pk) {
                         out.push(row.clone());
                     }
                 }
@@ -279,7 +283,7 @@ impl<'a> Source<'a> {
         if let Some((version, images)) = images_at(t, self.at, &images)? {
             let mut n = data.len();
             for (k, state) in images.range(version, Bound::Unbounded, Bound::Unbounded) {
-                match (data.by_pk.contains_key(k), state.is_some()) {
+                match (data.contains(&k.0), state.is_some()) {
                     (true, false) => n -= 1,
                     (false, true) => n += 1,
                     _ => {}
@@ -289,8 +293,8 @@ impl<'a> Source<'a> {
         }
         let mut n = data.len();
         if let Some(ov) = self.overlay {
-            for (pk, state) in &ov.rows {
-                match (data.by_pk.contains_key(pk), state.is_some()) {
+            for (pk, state) in ov.rows.iter() {
+                match (data.contains(&pk.0), state.is_some()) {
                     (true, false) => n -= 1,
                     (false, true) => n += 1,
                     _ => {}
@@ -302,7 +306,7 @@ impl<'a> Source<'a> {
 }
 
 /// A transaction's version of one row: `None` when it deleted it.
-type OverlayEntry<'a> = (&'a Key, &'a Option<Row>);
+type OverlayEntry<'a> = (&'a Key, Option<&'a Row>);
 
 const FIRST_BATCH: usize = 32;
 const MAX_BATCH: usize = 1024;
@@ -412,10 +416,12 @@ impl<'a> Scan<'a> {
             return;
         }
         let (lower, upper) = key_bounds(&self.lower, &self.upper);
+        let pk = table.pk;
         let current: Vec<(&Key, &Row)> = data
             .order
-            .range((lower, upper))
+            .range(lower, upper)
             .take(self.batch_size)
+            .map(|r| (Key::from_ref(&r[pk]), r))
             .collect();
         // Up to the last current key of a full batch; images past it come in the next one.
         let cut = match current.last() {
@@ -496,6 +502,7 @@ impl Readable for ReadView<'_> {
 impl sealed::Sealed for crate::Transaction {}
 
 impl Readable for crate::Transaction {
+    #[inline]
     fn source(&self, table: TableId) -> Result<Source<'_>> {
         let (t, ov) = self.parts(table)?;
         Ok(Source::new(t, ov, None))

@@ -18,7 +18,7 @@ use crate::files;
 use crate::log::{self, LogOp, Parsed, SEGMENT_MAGIC};
 use crate::snapshot;
 use crate::store::{Catalog, Lsn, empty_catalog};
-use crate::table::{CatalogEntry, Table, TableData};
+use crate::table::{CatalogEntry, Table, TableData, TableId};
 
 /// What recovery found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -436,6 +436,8 @@ fn replay_all(
             break;
         }
         let mut offset = SEGMENT_MAGIC.len();
+        // Reused by every record of the segment (its steps borrow the segment's bytes).
+        let mut steps = Vec::new();
         loop {
             if let Some(stop) = stop
                 && (stop.seg, stop.offset) == (i, offset)
@@ -471,12 +473,13 @@ fn replay_all(
                 problem = Some(p);
                 break 'segments;
             }
-            // Check the whole record decodes before applying any of it.
-            if let Err(reason) = replay(&mut catalog, rec.ops, false) {
+            // Frame the whole record before applying any of it.
+            if let Err(reason) = parse_ops(rec.ops, &mut steps) {
                 problem = Some(Problem::new(i, offset, reason));
                 break 'segments;
             }
-            match replay(&mut catalog, rec.ops, true) {
+            let catalog_record = matches!(steps.first(), Some(Step::Create(..) | Step::Drop(_)));
+            match replay(&mut catalog, &mut steps) {
                 Ok(n) => report.mutations_replayed += n,
                 Err(reason) => {
                     let mut p = Problem::new(i, offset, reason);
@@ -486,7 +489,7 @@ fn replay_all(
                 }
             }
             report.records_replayed += 1;
-            if !is_catalog_record(rec.ops) {
+            if !catalog_record {
                 report.last_seq = Some(report.last_seq.map_or(rec.seq, |s| s.max(rec.seq)));
             }
             last = rec.lsn;
@@ -502,33 +505,46 @@ fn replay_all(
     })
 }
 
-/// Catalog records (create or drop table, seq 0) hold exactly one catalog op; transaction
-/// records hold only row and counter ops.
-fn is_catalog_record(ops: &[u8]) -> bool {
-    matches!(
-        log::ops(ops).next(),
-        Some(Ok((LogOp::CreateTable(..) | LogOp::DropTable(..), _)))
-    )
+/// One op of a record, framed; catalog entries decoded.
+enum Step<'a> {
+    Create(TableId, CatalogEntry),
+    Drop(TableId),
+    /// A row or counter op.
+    Data(LogOp<'a>),
 }
 
-/// Applies (or, with `apply == false`, only checks) the ops of one record. Returns the number
-/// of row mutations.
-fn replay(catalog: &mut Catalog, ops: &[u8], apply: bool) -> Result<u64, String> {
+/// Frames every op of a record (catalog records, seq 0, hold exactly one create or drop op;
+/// transaction records only row and counter ops).
+fn parse_ops<'a>(ops: &'a [u8], out: &mut Vec<Step<'a>>) -> Result<(), String> {
+    out.clear();
+    for op in log::ops(ops) {
+        let (op, _) = op?;
+        out.push(match op {
+            LogOp::CreateTable(id, blob) => Step::Create(
+                id,
+                postcard::from_bytes(blob).map_err(|e| format!("catalog entry: {e}"))?,
+            ),
+            LogOp::DropTable(id) => Step::Drop(id),
+            op => Step::Data(op),
+        });
+    }
+    Ok(())
+}
+
+/// Applies the ops of one record. Returns the number of row mutations.
+fn replay(catalog: &mut Catalog, ops: &mut Vec<Step<'_>>) -> Result<u64, String> {
     let mut n = 0;
     // The table of the previous mutation, write-locked: a record's ops usually come in runs
     // on one table, so a run takes the lock once. Recovery runs alone, so nobody waits.
     let mut cached: Option<(Arc<Table>, ArcRwLockWriteGuard<RawRwLock, TableData>)> = None;
-    for op in log::ops(ops) {
-        let (op, _) = op?;
-        let id = op.table();
-        match op {
-            LogOp::CreateTable(_, blob) => {
+    let inserts = ops
+        .iter()
+        .filter(|s| matches!(s, Step::Data(LogOp::Insert(..))))
+        .count();
+    for step in ops.drain(..) {
+        let op = match step {
+            Step::Create(id, entry) => {
                 cached = None;
-                let entry: CatalogEntry =
-                    postcard::from_bytes(blob).map_err(|e| format!("catalog entry: {e}"))?;
-                if !apply {
-                    continue;
-                }
                 if id.0 < catalog.next_id || catalog.by_id.contains_key(&id) {
                     return Err(format!("table {id} is created twice"));
                 }
@@ -536,27 +552,37 @@ fn replay(catalog: &mut Catalog, ops: &[u8], apply: bool) -> Result<u64, String>
                 catalog.next_id = id.0 + 1;
                 catalog.by_name.insert(t.name.clone(), id);
                 catalog.by_id.insert(id, Arc::new(t));
+                continue;
             }
-            LogOp::DropTable(_) => {
+            Step::Drop(id) => {
                 cached = None;
-                if apply && let Some(t) = catalog.by_id.remove(&id) {
+                if let Some(t) = catalog.by_id.remove(&id) {
                     catalog.by_name.remove(&t.name);
                 }
+                continue;
             }
+            Step::Data(op) => op,
+        };
+        let id = op.table();
+        if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
+            cached = None;
+            match catalog.by_id.get(&id) {
+                Some(t) => {
+                    let mut data = t.data.write_arc();
+                    if inserts > 1 {
+                        data.by_pk.reserve(inserts);
+                    }
+                    cached = Some((t.clone(), data));
+                }
+                // A table dropped later in the log; ids are never reused. (A counter of an
+                // unknown table is ignored, as it always was.)
+                None if id.0 < catalog.next_id || matches!(op, LogOp::Counter(..)) => {}
+                None => return Err(format!("mutation of unknown table {id}")),
+            }
+        }
+        match op {
             LogOp::Insert(_, bytes) | LogOp::Update(_, bytes) | LogOp::Delete(_, bytes) => {
                 n += 1;
-                if !apply {
-                    continue;
-                }
-                if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
-                    cached = None;
-                    match catalog.by_id.get(&id) {
-                        Some(t) => cached = Some((t.clone(), t.data.write_arc())),
-                        // A table dropped later in the log; ids are never reused.
-                        None if id.0 < catalog.next_id => continue,
-                        None => return Err(format!("mutation of unknown table {id}")),
-                    }
-                }
                 let Some((t, data)) = cached.as_mut() else {
                     continue;
                 };
@@ -583,21 +609,13 @@ fn replay(catalog: &mut Catalog, ops: &[u8], apply: bool) -> Result<u64, String>
                 }
             }
             LogOp::Counter(_, col, value) => {
-                if !apply {
-                    continue;
-                }
-                if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
-                    cached = None;
-                    if let Some(t) = catalog.by_id.get(&id) {
-                        cached = Some((t.clone(), t.data.write_arc()));
-                    }
-                }
                 if let Some((t, data)) = cached.as_mut()
                     && let Some(k) = t.auto_inc.iter().position(|&c| c == col)
                 {
                     data.counters[k] = data.counters[k].max(value);
                 }
             }
+            LogOp::CreateTable(..) | LogOp::DropTable(_) => {}
         }
     }
     Ok(n)

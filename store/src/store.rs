@@ -256,6 +256,13 @@ impl Inner {
             .ok_or(StoreError::NoSuchTable(id))
     }
 
+    /// Counts an apply. The caller holds the gate exclusively, so no other writer races this
+    /// load and store (cheaper than a read-modify-write).
+    pub fn bump_version(&self) {
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v + 1, Ordering::Release);
+    }
+
     pub fn is_persistent(&self) -> bool {
         self.log.dir.is_some()
     }

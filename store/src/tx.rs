@@ -12,8 +12,9 @@ use parking_lot::RwLockWriteGuard;
 use crate::error::{Result, StoreError};
 use crate::log::{self, OpKind};
 use crate::read::Readable;
+use crate::rows::OverlayRows;
 use crate::store::{Inner, Tables};
-use crate::table::{FastMap, Key, Row, Table, TableData, TableId};
+use crate::table::{Key, Row, Table, TableData, TableId};
 use crate::{Lsn, Store};
 
 /// One effect of a committed transaction, in operation order.
@@ -55,9 +56,9 @@ pub struct Commit {
 /// The writes a transaction made to one table, visible only to that transaction.
 pub(crate) struct Overlay {
     pub table: Arc<Table>,
-    /// Primary key → the row's state in this transaction (`None`: deleted). A hash map: point
-    /// operations are the hot path; the rare scan of a written table sorts what it needs.
-    pub rows: FastMap<Key, Option<Row>>,
+    /// Primary key → the row's state in this transaction. Hashed: point operations are the
+    /// hot path; the rare scan of a written table sorts what it needs.
+    pub rows: OverlayRows,
     /// Per secondary index: key → primary keys of the rows present in `rows`.
     pub indexes: Vec<BTreeMap<Value, BTreeSet<Value>>>,
     /// auto_inc counters, loaded from the committed table when the overlay is created (at the
@@ -75,8 +76,8 @@ impl Overlay {
         };
         Overlay {
             indexes: vec![BTreeMap::new(); table.indexes.len()],
+            rows: OverlayRows::new(table.pk),
             table,
-            rows: FastMap::default(),
             counters,
             base_version,
             written: false,
@@ -108,9 +109,9 @@ impl Overlay {
     }
 
     /// This transaction's rows (and deletions) with keys within bounds, in key order.
-    pub fn sorted(&self, lower: &Bound<Value>, upper: &Bound<Value>) -> Vec<(&Key, &Option<Row>)> {
+    pub fn sorted(&self, lower: &Bound<Value>, upper: &Bound<Value>) -> Vec<(&Key, Option<&Row>)> {
         let bounds = crate::table::key_bounds(lower, upper);
-        let mut out: Vec<(&Key, &Option<Row>)> = self
+        let mut out: Vec<(&Key, Option<&Row>)> = self
             .rows
             .iter()
             .filter(|(k, _)| bounds.contains(*k))
@@ -143,8 +144,8 @@ impl Overlay {
 
     /// The row with key `pk` as this transaction sees it.
     pub fn get(&self, data: &TableData, pk: &Value) -> Option<Row> {
-        match self.rows.get(Key::from_ref(pk)) {
-            Some(state) => state.clone(),
+        match self.rows.get(pk) {
+            Some(state) => state.cloned(),
             None => data.get(pk).cloned(),
         }
     }
@@ -157,10 +158,9 @@ impl Overlay {
         {
             return true;
         }
-        data.indexes[ix].get(key).is_some_and(|pks| {
-            pks.iter()
-                .any(|pk| pk != except && !self.rows.contains_key(Key::from_ref(pk)))
-        })
+        data.indexes[ix]
+            .get(key)
+            .is_some_and(|pks| pks.iter().any(|pk| pk != except && !self.rows.contains(pk)))
     }
 
     fn check_unique(&self, data: &TableData, row: &Row, old: Option<&Row>) -> Result<()> {
@@ -210,6 +210,7 @@ impl Transaction {
 
     /// Resolves a table id. A table dropped since `begin` is gone, as in the live catalog; one
     /// created since (or not in the published array) is looked up under the catalog lock.
+    #[inline]
     fn table(&self, id: TableId) -> Result<Cow<'_, Arc<Table>>> {
         match self.tables.get(id.0 as usize) {
             Some(Some(t)) if !t.is_dropped() => Ok(Cow::Borrowed(t)),
@@ -226,11 +227,13 @@ impl Transaction {
         Ok(self.overlays.len() - 1)
     }
 
+    #[inline]
     fn overlay(&self, table: TableId) -> Option<&Overlay> {
         self.overlays.iter().find(|o| o.table.id == table)
     }
 
     /// Resolves `table` for a read: its overlay when this transaction touched it.
+    #[inline]
     pub(crate) fn parts(&self, table: TableId) -> Result<(Cow<'_, Arc<Table>>, Option<&Overlay>)> {
         match self.overlay(table) {
             Some(o) => Ok((Cow::Borrowed(&o.table), Some(o))),
@@ -276,7 +279,8 @@ impl Transaction {
             table: t.name.clone(),
             key: pk.clone(),
         };
-        match ov.rows.get(Key::from_ref(pk)) {
+        let hash = ov.rows.hash(pk);
+        match ov.rows.get_hashed(hash, pk) {
             Some(Some(_)) => return Err(duplicate()),
             // Deleted earlier in this transaction: the key is free.
             Some(None) => {
@@ -294,14 +298,13 @@ impl Transaction {
                 }
             }
         }
-        let pk = Key(pk.clone());
         if !ov.indexes.is_empty() {
             ov.index(&row);
         }
         // A generated value is the counter plus one, so raising counters to the row's values
         // also accounts for explicit values above them.
         raise(&mut ov.counters, &ov.table.auto_inc, &row);
-        ov.rows.insert(pk, Some(row.clone()));
+        ov.rows.set_hashed(hash, row.clone(), true);
         ov.written = true;
         self.ops.push(Change {
             table,
@@ -329,12 +332,12 @@ impl Transaction {
         };
         raise(&mut ov.counters, &t.auto_inc, &row);
         if !ov.indexes.is_empty() {
-            if let Some(Some(prev)) = ov.rows.get(Key::from_ref(pk)).cloned() {
+            if let Some(Some(prev)) = ov.rows.get(pk).map(|s| s.cloned()) {
                 ov.unindex(&prev);
             }
             ov.index(&row);
         }
-        ov.rows.insert(Key(pk.clone()), Some(row.clone()));
+        ov.rows.set(row.clone(), true);
         ov.written = true;
         self.ops.push(Change {
             table,
@@ -359,11 +362,11 @@ impl Transaction {
                 key: pk.clone(),
             })?;
         if !ov.indexes.is_empty()
-            && let Some(Some(prev)) = ov.rows.get(Key::from_ref(pk)).cloned()
+            && let Some(Some(prev)) = ov.rows.get(pk).map(|s| s.cloned())
         {
             ov.unindex(&prev);
         }
-        ov.rows.insert(Key(pk.clone()), None);
+        ov.rows.set(old.clone(), false);
         ov.written = true;
         self.ops.push(Change {
             table,
@@ -440,7 +443,15 @@ impl Transaction {
                 // One table (the common case): every op is on it, and it was written.
                 let mut data = ov.table.data.write();
                 ov.check_base(&data)?;
-                store.version.fetch_add(1, Ordering::AcqRel);
+                store.bump_version();
+                let inserts = ops
+                    .iter()
+                    .filter(|c| matches!(c.kind, ChangeKind::Insert(_)))
+                    .count();
+                if inserts > 1 {
+                    // One growth step at most, not one per doubling on the way.
+                    data.by_pk.reserve(inserts);
+                }
                 for change in &ops {
                     if let Some(images) = &mut images {
                         images.record(&store, &ov.table, change);
@@ -461,7 +472,7 @@ impl Transaction {
                     ov.check_base(&guard)?;
                     guards[i] = Some(guard);
                 }
-                store.version.fetch_add(1, Ordering::AcqRel);
+                store.bump_version();
                 for change in &ops {
                     let slot = overlays.iter().position(|o| o.table.id == change.table);
                     if let Some(i) = slot
