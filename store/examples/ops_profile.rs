@@ -1,6 +1,6 @@
 //! Fixed workloads for instruction counting (`valgrind --tool=callgrind`), where wall-clock
 //! benchmarks are too noisy: `cargo run --release -p interstice-store --example ops_profile --
-//! <single|insert|get|logged|replay|replay_fill> <count>`.
+//! <single|single_logged|insert|get|logged|replay|replay_fill> <count>`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -54,6 +54,22 @@ fn main() {
                 black_box(applied.take_changes());
                 black_box(store.log(applied, meta(i)).expect("log"));
             }
+        }
+        "single_logged" => {
+            let dir = std::env::temp_dir().join(format!("ops_profile_{}", std::process::id()));
+            let config = StoreConfig::default().snapshot_every_bytes(None);
+            {
+                let (store, _) = Store::open(&dir, config).expect("open");
+                let t = table(&store);
+                for i in 0..n {
+                    let mut tx = store.begin();
+                    tx.insert(t, row(i)).expect("insert");
+                    let mut applied = tx.apply().expect("apply");
+                    black_box(applied.take_changes());
+                    black_box(store.log(applied, meta(i)).expect("log"));
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
         }
         "insert" => {
             let store = Store::in_memory();

@@ -2,43 +2,107 @@
 //! order. Both store only the row: its key is read from the row's primary-key column, so no key
 //! is kept or cloned twice.
 
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::ops::Bound;
 
 use hashbrown::HashTable;
-use interstice_abi::Value;
+use interstice_abi::{Type, Value};
 
 use crate::table::{Key, Row};
 
-/// Rows by primary key, each with its key's hash: growing never reads a row again.
+/// The integer type of a primary key, whose values the hash table keeps inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IntKey {
+    U8,
+    U16,
+    U32,
+    U64,
+    I8,
+    I16,
+    I32,
+    I64,
+}
+
+impl IntKey {
+    fn of(ty: &Type) -> Option<Self> {
+        Some(match ty {
+            Type::U8 => IntKey::U8,
+            Type::U16 => IntKey::U16,
+            Type::U32 => IntKey::U32,
+            Type::U64 => IntKey::U64,
+            Type::I8 => IntKey::I8,
+            Type::I16 => IntKey::I16,
+            Type::I32 => IntKey::I32,
+            Type::I64 => IntKey::I64,
+            _ => return None,
+        })
+    }
+
+    /// The value's bits, when it is of this type (a key of another type matches no row).
+    #[inline]
+    fn bits(self, v: &Value) -> Option<u64> {
+        Some(match (self, v) {
+            (IntKey::U64, Value::U64(x)) => *x,
+            (IntKey::I64, Value::I64(x)) => *x as u64,
+            (IntKey::U32, Value::U32(x)) => u64::from(*x),
+            (IntKey::I32, Value::I32(x)) => i64::from(*x) as u64,
+            (IntKey::U16, Value::U16(x)) => u64::from(*x),
+            (IntKey::I16, Value::I16(x)) => i64::from(*x) as u64,
+            (IntKey::U8, Value::U8(x)) => u64::from(*x),
+            (IntKey::I8, Value::I8(x)) => i64::from(*x) as u64,
+            _ => return None,
+        })
+    }
+}
+
+/// Rows by primary key. Each row sits with a tag: for an integer key, the key itself (compared
+/// without reading the row, and rehashed without it); otherwise the key's hash (growing never
+/// reads a row; a lookup reads only rows whose hash matches).
 pub(crate) struct PkIndex {
     rows: HashTable<(u64, Row)>,
     hasher: foldhash::fast::RandomState,
     pk: usize,
+    int: Option<IntKey>,
 }
 
 impl PkIndex {
-    pub fn new(pk: usize) -> Self {
+    pub fn new(pk: usize, ty: &Type) -> Self {
         PkIndex {
             rows: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             pk,
+            int: IntKey::of(ty),
         }
     }
 
+    /// (hash, tag) of `key`; `None` when no row can have it.
     #[inline]
-    fn hash(&self, key: &Value) -> u64 {
-        self.hasher.hash_one(Key::from_ref(key))
+    fn tag(&self, key: &Value) -> Option<(u64, u64)> {
+        match self.int {
+            Some(int) => {
+                let bits = int.bits(key)?;
+                Some((self.hasher.hash_one(bits), bits))
+            }
+            None => {
+                let hash = self.hasher.hash_one(Key::from_ref(key));
+                Some((hash, hash))
+            }
+        }
+    }
+
+    /// Whether the slot `(tag, row)` holds `key`, whose tag is `tag`.
+    #[inline]
+    fn holds(&self, slot: &(u64, Row), tag: u64, key: &Value) -> bool {
+        slot.0 == tag
+            && (self.int.is_some() || Key::from_ref(&slot.1[self.pk]) == Key::from_ref(key))
     }
 
     #[inline]
     pub fn get(&self, key: &Value) -> Option<&Row> {
-        let pk = self.pk;
-        let hash = self.hash(key);
+        let (hash, tag) = self.tag(key)?;
         self.rows
-            .find(hash, |(h, r)| {
-                *h == hash && Key::from_ref(&r[pk]) == Key::from_ref(key)
-            })
+            .find(hash, |slot| self.holds(slot, tag, key))
             .map(|(_, r)| r)
     }
 
@@ -52,21 +116,28 @@ impl PkIndex {
 
     /// Room for `additional` more rows without growing on the way.
     pub fn reserve(&mut self, additional: usize) {
-        self.rows.reserve(additional, |(h, _)| *h);
+        let (int, hasher) = (self.int, &self.hasher);
+        self.rows
+            .reserve(additional, |(t, _)| rehash(int, hasher, *t));
     }
 
     /// Adds a row whose key is absent; false (and nothing changes) when it is present.
     pub fn insert(&mut self, row: Row) -> bool {
-        let pk = self.pk;
-        let hash = self.hash(&row[pk]);
-        match self.rows.entry(
+        let Some((hash, tag)) = self.tag(&row[self.pk]) else {
+            return false;
+        };
+        let (pk, int, hasher) = (self.pk, self.int, &self.hasher);
+        let entry = self.rows.entry(
             hash,
-            |(h, r)| *h == hash && Key::from_ref(&r[pk]) == Key::from_ref(&row[pk]),
-            |(h, _)| *h,
-        ) {
+            |(t, r)| {
+                *t == tag && (int.is_some() || Key::from_ref(&r[pk]) == Key::from_ref(&row[pk]))
+            },
+            |(t, _)| rehash(int, hasher, *t),
+        );
+        match entry {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert((hash, row));
+                slot.insert((tag, row));
                 true
             }
         }
@@ -74,19 +145,19 @@ impl PkIndex {
 
     /// Replaces the row with the same key; returns the old one (`None`: absent, no change).
     pub fn replace(&mut self, row: Row) -> Option<Row> {
-        let pk = self.pk;
-        let hash = self.hash(&row[pk]);
-        let (_, slot) = self.rows.find_mut(hash, |(h, r)| {
-            *h == hash && Key::from_ref(&r[pk]) == Key::from_ref(&row[pk])
+        let (hash, tag) = self.tag(&row[self.pk])?;
+        let (pk, int) = (self.pk, self.int);
+        let (_, slot) = self.rows.find_mut(hash, |(t, r)| {
+            *t == tag && (int.is_some() || Key::from_ref(&r[pk]) == Key::from_ref(&row[pk]))
         })?;
         Some(std::mem::replace(slot, row))
     }
 
     pub fn remove(&mut self, key: &Value) -> Option<Row> {
-        let pk = self.pk;
-        let hash = self.hash(key);
-        match self.rows.find_entry(hash, |(h, r)| {
-            *h == hash && Key::from_ref(&r[pk]) == Key::from_ref(key)
+        let (hash, tag) = self.tag(key)?;
+        let (pk, int) = (self.pk, self.int);
+        match self.rows.find_entry(hash, |(t, r)| {
+            *t == tag && (int.is_some() || Key::from_ref(&r[pk]) == Key::from_ref(key))
         }) {
             Ok(entry) => Some(entry.remove().0.1),
             Err(_) => None,
@@ -95,6 +166,15 @@ impl PkIndex {
 
     pub fn clear(&mut self) {
         self.rows.clear();
+    }
+}
+
+/// The hash of a slot from its tag alone.
+#[inline]
+fn rehash(int: Option<IntKey>, hasher: &foldhash::fast::RandomState, tag: u64) -> u64 {
+    match int {
+        Some(_) => hasher.hash_one(tag),
+        None => tag,
     }
 }
 
@@ -186,11 +266,12 @@ const CHUNK_MIN: usize = CHUNK_MAX / 4;
 
 /// Rows in primary-key order: sorted chunks of rows, with the last key of every chunk but the
 /// last alongside for binary search. Appending a key above every other (auto_inc ids, replay)
-/// is a `push`; other inserts and removals shift at most one chunk. Scans walk the chunks.
+/// is a `push`; other inserts and removals shift at most half a chunk. Scans walk the chunks.
 pub(crate) struct Ordered {
     pk: usize,
-    /// Non-empty, each sorted; every key of a chunk is below every key of the next.
-    chunks: Vec<Vec<Row>>,
+    /// Non-empty, each sorted; every key of a chunk is below every key of the next. Deques, so
+    /// removing the oldest rows (queues, expiring data) shifts nothing.
+    chunks: Vec<VecDeque<Row>>,
     /// The last key of each chunk but the last (whose last row says it).
     maxes: Vec<Key>,
     len: usize,
@@ -227,19 +308,19 @@ impl Ordered {
     /// Adds a row whose key is absent; false (and nothing changes) when it is present.
     pub fn insert(&mut self, row: Row) -> bool {
         let key = Key::from_ref(&row[self.pk]);
-        let last = self.chunks.last().and_then(|c| c.last());
+        let last = self.chunks.last().and_then(|c| c.back());
         match last {
-            None => self.chunks.push(vec![row]),
+            None => self.chunks.push(VecDeque::from([row])),
             Some(max) if key > self.key(max) => {
                 let n = self.chunks.len();
                 if self.chunks[n - 1].len() >= CHUNK_MAX {
                     let max = self.key(max).clone();
                     self.maxes.push(max);
-                    let mut chunk = Vec::with_capacity(CHUNK_MAX);
-                    chunk.push(row);
+                    let mut chunk = VecDeque::with_capacity(CHUNK_MAX);
+                    chunk.push_back(row);
                     self.chunks.push(chunk);
                 } else {
-                    self.chunks[n - 1].push(row);
+                    self.chunks[n - 1].push_back(row);
                 }
             }
             Some(_) => {
@@ -251,7 +332,7 @@ impl Ordered {
                 self.chunks[ci].insert(pos, row);
                 if self.chunks[ci].len() > CHUNK_MAX {
                     let tail = self.chunks[ci].split_off(CHUNK_MAX / 2);
-                    if let Some(last) = self.chunks[ci].last() {
+                    if let Some(last) = self.chunks[ci].back() {
                         let max = self.key(last).clone();
                         self.maxes.insert(ci, max);
                     }
@@ -279,7 +360,7 @@ impl Ordered {
         }
         let (ci, pos) = self.locate(Key::from_ref(key));
         let pos = pos.ok()?;
-        let row = self.chunks[ci].remove(pos);
+        let row = self.chunks[ci].remove(pos)?;
         self.len -= 1;
         let has_max = ci < self.maxes.len();
         let len = self.chunks[ci].len();
@@ -295,7 +376,7 @@ impl Ordered {
         }
         if pos == len
             && has_max
-            && let Some(last) = self.chunks[ci].last()
+            && let Some(last) = self.chunks[ci].back()
         {
             self.maxes[ci] = self.key(last).clone();
         }
@@ -386,33 +467,27 @@ mod tests {
 
     use super::*;
 
-    fn row(k: u64, v: u64) -> Row {
-        Arc::from(vec![Value::U64(k), Value::U64(v)])
-    }
-
-    fn keys(rows: impl Iterator<Item = Row>) -> Vec<u64> {
-        rows.map(|r| match r[0] {
-            Value::U64(k) => k,
-            _ => u64::MAX,
-        })
-        .collect()
-    }
-
     /// Random inserts, replaces and removes against a `BTreeMap`, with range checks; enough
-    /// rows to split and merge chunks many times.
-    #[test]
-    fn ordered_and_pk_index_match_a_btreemap() {
+    /// rows to split and merge chunks many times. Integer keys (kept inline by `PkIndex`) and
+    /// string keys (compared through the row), ordered alike (zero-padded).
+    fn check_against_a_btreemap(ty: Type, key: fn(u64) -> Value) {
+        let row = |k: u64, v: u64| -> Row { Arc::from(vec![key(k), Value::U64(v)]) };
         let mut model: BTreeMap<u64, u64> = BTreeMap::new();
         let mut ordered = Ordered::new(0);
-        let mut by_pk = PkIndex::new(0);
+        let mut by_pk = PkIndex::new(0, &ty);
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for step in 0..60_000u64 {
+        for step in 0..40_000u64 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            // Mostly appends early on, random keys later.
-            let k = if step < 5_000 { step * 2 } else { x % 8_000 };
-            match x % 7 {
+            // Appends early on, then random keys, then mostly removals of the oldest.
+            let k = match step {
+                0..5_000 => step * 2,
+                5_000..30_000 => x % 8_000,
+                _ => model.keys().next().copied().unwrap_or(0),
+            };
+            let op = if step >= 30_000 { 6 } else { x % 7 };
+            match op {
                 0..=3 => {
                     let fresh = !model.contains_key(&k);
                     assert_eq!(ordered.insert(row(k, step)), fresh);
@@ -429,37 +504,50 @@ mod tests {
                 }
                 _ => {
                     let had = model.remove(&k).is_some();
-                    assert_eq!(ordered.remove(&Value::U64(k)).is_some(), had);
-                    assert_eq!(by_pk.remove(&Value::U64(k)).is_some(), had);
+                    assert_eq!(ordered.remove(&key(k)).is_some(), had);
+                    assert_eq!(by_pk.remove(&key(k)).is_some(), had);
                 }
             }
             assert_eq!(ordered.len(), model.len());
+            assert_eq!(by_pk.len(), model.len());
             if step % 997 == 0 {
-                let all: Vec<u64> = keys(ordered.values().cloned());
-                assert_eq!(all, model.keys().copied().collect::<Vec<_>>());
+                let all: Vec<Value> = ordered.values().map(|r| r[0].clone()).collect();
+                let want: Vec<Value> = model.keys().map(|&k| key(k)).collect();
+                assert_eq!(all, want);
                 for (&k, &v) in &model {
-                    assert_eq!(
-                        by_pk.get(&Value::U64(k)).map(|r| r[1].clone()),
-                        Some(Value::U64(v))
-                    );
+                    let got = by_pk.get(&key(k)).map(|r| r[1].clone());
+                    assert_eq!(got, Some(Value::U64(v)));
                 }
-                let (lo, hi) = (Key(Value::U64(x % 8_000)), Key(Value::U64(x % 8_000 + 700)));
+                assert!(by_pk.get(&Value::Bool(true)).is_none());
+                let (lo, hi) = (Key(key(x % 8_000)), Key(key(x % 8_000 + 700)));
                 for (lower, upper) in [
                     (Bound::Included(&lo), Bound::Excluded(&hi)),
                     (Bound::Excluded(&lo), Bound::Included(&hi)),
                     (Bound::Unbounded, Bound::Excluded(&lo)),
                     (Bound::Excluded(&hi), Bound::Unbounded),
                 ] {
-                    let got = keys(ordered.range(lower, upper).cloned());
+                    let got: Vec<Value> =
+                        ordered.range(lower, upper).map(|r| r[0].clone()).collect();
                     let bounds = (lower.map(|k| k.0.clone()), upper.map(|k| k.0.clone()));
-                    let want: Vec<u64> = model
+                    let want: Vec<Value> = model
                         .keys()
-                        .copied()
-                        .filter(|k| std::ops::RangeBounds::contains(&bounds, &Value::U64(*k)))
+                        .map(|&k| key(k))
+                        .filter(|k| std::ops::RangeBounds::contains(&bounds, k))
                         .collect();
                     assert_eq!(got, want, "{lower:?}..{upper:?}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn integer_keys_match_a_btreemap() {
+        check_against_a_btreemap(Type::U64, Value::U64);
+        check_against_a_btreemap(Type::I32, |k| Value::I32(k as i32 - 4_000));
+    }
+
+    #[test]
+    fn string_keys_match_a_btreemap() {
+        check_against_a_btreemap(Type::String, |k| Value::String(format!("{k:08}")));
     }
 }

@@ -205,7 +205,7 @@ impl Table {
             .map(|(i, _)| i)
             .collect();
         let data = TableData {
-            by_pk: PkIndex::new(pk),
+            by_pk: PkIndex::new(pk, &schema.columns[pk].ty),
             order: Ordered::new(pk),
             indexes: indexes
                 .iter()
