@@ -74,6 +74,12 @@ pub struct NodeConfig {
     /// of [`Authority`]; the `Module` and `File` authorities are always there. A module that
     /// claims an authority the node does not provide is refused. By default, none.
     pub authorities: Vec<Arc<dyn Authority>>,
+    /// Discards damaged history so that the node can open: the log is cut at the first damage
+    /// that is not a torn last write, and what followed is moved aside as `*.corrupt` files
+    /// (never deleted). Without it, such damage stops the node with the file, the offset and
+    /// what would be lost. By default, `false`; the operator asks for it
+    /// (`interstice node repair`).
+    pub repair: bool,
     /// For crash tests: the scheduler windows left to run; once they are spent, every drive
     /// stops with [`NodeError::Halted`](crate::NodeError::Halted) and leaves what it had not
     /// run, as a process that died there would. By default, `None`: never.
@@ -93,6 +99,7 @@ impl Default for NodeConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             policy: AccessPolicy::default(),
             authorities: Vec::new(),
+            repair: false,
             halt_after_windows: None,
         }
     }

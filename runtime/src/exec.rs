@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use interstice_abi::host::{self, ErrorCode, KeyRange, LogLevel};
 use interstice_abi::{TableEvent, Type, TypeRegistry, Value, decode, encode_into};
-use interstice_store::{ChangeKind, Row, Store, StoreError, TableId, Transaction};
+use interstice_store::{
+    ChangeKind, ReadTransaction, Readable, Row, Store, StoreError, TableId, Transaction,
+};
 
 use crate::error::HostCallError as HostError;
 
@@ -140,6 +142,9 @@ struct Cursor {
 /// The context of one reducer or query call: what its host calls act on.
 pub(crate) struct Exec {
     pub tx: Transaction,
+    /// For a query from outside: the committed state it reads, which never holds up commits.
+    /// `None`: reads go through `tx` (reducers, hooks, and queries called by reducers).
+    snapshot: Option<ReadTransaction>,
     store: Store,
     registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
     /// Resolves tables once for all invocations; a table it does not know is resolved here.
@@ -156,6 +161,20 @@ pub(crate) struct Exec {
     log_lines: u32,
 }
 
+/// Runs `$body` with `$reader` bound to what the invocation reads: its snapshot if it has one,
+/// else its transaction (which sees its own writes).
+macro_rules! read {
+    ($self:ident, |$reader:ident| $body:expr) => {
+        match &$self.snapshot {
+            Some($reader) => $body,
+            None => {
+                let $reader = &$self.tx;
+                $body
+            }
+        }
+    };
+}
+
 /// Resolves `module.table` to what host calls need, if the node knows it.
 pub(crate) type TableResolver = Arc<dyn Fn(&str) -> Option<Arc<TableMeta>> + Send + Sync>;
 
@@ -168,6 +187,7 @@ impl Exec {
     ) -> Self {
         Exec {
             tx: store.begin(),
+            snapshot: None,
             store,
             registries,
             tables,
@@ -179,6 +199,21 @@ impl Exec {
             scheduled: Vec::new(),
             remote: Vec::new(),
             log_lines: 0,
+        }
+    }
+
+    /// A context that reads `snapshot` instead of a transaction: a query from outside.
+    pub fn reading(mut self, snapshot: ReadTransaction) -> Self {
+        self.snapshot = Some(snapshot);
+        self
+    }
+
+    /// Fails if the snapshot being read expired (too many changes were committed while it was
+    /// open): a scan cut short by that must not be taken for a whole answer.
+    pub fn check_snapshot(&self) -> Result<(), StoreError> {
+        match &self.snapshot {
+            Some(snapshot) => snapshot.check(),
+            None => Ok(()),
         }
     }
 
@@ -473,7 +508,7 @@ impl Exec {
     pub fn get(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.handle(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
-        let row = self.tx.get(id, &key).map_err(store_error)?;
+        let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
         let mut out = Vec::new();
         match row {
             None => out.push(0),
@@ -489,14 +524,12 @@ impl Exec {
         let handle = self.handle(table)?;
         let column = Self::column(handle, column)?;
         let key = Self::decode_key(handle, column, key)?;
+        let (id, name) = (handle.id, &handle.column_names[column]);
         if column == handle.pk {
-            let row = self.tx.get(handle.id, &key).map_err(store_error)?;
+            let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
             return Ok(encode_rows(row.iter()));
         }
-        let rows = self
-            .tx
-            .find(handle.id, &handle.column_names[column], &key)
-            .map_err(store_error)?;
+        let rows = read!(self, |r| r.find(id, name, &key)).map_err(store_error)?;
         Ok(encode_rows(rows.iter()))
     }
 
@@ -511,15 +544,13 @@ impl Exec {
                 )
             })?;
         let bounds = (to_bound(range.start), to_bound(range.end));
+        let (id, name) = (handle.id, &handle.column_names[column]);
         let rows: Vec<Row> = if column == handle.pk {
-            self.tx
-                .range(handle.id, bounds)
-                .map_err(store_error)?
-                .collect()
+            let rows = read!(self, |r| r.range(id, bounds).map(Iterator::collect));
+            self.check_snapshot().map_err(store_error)?;
+            rows.map_err(store_error)?
         } else {
-            self.tx
-                .index_range(handle.id, &handle.column_names[column], bounds)
-                .map_err(store_error)?
+            read!(self, |r| r.index_range(id, name, bounds)).map_err(store_error)?
         };
         Ok(encode_rows(rows.iter()))
     }
@@ -557,12 +588,11 @@ impl Exec {
             Some(key) => Bound::Excluded(key.clone()),
         };
         let pk = self.handles[c.handle].pk;
-        let rows: Vec<Row> = self
-            .tx
+        let rows: Vec<Row> = read!(self, |r| r
             .range(id, (lower, Bound::Unbounded))
-            .map_err(store_error)?
-            .take(max)
-            .collect();
+            .map(|scan| scan.take(max).collect()))
+        .map_err(store_error)?;
+        self.check_snapshot().map_err(store_error)?;
         let c = &mut self.cursors[index];
         c.done = rows.len() < max;
         c.after = rows.last().map(|r| r[pk].clone());
@@ -571,7 +601,9 @@ impl Exec {
 
     pub fn count(&mut self, table: i32) -> Result<u64, HostError> {
         let id = self.handle(table)?.id;
-        self.tx.len(id).map(|n| n as u64).map_err(store_error)
+        read!(self, |r| r.len(id))
+            .map(|n| n as u64)
+            .map_err(store_error)
     }
 
     pub fn clear(&mut self, table: i32) -> Result<u64, HostError> {

@@ -11,7 +11,7 @@
 //! corrupt reads silently.
 
 use interstice_abi::{IndexKind, Persistence, SchemaError, TableSchema, Type, TypeRegistry, Value};
-use interstice_store::{ReadView, Store, StoreError, TableId, Transaction};
+use interstice_store::{ReadView, Readable, Store, StoreError, TableId, Transaction};
 use std::sync::Arc;
 
 /// The namespace of the node's own tables, which no module can name.

@@ -189,6 +189,67 @@ pub fn show(out: Output, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `node repair`: opens a stopped local node's store, repairing it with `truncate`, and says
+/// what recovery found.
+pub fn repair(out: Output, name: &str, truncate: bool) -> Result<()> {
+    use interstice_store::{Store, StoreConfig, StoreError};
+    let home = Home::open()?;
+    let entry = home.find(name)?.clone();
+    if !entry.local {
+        return Err(CliError::usage(format!(
+            "node `{name}` is remote ({}); repair it where it runs",
+            entry.address
+        )));
+    }
+    let dir = home.node_dir(&entry).join("data").join("store");
+    if !dir.exists() {
+        out.done(
+            json!({"node": name, "problems": [], "repaired": false}),
+            || format!("node `{name}` has no commit log yet: nothing to check"),
+        );
+        return Ok(());
+    }
+    match Store::open(&dir, StoreConfig::default().repair(truncate)) {
+        Ok((store, report)) => {
+            let problems = report.problems();
+            let _ = store.close();
+            out.done(
+                json!({
+                    "node": name,
+                    "problems": problems,
+                    "repaired": truncate && !problems.is_empty(),
+                    "records": report.records_replayed,
+                    "moved_aside": report.moved_aside.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                }),
+                || {
+                    if problems.is_empty() {
+                        format!(
+                            "node `{name}`: the commit log is intact ({} records)",
+                            report.records_replayed
+                        )
+                    } else {
+                        let mut text = format!("node `{name}`:");
+                        for p in &problems {
+                            text.push_str(&format!("\n  {p}"));
+                        }
+                        text
+                    }
+                },
+            );
+            Ok(())
+        }
+        Err(e @ StoreError::Corrupt { .. }) => Err(CliError::new(format!("node `{name}`: {e}"))
+            .hint(format!(
+                "`interstice node repair {name} --truncate` discards it (the discarded bytes are kept aside as *.corrupt files); restore the folder from a backup instead if you have one"
+            ))),
+        Err(StoreError::Locked { .. }) => Err(CliError::new(format!(
+            "node `{name}` is running"
+        ))
+        .hint("stop it first: repair works on a stopped node")),
+        Err(e) => Err(CliError::new(format!("cannot open the log of node `{name}`: {e}"))),
+    }
+}
+
 pub struct StartOptions {
     pub node: String,
     pub workers: Option<usize>,
@@ -300,6 +361,9 @@ fn open_hint(e: &NodeError) -> String {
     match (e, io_kind) {
         (NodeError::Store(StoreError::Locked { .. }), _) => {
             "is another `interstice node start` running on the same node?".into()
+        }
+        (NodeError::Store(StoreError::Corrupt { .. }), _) => {
+            "`interstice node repair <node>` says what is damaged; with --truncate it discards the damaged history so that the node starts".into()
         }
         (_, Some(std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)) => {
             "the node's folder must be writable by this user: check its permissions and that its file system is not mounted read-only".into()

@@ -160,8 +160,8 @@ impl Node {
             .get(query)
             .ok_or_else(|| no_such(module, "query", query))?;
         let bytes = encode_args(module, query, &q.args, args, &installed.registry)?;
-        // Between windows: a query never sees half of one.
-        let _driver = self.driver.lock();
+        // The committed state between two windows, read without holding up commits.
+        let snapshot = self.snapshot();
         let frame = Frame {
             module: installed.name.clone(),
             function: q.name.clone(),
@@ -171,7 +171,7 @@ impl Node {
             seed: self.config.seed,
         };
         let running = Running {
-            exec: self.core.exec(frame),
+            exec: self.core.exec(frame).reading(snapshot),
             core: self.core.clone(),
             read_only: true,
             hook: None,

@@ -44,6 +44,14 @@ use ingress::Entrance;
 use interstice_abi::Authority as Kind;
 use timers::Pump;
 
+/// What one durable commit sends out once it is durable: its changes for remote subscribers
+/// and its calls to other nodes.
+type Deferred = (
+    interstice_store::Lsn,
+    Vec<crate::feed::Encoded>,
+    Vec<RemoteCall>,
+);
+
 /// A running Interstice node. Every method takes `&self`; [`Node::open`] hands it out in an
 /// `Arc` to share.
 pub struct Node {
@@ -68,6 +76,13 @@ pub struct Node {
     modules_changed: tokio::sync::watch::Sender<u64>,
     /// The node's own thread: fires due timers and runs what authorities submit.
     pump: Pump,
+    /// What durable commits send out (feeds, remote calls), held until they are durable, in
+    /// commit order (`commit.rs`, `defer`).
+    deferred: Mutex<std::collections::VecDeque<Deferred>>,
+    /// Whether the store's refusal to commit was logged.
+    poison_logged: std::sync::atomic::AtomicBool,
+    /// Queries waiting for a snapshot from the running drive (`commit.rs`, `snapshot`).
+    snapshot_requests: Mutex<Vec<std::sync::mpsc::SyncSender<interstice_store::ReadTransaction>>>,
 }
 
 impl Node {
@@ -81,13 +96,25 @@ impl Node {
                         source,
                     })?;
                 }
-                Store::open(
-                    dir.join("store"),
-                    StoreConfig::default().durability(config.durability),
-                )?
+                let store_config = StoreConfig::default()
+                    .durability(config.durability)
+                    .repair(config.repair);
+                Store::open(dir.join("store"), store_config)?
             }
             None => (Store::in_memory(), RecoveryReport::default()),
         };
+        for problem in recovery.problems() {
+            tracing::warn!("recovery: {problem}");
+        }
+        if config.data_dir.is_some() {
+            tracing::info!(
+                records = recovery.records_replayed,
+                mutations = recovery.mutations_replayed,
+                snapshot = ?recovery.snapshot_lsn.map(|l| l.0),
+                last_lsn = recovery.last_lsn.0,
+                "recovered the node's store"
+            );
+        }
         let tables = NodeTables::create(&store)?;
         let next_seq = store.last_seq().map_or(0, |s| s + 1);
         let authorities = Authorities::new(&config.authorities)?;
@@ -135,6 +162,9 @@ impl Node {
             feeds: Feeds::default(),
             outbound: RwLock::new(None),
             modules_changed: tokio::sync::watch::Sender::new(0),
+            snapshot_requests: Mutex::new(Vec::new()),
+            deferred: Mutex::new(std::collections::VecDeque::new()),
+            poison_logged: std::sync::atomic::AtomicBool::new(false),
         });
         node.reload_modules()?;
         Pump::spawn(&node)?;
@@ -227,5 +257,48 @@ fn lane_name(kind: Kind) -> String {
 impl Drop for Node {
     fn drop(&mut self) {
         self.pump.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use interstice_abi::ABI_VERSION;
+
+    use super::*;
+    use crate::config::Clock;
+    use crate::testing::{self, probe_schema};
+
+    /// Timers and hooks have nobody waiting for their outcome; none may be kept.
+    #[test]
+    fn outcomes_nobody_waits_for_are_not_kept() {
+        let (clock, now) = Clock::manual(1_000_000);
+        let node = Node::open(NodeConfig {
+            clock,
+            ..NodeConfig::default()
+        })
+        .unwrap();
+        let schema = probe_schema(&[("ok", None), ("timer", None)]);
+        let wasm = testing::module(
+            &schema,
+            ABI_VERSION,
+            &[
+                "(drop (call $insert_row)) (i32.const 0)",
+                "(drop (call $schedule_ok (i64.const 1000))) (i32.const 0)",
+            ],
+        );
+        node.install(&wasm).unwrap();
+        for _ in 0..3 {
+            assert!(
+                node.call_reducer("probe", "timer", &[])
+                    .unwrap()
+                    .is_committed()
+            );
+        }
+        now.fetch_add(2_000_000, Ordering::SeqCst);
+        assert_eq!(node.run_due_timers().unwrap(), 3);
+        assert_eq!(node.pending_timers().unwrap(), 0);
+        assert!(node.outcomes.lock().is_empty());
     }
 }

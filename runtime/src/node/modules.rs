@@ -1,6 +1,7 @@
 //! Module lifecycle: install, publish (install or upgrade), remove, and reloading the
 //! installed modules when the node opens.
 
+use interstice_store::Readable;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use interstice_runtime::testing::{module_importing, probe_schema};
 use interstice_runtime::wasm::{HostCall, HostState};
 use interstice_runtime::wasmtime::{Caller, Linker};
 use interstice_runtime::{EventSink, LoadError, Node, NodeConfig, NodeError};
+use interstice_store::Readable;
 use parking_lot::Mutex;
 
 const IMPORTS: &str = r#"(import "interstice_file" "ping" (func $ping (param i64) (result i64)))"#;

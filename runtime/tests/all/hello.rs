@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use interstice_abi::Value;
 use interstice_runtime::{CallFailure, Clock, Node, NodeConfig, NodeError, Outcome};
+use interstice_store::Readable;
 
 /// hello.wasm, built once per test run.
 fn hello_wasm() -> &'static [u8] {

@@ -4,6 +4,7 @@
 use interstice_abi::{ABI_VERSION, Access, Value};
 use interstice_runtime::wasm::Limits;
 use interstice_runtime::{CallFailure, LoadError, Node, NodeConfig, NodeError, Outcome};
+use interstice_store::Readable;
 use std::sync::Arc;
 
 use interstice_runtime::testing::{self as wat, probe_schema};

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use interstice_abi::ABI_VERSION;
 use interstice_runtime::{Clock, Node, NodeConfig, Outcome};
+use interstice_store::Readable;
 
 use interstice_runtime::testing::{self as wat, probe_schema};
 

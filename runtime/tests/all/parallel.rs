@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use interstice_abi::{Value, encode_into};
 use interstice_runtime::{Clock, Durability, Node, NodeConfig, Outcome};
+use interstice_store::Readable;
 
 use crate::hello::build;
 
