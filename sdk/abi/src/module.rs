@@ -385,21 +385,6 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
     ))
 }
 
-/// Checks a reducer's or query's name: a Rust identifier of at most 64 characters.
-fn check_function_name(name: &str) -> Result<(), &'static str> {
-    let mut chars = name.chars();
-    match chars.next() {
-        None => Err("it is empty"),
-        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
-            Err("it must start with a letter or `_`")
-        }
-        _ if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            Err("it may only contain ASCII letters, digits and `_`")
-        }
-        _ if name.len() > 64 => Err("it is longer than 64 characters"),
-        _ => Ok(()),
-    }
-}
 
 /// A string that is not a valid event or authority.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -545,7 +530,7 @@ impl ModuleSchema {
             .map(|r| &r.name)
             .chain(self.queries.iter().map(|q| &q.name))
         {
-            check_function_name(name).map_err(|reason| ModuleError::BadFunctionName {
+            crate::schema::check_identifier(name).map_err(|reason| ModuleError::BadFunctionName {
                 module: module(),
                 name: name.escape_debug().to_string(),
                 reason,
