@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use interstice_store::Durability;
 
-use crate::authority::Authority;
+use crate::authority::{Authority, FileConfig};
 use crate::policy::AccessPolicy;
 use crate::wasm::Limits;
 
@@ -74,6 +74,9 @@ pub struct NodeConfig {
     /// of [`Authority`]; the `Module` and `File` authorities are always there. A module that
     /// claims an authority the node does not provide is refused. By default, none.
     pub authorities: Vec<Arc<dyn Authority>>,
+    /// Quotas and watching of the built-in File authority's folder. By default,
+    /// [`FileConfig::default`].
+    pub files: FileConfig,
     /// For crash tests: the scheduler windows left to run; once they are spent, every drive
     /// stops with [`NodeError::Halted`](crate::NodeError::Halted) and leaves what it had not
     /// run, as a process that died there would. By default, `None`: never.
@@ -93,6 +96,7 @@ impl Default for NodeConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             policy: AccessPolicy::default(),
             authorities: Vec::new(),
+            files: FileConfig::default(),
             halt_after_windows: None,
         }
     }
@@ -117,6 +121,7 @@ impl std::fmt::Debug for NodeConfig {
                     .map(|a| a.kind())
                     .collect::<Vec<_>>(),
             )
+            .field("files", &self.files)
             .finish_non_exhaustive()
     }
 }

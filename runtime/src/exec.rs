@@ -10,6 +10,7 @@ use interstice_abi::host::{self, ErrorCode, KeyRange, LogLevel};
 use interstice_abi::{TableEvent, Type, TypeRegistry, Value, decode, encode_into};
 use interstice_store::{ChangeKind, Row, Store, StoreError, TableId, Transaction};
 
+use crate::authority::FilePending;
 use crate::error::HostCallError as HostError;
 
 /// What the host lets one reducer or query touch: the tables it declared (by full name,
@@ -150,6 +151,8 @@ pub(crate) struct Exec {
     pub scheduled: Vec<Scheduled>,
     pub remote: Vec<RemoteCall>,
     pub logs: Vec<(LogLevel, String)>,
+    /// File changes of the File module, applied after commit (`authority/file.rs`).
+    pub files: FilePending,
 }
 
 /// Resolves `module.table` to what host calls need, if the node knows it.
@@ -175,6 +178,7 @@ impl Exec {
             scheduled: Vec::new(),
             remote: Vec::new(),
             logs: Vec::new(),
+            files: FilePending::default(),
         }
     }
 
@@ -201,6 +205,8 @@ impl Exec {
             frame,
         );
         nested.tx = tx;
+        // The callee sees the caller's file changes, like its table writes.
+        nested.files = std::mem::take(&mut self.files);
         nested.depth = self.depth + 1;
         nested
     }
@@ -208,6 +214,7 @@ impl Exec {
     /// Takes back the transaction a nested call worked in, and its effects.
     pub fn unnest(&mut self, nested: Exec) {
         self.tx = nested.tx;
+        self.files = nested.files;
         self.scheduled.extend(nested.scheduled);
         self.remote.extend(nested.remote);
         self.logs.extend(nested.logs);

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use interstice_abi::{ABI_VERSION, Event, ModuleSchema, Value};
+use interstice_abi::{ABI_VERSION, Authority, Event, ModuleSchema, Value};
 use parking_lot::Mutex;
 
 use super::Node;
@@ -332,6 +332,9 @@ impl Node {
                 .create_table(&name, table.clone(), module.registry.clone())?;
         }
         create_module_tables(self.store(), &name)?;
+        if module.schema().authorities.contains(&Authority::File) {
+            system::create_file_table(self.store(), &name)?;
+        }
         self.core.modules.write().insert(name, Arc::new(module));
         self.core.reindex();
         self.modules_changed.send_modify(|n| *n += 1);
