@@ -14,6 +14,21 @@
 //!   reducer sees exactly the changes of the invocations before it, at any worker count.
 //! - Watching (`watch.rs`): a thread polls the watched paths and submits `file_changed`
 //!   invocations through the ingress.
+//!
+//! # Host calls (import module `interstice_file`)
+//!
+//! Paths are UTF-8 (`path`, `len`); answers go through the result buffer like the core calls'
+//! (`interstice_abi::host`): a length, or a negative `ErrorCode` with a message.
+//!
+//! | import | signature | answer |
+//! |---|---|---|
+//! | `read` | `(path, len) -> i64` | the file's bytes |
+//! | `list` | `(path, len) -> i64` | `Vec<DirEntry { name: String, kind: FileKind }>`, by name |
+//! | `metadata` | `(path, len) -> i64` | `Option<FileMetadata { kind: FileKind, size: u64, modified: i64 }>` |
+//! | `write`, `append` | `(path, len, data, data_len) -> i64` | `0` once recorded |
+//! | `remove`, `create_dir`, `watch`, `unwatch` | `(path, len) -> i64` | `0` once recorded |
+//!
+//! `FileKind` is an enum `File | Dir | Symlink | Other`, encoded by variant number.
 
 mod disk;
 mod path;

@@ -250,7 +250,7 @@ pub enum FileError {
         limit: u64,
     },
     #[error(
-        "the file changes of one invocation carry more than {limit} bytes (FileConfig::max_bytes)"
+        "the file changes waiting to be written would hold more than {limit} bytes (FileConfig::max_bytes)"
     )]
     PendingTooLarge { limit: u64 },
     #[error("one invocation may make at most {0} file changes")]
