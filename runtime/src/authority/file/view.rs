@@ -389,3 +389,138 @@ pub fn refusal(path: &RelPath, kind: Kind) -> FileError {
         Kind::File => FileError::NotDir { path: path.clone() },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> RelPath {
+        RelPath::parse(p).unwrap()
+    }
+
+    fn quota(max_bytes: u64, max_entries: u64) -> Quota {
+        Quota {
+            max_bytes,
+            max_entries,
+            applied: Usage::default(),
+        }
+    }
+
+    fn plan(view: &View<'_>, p: &str, change: Change) -> Result<Vec<Op>, FileError> {
+        view.plan(&path(p), change, &quota(1000, 100))
+    }
+
+    #[test]
+    fn a_read_sees_the_disk_then_staged_changes_then_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "disk").unwrap();
+        let root = Root::open(dir.path(), None).unwrap();
+        let empty = View {
+            root: &root,
+            staged: vec![],
+            own: &[],
+        };
+        let staged = plan(&empty, "a", Change::Append(b"+staged".to_vec())).unwrap();
+        let view = View {
+            root: &root,
+            staged: vec![&staged],
+            own: &[],
+        };
+        let mut own = plan(&view, "d/x", Change::CreateDir).unwrap();
+        let dirs: Vec<&str> = own.iter().map(|op| op.path.as_str()).collect();
+        assert_eq!(dirs, ["d", "d/x"]);
+        let view = View {
+            root: &root,
+            staged: vec![&staged],
+            own: &own,
+        };
+        own.extend(plan(&view, "a", Change::Append(b"+own".to_vec())).unwrap());
+        own.extend({
+            let view = View {
+                root: &root,
+                staged: vec![&staged],
+                own: &own,
+            };
+            plan(&view, "d/x/f", Change::Write(b"new".to_vec())).unwrap()
+        });
+        let view = View {
+            root: &root,
+            staged: vec![&staged],
+            own: &own,
+        };
+        assert_eq!(view.read(&path("a"), 100).unwrap(), b"disk+staged+own");
+        assert_eq!(view.read(&path("d/x/f"), 100).unwrap(), b"new");
+        let names: Vec<String> = view
+            .list(&RelPath::root())
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["a", "d"]);
+        assert!(matches!(
+            plan(&view, "d", Change::Remove),
+            Err(FileError::NotEmpty { .. })
+        ));
+        assert!(matches!(
+            view.read(&path("a"), 5),
+            Err(FileError::TooLarge { size: 15, .. })
+        ));
+        // Nothing reached the disk.
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"disk");
+        assert!(!dir.path().join("d").exists());
+        // What the changes add: 11 bytes to `a`, two folders and a 3-byte file.
+        let mut added = Usage::default();
+        staged.iter().chain(&own).for_each(|op| added.add(op.usage));
+        assert_eq!(
+            added,
+            Usage {
+                bytes: 14,
+                entries: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_change_over_a_quota_is_refused_and_a_shrinking_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big"), "twelve bytes").unwrap();
+        let root = Root::open(dir.path(), None).unwrap();
+        let view = View {
+            root: &root,
+            staged: vec![],
+            own: &[],
+        };
+        let full = Quota {
+            max_bytes: 10,
+            max_entries: 1,
+            applied: Usage {
+                bytes: 12,
+                entries: 1,
+            },
+        };
+        assert!(matches!(
+            view.plan(&path("b"), Change::Write(b"x".to_vec()), &full),
+            Err(FileError::Quota { what: "bytes", .. })
+        ));
+        assert!(matches!(
+            view.plan(&path("c"), Change::CreateDir, &full),
+            Err(FileError::Quota {
+                what: "files and folders",
+                ..
+            })
+        ));
+        // Shrinking a file while over the quota is fine.
+        let shrink = view
+            .plan(&path("big"), Change::Write(b"xy".to_vec()), &full)
+            .unwrap();
+        assert_eq!(
+            shrink[0].usage,
+            Usage {
+                bytes: -10,
+                entries: 0
+            }
+        );
+        // Watching adds nothing, so it is never over a quota.
+        assert!(view.plan(&path("c"), Change::Watch, &full).is_ok());
+    }
+}
