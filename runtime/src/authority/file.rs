@@ -299,6 +299,10 @@ impl Authority for FileAuthority {
 
     fn stats(&self) -> Vec<(String, String)> {
         let state = self.shared.state.lock();
+        // Every node has the authority; only one whose module holds it has figures.
+        if state.holder.is_none() {
+            return Vec::new();
+        }
         let config = &self.shared.config;
         let mut stats = Vec::new();
         if let Some(Ok(folder)) = &state.folder {
