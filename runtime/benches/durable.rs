@@ -141,7 +141,11 @@ fn main() {
             }),
             100_000,
         ),
-        ("EveryCommit (the default)", Some(Durability::EveryCommit), 50_000),
+        (
+            "EveryCommit (the default)",
+            Some(Durability::EveryCommit),
+            50_000,
+        ),
     ];
     println!("\n{IN_FLIGHT} calls in flight from one connection:");
     for (label, durability, total) in modes {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use interstice_store::Durability;
 
-use crate::authority::Authority;
+use crate::authority::{Authority, FileConfig};
 use crate::policy::AccessPolicy;
 use crate::wasm::Limits;
 
@@ -80,6 +80,9 @@ pub struct NodeConfig {
     /// what would be lost. By default, `false`; the operator asks for it
     /// (`interstice node repair`).
     pub repair: bool,
+    /// Quotas and watching of the built-in File authority's folder. By default,
+    /// [`FileConfig::default`].
+    pub files: FileConfig,
     /// For crash tests: the scheduler windows left to run; once they are spent, every drive
     /// stops with [`NodeError::Halted`](crate::NodeError::Halted) and leaves what it had not
     /// run, as a process that died there would. By default, `None`: never.
@@ -100,6 +103,7 @@ impl Default for NodeConfig {
             policy: AccessPolicy::default(),
             authorities: Vec::new(),
             repair: false,
+            files: FileConfig::default(),
             halt_after_windows: None,
         }
     }
@@ -124,6 +128,7 @@ impl std::fmt::Debug for NodeConfig {
                     .map(|a| a.kind())
                     .collect::<Vec<_>>(),
             )
+            .field("files", &self.files)
             .finish_non_exhaustive()
     }
 }

@@ -12,6 +12,7 @@ use interstice_store::{
     ChangeKind, ReadTransaction, Readable, Row, Store, StoreError, TableId, Transaction,
 };
 
+use crate::authority::FilePending;
 use crate::error::HostCallError as HostError;
 
 /// What the host lets one reducer or query touch: the tables it declared (by full name,
@@ -159,6 +160,8 @@ pub(crate) struct Exec {
     pub remote: Vec<RemoteCall>,
     /// Lines logged so far by this invocation (nested calls included), for the cap.
     log_lines: u32,
+    /// File changes of the File module, applied after commit (`authority/file.rs`).
+    pub files: FilePending,
 }
 
 /// Runs `$body` with `$reader` bound to what the invocation reads: its snapshot if it has one,
@@ -199,6 +202,7 @@ impl Exec {
             scheduled: Vec::new(),
             remote: Vec::new(),
             log_lines: 0,
+            files: FilePending::default(),
         }
     }
 
@@ -240,6 +244,8 @@ impl Exec {
             frame,
         );
         nested.tx = tx;
+        // The callee sees the caller's file changes, like its table writes.
+        nested.files = std::mem::take(&mut self.files);
         nested.depth = self.depth + 1;
         nested
     }
@@ -247,6 +253,7 @@ impl Exec {
     /// Takes back the transaction a nested call worked in, and its effects.
     pub fn unnest(&mut self, nested: Exec) {
         self.tx = nested.tx;
+        self.files = nested.files;
         self.scheduled.extend(nested.scheduled);
         self.remote.extend(nested.remote);
         self.log_lines = self.log_lines.saturating_add(nested.log_lines);

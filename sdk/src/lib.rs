@@ -77,6 +77,9 @@
 //!   [`ReducerContext::call_remote`] and sent when this reducer commits. Their row types come
 //!   along, so `#[reducer(on = "<node>.<module>.<table>.insert")]` can take
 //!   `row: bindings::<node>::<module>::<Row>`.
+//! - `ctx.files()`, for a module claiming `authorities: [File]`: read, write, append, list,
+//!   remove and watch files in the module's folder on the node ([`file`]); changes are part of
+//!   the reducer's transaction.
 //! - Host calls that fail return [`Error`] (an [`ErrorCode`] and the host's message); it
 //!   converts into `String`, so `?` works in reducers returning `Result<(), String>`.
 //!
@@ -90,6 +93,7 @@ extern crate self as interstice_sdk;
 mod context;
 mod error;
 mod export;
+pub mod file;
 pub mod host_calls;
 pub mod platform;
 mod sys;
@@ -97,6 +101,7 @@ mod table;
 
 pub use context::{Args, Current, QueryCaller, QueryContext, ReducerContext};
 pub use error::{Error, ErrorCode, Result};
+pub use file::{DirEntry, FileKind, FileMetadata, Files};
 pub use interstice_abi::IntersticeType;
 pub use interstice_abi::host::LogLevel;
 pub use interstice_sdk_macros::{interstice_module, interstice_type, query, reducer, table};

@@ -238,6 +238,10 @@ impl Node {
                 (Outcome::Failed { seq, reason }, Vec::new())
             }
         };
+        // File changes are effects of the commit: written now that its record is in the log.
+        self.core
+            .authorities
+            .settle_files(seq, matches!(result, Outcome::Committed { .. }));
         match task.ticket {
             Some(ticket) if Some(ticket) == mine_ticket => *mine = Some(result),
             Some(ticket) => {

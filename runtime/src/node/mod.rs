@@ -32,7 +32,7 @@ pub use ingress::EventSink;
 pub use modules::Published;
 pub use remote::RemoteNode;
 
-use crate::authority::{Authorities, Lane};
+use crate::authority::{Authorities, FileAuthority, Lane};
 use crate::config::NodeConfig;
 use crate::core::{Core, Done, Task};
 use crate::error::NodeError;
@@ -117,7 +117,12 @@ impl Node {
         }
         let tables = NodeTables::create(&store)?;
         let next_seq = store.last_seq().map_or(0, |s| s + 1);
-        let authorities = Authorities::new(&config.authorities)?;
+        let files = Arc::new(FileAuthority::new(
+            config.data_dir.as_ref().map(|dir| dir.join("files")),
+            config.files.clone(),
+            config.limits.max_message_bytes,
+        ));
+        let authorities = Authorities::new(&config.authorities, files)?;
         let core = Arc::new(Core::new(
             store,
             config.limits.clone(),
@@ -208,6 +213,12 @@ impl Node {
         kinds.into_iter().map(lane_name).collect()
     }
 
+    /// The folder of the module holding the File authority (`<data dir>/files/<module>`, or a
+    /// temporary folder on a memory-only node), once one is installed.
+    pub fn file_folder(&self) -> Option<std::path::PathBuf> {
+        self.core.authorities.files().and_then(|f| f.folder())
+    }
+
     /// Figures of the authorities (audio underruns, frames rendered…), as label and value.
     pub fn authority_stats(&self) -> Vec<(String, String)> {
         self.core.authorities.stats()
@@ -257,6 +268,12 @@ fn lane_name(kind: Kind) -> String {
 impl Drop for Node {
     fn drop(&mut self) {
         self.pump.stop();
+        // Authorities hold their modules' event sinks (and so the core) and maybe threads:
+        // every holder is detached, as if its module were removed.
+        for schema in self.schemas() {
+            self.detach_authorities(&schema);
+        }
+        self.core.authorities.close();
     }
 }
 

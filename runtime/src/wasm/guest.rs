@@ -126,6 +126,17 @@ impl<'a, 'c> HostCall<'a, 'c> {
         self.running().and_then(|r| r.hook.as_ref())
     }
 
+    /// Whether the invocation may only read: a query, or a read-only hook (`render`,
+    /// `audio_output`).
+    pub fn read_only(&self) -> bool {
+        self.running().is_some_and(|r| r.read_only)
+    }
+
+    /// The running invocation, for the runtime's built-in authorities.
+    pub(crate) fn running_mut(&mut self) -> Option<&mut Running> {
+        self.caller.data_mut().running.as_mut()
+    }
+
     /// The invocation's logical time and sequence number.
     pub fn stamp(&self) -> Option<(i64, u64)> {
         self.running()

@@ -385,7 +385,6 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
     ))
 }
 
-
 /// A string that is not a valid event or authority.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -530,10 +529,12 @@ impl ModuleSchema {
             .map(|r| &r.name)
             .chain(self.queries.iter().map(|q| &q.name))
         {
-            crate::schema::check_identifier(name).map_err(|reason| ModuleError::BadFunctionName {
-                module: module(),
-                name: name.escape_debug().to_string(),
-                reason,
+            crate::schema::check_identifier(name).map_err(|reason| {
+                ModuleError::BadFunctionName {
+                    module: module(),
+                    name: name.escape_debug().to_string(),
+                    reason,
+                }
             })?;
         }
         let registry = self.registry()?;
