@@ -4,19 +4,24 @@
 //! empties, so the models also cover a runner exiting just as new work is released.
 //!
 //! Each model asserts that commits arrive in sequence order, that every task runs exactly
-//! once, and that the final tables equal a serial run; the tables are loom `UnsafeCell`s, so
-//! two conflicting tasks overlapping, or a successor starting before its predecessor's writes
-//! are visible, is reported by loom as a causality violation. A deadlock fails the model too.
+//! once, and that the final tables equal a serial run; the tables are grids of loom
+//! `UnsafeCell`s, one per (table, part), a whole-table access touching every cell of its
+//! table, so two conflicting tasks overlapping, or a successor starting before its
+//! predecessor's writes are visible, is reported by loom as a causality violation. A deadlock
+//! fails the model too, which is how the models that make two tasks wait for each other show
+//! that the scheduler lets them run at the same time.
 #![cfg(loom)]
 
 use interstice_scheduler::{
-    Access, Config, Ingress, Invocation, Outcome, Scheduler, TableId, Timestamp, Work,
+    Access, Config, Ingress, Invocation, Outcome, Part, Scheduler, TableId, Timestamp, Work,
 };
 use loom::cell::UnsafeCell;
-use loom::sync::Arc;
+use loom::sync::{Arc, Condvar, Mutex};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 
 const TABLES: usize = 3;
+const PARTS: usize = 2;
+const CELLS: usize = TABLES * PARTS;
 const LANE: &str = "gpu";
 const PANIC_MARKER: &str = "loom model task panics on purpose";
 
@@ -24,16 +29,79 @@ const PANIC_MARKER: &str = "loom model task panics on purpose";
 struct Task {
     reads: &'static [u32],
     writes: &'static [u32],
+    part_reads: &'static [(u32, u64)],
+    part_writes: &'static [(u32, u64)],
     panics: bool,
     pinned: bool,
+    /// Waits, inside execute, until every other `meets` task of the model has started.
+    meets: bool,
 }
 
 const fn task(reads: &'static [u32], writes: &'static [u32]) -> Task {
     Task {
         reads,
         writes,
+        part_reads: &[],
+        part_writes: &[],
         panics: false,
         pinned: false,
+        meets: false,
+    }
+}
+
+const fn parts(part_reads: &'static [(u32, u64)], part_writes: &'static [(u32, u64)]) -> Task {
+    Task {
+        part_reads,
+        part_writes,
+        ..task(&[], &[])
+    }
+}
+
+impl Task {
+    fn access(&self) -> Access {
+        let mut access = Access::from_tables(
+            self.reads.iter().map(|&t| TableId(t)),
+            self.writes.iter().map(|&t| TableId(t)),
+        );
+        for &(t, p) in self.part_reads {
+            access = access.read_part(TableId(t), Part(p));
+        }
+        for &(t, p) in self.part_writes {
+            access = access.write_part(TableId(t), Part(p));
+        }
+        access
+    }
+
+    /// The cells the task touches, ascending, and whether it writes them.
+    fn cells(&self) -> Vec<(usize, bool)> {
+        let mut cells = [None; CELLS];
+        let mut touch = |cell: usize, write: bool| {
+            let c: &mut Option<bool> = &mut cells[cell];
+            *c = Some(c.unwrap_or(false) || write);
+        };
+        let whole = |&t: &u32| (0..PARTS).map(move |p| t as usize * PARTS + p);
+        let part = |&(t, p): &(u32, u64)| t as usize * PARTS + p as usize;
+        self.reads
+            .iter()
+            .flat_map(whole)
+            .for_each(|c| touch(c, false));
+        self.writes
+            .iter()
+            .flat_map(whole)
+            .for_each(|c| touch(c, true));
+        self.part_reads
+            .iter()
+            .map(part)
+            .for_each(|c| touch(c, false));
+        self.part_writes
+            .iter()
+            .map(part)
+            .for_each(|c| touch(c, true));
+        cells
+            .iter()
+            .enumerate()
+            .filter_map(|(c, w)| w.map(|w| (c, w)))
+            .collect()
     }
 }
 
@@ -48,30 +116,38 @@ unsafe impl Sync for Tables {}
 impl Tables {
     fn new() -> Self {
         Self {
-            cells: (0..TABLES).map(|_| UnsafeCell::new(0)).collect(),
+            cells: (0..CELLS).map(|_| UnsafeCell::new(0)).collect(),
         }
     }
 }
 
-fn effect(seq: u64, seen: u64, table: u32) -> u64 {
-    seen.wrapping_mul(31) + seq * 7 + u64::from(table) + 1
+fn effect(seq: u64, seen: u64, cell: usize) -> u64 {
+    seen.wrapping_mul(31) + seq * 7 + cell as u64 + 1
 }
 
-/// What a task does to the tables; returns the sum it read. Panicking tasks write nothing.
-fn apply(task: &Task, seq: u64, read: impl Fn(u32) -> u64, mut write: impl FnMut(u32, u64)) -> u64 {
-    let seen: u64 = task.reads.iter().chain(task.writes).map(|&t| read(t)).sum();
+/// What a task does to the cells; returns the sum it read. Panicking tasks write nothing.
+fn apply(
+    task: &Task,
+    seq: u64,
+    read: impl Fn(usize) -> u64,
+    mut write: impl FnMut(usize, u64),
+) -> u64 {
+    let cells = task.cells();
+    let seen: u64 = cells.iter().map(|&(c, _)| read(c)).sum();
     if task.panics {
         std::panic::panic_any(format!("{PANIC_MARKER} ({seq})"));
     }
-    for &t in task.writes {
-        write(t, effect(seq, seen, t));
+    for &(c, w) in &cells {
+        if w {
+            write(c, effect(seq, seen, c));
+        }
     }
     seen
 }
 
 /// The serial expectation: final tables and per-task outcome.
 fn serial(tasks: &[Task]) -> (Vec<u64>, Vec<Option<u64>>) {
-    let mut tables = vec![0u64; TABLES];
+    let mut tables = vec![0u64; CELLS];
     let mut outputs = Vec::new();
     for (seq, task) in tasks.iter().enumerate() {
         if task.panics {
@@ -82,9 +158,9 @@ fn serial(tasks: &[Task]) -> (Vec<u64>, Vec<Option<u64>>) {
         let seen = apply(
             task,
             seq as u64,
-            |t| snapshot[t as usize],
-            |t, v| {
-                tables[t as usize] = v;
+            |c| snapshot[c],
+            |c, v| {
+                tables[c] = v;
             },
         );
         outputs.push(Some(seen));
@@ -120,6 +196,9 @@ fn check(tasks: &'static [Task]) {
         let tables = Arc::new(Tables::new());
         let runs: Arc<Vec<AtomicUsize>> =
             Arc::new((0..tasks.len()).map(|_| AtomicUsize::new(0)).collect());
+        let meeting = tasks.iter().filter(|t| t.meets).count();
+        let arrived = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let exec_arrived = arrived.clone();
         let mut config = Config::new().workers(3);
         if with_lane {
             config = config.lane(LANE);
@@ -134,14 +213,25 @@ fn check(tasks: &'static [Task]) {
                 inv.task().pinned,
                 "task {seq} ran on the wrong thread"
             );
+            if inv.task().meets {
+                // Only returns once the other meeting tasks have started: if the scheduler
+                // ordered them, this never returns and loom reports a deadlock.
+                let (count, all_in) = &*exec_arrived;
+                let mut count = count.lock().expect("rendezvous lock");
+                *count += 1;
+                all_in.notify_all();
+                while *count < meeting {
+                    count = all_in.wait(count).expect("rendezvous lock");
+                }
+            }
             let cells = &exec_tables.cells;
             apply(
                 inv.task(),
                 seq,
                 // SAFETY: reads and writes of a cell go through loom, which reports any
                 // access that is not ordered after a conflicting one.
-                |t| cells[t as usize].with(|p| unsafe { *p }),
-                |t, v| cells[t as usize].with_mut(|p| unsafe { *p = v }),
+                |c| cells[c].with(|p| unsafe { *p }),
+                |c, v| cells[c].with_mut(|p| unsafe { *p = v }),
             )
         })
         .expect("scheduler starts");
@@ -149,11 +239,7 @@ fn check(tasks: &'static [Task]) {
 
         let mut ingress = Ingress::new();
         for task in tasks {
-            let access = Access::from_tables(
-                task.reads.iter().map(|&t| TableId(t)),
-                task.writes.iter().map(|&t| TableId(t)),
-            );
-            let work = Work::new(task.clone(), access, Timestamp(0));
+            let work = Work::new(task.clone(), task.access(), Timestamp(0));
             ingress.push(match (task.pinned, lane) {
                 (true, Some(lane)) => work.on_lane(lane),
                 _ => work,
@@ -257,6 +343,36 @@ fn failing_task_releases_its_successor() {
         },
         task(&[0], &[1]),
         task(&[], &[2]),
+    ];
+    check(&TASKS);
+}
+
+/// Two tasks writing different parts of one table (and reading the same part of another) are
+/// not ordered: each waits inside execute for the other to start, which only ends if they run
+/// at the same time.
+#[test]
+fn different_parts_of_one_table_run_together() {
+    static TASKS: [Task; 2] = [
+        Task {
+            meets: true,
+            ..parts(&[(2, 1)], &[(0, 0)])
+        },
+        Task {
+            meets: true,
+            ..parts(&[(2, 1)], &[(0, 1)])
+        },
+    ];
+    check(&TASKS);
+}
+
+/// A whole-table read between two part writes of that table never overlaps either; the part
+/// writers themselves are free to.
+#[test]
+fn whole_table_and_part_never_overlap() {
+    static TASKS: [Task; 3] = [
+        parts(&[], &[(0, 0)]),
+        task(&[0], &[1]),
+        parts(&[(1, 0)], &[(0, 1)]),
     ];
     check(&TASKS);
 }

@@ -46,6 +46,8 @@
 //! - [`Work`] is what a caller (or a commit) submits: a task, its [`Access`], a logical
 //!   [`Timestamp`] and optionally a [`LaneId`]. The [`Ingress`] turns it into an
 //!   [`Invocation`] with a [`Seq`].
+//! - An [`Access`] names whole tables, or partitions ([`Part`]) of a table, read and written;
+//!   a whole table covers all its parts, and different parts of one table do not conflict.
 //! - The [`Planner`] turns a window of access sets into a [`Plan`]: a DAG with an edge
 //!   `i → j` (`i < j`) that orders conflicting invocations. [`Plan::to_dot`] shows it.
 //! - The execute function runs an invocation and returns an output; a panic in it becomes
@@ -74,7 +76,7 @@ mod plan;
 mod scheduler;
 mod threads;
 
-pub use crate::access::{Access, TableId};
+pub use crate::access::{Access, Part, TableId};
 pub use crate::error::Error;
 pub use crate::ingress::{Ingress, Invocation, LaneId, Seq, Timestamp, Work};
 pub use crate::plan::{Plan, Planner};

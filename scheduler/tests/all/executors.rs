@@ -33,6 +33,8 @@ fn spec(reads: &[u32], writes: &[u32]) -> Spec {
     Spec {
         reads: reads.to_vec(),
         writes: writes.to_vec(),
+        part_reads: Vec::new(),
+        part_writes: Vec::new(),
         exclusive: false,
         behaviour: Behaviour::Ok,
         emit: 0,

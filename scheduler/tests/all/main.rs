@@ -4,6 +4,7 @@
 //! loom models live in the `loom-tests` crate, so these tests are for normal builds only.
 #![cfg(not(loom))]
 
+mod access;
 mod differential;
 mod executors;
 mod model;
