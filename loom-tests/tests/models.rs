@@ -16,13 +16,16 @@ use interstice_scheduler::{
     Access, Config, Ingress, Invocation, Outcome, Part, Scheduler, TableId, Timestamp, Work,
 };
 use loom::cell::UnsafeCell;
-use loom::sync::{Arc, Condvar, Mutex};
 use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::{Arc, Condvar, Mutex};
 
 const TABLES: usize = 3;
 const PARTS: usize = 2;
 const CELLS: usize = TABLES * PARTS;
 const LANE: &str = "gpu";
+const LANE_THREAD: &str = "interstice-lane-gpu";
+/// The thread that owns and drives a driven lane.
+const OWNER: &str = "owner";
 const PANIC_MARKER: &str = "loom model task panics on purpose";
 
 #[derive(Clone, Debug)]
@@ -145,12 +148,13 @@ fn apply(
     seen
 }
 
-/// The serial expectation: final tables and per-task outcome.
-fn serial(tasks: &[Task]) -> (Vec<u64>, Vec<Option<u64>>) {
+/// The serial expectation: final tables and per-task outcome. Tasks that panic, or that are
+/// pinned to a lane whose driver is dropped (`lane_lost`), leave no trace.
+fn serial(tasks: &[Task], lane_lost: bool) -> (Vec<u64>, Vec<Option<u64>>) {
     let mut tables = vec![0u64; CELLS];
     let mut outputs = Vec::new();
     for (seq, task) in tasks.iter().enumerate() {
-        if task.panics {
+        if task.panics || (task.pinned && lane_lost) {
             outputs.push(None);
             continue;
         }
@@ -184,9 +188,25 @@ fn quiet_expected_panics() {
     });
 }
 
+/// Where pinned tasks run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LaneMode {
+    /// A lane thread the scheduler spawns.
+    Thread,
+    /// A driven lane, drained by an owner thread the model spawns.
+    Driven,
+    /// A driven lane whose owner drops the driver without running anything.
+    DriverDropped,
+}
+
 fn check(tasks: &'static [Task]) {
+    check_with(tasks, LaneMode::Thread);
+}
+
+fn check_with(tasks: &'static [Task], mode: LaneMode) {
     quiet_expected_panics();
-    let (expected_tables, expected_outputs) = serial(tasks);
+    let lane_lost = mode == LaneMode::DriverDropped;
+    let (expected_tables, expected_outputs) = serial(tasks, lane_lost);
     let with_lane = tasks.iter().any(|t| t.pinned);
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
@@ -199,15 +219,19 @@ fn check(tasks: &'static [Task]) {
         let meeting = tasks.iter().filter(|t| t.meets).count();
         let arrived = Arc::new((Mutex::new(0usize), Condvar::new()));
         let exec_arrived = arrived.clone();
-        let mut config = Config::new().workers(3);
-        if with_lane {
+        // A driven lane's owner is a thread of its own, so the pool gets one thread fewer
+        // to stay within loom's thread limit.
+        let driven = with_lane && mode != LaneMode::Thread;
+        let mut config = Config::new().workers(if driven { 2 } else { 3 });
+        if with_lane && !driven {
             config = config.lane(LANE);
         }
+        let lane_thread = if driven { OWNER } else { LANE_THREAD };
         let (exec_tables, exec_runs) = (tables.clone(), runs.clone());
         let mut scheduler = Scheduler::new(config, move |inv: &Invocation<Task>| {
             let seq = inv.seq().0;
             exec_runs[seq as usize].fetch_add(1, Ordering::Relaxed);
-            let on_lane = loom::thread::current().name() == Some("interstice-lane-gpu");
+            let on_lane = loom::thread::current().name() == Some(lane_thread);
             assert_eq!(
                 on_lane,
                 inv.task().pinned,
@@ -235,7 +259,27 @@ fn check(tasks: &'static [Task]) {
             )
         })
         .expect("scheduler starts");
-        let lane = with_lane.then(|| scheduler.lane(LANE).expect("lane declared"));
+        let (lane, owner) = if !with_lane {
+            (None, None)
+        } else if driven {
+            let (lane, driver) = scheduler.add_driven_lane(LANE).expect("lane added");
+            let owner = loom::thread::Builder::new()
+                .name(OWNER.to_owned())
+                .spawn(move || {
+                    if mode == LaneMode::DriverDropped {
+                        drop(driver);
+                        return;
+                    }
+                    // Runs the lane until the scheduler is dropped, which closes it.
+                    while driver.wait(None) {
+                        driver.run_pending();
+                    }
+                })
+                .expect("owner thread");
+            (Some(lane), Some(owner))
+        } else {
+            (Some(scheduler.lane(LANE).expect("lane declared")), None)
+        };
 
         let mut ingress = Ingress::new();
         for task in tasks {
@@ -251,7 +295,12 @@ fn check(tasks: &'static [Task]) {
                 let output = match outcome {
                     Outcome::Completed(seen) => Some(seen),
                     Outcome::Panicked { message } => {
-                        assert!(message.starts_with(PANIC_MARKER), "{message}");
+                        let lost = lane_lost && inv.task().pinned;
+                        if lost {
+                            assert!(message.contains("has no driver"), "{message}");
+                        } else {
+                            assert!(message.starts_with(PANIC_MARKER), "{message}");
+                        }
                         None
                     }
                 };
@@ -260,6 +309,9 @@ fn check(tasks: &'static [Task]) {
             })
             .expect("lanes are valid");
         drop(scheduler);
+        if let Some(owner) = owner {
+            owner.join().expect("owner thread");
+        }
 
         let seqs: Vec<u64> = commits.iter().map(|c| c.0).collect();
         assert_eq!(
@@ -270,7 +322,8 @@ fn check(tasks: &'static [Task]) {
         let outputs: Vec<_> = commits.iter().map(|c| c.1).collect();
         assert_eq!(outputs, expected_outputs);
         for (i, runs) in runs.iter().enumerate() {
-            assert_eq!(runs.load(Ordering::Relaxed), 1, "task {i} run count");
+            let expected = usize::from(!(lane_lost && tasks[i].pinned));
+            assert_eq!(runs.load(Ordering::Relaxed), expected, "task {i} run count");
         }
         let finals: Vec<u64> = tables
             .cells
@@ -375,4 +428,49 @@ fn whole_table_and_part_never_overlap() {
         parts(&[(1, 0)], &[(0, 1)]),
     ];
     check(&TASKS);
+}
+
+/// A lane driven by an owner thread: pool work before and after the lane's task, which runs on
+/// the owner, in its place.
+#[test]
+fn driven_lane() {
+    static TASKS: [Task; 3] = [
+        task(&[], &[0]),
+        Task {
+            pinned: true,
+            ..task(&[0], &[1])
+        },
+        task(&[1], &[0]),
+    ];
+    check_with(&TASKS, LaneMode::Driven);
+}
+
+/// The owner drains the lane while the pool runs independent work beside it, and a task that
+/// waits for both.
+#[test]
+fn driven_lane_beside_the_pool() {
+    static TASKS: [Task; 3] = [
+        Task {
+            pinned: true,
+            ..task(&[], &[0])
+        },
+        task(&[], &[1]),
+        task(&[0, 1], &[2]),
+    ];
+    check_with(&TASKS, LaneMode::Driven);
+}
+
+/// The owner drops its driver, maybe before the lane's task is queued, maybe after: the task
+/// never runs, commits as not run, and its successor still runs.
+#[test]
+fn dropped_driver() {
+    static TASKS: [Task; 3] = [
+        Task {
+            pinned: true,
+            ..task(&[], &[0])
+        },
+        task(&[0], &[1]),
+        task(&[], &[2]),
+    ];
+    check_with(&TASKS, LaneMode::DriverDropped);
 }

@@ -5,12 +5,15 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::ingress::{Ingress, Invocation, LaneId, Work};
+use crate::lanes::{LaneDriver, LaneHandle, Lanes};
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use crate::plan::{Plan, Planner};
+#[cfg(loom)]
 use crate::threads::{Sender, Threads};
 
 /// What executing one invocation produced, as handed to the commit callback.
@@ -98,8 +101,9 @@ impl Config {
         self
     }
 
-    /// Declares a pinned lane: a dedicated thread named after the lane, started with the
-    /// scheduler. Look its id up with [`Scheduler::lane`].
+    /// Declares a pinned lane: a dedicated thread named `interstice-lane-<name>`, started with
+    /// the scheduler, exactly as [`Scheduler::add_lane`] right after [`Scheduler::new`] would.
+    /// Look its id up with [`Scheduler::lane`].
     ///
     /// By default, there are no lanes.
     #[must_use]
@@ -166,7 +170,8 @@ enum Pool {
 #[derive(Clone)]
 struct Dispatch {
     pool: Pool,
-    lanes: Vec<Sender>,
+    /// The live lanes when the window started, by slot.
+    lanes: std::sync::Arc<[Option<LaneHandle>]>,
 }
 
 /// Runs windows of invocations from an [`Ingress`] in parallel and commits them in order.
@@ -177,14 +182,14 @@ struct Dispatch {
 /// free of `unsafe` lifetime erasure.
 pub struct Scheduler<T, O> {
     execute: Arc<ExecuteFn<T, O>>,
-    dispatch: Dispatch,
-    lane_names: Vec<String>,
+    pool: Pool,
     planner: Planner,
     workers: usize,
     max_window: usize,
     inline_serial_windows: bool,
-    // Declared last so that they are dropped (and joined) after every sender above.
-    _lane_threads: Vec<Threads>,
+    // Lanes are joined before the pool threads (under loom), so that a runner a lane job
+    // starts as it finishes still finds a pool.
+    lanes: Lanes,
     #[cfg(loom)]
     _pool_threads: Option<Threads>,
 }
@@ -193,7 +198,7 @@ impl<T, O> fmt::Debug for Scheduler<T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scheduler")
             .field("workers", &self.workers)
-            .field("lanes", &self.lane_names)
+            .field("lanes", &self.lanes)
             .field("max_window", &self.max_window)
             .finish_non_exhaustive()
     }
@@ -221,24 +226,10 @@ where
                 "max_window must be between 1 and 16777216",
             ));
         }
-        if config.lanes.len() > usize::from(u16::MAX) {
-            return Err(Error::InvalidConfig("at most 65535 lanes"));
+        let mut lanes = Lanes::default();
+        for name in config.lanes {
+            lanes.add(name, false)?;
         }
-        for (i, name) in config.lanes.iter().enumerate() {
-            if config.lanes[..i].contains(name) {
-                return Err(Error::DuplicateLane { name: name.clone() });
-            }
-        }
-        let mut lane_threads = Vec::with_capacity(config.lanes.len());
-        for name in &config.lanes {
-            let thread_name = format!("interstice-lane-{name}");
-            let threads = Threads::spawn(&thread_name, 1).map_err(|source| Error::ThreadSpawn {
-                name: thread_name,
-                source,
-            })?;
-            lane_threads.push(threads);
-        }
-        let lanes = lane_threads.iter().map(|t| t.sender().clone()).collect();
 
         #[cfg(loom)]
         let mut pool_threads = None;
@@ -272,19 +263,99 @@ where
 
         Ok(Self {
             execute: Arc::new(Box::new(execute)),
-            dispatch: Dispatch { pool, lanes },
-            lane_names: config.lanes,
+            pool,
             planner: Planner::new(),
             workers: config.workers,
             max_window: config.max_window,
             inline_serial_windows: config.inline_serial_windows,
-            _lane_threads: lane_threads,
+            lanes,
             #[cfg(loom)]
             _pool_threads: pool_threads,
         })
     }
 
-    /// The id of the lane declared as `name`.
+    /// Adds a lane now: a dedicated thread named `interstice-lane-<name>` that runs the work
+    /// bound to it, e.g. for a module that holds the GPU authority. Names must be unique
+    /// among live lanes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateLane`] if a live lane has that name, [`Error::TooManyLanes`], or
+    /// [`Error::ThreadSpawn`].
+    pub fn add_lane(&mut self, name: impl Into<String>) -> Result<LaneId, Error> {
+        Ok(self.lanes.add(name.into(), false)?.0)
+    }
+
+    /// Adds a lane that has no thread of its own: its work runs on the thread that calls
+    /// [`LaneDriver::run_pending`] (e.g. the main thread that runs winit's event loop). See
+    /// [`LaneDriver`] for what happens while the driver does not run it, and when it is
+    /// dropped.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use interstice_scheduler::{Access, Config, Ingress, Scheduler, TableId, Timestamp, Work};
+    ///
+    /// let mut scheduler = Scheduler::new(Config::new().workers(2), |_inv| {
+    ///     std::thread::current().id()
+    /// })?;
+    /// let (main, driver) = scheduler.add_driven_lane("main")?;
+    /// let owner = std::thread::current().id();
+    ///
+    /// // The window runs on another thread; this one owns the lane and drives it.
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let finished = done.clone();
+    /// let window = std::thread::spawn(move || {
+    ///     let mut ingress = Ingress::new();
+    ///     ingress.push(Work::new((), Access::new().write(TableId(0)), Timestamp(0)).on_lane(main));
+    ///     ingress.push(Work::new((), Access::new().write(TableId(1)), Timestamp(0)));
+    ///     let mut threads = Vec::new();
+    ///     scheduler.run_until_idle(&mut ingress, |_inv, outcome| {
+    ///         threads.push(outcome.into_result().expect("no panic"));
+    ///         None
+    ///     })?;
+    ///     finished.store(true, Ordering::Release);
+    ///     Ok::<_, interstice_scheduler::Error>(threads)
+    /// });
+    /// let waker = std::thread::current();
+    /// driver.set_waker(move || waker.unpark());
+    /// while !done.load(Ordering::Acquire) {
+    ///     // An event loop would do its own work here, and sleep until woken.
+    ///     if driver.run_pending() == 0 {
+    ///         std::thread::park_timeout(std::time::Duration::from_millis(10));
+    ///     }
+    /// }
+    /// let threads = window.join().expect("window thread")?;
+    /// assert_eq!(threads[0], owner);
+    /// assert_ne!(threads[1], owner);
+    /// # Ok::<(), interstice_scheduler::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateLane`] if a live lane has that name, or [`Error::TooManyLanes`].
+    pub fn add_driven_lane(
+        &mut self,
+        name: impl Into<String>,
+    ) -> Result<(LaneId, LaneDriver), Error> {
+        let name = name.into();
+        let (lane, sender) = self.lanes.add(name.clone(), true)?;
+        Ok((lane, LaneDriver::new(sender, lane, name)))
+    }
+
+    /// Removes a lane, e.g. when the module that holds its authority is removed. A spawned
+    /// lane's thread is joined; a driven lane is closed, which ends its driver's
+    /// [`wait`](LaneDriver::wait). Work naming the lane afterwards is refused by
+    /// [`run_window`](Self::run_window) with [`Error::LaneRemoved`]; the name is free again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchLane`] if the lane is not live.
+    pub fn remove_lane(&mut self, lane: LaneId) -> Result<(), Error> {
+        self.lanes.remove(lane)
+    }
+
+    /// The id of the live lane named `name`.
     ///
     /// Work bound to a lane runs on that lane's thread and nowhere else, in its place in the
     /// plan and the commit order:
@@ -312,16 +383,11 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownLane`] if no lane of that name was declared.
+    /// [`Error::UnknownLane`] if no live lane has that name.
     pub fn lane(&self, name: &str) -> Result<LaneId, Error> {
-        self.lane_names
-            .iter()
-            .position(|n| n == name)
-            .and_then(|i| u16::try_from(i).ok())
-            .map(LaneId)
-            .ok_or_else(|| Error::UnknownLane {
-                name: name.to_owned(),
-            })
+        self.lanes.find(name).ok_or_else(|| Error::UnknownLane {
+            name: name.to_owned(),
+        })
     }
 
     /// The number of pool workers.
@@ -344,8 +410,9 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::LaneOutOfRange`] if an invocation of the window names a lane this scheduler
-    /// does not have; the ingress is then left untouched.
+    /// [`Error::LaneOutOfRange`] or [`Error::LaneRemoved`] if an invocation of the window
+    /// names a lane this scheduler does not have (any more); the ingress is then left
+    /// untouched.
     pub fn run_window<C, I>(
         &mut self,
         ingress: &mut Ingress<T>,
@@ -355,17 +422,10 @@ where
         C: FnMut(&Invocation<T>, Outcome<O>) -> I,
         I: IntoIterator<Item = Work<T>>,
     {
-        let lanes = self.dispatch.lanes.len();
         let mut pinned = false;
         for inv in ingress.iter().take(self.max_window) {
             if let Some(lane) = inv.lane() {
-                if lane.index() >= lanes {
-                    return Err(Error::LaneOutOfRange {
-                        seq: inv.seq(),
-                        lane,
-                        lanes,
-                    });
-                }
+                self.lanes.check(inv.seq(), lane)?;
                 pinned = true;
             }
         }
@@ -375,12 +435,12 @@ where
         }
         // A lone invocation has nothing to overlap with: no plan, no hand-off to the pool.
         let lone = n == 1 && self.inline_serial_windows;
-        if !pinned && (lone || matches!(self.dispatch.pool, Pool::Serial)) {
+        if !pinned && (lone || matches!(self.pool, Pool::Serial)) {
             return Ok(self.run_serial(ingress, n, &mut commit));
         }
         let invocations = ingress.take_window(n);
         // An empty plan is what tells `drive` to run the window in place.
-        let parallel = !(matches!(self.dispatch.pool, Pool::Serial) || lone);
+        let parallel = !(matches!(self.pool, Pool::Serial) || lone);
         let mut plan = if parallel {
             self.planner
                 .plan(invocations.iter().map(Invocation::access))
@@ -402,7 +462,10 @@ where
             plan,
             pending,
             execute: self.execute.clone(),
-            dispatch: self.dispatch.clone(),
+            dispatch: Dispatch {
+                pool: self.pool.clone(),
+                lanes: self.lanes.handles(),
+            },
             max_runners: self.workers - 1,
             inbox: Mutex::new(Inbox {
                 slots: (0..n).map(|_| None).collect(),
@@ -573,6 +636,8 @@ where
     T: Send + Sync + 'static,
     O: Send + 'static,
 {
+    let driven = driven_lane(window, next);
+    let mut warned = false;
     let mut inbox = window.lock_inbox();
     loop {
         if inbox.slots[next].is_some() {
@@ -593,11 +658,42 @@ where
         // Both checks and the wake-ups for either happen under this lock: none is lost.
         inbox.awaited = next;
         inbox.driver_waiting = true;
-        inbox = window
-            .posted
-            .wait(inbox)
-            .unwrap_or_else(PoisonError::into_inner);
+        inbox = match &driven {
+            Some(lane) if !warned => {
+                let (inbox, waited) = window
+                    .posted
+                    .wait_timeout(inbox, DRIVER_PATIENCE)
+                    .unwrap_or_else(PoisonError::into_inner);
+                if waited.timed_out() && inbox.slots[next].is_none() {
+                    warned = true;
+                    tracing::warn!(
+                        seq = %window.invocations[next].seq(),
+                        lane = %lane,
+                        "the commit waits for an invocation on driven lane `{lane}` that its \
+                         driver has not run for a second: call `LaneDriver::run_pending` from \
+                         the thread that owns the lane"
+                    );
+                }
+                inbox
+            }
+            _ => window
+                .posted
+                .wait(inbox)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
         inbox.driver_waiting = false;
+    }
+}
+
+/// How long the driver waits for a driven lane's invocation before it says so in the log.
+const DRIVER_PATIENCE: Duration = Duration::from_secs(1);
+
+/// The name of the driven lane position `i` is bound to, if it is.
+fn driven_lane<T, O>(window: &Window<T, O>, i: usize) -> Option<std::sync::Arc<str>> {
+    let lane = window.invocations[i].lane()?;
+    match window.dispatch.lanes.get(lane.index()) {
+        Some(Some(handle)) if handle.driven => Some(handle.name.clone()),
+        _ => None,
     }
 }
 
@@ -628,7 +724,7 @@ where
         #[cfg(not(loom))]
         Pool::Rayon(pool) => pool.spawn(job),
         #[cfg(loom)]
-        Pool::Threads(sender) => sender.send(Box::new(job)),
+        Pool::Threads(sender) => sender.send(Box::new(move |_: Option<&str>| job())),
         Pool::Serial => unreachable!("the serial driver starts no runners"),
     }
 }
@@ -680,31 +776,57 @@ where
     emitted
 }
 
-/// Sends position `i`, which is bound to a lane, to that lane's thread.
+/// Sends position `i`, which is bound to a lane, to that lane's queue. If the lane is closed
+/// (a driven lane whose driver was dropped) the job is abandoned: it reports
+/// [`Outcome::Panicked`] with the reason, without running, and still releases its successors.
 fn dispatch_to_lane<T, O>(window: &Arc<Window<T, O>>, i: usize)
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
 {
-    if let Some(lane) = window.invocations[i].lane() {
-        let job_window = window.clone();
-        let job = move || run_one(&job_window, i);
-        window.dispatch.lanes[lane.index()].send(Box::new(job));
-    }
+    let Some(lane) = window.invocations[i].lane() else {
+        return;
+    };
+    // `run_window` checked every lane of the window, so the slot is live.
+    let Some(Some(handle)) = window.dispatch.lanes.get(lane.index()) else {
+        unreachable!("lanes are checked before a window starts");
+    };
+    let job_window = window.clone();
+    handle
+        .sender
+        .send(Box::new(move |abandoned: Option<&str>| match abandoned {
+            None => run_one(&job_window, i),
+            Some(reason) => finish(
+                &job_window,
+                i,
+                Outcome::Panicked {
+                    message: reason.to_owned(),
+                },
+            ),
+        }));
 }
 
-/// Runs position `i`: execute, release its successors, post the outcome.
-///
-/// Successors are released only after `execute` has returned (or unwound), which is the
-/// happens-before edge that lets `execute` write shared state: the `AcqRel` decrement that
-/// reaches zero synchronises with every predecessor's decrement. Released pool work enters
-/// the ready queue, under the same lock as the outcome; released lane work goes to its lane.
+/// Runs position `i`: execute, then [`finish`].
 fn run_one<T, O>(window: &Arc<Window<T, O>>, i: usize)
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
 {
     let outcome = window.execute_caught(i);
+    finish(window, i, outcome);
+}
+
+/// Releases the successors of position `i` and posts its outcome.
+///
+/// Successors are released only after `execute` has returned (or unwound), which is the
+/// happens-before edge that lets `execute` write shared state: the `AcqRel` decrement that
+/// reaches zero synchronises with every predecessor's decrement. Released pool work enters
+/// the ready queue, under the same lock as the outcome; released lane work goes to its lane.
+fn finish<T, O>(window: &Arc<Window<T, O>>, i: usize, outcome: Outcome<O>)
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
     let mut released = Vec::new();
     if !window.plan.is_empty() {
         for &succ in window.plan.successors(i) {

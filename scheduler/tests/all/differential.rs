@@ -5,7 +5,8 @@ use proptest::prelude::*;
 
 use crate::executors::EXECUTORS;
 use crate::model::{
-    Behaviour, PARTS, Spec, TABLES, run_scheduler, run_scheduler_with, run_serial_loop,
+    Behaviour, LaneKind, PARTS, Spec, TABLES, run_scheduler, run_scheduler_on, run_scheduler_with,
+    run_serial_loop,
 };
 
 fn spec_strategy() -> impl Strategy<Value = Spec> {
@@ -59,6 +60,9 @@ proptest! {
             // The pool's path for windows that are one chain, which inline runs skip.
             let run = run_scheduler_with(&workload, workers, max_window, false);
             prop_assert_eq!(&run, &oracle, "workers = {}, max_window = {}, not inline", workers, max_window);
+            // The lane driven by this thread while the windows run on another.
+            let run = run_scheduler_on(&workload, workers, max_window, true, LaneKind::Driven);
+            prop_assert_eq!(&run, &oracle, "workers = {}, max_window = {}, driven lane", workers, max_window);
         }
     }
 }

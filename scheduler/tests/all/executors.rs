@@ -297,7 +297,10 @@ fn unknown_lane_name_is_a_typed_error() {
     .unwrap();
     let err = scheduler.lane("audio").unwrap_err();
     assert!(matches!(&err, Error::UnknownLane { name } if name == "audio"));
-    assert!(err.to_string().contains("Config::lane(\"audio\")"), "{err}");
+    assert!(
+        err.to_string().contains("Scheduler::add_lane(\"audio\")"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,5 +7,6 @@
 mod access;
 mod differential;
 mod executors;
+mod lanes;
 mod model;
 mod planner;

@@ -281,43 +281,87 @@ pub fn run_scheduler_with(
     max_window: usize,
     inline: bool,
 ) -> Run {
+    run_scheduler_on(workload, workers, max_window, inline, LaneKind::Thread)
+}
+
+/// How the "gpu" lane of a model run gets its thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaneKind {
+    /// A thread the scheduler spawns ([`Config::lane`]).
+    Thread,
+    /// The test's own thread, through a `LaneDriver`, while the windows run on another.
+    Driven,
+}
+
+/// [`run_scheduler_with`], with the lane of `kind`.
+pub fn run_scheduler_on(
+    workload: &[Spec],
+    workers: usize,
+    max_window: usize,
+    inline: bool,
+    kind: LaneKind,
+) -> Run {
     quiet_expected_panics();
     let store = Arc::new(Store::default());
     let exec_store = store.clone();
-    let mut scheduler = Scheduler::new(
-        Config::new()
-            .workers(workers)
-            .lane(LANE)
-            .max_window(max_window)
-            .inline_serial_windows(inline),
-        move |inv: &Invocation<Spec>| {
-            let on_lane = std::thread::current().name() == Some(LANE_THREAD);
-            if on_lane != inv.lane().is_some() {
-                exec_store.misplaced.fetch_add(1, Ordering::Relaxed);
-            }
-            exec_store.execute(inv.seq(), inv.time(), inv.task())
-        },
-    )
+    let owner = std::thread::current().id();
+    let mut config = Config::new()
+        .workers(workers)
+        .max_window(max_window)
+        .inline_serial_windows(inline);
+    if kind == LaneKind::Thread {
+        config = config.lane(LANE);
+    }
+    let mut scheduler = Scheduler::new(config, move |inv: &Invocation<Spec>| {
+        let on_lane = match kind {
+            LaneKind::Thread => std::thread::current().name() == Some(LANE_THREAD),
+            LaneKind::Driven => std::thread::current().id() == owner,
+        };
+        if on_lane != inv.lane().is_some() {
+            exec_store.misplaced.fetch_add(1, Ordering::Relaxed);
+        }
+        exec_store.execute(inv.seq(), inv.time(), inv.task())
+    })
     .expect("scheduler starts");
-    let lane = scheduler.lane(LANE).expect("lane declared");
+    let (lane, driver) = match kind {
+        LaneKind::Thread => (scheduler.lane(LANE).expect("lane declared"), None),
+        LaneKind::Driven => {
+            let (lane, driver) = scheduler.add_driven_lane(LANE).expect("lane added");
+            (lane, Some(driver))
+        }
+    };
     let mut ingress = Ingress::new();
     for (i, spec) in workload.iter().enumerate() {
         ingress.push(spec.clone().work(Timestamp(i as u64 * 10), Some(lane)));
     }
-    let mut log = Vec::new();
-    scheduler
-        .run_until_idle(&mut ingress, |inv, outcome: Outcome<Output>| {
-            commit(
-                &mut log,
-                inv.seq(),
-                inv.time(),
-                inv.task(),
-                outcome.into_result(),
-                Some(lane),
-            )
-        })
-        .expect("run");
-    drop(scheduler);
+    let run = move || {
+        let mut log = Vec::new();
+        scheduler
+            .run_until_idle(&mut ingress, |inv, outcome: Outcome<Output>| {
+                commit(
+                    &mut log,
+                    inv.seq(),
+                    inv.time(),
+                    inv.task(),
+                    outcome.into_result(),
+                    Some(lane),
+                )
+            })
+            .expect("run");
+        // Dropping the scheduler closes a driven lane, which ends its driver's loop.
+        drop(scheduler);
+        log
+    };
+    let log = match driver {
+        None => run(),
+        Some(driver) => std::thread::scope(|s| {
+            let windows = s.spawn(run);
+            while driver.wait(None) {
+                driver.run_pending();
+            }
+            windows.join().expect("window thread")
+        }),
+    };
     assert_eq!(
         store.overlaps.load(Ordering::Relaxed),
         0,
