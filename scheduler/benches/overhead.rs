@@ -3,8 +3,9 @@
 //! (each task writes a table of its own) and 15 chains (task `i` writes table `i % 15`, the
 //! shape of the runtime's scaling bench without contention). Prints, per task cost and worker count, the median over samples of:
 //! wall time per invocation, CPU time per invocation (all threads of the process, from
-//! `/proc/self/task/*/schedstat`), the overhead per invocation (CPU per invocation minus the
-//! task's own cost) and the speedup over one worker.
+//! `/proc/self/task/*/schedstat`), the overhead per invocation (CPU per invocation minus that
+//! of a plain loop running the same tasks, measured alongside) and the speedup over one
+//! worker.
 //!
 //! Run with `cargo bench -p interstice-scheduler --bench overhead`. `INTERSTICE_BENCH_COSTS_US`
 //! (default `0,2,5,20`), `INTERSTICE_BENCH_WORKERS` (default `1,2`) and
@@ -60,7 +61,24 @@ fn list(var: &str, default: &[u64]) -> Vec<u64> {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The same tasks in a plain loop, no scheduler: (wall ns, CPU ns) per invocation.
+fn plain(iters: u64, windows: usize) -> (f64, Option<f64>) {
+    let cpu_before = cpu_nanos();
+    let started = Instant::now();
+    let mut sum = 0u64;
+    for _ in 0..windows * WINDOW {
+        sum = sum.wrapping_add(spin(black_box(iters)));
+    }
+    let wall = started.elapsed().as_nanos() as f64;
+    black_box(sum);
+    let n = (windows * WINDOW) as f64;
+    let cpu = cpu_before
+        .zip(cpu_nanos())
+        .map(|(before, after)| after.saturating_sub(before) as f64 / n);
+    (wall / n, cpu)
 }
 
 /// One sample: enough windows for ~30 ms; returns (wall ns, CPU ns) per invocation. `chains`
@@ -111,6 +129,11 @@ fn main() {
             let iters = (cost as f64 * per_us) as u64;
             let windows = (30_000.0 / ((cost as f64).max(0.2) * WINDOW as f64)).ceil() as usize;
             let mut serial_wall = None;
+            let loop_cpu = median(
+                (0..samples)
+                    .filter_map(|_| plain(iters, windows).1)
+                    .collect::<Vec<_>>(),
+            );
             for &w in &workers {
                 let mut scheduler = Scheduler::new(
                     Config::new().workers(w as usize).max_window(WINDOW),
@@ -130,8 +153,7 @@ fn main() {
                     .map(median);
                 let serial = *serial_wall.get_or_insert(wall);
                 let cpu_text = cpu.map_or("-".to_owned(), |c| format!("{c:.0}"));
-                let overhead =
-                    cpu.map_or("-".to_owned(), |c| format!("{:.0}", c - cost as f64 * 1e3));
+                let overhead = cpu.map_or("-".to_owned(), |c| format!("{:.0}", c - loop_cpu));
                 println!(
                     "{chains:>7} {cost:>8} {w:>7} {wall:>12.0} {cpu_text:>12} {overhead:>14} {:>7.2}x",
                     serial / wall
