@@ -1,7 +1,9 @@
-//! Small loom models: two pool threads plus the driving thread, which commits and also runs
-//! ready tasks itself (plus a lane where a task is pinned), a handful of tasks each. The pool
-//! threads run tasks through runner jobs that start and stop as the ready queue fills and
-//! empties, so the models also cover a runner exiting just as new work is released.
+//! Small loom models: the driving thread, which commits and also runs ready tasks itself, and
+//! one pool thread (two in the `*_two_runners` models and `independent_tasks`, for races
+//! between two runners), plus a lane's thread where a task is pinned, a handful of tasks each.
+//! Runners claim ready tasks from the window's bitmap, spin not at all under loom, and sleep on
+//! the window's event count, so the models also cover a runner going to sleep just as work is
+//! released, and the driver sleeping on a slot just as it is posted.
 //!
 //! Each model asserts that commits arrive in sequence order, that every task runs exactly
 //! once, and that the final tables equal a serial run; the tables are grids of loom
@@ -199,11 +201,18 @@ enum LaneMode {
     DriverDropped,
 }
 
+/// Runs a model with the driver and one pool thread (plus a lane's thread where a task is
+/// pinned): the driver claims work too, so claims still race.
 fn check(tasks: &'static [Task]) {
-    check_with(tasks, LaneMode::Thread);
+    check_with(tasks, LaneMode::Thread, 2);
 }
 
-fn check_with(tasks: &'static [Task], mode: LaneMode) {
+/// Runs a model with two pool threads beside the driver, for races between two runners.
+fn check_two_runners(tasks: &'static [Task]) {
+    check_with(tasks, LaneMode::Thread, 3);
+}
+
+fn check_with(tasks: &'static [Task], mode: LaneMode, workers: usize) {
     quiet_expected_panics();
     let lane_lost = mode == LaneMode::DriverDropped;
     let (expected_tables, expected_outputs) = serial(tasks, lane_lost);
@@ -219,10 +228,8 @@ fn check_with(tasks: &'static [Task], mode: LaneMode) {
         let meeting = tasks.iter().filter(|t| t.meets).count();
         let arrived = Arc::new((Mutex::new(0usize), Condvar::new()));
         let exec_arrived = arrived.clone();
-        // A driven lane's owner is a thread of its own, so the pool gets one thread fewer
-        // to stay within loom's thread limit.
         let driven = with_lane && mode != LaneMode::Thread;
-        let mut config = Config::new().workers(if driven { 2 } else { 3 });
+        let mut config = Config::new().workers(workers);
         if with_lane && !driven {
             config = config.lane(LANE);
         }
@@ -371,7 +378,7 @@ fn readers_around_a_writer() {
 #[test]
 fn independent_tasks() {
     static TASKS: [Task; 3] = [task(&[], &[0]), task(&[], &[1]), task(&[], &[2])];
-    check(&TASKS);
+    check_two_runners(&TASKS);
 }
 
 #[test]
@@ -442,7 +449,7 @@ fn driven_lane() {
         },
         task(&[1], &[0]),
     ];
-    check_with(&TASKS, LaneMode::Driven);
+    check_with(&TASKS, LaneMode::Driven, 2);
 }
 
 /// The owner drains the lane while the pool runs independent work beside it, and a task that
@@ -457,7 +464,7 @@ fn driven_lane_beside_the_pool() {
         task(&[], &[1]),
         task(&[0, 1], &[2]),
     ];
-    check_with(&TASKS, LaneMode::Driven);
+    check_with(&TASKS, LaneMode::Driven, 2);
 }
 
 /// The owner drops its driver, maybe before the lane's task is queued, maybe after: the task
@@ -472,5 +479,32 @@ fn dropped_driver() {
         task(&[0], &[1]),
         task(&[], &[2]),
     ];
-    check_with(&TASKS, LaneMode::DriverDropped);
+    check_with(&TASKS, LaneMode::DriverDropped, 2);
+}
+
+#[test]
+fn fork_two_runners() {
+    static TASKS: [Task; 3] = [task(&[], &[0]), task(&[0], &[1]), task(&[0], &[2])];
+    check_two_runners(&TASKS);
+}
+
+#[test]
+fn diamond_two_runners() {
+    static TASKS: [Task; 4] = [
+        task(&[], &[0]),
+        task(&[0], &[1]),
+        task(&[0], &[2]),
+        task(&[1, 2], &[0]),
+    ];
+    check_two_runners(&TASKS);
+}
+
+#[test]
+fn different_parts_two_runners() {
+    static TASKS: [Task; 3] = [
+        parts(&[], &[(0, 0)]),
+        parts(&[], &[(0, 1)]),
+        task(&[0], &[]),
+    ];
+    check_two_runners(&TASKS);
 }

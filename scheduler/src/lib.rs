@@ -72,6 +72,7 @@
 
 mod access;
 mod error;
+mod executor;
 mod ingress;
 mod lanes;
 mod loom;

@@ -1,20 +1,15 @@
 //! Execution of planned windows and their ordered commit.
 
-use std::any::Any;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
 
 use crate::error::Error;
+use crate::executor::{Dispatch, ExecuteFn, Pool, Window, drive, execute_caught};
 use crate::ingress::{Ingress, Invocation, LaneId, Work};
-use crate::lanes::{LaneDriver, LaneHandle, Lanes};
-use crate::loom::sync::atomic::{AtomicU32, Ordering};
-use crate::loom::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use crate::lanes::{LaneDriver, Lanes};
+use crate::loom::sync::Arc;
 use crate::plan::{Plan, Planner};
 #[cfg(loom)]
-use crate::threads::{Sender, Threads};
+use crate::threads::Threads;
 
 /// What executing one invocation produced, as handed to the commit callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,26 +147,6 @@ pub struct WindowReport {
     pub edges: usize,
     /// Invocations that commits pushed onto the ingress.
     pub emitted: usize,
-}
-
-type ExecuteFn<T, O> = Box<dyn Fn(&Invocation<T>) -> O + Send + Sync>;
-
-/// Where a ready invocation goes.
-#[derive(Clone)]
-enum Pool {
-    /// One worker: the driving thread runs pool invocations itself, in order.
-    Serial,
-    #[cfg(not(loom))]
-    Rayon(Arc<rayon::ThreadPool>),
-    #[cfg(loom)]
-    Threads(Sender),
-}
-
-#[derive(Clone)]
-struct Dispatch {
-    pool: Pool,
-    /// The live lanes when the window started, by slot.
-    lanes: std::sync::Arc<[Option<LaneHandle>]>,
 }
 
 /// Runs windows of invocations from an [`Ingress`] in parallel and commits them in order.
@@ -454,28 +429,16 @@ where
             plan = Plan::default();
         }
         tracing::trace!(invocations = n, edges, "planned window");
-        let pending = (0..plan.len())
-            .map(|i| AtomicU32::new(plan.in_degree(i)))
-            .collect();
-        let window = Arc::new(Window {
+        let window = Arc::new(Window::new(
             invocations,
             plan,
-            pending,
-            execute: self.execute.clone(),
-            dispatch: Dispatch {
+            self.execute.clone(),
+            Dispatch {
                 pool: self.pool.clone(),
                 lanes: self.lanes.handles(),
             },
-            max_runners: self.workers - 1,
-            inbox: Mutex::new(Inbox {
-                slots: (0..n).map(|_| None).collect(),
-                awaited: 0,
-                driver_waiting: false,
-                ready: BinaryHeap::new(),
-                runners: 0,
-            }),
-            posted: Condvar::new(),
-        });
+            self.workers,
+        ));
 
         let emitted = drive(&window, ingress, &mut commit);
         Ok(WindowReport {
@@ -548,316 +511,4 @@ where
 /// included), so that running them in order on one thread loses no parallelism.
 fn is_chain(plan: &Plan) -> bool {
     (1..plan.len()).all(|j| plan.successors(j - 1).contains(&(j as u32)))
-}
-
-/// The state of one window, shared by the driver and every job of the window.
-struct Window<T, O> {
-    invocations: Vec<Invocation<T>>,
-    plan: Plan,
-    /// Unfinished predecessors per position; whoever brings one to zero makes it ready.
-    pending: Box<[AtomicU32]>,
-    execute: Arc<ExecuteFn<T, O>>,
-    dispatch: Dispatch,
-    /// Most runner jobs at once: one per pool thread (the driver runs invocations too).
-    max_runners: usize,
-    inbox: Mutex<Inbox<O>>,
-    posted: Condvar,
-}
-
-/// The reorder buffer (outcomes arrive in any order and leave in sequence order) and the
-/// pool's ready queue, under one lock so that the driver can check both before it sleeps.
-struct Inbox<O> {
-    slots: Vec<Option<Outcome<O>>>,
-    awaited: usize,
-    driver_waiting: bool,
-    /// Pool invocations whose predecessors are done, lowest position first.
-    ///
-    /// Lowest sequence number first, rather than each worker following the chain it is on:
-    /// every chain then advances together, so a window of several chains does not end with
-    /// one worker finishing a whole chain alone, and a dense chain (the critical path) gets
-    /// its share of the workers. It is also the order the driver commits in.
-    ready: BinaryHeap<Reverse<u32>>,
-    /// Runner jobs started on the pool and not yet finished.
-    runners: usize,
-}
-
-impl<T, O> Window<T, O>
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    fn execute_caught(&self, i: usize) -> Outcome<O> {
-        execute_caught(&self.execute, &self.invocations[i])
-    }
-
-    fn lock_inbox(&self) -> MutexGuard<'_, Inbox<O>> {
-        // Nothing panics while holding the inbox lock (user code never runs under it).
-        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Makes pool positions `ready` runnable and, under the same lock, posts the outcome of
-/// `done` (if any); wakes the driver if it waits for that outcome or for work to help with,
-/// and starts runners for the new work while pool threads are free.
-fn post<T, O>(window: &Arc<Window<T, O>>, done: Option<(usize, Outcome<O>)>, ready: &[u32])
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let mut inbox = window.lock_inbox();
-    let mut wake = inbox.driver_waiting && !ready.is_empty();
-    if let Some((i, outcome)) = done {
-        inbox.slots[i] = Some(outcome);
-        wake |= inbox.driver_waiting && inbox.awaited == i;
-    }
-    inbox.ready.extend(ready.iter().map(|&i| Reverse(i)));
-    let start = inbox
-        .ready
-        .len()
-        .min(window.max_runners.saturating_sub(inbox.runners));
-    inbox.runners += start;
-    drop(inbox);
-    if wake {
-        window.posted.notify_one();
-    }
-    for _ in 0..start {
-        start_runner(window);
-    }
-}
-
-/// Returns once the outcome at `next` is posted, having moved it and every consecutive
-/// posted outcome into `ready`, so the driver takes the lock once per run of outcomes.
-///
-/// Meanwhile the driver runs ready invocations itself, one at a time so that it commits
-/// as soon as it can, and sleeps only when none is ready: then a post of `next`, or new
-/// ready work, wakes it.
-fn wait_from<T, O>(window: &Arc<Window<T, O>>, next: usize, ready: &mut VecDeque<Outcome<O>>)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let driven = driven_lane(window, next);
-    let mut warned = false;
-    let mut inbox = window.lock_inbox();
-    loop {
-        if inbox.slots[next].is_some() {
-            let mut i = next;
-            while let Some(outcome) = inbox.slots.get_mut(i).and_then(Option::take) {
-                ready.push_back(outcome);
-                i += 1;
-            }
-            inbox.awaited = i;
-            return;
-        }
-        if let Some(Reverse(i)) = inbox.ready.pop() {
-            drop(inbox);
-            run_one(window, i as usize);
-            inbox = window.lock_inbox();
-            continue;
-        }
-        // Both checks and the wake-ups for either happen under this lock: none is lost.
-        inbox.awaited = next;
-        inbox.driver_waiting = true;
-        inbox = match &driven {
-            Some(lane) if !warned => {
-                let (inbox, waited) = window
-                    .posted
-                    .wait_timeout(inbox, DRIVER_PATIENCE)
-                    .unwrap_or_else(PoisonError::into_inner);
-                if waited.timed_out() && inbox.slots[next].is_none() {
-                    warned = true;
-                    tracing::warn!(
-                        seq = %window.invocations[next].seq(),
-                        lane = %lane,
-                        "the commit waits for an invocation on driven lane `{lane}` that its \
-                         driver has not run for a second: call `LaneDriver::run_pending` from \
-                         the thread that owns the lane"
-                    );
-                }
-                inbox
-            }
-            _ => window
-                .posted
-                .wait(inbox)
-                .unwrap_or_else(PoisonError::into_inner),
-        };
-        inbox.driver_waiting = false;
-    }
-}
-
-/// How long the driver waits for a driven lane's invocation before it says so in the log.
-const DRIVER_PATIENCE: Duration = Duration::from_secs(1);
-
-/// The name of the driven lane position `i` is bound to, if it is.
-fn driven_lane<T, O>(window: &Window<T, O>, i: usize) -> Option<std::sync::Arc<str>> {
-    let lane = window.invocations[i].lane()?;
-    match window.dispatch.lanes.get(lane.index()) {
-        Some(Some(handle)) if handle.driven => Some(handle.name.clone()),
-        _ => None,
-    }
-}
-
-/// Starts a job on the pool that runs ready invocations until there are none.
-fn start_runner<T, O>(window: &Arc<Window<T, O>>)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let runner = window.clone();
-    let job = move || {
-        loop {
-            let next = {
-                let mut inbox = runner.lock_inbox();
-                match inbox.ready.pop() {
-                    Some(Reverse(i)) => i as usize,
-                    None => {
-                        // Under the lock that `post` checks: new work starts a new runner.
-                        inbox.runners -= 1;
-                        return;
-                    }
-                }
-            };
-            run_one(&runner, next);
-        }
-    };
-    match &window.dispatch.pool {
-        #[cfg(not(loom))]
-        Pool::Rayon(pool) => pool.spawn(job),
-        #[cfg(loom)]
-        Pool::Threads(sender) => sender.send(Box::new(move |_: Option<&str>| job())),
-        Pool::Serial => unreachable!("the serial driver starts no runners"),
-    }
-}
-
-/// Commits the window in sequence order, executing in place what the plan leaves to the
-/// driver (everything, when it planned nothing) and waiting for the rest, which the driver
-/// helps execute; returns how much work the commits emitted.
-fn drive<T, O, C, I>(window: &Arc<Window<T, O>>, ingress: &mut Ingress<T>, commit: &mut C) -> usize
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-    C: FnMut(&Invocation<T>, Outcome<O>) -> I,
-    I: IntoIterator<Item = Work<T>>,
-{
-    let parallel = !window.plan.is_empty();
-    if parallel {
-        let mut roots = Vec::new();
-        for root in window.plan.roots() {
-            if window.invocations[root].lane().is_some() {
-                dispatch_to_lane(window, root);
-            } else {
-                roots.push(root as u32);
-            }
-        }
-        post(window, None, &roots);
-    }
-    let mut ready = VecDeque::new();
-    let mut emitted = 0;
-    for next in 0..window.invocations.len() {
-        let outcome = if parallel || window.invocations[next].lane().is_some() {
-            if !parallel {
-                dispatch_to_lane(window, next);
-            }
-            if ready.is_empty() {
-                wait_from(window, next, &mut ready);
-            }
-            match ready.pop_front() {
-                Some(outcome) => outcome,
-                None => unreachable!("wait_from returns at least the awaited outcome"),
-            }
-        } else {
-            window.execute_caught(next)
-        };
-        for work in commit(&window.invocations[next], outcome) {
-            ingress.push(work);
-            emitted += 1;
-        }
-    }
-    emitted
-}
-
-/// Sends position `i`, which is bound to a lane, to that lane's queue. If the lane is closed
-/// (a driven lane whose driver was dropped) the job is abandoned: it reports
-/// [`Outcome::Panicked`] with the reason, without running, and still releases its successors.
-fn dispatch_to_lane<T, O>(window: &Arc<Window<T, O>>, i: usize)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let Some(lane) = window.invocations[i].lane() else {
-        return;
-    };
-    // `run_window` checked every lane of the window, so the slot is live.
-    let Some(Some(handle)) = window.dispatch.lanes.get(lane.index()) else {
-        unreachable!("lanes are checked before a window starts");
-    };
-    let job_window = window.clone();
-    handle
-        .sender
-        .send(Box::new(move |abandoned: Option<&str>| match abandoned {
-            None => run_one(&job_window, i),
-            Some(reason) => finish(
-                &job_window,
-                i,
-                Outcome::Panicked {
-                    message: reason.to_owned(),
-                },
-            ),
-        }));
-}
-
-/// Runs position `i`: execute, then [`finish`].
-fn run_one<T, O>(window: &Arc<Window<T, O>>, i: usize)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let outcome = window.execute_caught(i);
-    finish(window, i, outcome);
-}
-
-/// Releases the successors of position `i` and posts its outcome.
-///
-/// Successors are released only after `execute` has returned (or unwound), which is the
-/// happens-before edge that lets `execute` write shared state: the `AcqRel` decrement that
-/// reaches zero synchronises with every predecessor's decrement. Released pool work enters
-/// the ready queue, under the same lock as the outcome; released lane work goes to its lane.
-fn finish<T, O>(window: &Arc<Window<T, O>>, i: usize, outcome: Outcome<O>)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let mut released = Vec::new();
-    if !window.plan.is_empty() {
-        for &succ in window.plan.successors(i) {
-            if window.pending[succ as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
-                if window.invocations[succ as usize].lane().is_some() {
-                    dispatch_to_lane(window, succ as usize);
-                } else {
-                    released.push(succ);
-                }
-            }
-        }
-    }
-    post(window, Some((i, outcome)), &released);
-}
-
-/// Runs `execute`, turning a panic into [`Outcome::Panicked`] so the rest of the window goes on.
-fn execute_caught<T, O>(execute: &ExecuteFn<T, O>, invocation: &Invocation<T>) -> Outcome<O> {
-    match catch_unwind(AssertUnwindSafe(|| execute(invocation))) {
-        Ok(output) => Outcome::Completed(output),
-        Err(payload) => Outcome::Panicked {
-            message: panic_message(payload.as_ref()),
-        },
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
 }
