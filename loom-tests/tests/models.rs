@@ -489,17 +489,6 @@ fn fork_two_runners() {
 }
 
 #[test]
-fn diamond_two_runners() {
-    static TASKS: [Task; 4] = [
-        task(&[], &[0]),
-        task(&[0], &[1]),
-        task(&[0], &[2]),
-        task(&[1, 2], &[0]),
-    ];
-    check_two_runners(&TASKS);
-}
-
-#[test]
 fn different_parts_two_runners() {
     static TASKS: [Task; 3] = [
         parts(&[], &[(0, 0)]),

@@ -213,7 +213,13 @@ pub(crate) struct Window<T, O> {
     low_word: Padded<AtomicU32>,
     slots: Box<[Slot<O>]>,
     events: Padded<Events>,
-    /// Set once the last position is committed: runners leave.
+    /// Pool positions that wait for a predecessor and are not released yet. Once it is zero
+    /// and no ready bit is left, all pool work is claimed and a runner leaves, so its pool
+    /// thread is free for the next window at once instead of sleeping until this one is
+    /// committed. Counting releases rather than claims keeps claims to one atomic operation,
+    /// and a release already wakes sleeping runners.
+    unreleased: Padded<AtomicU32>,
+    /// Set once the last position is committed (or a commit panicked): runners leave.
     finished: AtomicBool,
     /// Pool positions a runner claims at most at once: enough to take the claim off the hot
     /// path, few enough that the window's end stays balanced.
@@ -238,11 +244,17 @@ where
     ) -> Self {
         let n = invocations.len();
         let parallel = !plan.is_empty();
+        let mut unreleased = 0;
         let mut ready = vec![0u64; n.div_ceil(64)];
         if parallel {
-            for root in plan.roots() {
-                if invocations[root].lane().is_none() {
-                    ready[root / 64] |= 1 << (root % 64);
+            for (i, inv) in invocations.iter().enumerate() {
+                if inv.lane().is_some() {
+                    continue;
+                }
+                if plan.in_degree(i) == 0 {
+                    ready[i / 64] |= 1 << (i % 64);
+                } else {
+                    unreleased += 1;
                 }
             }
         }
@@ -259,6 +271,7 @@ where
                 })
                 .collect(),
             events: Padded(Events::new()),
+            unreleased: Padded(AtomicU32::new(unreleased)),
             finished: AtomicBool::new(false),
             batch: 8,
             workers: workers as u32,
@@ -276,12 +289,12 @@ where
         if !self.parallel {
             return 0;
         }
-        let positions = self
+        let pool_positions = self
             .invocations
             .iter()
             .filter(|inv| inv.lane().is_none())
             .count();
-        self.pool_threads.min(positions)
+        self.pool_threads.min(pool_positions)
     }
 
     fn execute_caught(&self, i: usize) -> Outcome<O> {
@@ -323,6 +336,13 @@ where
             }
         }
         None
+    }
+
+    /// Whether no pool work is left to claim in this window, ever: a runner's cue to leave.
+    fn all_claimed(&self) -> bool {
+        // Acquire: seeing the last release's decrement, this thread sees its ready bit too.
+        (self.unreleased.load(Ordering::Acquire) == 0 && !self.has_ready())
+            || self.finished.load(Ordering::Acquire)
     }
 
     fn has_ready(&self) -> bool {
@@ -479,7 +499,9 @@ where
 }
 
 /// A pool thread's loop for one window: claim a batch of ready positions, run them, and when
-/// none is ready spin, then sleep until work is released or the window is finished.
+/// none is ready spin, then sleep until work is released; leave once every pool position of
+/// the window is claimed, so the thread is free for the next window (where rayon's own idle
+/// spin picks the next runner up without a wake-up).
 fn run_runner<T, O>(window: &Arc<Window<T, O>>)
 where
     T: Send + Sync + 'static,
@@ -495,14 +517,14 @@ where
             spin.reset();
             continue;
         }
-        if window.finished.load(Ordering::Acquire) {
+        if window.all_claimed() {
             return;
         }
         if spin.spin() {
             continue;
         }
         let epoch = window.events.register();
-        if window.has_ready() || window.finished.load(Ordering::Acquire) {
+        if window.has_ready() || window.all_claimed() {
             window.events.unregister();
             continue;
         }
@@ -571,6 +593,7 @@ where
                     dispatch_to_lane(window, succ);
                 } else {
                     window.ready[succ / 64].fetch_or(1 << (succ % 64), Ordering::AcqRel);
+                    window.unreleased.fetch_sub(1, Ordering::AcqRel);
                     released = true;
                 }
             }
