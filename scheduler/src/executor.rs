@@ -54,6 +54,11 @@ const SPIN: Duration = if cfg!(loom) {
 /// How long the driver waits for a driven lane's invocation before it says so in the log.
 const DRIVER_PATIENCE: Duration = Duration::from_secs(1);
 
+/// Pool positions a runner claims at most at once: enough to take the claim off the hot path,
+/// few enough that the end of a window stays balanced and that a runner the operating system
+/// preempts holds little back.
+const BATCH: u32 = 8;
+
 /// Slot states.
 const PENDING: u32 = 0;
 const DONE: u32 = 1;
@@ -206,8 +211,8 @@ pub(crate) struct Window<T, O> {
     parallel: bool,
     /// Unfinished predecessors per position; whoever brings one to zero makes it ready.
     pending: Box<[AtomicU32]>,
-    /// Ready pool positions, one bit each.
-    ready: Padded<Box<[AtomicU64]>>,
+    /// Ready pool positions, one bit each (an allocation of its own, away from the rest).
+    ready: Box<[AtomicU64]>,
     /// The word of `ready` that holds the next position to commit: everything below is
     /// committed, so claims start there. Only a hint, so relaxed.
     low_word: Padded<AtomicU32>,
@@ -221,9 +226,6 @@ pub(crate) struct Window<T, O> {
     unreleased: Padded<AtomicU32>,
     /// Set once the last position is committed (or a commit panicked): runners leave.
     finished: AtomicBool,
-    /// Pool positions a runner claims at most at once: enough to take the claim off the hot
-    /// path, few enough that the window's end stays balanced.
-    batch: u32,
     workers: u32,
     pool_threads: usize,
     execute: Arc<ExecuteFn<T, O>>,
@@ -262,7 +264,7 @@ where
             pending: (0..plan.len())
                 .map(|i| AtomicU32::new(plan.in_degree(i)))
                 .collect(),
-            ready: Padded(ready.into_iter().map(AtomicU64::new).collect()),
+            ready: ready.into_iter().map(AtomicU64::new).collect(),
             low_word: Padded(AtomicU32::new(0)),
             slots: (0..n)
                 .map(|_| Slot {
@@ -273,7 +275,6 @@ where
             events: Padded(Events::new()),
             unreleased: Padded(AtomicU32::new(unreleased)),
             finished: AtomicBool::new(false),
-            batch: 8,
             workers: workers as u32,
             pool_threads: workers - 1,
             invocations,
@@ -302,16 +303,16 @@ where
     }
 
     /// Claims ready pool positions, lowest first, all from one word of the bitmap: one, or
-    /// (`batch`) up to half this thread's fair share of the word's ready positions, capped by
-    /// [`Window::batch`], so that a batch never holds back work that idle threads could run.
-    /// Returns the word and the bits claimed.
+    /// (`batch`) up to half this thread's fair share of the word's ready positions, at most
+    /// [`BATCH`], so that a batch never holds back work that idle threads could run. Returns
+    /// the word and the bits claimed.
     fn claim(&self, batch: bool) -> Option<(usize, u64)> {
         let start = self.low_word.load(Ordering::Relaxed) as usize;
         for (w, word) in self.ready.iter().enumerate().skip(start) {
             let mut bits = word.load(Ordering::Relaxed);
             while bits != 0 {
                 let max = if batch {
-                    (bits.count_ones() / (2 * self.workers)).clamp(1, self.batch)
+                    (bits.count_ones() / (2 * self.workers)).clamp(1, BATCH)
                 } else {
                     1
                 };
