@@ -137,7 +137,9 @@ struct TableState {
     last_writer: u32,
     /// Whole-table readers since that write.
     readers_since_write: Vec<u32>,
-    parts: Parts,
+    /// Boxed, and only for tables ever accessed by part, so that the array of table states
+    /// stays as dense as it was without partitions.
+    parts: Option<Box<Parts>>,
     dirty: bool,
 }
 
@@ -146,7 +148,7 @@ impl Default for TableState {
         Self {
             last_writer: NONE,
             readers_since_write: Vec::new(),
-            parts: Parts::default(),
+            parts: None,
             dirty: false,
         }
     }
@@ -264,8 +266,9 @@ impl Planner {
         let t = self.slot(table);
         self.tables[t].readers_since_write.push(j);
         let mut after_part_writer = false;
-        for k in 0..self.tables[t].parts.live {
-            let writer = self.tables[t].parts.states[k].writer;
+        let live = self.tables[t].parts.as_ref().map_or(0, |p| p.live);
+        for k in 0..live {
+            let writer = self.parts(t).states[k].writer;
             if writer != NONE {
                 self.depend(writer, j);
                 after_part_writer = true;
@@ -289,21 +292,24 @@ impl Planner {
         readers.clear();
         // Hand the (now empty) allocation back so the next reader reuses it.
         self.tables[t].readers_since_write = readers;
-        for k in 0..self.tables[t].parts.live {
-            let mut readers = std::mem::take(&mut self.tables[t].parts.states[k].readers);
+        let live = self.tables[t].parts.as_ref().map_or(0, |p| p.live);
+        for k in 0..live {
+            let mut readers = std::mem::take(&mut self.parts(t).states[k].readers);
             // A part's readers already wait for its writer.
             if readers.is_empty() {
-                let writer = self.tables[t].parts.states[k].writer;
+                let writer = self.parts(t).states[k].writer;
                 self.depend(writer, j);
             }
             for &r in &readers {
                 self.depend(r, j);
             }
             readers.clear();
-            self.tables[t].parts.states[k].readers = readers;
+            self.parts(t).states[k].readers = readers;
             after_any = true;
         }
-        self.tables[t].parts.clear();
+        if let Some(parts) = &mut self.tables[t].parts {
+            parts.clear();
+        }
         // Everything since the previous whole write already waits for it.
         let writer = std::mem::replace(&mut self.tables[t].last_writer, j);
         if !after_any && writer != NONE {
@@ -313,14 +319,15 @@ impl Planner {
 
     fn part_read(&mut self, table: TableId, part: Part, j: u32) {
         let t = self.slot(table);
-        let state = &mut self.tables[t];
-        let p = state.parts.slot(part);
-        let part = &mut state.parts.states[p];
+        let whole_writer = self.tables[t].last_writer;
+        let parts = self.parts(t);
+        let p = parts.slot(part);
+        let part = &mut parts.states[p];
         part.readers.push(j);
         let writer = if part.writer != NONE {
             part.writer
         } else {
-            state.last_writer
+            whole_writer
         };
         if writer != NONE {
             self.depend(writer, j);
@@ -329,11 +336,11 @@ impl Planner {
 
     fn part_write(&mut self, table: TableId, part: Part, j: u32) {
         let t = self.slot(table);
-        let state = &mut self.tables[t];
-        let whole_writer = state.last_writer;
-        let whole_readers = state.readers_since_write.len() as u32;
-        let p = state.parts.slot(part);
-        let part = &mut state.parts.states[p];
+        let whole_writer = self.tables[t].last_writer;
+        let whole_readers = self.tables[t].readers_since_write.len() as u32;
+        let parts = self.parts(t);
+        let p = parts.slot(part);
+        let part = &mut parts.states[p];
         let seen = std::mem::replace(&mut part.whole_readers_seen, whole_readers);
         let writer = std::mem::replace(&mut part.writer, j);
         let mut readers = std::mem::take(&mut part.readers);
@@ -343,7 +350,7 @@ impl Planner {
             after_any = true;
         }
         readers.clear();
-        self.tables[t].parts.states[p].readers = readers;
+        self.parts(t).states[p].readers = readers;
         for k in seen..whole_readers {
             let r = self.tables[t].readers_since_write[k as usize];
             self.depend(r, j);
@@ -357,6 +364,11 @@ impl Planner {
                 self.depend(before, j);
             }
         }
+    }
+
+    /// The part map of table slot `t`, created on first use.
+    fn parts(&mut self, t: usize) -> &mut Parts {
+        self.tables[t].parts.get_or_insert_default()
     }
 
     fn slot(&mut self, table: TableId) -> usize {
@@ -388,7 +400,9 @@ impl Planner {
             let slot = &mut self.tables[t as usize];
             slot.last_writer = NONE;
             slot.readers_since_write.clear();
-            slot.parts.clear();
+            if let Some(parts) = &mut slot.parts {
+                parts.clear();
+            }
             slot.dirty = false;
         }
         self.dirty_tables.clear();
