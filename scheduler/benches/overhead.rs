@@ -9,7 +9,9 @@
 //!
 //! Run with `cargo bench -p interstice-scheduler --bench overhead`. `INTERSTICE_BENCH_COSTS_US`
 //! (default `0,2,5,20`), `INTERSTICE_BENCH_WORKERS` (default `1,2`) and
-//! `INTERSTICE_BENCH_SAMPLES` (default 15) choose the runs. On a shared machine compare the
+//! `INTERSTICE_BENCH_SAMPLES` (default 15) and `INTERSTICE_BENCH_SAMPLE_MS` (default 30; longer
+//! samples make the CPU column usable under `chrt`, whose threads are accounted at scheduler
+//! ticks) choose the runs. On a shared machine compare the
 //! columns of one run (and alternate builds), not figures across runs.
 
 use std::hint::black_box;
@@ -81,7 +83,7 @@ fn plain(iters: u64, windows: usize) -> (f64, Option<f64>) {
     (wall / n, cpu)
 }
 
-/// One sample: enough windows for ~30 ms; returns (wall ns, CPU ns) per invocation. `chains`
+/// One sample: enough windows for the sample time; returns (wall ns, CPU ns) per invocation. `chains`
 /// 0 gives every task a table of its own.
 fn sample(scheduler: &mut Scheduler<u64, u64>, windows: usize, chains: u32) -> (f64, Option<f64>) {
     let mut ingress = Ingress::new();
@@ -118,6 +120,7 @@ fn main() {
     let costs = list("INTERSTICE_BENCH_COSTS_US", &[0, 2, 5, 20]);
     let workers = list("INTERSTICE_BENCH_WORKERS", &[1, 2]);
     let samples = list("INTERSTICE_BENCH_SAMPLES", &[15])[0].max(1) as usize;
+    let sample_us = list("INTERSTICE_BENCH_SAMPLE_MS", &[30])[0].max(1) as f64 * 1e3;
     let per_us = calibrate();
     println!("spin calibration: {per_us:.0} iterations per µs; {WINDOW} invocations per window");
     println!(
@@ -127,7 +130,7 @@ fn main() {
     for chains in [0u32, 15] {
         for &cost in &costs {
             let iters = (cost as f64 * per_us) as u64;
-            let windows = (30_000.0 / ((cost as f64).max(0.2) * WINDOW as f64)).ceil() as usize;
+            let windows = (sample_us / ((cost as f64).max(0.2) * WINDOW as f64)).ceil() as usize;
             let mut serial_wall = None;
             let loop_cpu = median(
                 (0..samples)
