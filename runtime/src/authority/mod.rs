@@ -23,6 +23,7 @@ use wasmtime::Linker;
 
 pub(crate) use file::Pending as FilePending;
 pub use file::{FileAuthority, FileConfig, Hook};
+pub use interstice_scheduler::LaneDriver;
 pub use module::ModuleManager;
 
 use crate::error::{LoadError, NodeError};
@@ -37,9 +38,9 @@ pub enum Lane {
     /// On a thread of its own that the scheduler starts when the module is installed (audio:
     /// a callback must never wait for the pool).
     Thread,
-    /// On a thread the embedder owns, which drains the lane's jobs from its own loop (winit's
-    /// event loop on the process's main thread): the authority gets the lane's driver in
-    /// [`Holder::lane`].
+    /// On a thread the authority (or its embedder) owns, which runs the lane's invocations from
+    /// its own loop (winit's event loop on the process's main thread): the authority gets the
+    /// lane's driver in [`Holder::lane`].
     Driven,
 }
 
@@ -99,6 +100,11 @@ pub struct Holder {
     pub module: String,
     /// Where the authority's events enter the node's ingress.
     pub events: EventSink,
+    /// For [`Lane::Driven`]: the lane's driver. The module's invocations wait on it until the
+    /// authority's own thread runs them with [`LaneDriver::run_pending`] (from its event loop:
+    /// [`LaneDriver::set_waker`] says when). Dropping it closes the lane: what is queued there
+    /// fails instead of running elsewhere. `None` for the other lanes.
+    pub lane: Option<LaneDriver>,
 }
 
 /// The authorities a node grants, by kind.
@@ -160,11 +166,6 @@ impl Authorities {
 
     pub fn get(&self, kind: Kind) -> Option<&Arc<dyn Authority>> {
         self.by_kind.get(&kind)
-    }
-
-    /// The kinds this node grants, in order.
-    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
-        self.by_kind.keys().copied()
     }
 
     /// Links every authority's host calls.

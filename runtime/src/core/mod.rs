@@ -128,6 +128,11 @@ impl Core {
         self.lanes.lock().keys().copied().collect()
     }
 
+    /// Forgets the lane of `authority`, returning it.
+    pub fn take_lane(&self, authority: Authority) -> Option<LaneId> {
+        self.lanes.lock().remove(&authority)
+    }
+
     pub fn set_lane(&self, authority: Authority, lane: LaneId) {
         self.lanes.lock().insert(authority, lane);
     }

@@ -18,7 +18,7 @@ use crate::system::{self, KeptTrigger};
 
 /// The scheduler and its ingress. Whoever holds this lock drives windows; callers that arrive
 /// meanwhile leave their work in the inbox and find it done.
-pub(super) struct Driver {
+pub(crate) struct Driver {
     pub scheduler: Scheduler<Task, Done>,
     pub ingress: Ingress<Task>,
 }

@@ -17,7 +17,10 @@ use crate::error::NodeError;
 pub(super) struct Inbox {
     next_ticket: u64,
     last_timestamp: i64,
-    pub work: Vec<sched::Work<Task>>,
+    /// Tasks and their stamps; they become scheduler work when they enter the ingress, so
+    /// their access sets and lanes are those of the modules then (an upgrade in between
+    /// changes them).
+    pub work: Vec<(Task, i64)>,
 }
 
 /// One invocation to submit.
@@ -142,7 +145,7 @@ impl Entrance {
         let Submission { task, at } = submission;
         // Stamped under the inbox lock, so time order follows submission order.
         let time = self.stamp_locked(inbox, at);
-        inbox.work.push(self.core.work(task, time));
+        inbox.work.push((task, time));
     }
 
     /// The logical time of a new invocation: the clock, or `at`, never earlier than the
@@ -162,8 +165,8 @@ impl Entrance {
     /// Moves what waits into `ingress`, keeping the inbox's buffer for the next submissions.
     pub fn drain_into(&self, ingress: &mut sched::Ingress<Task>) {
         let mut inbox = self.inbox.lock();
-        for work in inbox.work.drain(..) {
-            ingress.push(work);
+        for (task, time) in inbox.work.drain(..) {
+            ingress.push(self.core.work(task, time));
         }
     }
 

@@ -32,14 +32,15 @@ pub use ingress::EventSink;
 pub use modules::Published;
 pub use remote::RemoteNode;
 
-use crate::authority::{Authorities, FileAuthority, Lane};
+use crate::authority::{Authorities, FileAuthority};
 use crate::config::NodeConfig;
 use crate::core::{Core, Done, Task};
 use crate::error::NodeError;
 use crate::exec::RemoteCall;
 use crate::feed::Feeds;
 use crate::system::NodeTables;
-use commit::{Counters, Driver};
+use commit::Counters;
+use commit::Driver;
 use ingress::Entrance;
 use interstice_abi::Authority as Kind;
 use timers::Pump;
@@ -130,28 +131,13 @@ impl Node {
             authorities,
         )?);
         let worker_core = core.clone();
-        // A lane for each authority that wants its modules on a thread of their own.
-        let laned: Vec<Kind> = core
-            .authorities
-            .kinds()
-            .filter(|k| {
-                core.authorities
-                    .get(*k)
-                    .is_some_and(|a| a.lane() != Lane::Pool)
-            })
-            .collect();
-        let mut sched_config = SchedConfig::new()
-            .workers(config.workers.max(1))
-            .thread_name("interstice");
-        for kind in &laned {
-            sched_config = sched_config.lane(lane_name(*kind));
-        }
-        let scheduler = Scheduler::new(sched_config, move |inv: &Invocation<Task>| -> Done {
-            worker_core.execute(inv)
-        })?;
-        for kind in laned {
-            core.set_lane(kind, scheduler.lane(&lane_name(kind))?);
-        }
+        // Lanes come with the modules of the authorities that want them (`modules.rs`).
+        let scheduler = Scheduler::new(
+            SchedConfig::new()
+                .workers(config.workers.max(1))
+                .thread_name("interstice"),
+            move |inv: &Invocation<Task>| -> Done { worker_core.execute(inv) },
+        )?;
         let entrance = Arc::new(Entrance::new(core.clone(), config.clock.clone()));
         let node = Arc::new(Node {
             core,
@@ -261,7 +247,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// The name of the lane of an authority's module.
-fn lane_name(kind: Kind) -> String {
+pub(super) fn lane_name(kind: Kind) -> String {
     format!("{kind:?}").to_lowercase()
 }
 
@@ -270,9 +256,11 @@ impl Drop for Node {
         self.pump.stop();
         // Authorities hold their modules' event sinks (and so the core) and maybe threads:
         // every holder is detached, as if its module were removed.
+        let mut driver = self.driver.lock();
         for schema in self.schemas() {
-            self.detach_authorities(&schema);
+            self.detach_authorities(&schema, &mut driver);
         }
+        drop(driver);
         self.core.authorities.close();
     }
 }

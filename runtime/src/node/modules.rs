@@ -10,9 +10,11 @@ use interstice_abi::{ABI_VERSION, Authority, Event, ModuleSchema, Value};
 use parking_lot::Mutex;
 
 use super::Node;
+use super::commit::Driver;
 use super::commit::system_meta;
 use super::ingress::{EventSink, Submission};
-use crate::authority::Holder;
+use super::lane_name;
+use crate::authority::{Holder, Lane};
 use crate::core::{Installed, NameMap, Query, Reducer};
 use crate::error::{LoadError, NodeError};
 use crate::exec::{Grant, Permissions};
@@ -96,9 +98,9 @@ impl Node {
         check_upgrade(old.schema(), module.schema())?;
         let from = old.schema().version.clone();
         let schema = module.schema().clone();
-        self.detach_authorities(old.schema());
         {
-            let _driver = self.driver.lock();
+            let mut driver = self.driver.lock();
+            self.detach_authorities(old.schema(), &mut driver);
             self.write_module_file(&name, wasm)?;
             self.register(module)?;
         }
@@ -110,14 +112,14 @@ impl Node {
     /// Removes a module with its tables, rows and timers. Installing it again fires `init`.
     pub fn remove(&self, name: &str) -> Result<(), NodeError> {
         interstice_abi::check_module_name(name).map_err(NodeError::InvalidName)?;
-        let _driver = self.driver.lock();
+        let mut driver = self.driver.lock();
         let module = self
             .core
             .modules
             .write()
             .remove(name)
             .ok_or_else(|| NodeError::NoSuchModule(name.to_owned()))?;
-        self.detach_authorities(module.schema());
+        self.detach_authorities(module.schema(), &mut driver);
         self.core.reindex();
         let tables = module
             .schema()
@@ -306,24 +308,67 @@ impl Node {
         Ok(())
     }
 
+    /// Hands each authority `schema` claims its module: a lane first, if the authority wants
+    /// one (so a node whose modules hold no such authority has no lane threads), then its
+    /// event sink.
     fn attach_authorities(&self, schema: &ModuleSchema) {
         for kind in &schema.authorities {
-            if let Some(authority) = self.core.authorities.get(*kind) {
-                let holder = Holder {
-                    module: schema.name.clone(),
-                    events: EventSink::new(schema.name.clone(), self.entrance.clone()),
-                };
-                if let Err(e) = authority.attach(holder) {
-                    tracing::error!(module = %schema.name, authority = ?kind, error = %e, "the authority could not start for its module");
+            let Some(authority) = self.core.authorities.get(*kind) else {
+                continue;
+            };
+            let lane = match authority.lane() {
+                Lane::Pool => Ok(None),
+                Lane::Thread => {
+                    let mut driver = self.driver.lock();
+                    driver
+                        .scheduler
+                        .add_lane(lane_name(*kind))
+                        .map(|id| (id, None))
+                        .map(Some)
                 }
+                Lane::Driven => {
+                    let mut driver = self.driver.lock();
+                    driver
+                        .scheduler
+                        .add_driven_lane(lane_name(*kind))
+                        .map(|(id, owner)| (id, Some(owner)))
+                        .map(Some)
+                }
+            };
+            let lane = match lane {
+                Ok(Some((id, owner))) => {
+                    self.core.set_lane(*kind, id);
+                    self.core.reindex();
+                    owner
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(module = %schema.name, authority = ?kind, error = %e, "no lane for the authority; its module runs on the pool");
+                    None
+                }
+            };
+            let holder = Holder {
+                module: schema.name.clone(),
+                events: EventSink::new(schema.name.clone(), self.entrance.clone()),
+                lane,
+            };
+            if let Err(e) = authority.attach(holder) {
+                tracing::error!(module = %schema.name, authority = ?kind, error = %e, "the authority could not start for its module");
             }
         }
     }
 
-    pub(super) fn detach_authorities(&self, schema: &ModuleSchema) {
+    /// Tells each authority `schema` claims that its module goes, and closes its lane.
+    pub(super) fn detach_authorities(&self, schema: &ModuleSchema, driver: &mut Driver) {
         for kind in &schema.authorities {
             if let Some(authority) = self.core.authorities.get(*kind) {
                 authority.detach(&schema.name);
+            }
+            if let Some(lane) = self.core.take_lane(*kind) {
+                if let Err(e) = driver.scheduler.remove_lane(lane) {
+                    tracing::warn!(authority = ?kind, error = %e, "removing the authority's lane");
+                }
+                self.core.reindex();
             }
         }
     }

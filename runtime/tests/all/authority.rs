@@ -212,16 +212,102 @@ fn an_authority_links_host_calls_gets_a_lane_feeds_events_and_releases_its_modul
 }
 
 #[test]
-fn lanes_exist_only_for_authorities_that_want_them() {
-    let node = Node::open(NodeConfig::default()).unwrap();
-    assert!(node.lanes().is_empty(), "{:?}", node.lanes());
+fn a_lane_exists_only_while_a_module_holds_its_authority() {
     let probe = Arc::new(Probe::default());
     let node = Node::open(NodeConfig {
         authorities: vec![Arc::new(ProbeAuthority(probe))],
         ..NodeConfig::default()
     })
     .unwrap();
+    // The authority is provided, but no module holds it: no lane thread.
+    assert!(node.lanes().is_empty(), "{:?}", node.lanes());
+    node.install(&probe_module("probe", true, "0.1.0")).unwrap();
     assert_eq!(node.lanes(), ["audio"]);
+    // An upgrade replaces the lane; the module's calls run on the new one.
+    node.publish(&probe_module("probe", true, "0.2.0")).unwrap();
+    assert_eq!(node.lanes(), ["audio"]);
+    assert!(
+        node.call_reducer("probe", "ping", &[])
+            .unwrap()
+            .is_committed()
+    );
+    node.remove("probe").unwrap();
+    assert!(node.lanes().is_empty(), "{:?}", node.lanes());
+}
+
+/// Stands for a platform that must run its module's invocations on a thread it owns (winit's
+/// event loop on the main thread): it gets the lane's driver and runs them itself.
+struct OwnThread {
+    owner: Mutex<Option<std::thread::JoinHandle<()>>>,
+    probe: Arc<Probe>,
+}
+
+impl Authority for OwnThread {
+    fn kind(&self) -> Kind {
+        Kind::Audio
+    }
+
+    fn imports(&self) -> Option<&'static str> {
+        ProbeAuthority(self.probe.clone()).imports()
+    }
+
+    fn link(&self, linker: &mut Linker<HostState>) -> Result<(), LoadError> {
+        ProbeAuthority(self.probe.clone()).link(linker)
+    }
+
+    fn lane(&self) -> Lane {
+        Lane::Driven
+    }
+
+    fn attach(&self, holder: Holder) -> Result<(), String> {
+        let driver = holder.lane.ok_or("a driven lane comes with its driver")?;
+        let thread = std::thread::Builder::new()
+            .name("the-owners-thread".into())
+            .spawn(move || {
+                // An event loop would do its own work between these.
+                while driver.wait(None) {
+                    driver.run_pending();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        *self.owner.lock() = Some(thread);
+        Ok(())
+    }
+
+    fn detach(&self, _module: &str) {
+        // The lane is closed after this returns, which ends the owner's loop; joined later.
+    }
+}
+
+/// A driven lane: the authority's own thread runs its module's invocations.
+#[test]
+fn a_driven_lane_runs_its_modules_invocations_on_the_owners_thread() {
+    let probe = Arc::new(Probe::default());
+    let authority = Arc::new(OwnThread {
+        owner: Mutex::new(None),
+        probe: probe.clone(),
+    });
+    let node = Node::open(NodeConfig {
+        authorities: vec![authority.clone()],
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    node.install(&probe_module("probe", true, "0.1.0")).unwrap();
+    for _ in 0..3 {
+        assert!(
+            node.call_reducer("probe", "ping", &[])
+                .unwrap()
+                .is_committed()
+        );
+    }
+    assert_eq!(
+        *probe.threads.lock(),
+        vec![Some("the-owners-thread".to_owned()); 3]
+    );
+    node.remove("probe").unwrap();
+    // Closing the lane ended the owner's loop.
+    let owner = authority.owner.lock().take().unwrap();
+    owner.join().unwrap();
 }
 
 /// Stands for the Gpu platform: counts the frames its authority finished.
