@@ -384,6 +384,25 @@ impl FileChangedArg for crate::platform::FileChange {}
 /// Named (not called) by `#[reducer(on = "file_changed")]` at the argument's type.
 pub fn assert_file_changed_arg<T: FileChangedArg + ?Sized>() {}
 
+/// An integer type: what a table is partitioned by, and what a partition declaration's
+/// arguments are.
+#[diagnostic::on_unimplemented(
+    message = "partitions are numbered by integers, not `{Self}`",
+    label = "use u8, u16, u32, u64, i8, i16, i32 or i64"
+)]
+pub trait PartitionKey {}
+impl PartitionKey for u8 {}
+impl PartitionKey for u16 {}
+impl PartitionKey for u32 {}
+impl PartitionKey for u64 {}
+impl PartitionKey for i8 {}
+impl PartitionKey for i16 {}
+impl PartitionKey for i32 {}
+impl PartitionKey for i64 {}
+
+/// Named (not called) by `#[table(partition_by = ..)]` and by partition declarations.
+pub fn assert_partition_key<T: PartitionKey + ?Sized>() {}
+
 /// Named (not called) by `#[table]` at the column's type, so the bound is checked there.
 pub fn assert_auto_inc<T: AutoInc + ?Sized>() {}
 

@@ -207,7 +207,7 @@ impl<'a> Source<'a> {
             return Ok(rows);
         }
         let ix = t.index_of(column)?;
-        if t.indexes[ix].kind != IndexKind::BTree {
+        if t.indexes[ix].kind == IndexKind::Hash {
             return Err(StoreError::NotOrdered {
                 table: t.name.clone(),
                 column: column.to_owned(),

@@ -211,7 +211,7 @@ impl Table {
                 .iter()
                 .map(|ix| match ix.kind {
                     IndexKind::Hash => IndexMap::Hash(FastMap::default()),
-                    IndexKind::BTree => IndexMap::BTree(BTreeMap::new()),
+                    IndexKind::BTree | IndexKind::Partition => IndexMap::BTree(BTreeMap::new()),
                 })
                 .collect(),
             counters: vec![0; auto_inc.len()],

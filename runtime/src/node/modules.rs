@@ -191,9 +191,15 @@ impl Node {
                 .map_err(|e| LoadError::BadSchema(e.to_string()))?,
         );
         self.check_authorities(schema, &compiled.platform_imports())?;
-        let qualify = |t: &String| {
+        // A declared partition (`cells[region]`) is granted and planned as its whole table
+        // for now: correct (never less isolation than asked), only less parallel.
+        let qualify = |declared: &String| {
+            let t = declared
+                .parse::<interstice_abi::partition::TableRef>()
+                .map(|r| r.table)
+                .unwrap_or_else(|_| declared.clone());
             if t.contains('.') {
-                t.clone()
+                t
             } else {
                 format!("{}.{t}", schema.name)
             }

@@ -404,6 +404,13 @@ pub enum ModuleError {
     },
     #[error("{0}")]
     BadModuleName(String),
+    #[error("`{module}.{function}` declares `{declared}`: {reason}")]
+    BadPartition {
+        module: String,
+        function: String,
+        declared: String,
+        reason: String,
+    },
     #[error("module `{module}`: function name `{name}` is not valid: {reason}")]
     BadFunctionName {
         module: String,
@@ -613,14 +620,8 @@ impl ModuleSchema {
                         });
                     }
                 }
-                for table in access.reads.iter().chain(&access.writes) {
-                    if !table.contains('.') && self.table(table).is_none() {
-                        return Err(ModuleError::UnknownTable {
-                            module: module(),
-                            reducer: reducer.name.clone(),
-                            table: table.clone(),
-                        });
-                    }
+                for declared in access.reads.iter().chain(&access.writes) {
+                    self.check_declared_table(&reducer.name, &reducer.args, declared)?;
                 }
             }
             if let Some(event) = &reducer.on {
@@ -648,6 +649,9 @@ impl ModuleSchema {
                 });
             }
             self.check_args(&query.args, &registry)?;
+            for declared in query.access.iter().flat_map(|a| &a.reads) {
+                self.check_declared_table(&query.name, &query.args, declared)?;
+            }
             registry
                 .check_defined(&query.returns)
                 .map_err(|source| ModuleError::Type {
@@ -704,6 +708,58 @@ impl ModuleSchema {
                 event: event.to_string(),
                 expected: event.signature_hint(&row_name),
             });
+        }
+        Ok(())
+    }
+
+    /// A declared table (`table`, `module.table`, `table[partition expression]`) exists when it
+    /// is this module's, and a declared partition names a partitioned table and integer
+    /// arguments of the function.
+    fn check_declared_table(
+        &self,
+        function: &str,
+        args: &[Field],
+        declared: &str,
+    ) -> Result<(), ModuleError> {
+        let bad = |reason: String| ModuleError::BadPartition {
+            module: self.name.clone(),
+            function: function.to_owned(),
+            declared: declared.to_owned(),
+            reason,
+        };
+        let table_ref: crate::partition::TableRef =
+            declared.parse().map_err(|e: ParseError| bad(e.0))?;
+        let own = !table_ref.table.contains('.');
+        let schema = self.table(&table_ref.table);
+        if own && schema.is_none() {
+            return Err(ModuleError::UnknownTable {
+                module: self.name.clone(),
+                reducer: function.to_owned(),
+                table: table_ref.table,
+            });
+        }
+        let Some(parts) = &table_ref.parts else {
+            return Ok(());
+        };
+        if let Some(schema) = schema
+            && schema.partition_column().is_none()
+        {
+            return Err(bad(format!(
+                "table `{}` is not partitioned; add `partition_by = <column>` to its #[table(..)]",
+                table_ref.table
+            )));
+        }
+        for used in parts.args() {
+            match args.iter().find(|a| a.name == used) {
+                Some(arg) if arg.ty.is_integer() => {}
+                Some(arg) => {
+                    return Err(bad(format!(
+                        "argument `{used}` is {}, and partitions are numbered by integers",
+                        arg.ty
+                    )));
+                }
+                None => return Err(bad(format!("there is no argument `{used}`"))),
+            }
         }
         Ok(())
     }

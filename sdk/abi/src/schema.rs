@@ -34,6 +34,12 @@ pub enum IndexKind {
     Hash,
     /// Point lookups and ordered range scans.
     BTree,
+    /// Partitions the table by this (integer) column: reducers may declare access to some
+    /// partitions (`writes(cells[region])`) instead of the whole table, and those touching
+    /// different partitions run in parallel. Ordered like a btree index. At most one per table,
+    /// never unique, and no unique index beside it (a unique value would be a constraint across
+    /// partitions, which partition writers cannot check).
+    Partition,
 }
 
 /// One column of a table.
@@ -79,6 +85,14 @@ impl TableSchema {
                 visibility: Visibility::default(),
             },
         }
+    }
+
+    /// The column the table is partitioned by, if it is.
+    pub fn partition_column(&self) -> Option<usize> {
+        self.indexes
+            .iter()
+            .find(|i| i.kind == IndexKind::Partition)
+            .and_then(|i| self.column_index(&i.column))
     }
 
     /// The position of the column called `name`.
@@ -144,7 +158,39 @@ impl TableSchema {
             });
         }
         let mut indexed = HashSet::new();
+        let partitions = self
+            .indexes
+            .iter()
+            .filter(|i| i.kind == IndexKind::Partition)
+            .count();
+        if partitions > 1 {
+            return Err(SchemaError::Partition {
+                table: table(),
+                reason: "a table is partitioned by one column".into(),
+            });
+        }
         for index in &self.indexes {
+            if partitions == 1 && index.unique {
+                return Err(SchemaError::Partition {
+                    table: table(),
+                    reason: format!(
+                        "column `{}` cannot be unique in a partitioned table: uniqueness would cross partitions, which reducers writing different partitions cannot check; drop `unique` or the partitioning",
+                        index.column
+                    ),
+                });
+            }
+            if index.kind == IndexKind::Partition
+                && let Some(column) = self.column_index(&index.column)
+                && !self.columns[column].ty.is_integer()
+            {
+                return Err(SchemaError::Partition {
+                    table: table(),
+                    reason: format!(
+                        "the partition column `{}` must be an integer (u8 … u64, i8 … i64), not {}",
+                        index.column, self.columns[column].ty
+                    ),
+                });
+            }
             if self.column_index(&index.column).is_none() {
                 return Err(SchemaError::UnknownColumn {
                     table: table(),
@@ -271,6 +317,8 @@ pub enum SchemaError {
         column: String,
         ty: String,
     },
+    #[error("table `{table}`: {reason}")]
+    Partition { table: String, reason: String },
     #[error("column `{table}.{column}`: {source}")]
     Type {
         table: String,

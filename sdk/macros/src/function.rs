@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use interstice_abi::partition::TableRef;
 use interstice_abi::{Event, TableEvent};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -37,17 +38,32 @@ impl Kind {
 
 #[derive(Default)]
 struct Options {
-    reads: Option<Vec<String>>,
-    writes: Option<Vec<String>>,
-    calls: Option<Vec<String>>,
+    reads: Option<Vec<Name>>,
+    writes: Option<Vec<Name>>,
+    calls: Option<Vec<Name>>,
     on: Option<(Event, LitStr)>,
 }
 
-/// One name in `reads(..)`, `writes(..)` or `calls(..)`: `table`, `module.table`, or a string
-/// for names that are not identifiers (`"my-module.table"`).
-fn parse_name(input: ParseStream) -> syn::Result<String> {
+/// One name in `reads(..)`, `writes(..)` or `calls(..)`, as the schema writes it, and where.
+struct Name {
+    text: String,
+    span: proc_macro2::Span,
+    /// For `table[..]`: the parsed declaration.
+    partition: Option<TableRef>,
+}
+
+/// One name in `reads(..)`, `writes(..)` or `calls(..)`: `table`, `module.table`, a string
+/// for names that are not identifiers (`"my-module.table"`), or partitions of a table:
+/// `table[arg]`, `table[arg - 1 ..= arg + 1]`.
+fn parse_name(input: ParseStream) -> syn::Result<Name> {
+    let span = input.span();
     if input.peek(LitStr) {
-        return Ok(input.parse::<LitStr>()?.value());
+        let text = input.parse::<LitStr>()?.value();
+        return Ok(Name {
+            text,
+            span,
+            partition: None,
+        });
     }
     let mut name = Ident::parse_any(input)?.unraw().to_string();
     while input.peek(Token![.]) {
@@ -55,10 +71,27 @@ fn parse_name(input: ParseStream) -> syn::Result<String> {
         name.push('.');
         name.push_str(&Ident::parse_any(input)?.unraw().to_string());
     }
-    Ok(name)
+    if input.peek(syn::token::Bracket) {
+        let content;
+        let brackets = syn::bracketed!(content in input);
+        let inner: TokenStream = content.parse()?;
+        let declared: TableRef = format!("{name}[{inner}]")
+            .parse()
+            .map_err(|e: interstice_abi::ParseError| syn::Error::new(brackets.span.join(), e.0))?;
+        return Ok(Name {
+            text: declared.to_string(),
+            span,
+            partition: Some(declared),
+        });
+    }
+    Ok(Name {
+        text: name,
+        span,
+        partition: None,
+    })
 }
 
-fn parse_names(input: ParseStream) -> syn::Result<Vec<String>> {
+fn parse_names(input: ParseStream) -> syn::Result<Vec<Name>> {
     let content;
     syn::parenthesized!(content in input);
     let names = content.parse_terminated(parse_name, Token![,])?;
@@ -79,7 +112,15 @@ fn parse_options(kind: Kind, attr: TokenStream, errors: &mut Errors) -> Options 
             }
             options.writes = Some(parse_names(meta.input)?);
         } else if meta.path.is_ident("calls") {
-            options.calls = Some(parse_names(meta.input)?);
+            let calls = parse_names(meta.input)?;
+            if let Some(bad) = calls.iter().find(|n| n.partition.is_some()) {
+                return Err(syn::Error::new(
+                    bad.span,
+                    "`calls(..)` names reducers and queries; partitions are declared in \
+                     `reads(..)` and `writes(..)`",
+                ));
+            }
+            options.calls = Some(calls);
         } else if meta.path.is_ident("on") {
             if kind == Kind::Query {
                 return Err(meta.error(
@@ -233,6 +274,8 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
 
+    checks.extend(partition_checks(&options, &args, &mut errors));
+
     if !errors.is_empty() {
         let errors = errors.to_compile_errors();
         return quote!(#errors #func);
@@ -358,6 +401,58 @@ fn subscription_checks(
     }
 }
 
+/// Partition declarations (`writes(cells[region])`): their arguments exist and are integers,
+/// and a table of this crate they name is partitioned.
+fn partition_checks(options: &Options, args: &[Arg], errors: &mut Errors) -> Vec<TokenStream> {
+    let private = private();
+    let mut checks = Vec::new();
+    let declared = options.reads.iter().chain(&options.writes).flatten();
+    for name in declared {
+        let Some(TableRef {
+            table,
+            parts: Some(parts),
+        }) = &name.partition
+        else {
+            continue;
+        };
+        for used in parts.args() {
+            match args.iter().find(|a| a.name == used) {
+                None => errors.at(
+                    name.span,
+                    format!(
+                        "`{}` names no argument `{used}`: a partition is a function of the \
+                         reducer's integer arguments (declare `{used}: u32` or use one of \
+                         {})",
+                        name.text,
+                        args.iter()
+                            .map(|a| format!("`{}`", a.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Some(arg) => {
+                    let ty = &arg.ty;
+                    checks.push(
+                        quote_spanned! {ty.span()=> let _ = #private::assert_partition_key::<#ty>; },
+                    );
+                }
+            }
+        }
+        if !table.contains('.') {
+            let partitioned = format_ident!("__INTERSTICE_PARTITIONED_{}", table, span = name.span);
+            let message = format!(
+                "table `{table}` is not partitioned: add `partition_by = <column>` to its \
+                 #[table(..)], or declare the whole table: `{table}` instead of `{}`",
+                name.text
+            );
+            checks.push(quote_spanned! {name.span=>
+                const _: () = ::core::assert!(#partitioned, #message);
+            });
+        }
+    }
+    checks
+}
+
 fn generate(
     kind: Kind,
     func: &ItemFn,
@@ -402,8 +497,8 @@ fn generate(
             quote!(<#ty as #abi::IntersticeType>::collect_defs(__defs);)
         })
         .collect();
-    let names = |names: &Option<Vec<String>>| {
-        let names = names.iter().flatten();
+    let names = |names: &Option<Vec<Name>>| {
+        let names = names.iter().flatten().map(|n| &n.text);
         quote!(::std::vec![#(::std::string::String::from(#names)),*])
     };
     let access = if options.reads.is_none() && options.writes.is_none() && options.calls.is_none() {

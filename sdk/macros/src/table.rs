@@ -15,6 +15,8 @@ struct Options {
     /// The persistence keyword and where it was written.
     persistence: Option<(String, Span)>,
     name: Option<LitStr>,
+    /// `partition_by = column`.
+    partition_by: Option<Ident>,
 }
 
 fn parse_options(attr: TokenStream, errors: &mut Errors) -> Options {
@@ -41,10 +43,12 @@ fn parse_options(attr: TokenStream, errors: &mut Errors) -> Options {
             options.persistence = Some((keyword.to_owned(), span));
         } else if meta.path.is_ident("name") {
             options.name = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("partition_by") {
+            options.partition_by = Some(meta.value()?.parse()?);
         } else {
             return Err(meta.error(
-                "unknown table option; expected `public`, `stateful`, `ephemeral`, `logged` \
-                 or `name = \"...\"`",
+                "unknown table option; expected `public`, `stateful`, `ephemeral`, `logged`, \
+                 `name = \"...\"` or `partition_by = <column>`",
             ));
         }
         Ok(())
@@ -59,6 +63,8 @@ fn parse_options(attr: TokenStream, errors: &mut Errors) -> Options {
 enum IndexKind {
     Hash,
     BTree,
+    /// The column of `#[table(partition_by = ..)]`: ordered like a btree.
+    Partition,
 }
 
 struct Index {
@@ -170,7 +176,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = check_generics(&item.generics) {
         errors.push(e);
     }
-    let mut columns = Vec::new();
+    let mut columns: Vec<Column> = Vec::new();
     match &mut item.fields {
         Fields::Named(named) => {
             for field in named.named.iter_mut() {
@@ -199,6 +205,42 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 upper_first(&table_name)
             ),
         );
+    }
+    if let Some(by) = &options.partition_by {
+        match columns.iter_mut().find(|c| c.ident == *by) {
+            None => errors.at(
+                by.span(),
+                format!("table `{table_name}` has no column `{by}` to partition by"),
+            ),
+            Some(column) if column.index.is_some() => errors.at(
+                by.span(),
+                format!(
+                    "`{by}` is indexed already; the partition column gets an ordered index of its \
+                     own: remove its `#[index]`"
+                ),
+            ),
+            Some(column) if column.primary_key => errors.at(
+                by.span(),
+                "partition by a column other than the primary key (one row per partition \
+                 would make every reducer declare each row it touches)",
+            ),
+            Some(column) => {
+                column.index = Some(Index {
+                    kind: IndexKind::Partition,
+                    unique: false,
+                });
+            }
+        }
+        if let Some(unique) = columns
+            .iter()
+            .find(|c| c.index.as_ref().is_some_and(|i| i.unique))
+        {
+            errors.at(
+                unique.ident.span(),
+                "a partitioned table cannot have a unique index: uniqueness would cross \
+                 partitions, which reducers writing different partitions cannot check",
+            );
+        }
     }
     let primary: Vec<&Column> = columns.iter().filter(|c| c.primary_key).collect();
     match primary.as_slice() {
@@ -266,6 +308,7 @@ fn generate(
         let kind = match index.kind {
             IndexKind::Hash => quote!(#abi::IndexKind::Hash),
             IndexKind::BTree => quote!(#abi::IndexKind::BTree),
+            IndexKind::Partition => quote!(#abi::IndexKind::Partition),
         };
         let unique = index.unique;
         Some(quote! {
@@ -289,6 +332,17 @@ fn generate(
     let pk_ident = &primary.ident;
     let pk_ty = &primary.ty;
     let pk_name = pk_ident.to_string();
+
+    // The partition column must be an integer: a bound whose message says so.
+    let partition_check = options.partition_by.as_ref().and_then(|by| {
+        let column = columns.iter().find(|c| c.ident == *by)?;
+        let ty = &column.ty;
+        Some(quote_spanned! {ty.span()=> let _ = #private::assert_partition_key::<#ty>; })
+    });
+    // Read by `#[reducer(writes(<table>[..]))]` in this crate, to say at compile time that a
+    // partition of an unpartitioned table cannot be declared.
+    let partition_const = format_ident!("__INTERSTICE_PARTITIONED_{}", table_name, span = span);
+    let partitioned = options.partition_by.is_some();
 
     // `auto_inc` on a non-integer column: a bound whose message says which types work.
     let auto_inc_checks = columns.iter().filter_map(|c| {
@@ -342,7 +396,7 @@ fn generate(
                 }
             }
         };
-        let range = (index.kind == IndexKind::BTree).then(|| {
+        let range = (index.kind != IndexKind::Hash).then(|| {
             let range = format_ident!("range_by_{}", c.ident);
             let doc = format!("The rows whose `{col}` lies in `range`, in `{col}` order.");
             quote! {
@@ -393,7 +447,12 @@ fn generate(
 
         const _: () = {
             #(#auto_inc_checks)*
+            #partition_check
         };
+
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        #vis const #partition_const: bool = #partitioned;
 
         #[doc = #accessor_doc]
         #[allow(non_camel_case_types)]

@@ -131,3 +131,42 @@ fn a_conflicting_concurrent_writer_is_refused_not_merged() {
     );
     assert_eq!(rows(&store, t), vec![user(1, "a", 1)]);
 }
+
+/// A partitioned table is written by several transactions at once, in different partitions
+/// (the runtime plans them so): one committing first is no conflict for the other.
+#[test]
+fn writers_of_a_partitioned_table_apply_side_by_side() {
+    use interstice_abi::{IndexKind, TableSchema, Type, TypeRegistry};
+    let store = Store::in_memory();
+    let schema = TableSchema::builder("cells")
+        .column("id", Type::U64)
+        .column("region", Type::U32)
+        .column("value", Type::U64)
+        .primary_key("id")
+        .index("region", IndexKind::Partition, false)
+        .build()
+        .unwrap();
+    let t = store
+        .create_table("sim", schema, std::sync::Arc::new(TypeRegistry::default()))
+        .unwrap();
+    let cell = |id: u64, region: u32, value: u64| {
+        vec![Value::U64(id), Value::U32(region), Value::U64(value)]
+    };
+    let mut setup = store.begin();
+    setup.insert(t, cell(1, 0, 0)).unwrap();
+    setup.insert(t, cell(2, 1, 0)).unwrap();
+    let _ = setup.commit(meta(1)).unwrap();
+    let mut first = store.begin();
+    let mut second = store.begin();
+    first.update(t, cell(1, 0, 10)).unwrap();
+    second.update(t, cell(2, 1, 20)).unwrap();
+    let _ = first.commit(meta(2)).unwrap();
+    let _ = second.commit(meta(3)).unwrap();
+    assert_eq!(rows(&store, t), vec![cell(1, 0, 10), cell(2, 1, 20)]);
+    // Ordered by the partition column like a btree index.
+    let second_region = store
+        .read()
+        .index_range(t, "region", Value::U32(1)..=Value::U32(1))
+        .unwrap();
+    assert_eq!(second_region.len(), 1);
+}
