@@ -1,23 +1,14 @@
 //! Helpers shared by the end-to-end benchmarks in `benches/`.
 
-use std::path::{Path, PathBuf};
+#![forbid(unsafe_code)]
 
 use interstice_abi::{Value, encode_into};
-use interstice_build::{BuildError, BuildOptions, TargetDir, build_module};
+use interstice_build::BuildError;
 
-/// The workspace root.
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds `modules/<name>` in release mode into `target/modules` (not the target directory
-/// cargo is benchmarking from, whose lock it holds).
+/// Builds `modules/<name>` of this checkout in release mode (in `target/modules`, not the
+/// target directory cargo is benchmarking from, whose lock it holds).
 pub fn build(name: &str) -> Result<Vec<u8>, BuildError> {
-    let options = BuildOptions {
-        target_dir: TargetDir::Dir(workspace().join("target").join("modules")),
-        ..BuildOptions::default()
-    };
-    build_module(&workspace().join("modules").join(name), &options)
+    interstice_build::try_workspace_module(name)
 }
 
 /// Encodes a reducer's arguments.

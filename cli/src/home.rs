@@ -72,7 +72,7 @@ impl Home {
     }
 
     pub fn save(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
+        create_private_dir(&self.dir)
             .map_err(|e| CliError::io(format!("cannot create {}", self.dir.display()), e))?;
         let text = toml::to_string_pretty(&RegistryFile {
             nodes: self.nodes.clone(),
@@ -204,6 +204,18 @@ impl Home {
     }
 }
 
+/// Creates `dir` and its missing parents, owner-only (0700) on Unix: node data, tokens and
+/// the registry are nobody else's business. An existing directory is made owner-only too.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Creates `dir/admin_token` with a fresh random token (32 bytes, hex), owner-only on Unix,
 /// unless it exists. Returns the token.
 pub fn ensure_admin_token(dir: &Path) -> Result<String> {
@@ -211,7 +223,7 @@ pub fn ensure_admin_token(dir: &Path) -> Result<String> {
     if let Ok(token) = std::fs::read_to_string(&path) {
         return Ok(token.trim().to_owned());
     }
-    std::fs::create_dir_all(dir)
+    create_private_dir(dir)
         .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)

@@ -3,6 +3,8 @@
 //! A thin layer over `interstice-runtime`: `main` parses the command line, `try_main` runs the
 //! command, errors print as `error: ...` with a hint and map to an exit code (see `error::code`).
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod error;
 mod examples;
@@ -165,6 +167,16 @@ enum NodeCommand {
     /// Check that a node answers, and print the round-trip time.
     #[command(after_help = "Example:\n  interstice node ping local")]
     Ping { node: String },
+    /// Check a stopped local node's commit log, and with --truncate discard damaged history.
+    #[command(
+        after_help = "A node refuses to start when its log is damaged anywhere but in its last, torn\nwrite, and names the file, the offset and what would be lost. This command says the\nsame; with --truncate it cuts the log there and moves what followed aside as *.corrupt\nfiles (never deleted), so the node starts with the history before the damage.\n\nExamples:\n  interstice node repair local\n  interstice node repair local --truncate"
+    )]
+    Repair {
+        node: String,
+        /// Discard the history from the first damage on (kept aside as *.corrupt files).
+        #[arg(long)]
+        truncate: bool,
+    },
     /// Print the schemas of a node's modules, or write them as JSON to a file.
     #[command(
         after_help = "Examples:\n  interstice node schema local\n  interstice node schema local --json\n  interstice node schema local schema.json"
@@ -290,6 +302,7 @@ fn try_main(command: Command, out: Output) -> Result<()> {
             NodeCommand::Remove { node: n, purge } => node::remove(out, &n, purge),
             NodeCommand::Rename { old, new } => node::rename(out, &old, &new),
             NodeCommand::Show { node: n } => node::show(out, &n),
+            NodeCommand::Repair { node: n, truncate } => node::repair(out, &n, truncate),
             NodeCommand::Start(args) => node::start(
                 out,
                 node::StartOptions {

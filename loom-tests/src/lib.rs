@@ -9,3 +9,5 @@
 //! ```
 //!
 //! In a normal build this crate is empty, so the workspace test run stays fast.
+
+#![forbid(unsafe_code)]

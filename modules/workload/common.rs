@@ -113,3 +113,62 @@ fn count(ctx: &ReducerContext) -> Result<(), String> {
 fn value0(ctx: QueryContext, key: u64) -> Result<u64, Error> {
     Ok(ctx.current.tables.t0().get(key)?.map_or(0, |r| r.value))
 }
+
+/// The part that links a workload module to the next one (a → b → c → a): a cross-module
+/// read, nested calls of a reducer and a query, and a subscription to its own `log`.
+macro_rules! links_to {
+    ($next:ident) => {
+        /// Copies `<next>.t5[key]` into this module's `t5[key]`: a cross-module read.
+        #[reducer(reads($next.t5), writes(t5))]
+        fn pull(ctx: ReducerContext, key: u64) -> Result<(), String> {
+            let other = ctx.current.tables.t5();
+            let value = ctx
+                .foreign_table::<T5>(concat!(stringify!($next), ".t5"))
+                .get(key)?
+                .map_or(0, |r| r.value);
+            upsert(
+                &*other,
+                T5 {
+                    id: key,
+                    value: value + 1,
+                },
+            )?;
+            Ok(())
+        }
+
+        #[reducer(on = "log.insert", writes(t4))]
+        fn count_log(ctx: ReducerContext, _row: Log) -> Result<(), String> {
+            count(&ctx)
+        }
+
+        /// Writes `t8[key]` and calls `<next>.spin9` inside the same transaction.
+        #[reducer(writes(t8), calls($next.spin9))]
+        fn relay(ctx: ReducerContext, key: u64, iters: u32) -> Result<(), String> {
+            upsert(
+                &*ctx.current.tables.t8(),
+                T8 {
+                    id: key,
+                    value: u64::from(iters),
+                },
+            )?;
+            ctx.call_reducer(concat!(stringify!($next), ".spin9"), (key, iters))?;
+            Ok(())
+        }
+
+        /// Writes `t8[key]`, then calls a reducer that fails: nothing of either commits.
+        #[reducer(writes(t8), calls($next.fail_after_write))]
+        fn relay_fail(ctx: ReducerContext, key: u64) -> Result<(), String> {
+            upsert(&*ctx.current.tables.t8(), T8 { id: key, value: 1 })?;
+            ctx.call_reducer(concat!(stringify!($next), ".fail_after_write"), (key,))?;
+            Ok(())
+        }
+
+        /// Copies the value of `<next>.value0(key)` into `t10[key]`, through a query call.
+        #[reducer(writes(t10), calls($next.value0))]
+        fn copy_value(ctx: ReducerContext, key: u64) -> Result<(), String> {
+            let value: u64 = ctx.call_query(concat!(stringify!($next), ".value0"), (key,))?;
+            upsert(&*ctx.current.tables.t10(), T10 { id: key, value })?;
+            Ok(())
+        }
+    };
+}

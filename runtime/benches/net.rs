@@ -18,6 +18,7 @@ use interstice_runtime::net::{
     self, Client, ClientConfig, Peers, PeersConfig, ReducerOutcome, ServerConfig,
 };
 use interstice_runtime::{Node, NodeConfig};
+use interstice_store::Readable;
 
 const SEQUENTIAL: usize = 20_000;
 const PIPELINED: usize = 200_000;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use interstice_store::Durability;
 
-use crate::authority::Authority;
+use crate::authority::{Authority, FileConfig};
 use crate::policy::AccessPolicy;
 use crate::wasm::Limits;
 
@@ -74,6 +74,15 @@ pub struct NodeConfig {
     /// of [`Authority`]; the `Module` and `File` authorities are always there. A module that
     /// claims an authority the node does not provide is refused. By default, none.
     pub authorities: Vec<Arc<dyn Authority>>,
+    /// Discards damaged history so that the node can open: the log is cut at the first damage
+    /// that is not a torn last write, and what followed is moved aside as `*.corrupt` files
+    /// (never deleted). Without it, such damage stops the node with the file, the offset and
+    /// what would be lost. By default, `false`; the operator asks for it
+    /// (`interstice node repair`).
+    pub repair: bool,
+    /// Quotas and watching of the built-in File authority's folder. By default,
+    /// [`FileConfig::default`].
+    pub files: FileConfig,
     /// For crash tests: the scheduler windows left to run; once they are spent, every drive
     /// stops with [`NodeError::Halted`](crate::NodeError::Halted) and leaves what it had not
     /// run, as a process that died there would. By default, `None`: never.
@@ -93,6 +102,8 @@ impl Default for NodeConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             policy: AccessPolicy::default(),
             authorities: Vec::new(),
+            repair: false,
+            files: FileConfig::default(),
             halt_after_windows: None,
         }
     }
@@ -117,6 +128,7 @@ impl std::fmt::Debug for NodeConfig {
                     .map(|a| a.kind())
                     .collect::<Vec<_>>(),
             )
+            .field("files", &self.files)
             .finish_non_exhaustive()
     }
 }

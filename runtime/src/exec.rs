@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use interstice_abi::host::{self, ErrorCode, KeyRange, LogLevel};
 use interstice_abi::{TableEvent, Type, TypeRegistry, Value, decode, encode_into};
-use interstice_store::{ChangeKind, Row, Store, StoreError, TableId, Transaction};
+use interstice_store::{
+    ChangeKind, ReadTransaction, Readable, Row, Store, StoreError, TableId, Transaction,
+};
 
+use crate::authority::FilePending;
 use crate::error::HostCallError as HostError;
 
 /// What the host lets one reducer or query touch: the tables it declared (by full name,
@@ -34,6 +37,9 @@ pub(crate) struct Permissions {
     pub grant: Grant,
     pub nodes: Arc<BTreeSet<String>>,
 }
+
+/// The most lines one invocation (with its nested calls) may add to the node's log.
+const MAX_LOG_LINES: u32 = 256;
 
 /// Who is running: the function, its permissions and its place in the ingress.
 #[derive(Clone, Debug)]
@@ -137,6 +143,9 @@ struct Cursor {
 /// The context of one reducer or query call: what its host calls act on.
 pub(crate) struct Exec {
     pub tx: Transaction,
+    /// For a query from outside: the committed state it reads, which never holds up commits.
+    /// `None`: reads go through `tx` (reducers, hooks, and queries called by reducers).
+    snapshot: Option<ReadTransaction>,
     store: Store,
     registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
     /// Resolves tables once for all invocations; a table it does not know is resolved here.
@@ -149,7 +158,24 @@ pub(crate) struct Exec {
     cursors: Vec<Cursor>,
     pub scheduled: Vec<Scheduled>,
     pub remote: Vec<RemoteCall>,
-    pub logs: Vec<(LogLevel, String)>,
+    /// Lines logged so far by this invocation (nested calls included), for the cap.
+    log_lines: u32,
+    /// File changes of the File module, applied after commit (`authority/file.rs`).
+    pub files: FilePending,
+}
+
+/// Runs `$body` with `$reader` bound to what the invocation reads: its snapshot if it has one,
+/// else its transaction (which sees its own writes).
+macro_rules! read {
+    ($self:ident, |$reader:ident| $body:expr) => {
+        match &$self.snapshot {
+            Some($reader) => $body,
+            None => {
+                let $reader = &$self.tx;
+                $body
+            }
+        }
+    };
 }
 
 /// Resolves `module.table` to what host calls need, if the node knows it.
@@ -164,6 +190,7 @@ impl Exec {
     ) -> Self {
         Exec {
             tx: store.begin(),
+            snapshot: None,
             store,
             registries,
             tables,
@@ -174,7 +201,23 @@ impl Exec {
             cursors: Vec::new(),
             scheduled: Vec::new(),
             remote: Vec::new(),
-            logs: Vec::new(),
+            log_lines: 0,
+            files: FilePending::default(),
+        }
+    }
+
+    /// A context that reads `snapshot` instead of a transaction: a query from outside.
+    pub fn reading(mut self, snapshot: ReadTransaction) -> Self {
+        self.snapshot = Some(snapshot);
+        self
+    }
+
+    /// Fails if the snapshot being read expired (too many changes were committed while it was
+    /// open): a scan cut short by that must not be taken for a whole answer.
+    pub fn check_snapshot(&self) -> Result<(), StoreError> {
+        match &self.snapshot {
+            Some(snapshot) => snapshot.check(),
+            None => Ok(()),
         }
     }
 
@@ -201,6 +244,8 @@ impl Exec {
             frame,
         );
         nested.tx = tx;
+        // The callee sees the caller's file changes, like its table writes.
+        nested.files = std::mem::take(&mut self.files);
         nested.depth = self.depth + 1;
         nested
     }
@@ -208,9 +253,10 @@ impl Exec {
     /// Takes back the transaction a nested call worked in, and its effects.
     pub fn unnest(&mut self, nested: Exec) {
         self.tx = nested.tx;
+        self.files = nested.files;
         self.scheduled.extend(nested.scheduled);
         self.remote.extend(nested.remote);
-        self.logs.extend(nested.logs);
+        self.log_lines = self.log_lines.saturating_add(nested.log_lines);
     }
 
     /// Fails unless this function declared that it calls `full` (`module.function`).
@@ -349,7 +395,8 @@ fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Vec<u8> {
     out
 }
 
-/// Store errors as the module sees them. Constraint violations fail the reducer (DESIGN §3.4).
+/// Store errors as the module sees them. Constraint violations fail the reducer (ARCHITECTURE.md,
+/// rule D4).
 fn store_error(e: StoreError) -> HostError {
     match e {
         StoreError::NoSuchRow { .. } => HostError::new(ErrorCode::NoSuchRow, e.to_string()),
@@ -468,7 +515,7 @@ impl Exec {
     pub fn get(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.handle(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
-        let row = self.tx.get(id, &key).map_err(store_error)?;
+        let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
         let mut out = Vec::new();
         match row {
             None => out.push(0),
@@ -484,14 +531,12 @@ impl Exec {
         let handle = self.handle(table)?;
         let column = Self::column(handle, column)?;
         let key = Self::decode_key(handle, column, key)?;
+        let (id, name) = (handle.id, &handle.column_names[column]);
         if column == handle.pk {
-            let row = self.tx.get(handle.id, &key).map_err(store_error)?;
+            let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
             return Ok(encode_rows(row.iter()));
         }
-        let rows = self
-            .tx
-            .find(handle.id, &handle.column_names[column], &key)
-            .map_err(store_error)?;
+        let rows = read!(self, |r| r.find(id, name, &key)).map_err(store_error)?;
         Ok(encode_rows(rows.iter()))
     }
 
@@ -506,15 +551,13 @@ impl Exec {
                 )
             })?;
         let bounds = (to_bound(range.start), to_bound(range.end));
+        let (id, name) = (handle.id, &handle.column_names[column]);
         let rows: Vec<Row> = if column == handle.pk {
-            self.tx
-                .range(handle.id, bounds)
-                .map_err(store_error)?
-                .collect()
+            let rows = read!(self, |r| r.range(id, bounds).map(Iterator::collect));
+            self.check_snapshot().map_err(store_error)?;
+            rows.map_err(store_error)?
         } else {
-            self.tx
-                .index_range(handle.id, &handle.column_names[column], bounds)
-                .map_err(store_error)?
+            read!(self, |r| r.index_range(id, name, bounds)).map_err(store_error)?
         };
         Ok(encode_rows(rows.iter()))
     }
@@ -552,12 +595,11 @@ impl Exec {
             Some(key) => Bound::Excluded(key.clone()),
         };
         let pk = self.handles[c.handle].pk;
-        let rows: Vec<Row> = self
-            .tx
+        let rows: Vec<Row> = read!(self, |r| r
             .range(id, (lower, Bound::Unbounded))
-            .map_err(store_error)?
-            .take(max)
-            .collect();
+            .map(|scan| scan.take(max).collect()))
+        .map_err(store_error)?;
+        self.check_snapshot().map_err(store_error)?;
         let c = &mut self.cursors[index];
         c.done = rows.len() < max;
         c.after = rows.last().map(|r| r[pk].clone());
@@ -566,7 +608,9 @@ impl Exec {
 
     pub fn count(&mut self, table: i32) -> Result<u64, HostError> {
         let id = self.handle(table)?.id;
-        self.tx.len(id).map(|n| n as u64).map_err(store_error)
+        read!(self, |r| r.len(id))
+            .map(|n| n as u64)
+            .map_err(store_error)
     }
 
     pub fn clear(&mut self, table: i32) -> Result<u64, HostError> {
@@ -673,6 +717,18 @@ impl Exec {
     }
 
     pub fn log(&mut self, level: LogLevel, message: &str) {
+        self.log_lines = self.log_lines.saturating_add(1);
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                tracing::warn!(
+                    target: "interstice::module",
+                    module = %self.frame.module,
+                    "more than {MAX_LOG_LINES} lines logged by one invocation of `{}`; the rest are dropped",
+                    self.frame.function
+                );
+            }
+            return;
+        }
         let module = &self.frame.module;
         match level {
             LogLevel::Error => tracing::error!(target: "interstice::module", %module, "{message}"),
@@ -680,9 +736,6 @@ impl Exec {
             LogLevel::Info => tracing::info!(target: "interstice::module", %module, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "interstice::module", %module, "{message}"),
             LogLevel::Trace => tracing::trace!(target: "interstice::module", %module, "{message}"),
-        }
-        if self.logs.len() < 1000 {
-            self.logs.push((level, message.to_owned()));
         }
     }
 }

@@ -40,6 +40,7 @@ mod system;
 pub mod testing;
 pub mod wasm;
 
+pub use authority::FileConfig;
 pub use config::{Clock, NodeConfig};
 pub use error::{BadArguments, CallFailure, HostCallError, LoadError, NodeError};
 pub use exec::RemoteCall;

@@ -2,7 +2,7 @@
 //!
 //! The node keeps its own state in tables so that it is logged, recovered and atomic with the
 //! reducers that change it: `__node.*` for the node, and three per module (`<module>.__timers`,
-//! `__outbox`, `__delivered`). Modules never see them: names starting with `__` are refused to
+//! `__outbox`, `__delivered`), plus `__files` for the module holding the File authority. Modules never see them: names starting with `__` are refused to
 //! modules.
 //!
 //! Architecture Invariant: host tables are read and written only through the typed rows of
@@ -11,7 +11,7 @@
 //! corrupt reads silently.
 
 use interstice_abi::{IndexKind, Persistence, SchemaError, TableSchema, Type, TypeRegistry, Value};
-use interstice_store::{ReadView, Store, StoreError, TableId, Transaction};
+use interstice_store::{ReadView, Readable, Store, StoreError, TableId, Transaction};
 use std::sync::Arc;
 
 /// The namespace of the node's own tables, which no module can name.
@@ -230,6 +230,17 @@ host_table! {
     key: origin
 }
 
+host_table! {
+    /// `<module>.__files`, for the module holding the File authority: it never holds a row.
+    /// Every reducer of the module writes it in the scheduler's eyes and every query reads it
+    /// (`core/index.rs`), so invocations that may touch files are ordered like those that
+    /// touch one table, and each sees the file changes of those before it.
+    FileAccess in "__files" {
+        path: String,
+    }
+    key: path
+}
+
 impl Delivered {
     /// The position this row records.
     pub fn position(&self) -> (u64, u64) {
@@ -266,8 +277,18 @@ pub(crate) fn create_module_tables(store: &Store, module: &str) -> Result<(), St
     Ok(())
 }
 
-/// The names of the host tables every module has.
-pub(crate) const MODULE_TABLES: [&str; 3] = [Timer::TABLE, OutboxCall::TABLE, Delivered::TABLE];
+/// Creates `<module>.__files`, for a module holding the File authority.
+pub(crate) fn create_file_table(store: &Store, module: &str) -> Result<TableId, StoreError> {
+    create::<FileAccess>(store, module)
+}
+
+/// The names of the host tables a module may have.
+pub(crate) const MODULE_TABLES: [&str; 4] = [
+    Timer::TABLE,
+    OutboxCall::TABLE,
+    Delivered::TABLE,
+    FileAccess::TABLE,
+];
 
 fn create<R: HostRow>(store: &Store, owner: &str) -> Result<TableId, StoreError> {
     let schema = R::schema().map_err(StoreError::from)?;

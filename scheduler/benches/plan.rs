@@ -1,11 +1,12 @@
 //! Planning cost per invocation: windows of 256 and 1024 invocations declaring four tables
-//! each, at several conflict rates.
+//! each, at several conflict rates; and a partitioned window: 1024 invocations each writing
+//! one of 64 parts of one table and reading both neighbouring parts.
 //!
 //! Run with `cargo bench -p interstice-scheduler --bench plan`; criterion reports time per
 //! window, and the throughput line (elements/s) gives invocations per second.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use interstice_scheduler::{Access, Plan, Planner, TableId};
+use interstice_scheduler::{Access, Part, Plan, Planner, TableId};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -67,5 +68,44 @@ fn plan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, plan);
+/// A simulation step over a ring of 64 regions of one table, 16 steps of each region.
+fn regions(n: usize) -> Vec<Access> {
+    const REGIONS: u64 = 64;
+    let cells = TableId(0);
+    (0..n as u64)
+        .map(|i| {
+            let r = i % REGIONS;
+            Access::new()
+                .write_part(cells, Part(r))
+                .read_part(cells, Part((r + REGIONS - 1) % REGIONS))
+                .read_part(cells, Part((r + 1) % REGIONS))
+        })
+        .collect()
+}
+
+fn plan_parts(c: &mut Criterion) {
+    const N: usize = 1024;
+    let mut group = c.benchmark_group("plan");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(N as u64));
+    let accesses = regions(N);
+    let mut planner = Planner::new();
+    let mut out = Plan::default();
+    group.bench_with_input(
+        BenchmarkId::new(format!("window{N}"), "parts64"),
+        &accesses,
+        |b, accesses| {
+            b.iter(|| {
+                planner.plan_into(black_box(accesses), &mut out);
+                black_box(out.edge_count())
+            });
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, plan, plan_parts);
 criterion_main!(benches);

@@ -1,4 +1,4 @@
-//! Declared table access: what an invocation may read and write.
+//! Declared table access: what an invocation may read and write, by table or by partition.
 
 use std::fmt;
 
@@ -22,27 +22,82 @@ impl fmt::Display for TableId {
     }
 }
 
-/// The tables an invocation declares it reads and writes.
+/// A partition of a table: a partition key value that the runtime computes from a call's
+/// arguments (for `writes(cells[region])`, the value of `region`).
 ///
-/// Both lists are kept sorted and free of duplicates, and a table that is written is not also
-/// listed as read (writing implies the conflicts of reading). `exclusive` conflicts with every
-/// other invocation, whatever it declares; the runtime uses it for module install and removal,
-/// which change the set of tables itself.
+/// The scheduler only compares parts for equality; what a value means, and that a reducer
+/// touches only rows of the parts it declared, is the runtime's business.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Part(pub u64);
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+/// The tables, and partitions of tables, an invocation declares it reads and writes.
+///
+/// Two invocations conflict when one writes something the other reads or writes, where a
+/// whole table covers every partition of it:
+///
+/// | one side | other side | conflict |
+/// |---|---|---|
+/// | whole write of `t` | anything on `t` | yes |
+/// | whole read of `t` | any write on `t` (whole or part) | yes |
+/// | whole read of `t` | whole or part read of `t` | no |
+/// | part `p` of `t`, one writes | part `p` of `t` | yes |
+/// | part `p` of `t` | part `q ≠ p` of `t` | no |
+///
+/// `exclusive` conflicts with every other invocation, whatever it declares; the runtime uses
+/// it for module install and removal, which change the set of tables itself.
+///
+/// Every list is kept sorted and free of duplicates, and nothing is listed that another entry
+/// already implies (a written table is not also read; a whole-written table has no parts; a
+/// whole-read table has no part reads; a written part is not also read), so two equal sets
+/// compare equal whatever order they were built in.
 ///
 /// ```
-/// use interstice_scheduler::{Access, TableId};
+/// use interstice_scheduler::{Access, Part, TableId};
 ///
 /// let a = Access::new().read(TableId(2)).write(TableId(1)).read(TableId(1));
 /// assert_eq!(a.reads(), &[TableId(2)]);
 /// assert_eq!(a.writes(), &[TableId(1)]);
 /// assert!(a.conflicts_with(&Access::new().read(TableId(1))));
 /// assert!(!a.conflicts_with(&Access::new().read(TableId(2))));
+///
+/// // Neighbouring regions of one table: disjoint writes, shared reads.
+/// let cells = TableId(0);
+/// let region = |r: u64| {
+///     Access::new()
+///         .write_part(cells, Part(r))
+///         .read_part(cells, Part(r - 1))
+///         .read_part(cells, Part(r + 1))
+/// };
+/// assert!(!region(2).conflicts_with(&region(5)));
+/// assert!(region(2).conflicts_with(&region(3)));
+/// assert!(region(2).conflicts_with(&Access::new().read(cells)));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Access {
     reads: Vec<TableId>,
     writes: Vec<TableId>,
+    part_reads: Vec<(TableId, Part)>,
+    part_writes: Vec<(TableId, Part)>,
     exclusive: bool,
+}
+
+/// Removes every entry of `table` from a list sorted by table.
+fn remove_table(parts: &mut Vec<(TableId, Part)>, table: TableId) {
+    let start = parts.partition_point(|&(t, _)| t < table);
+    let end = parts.partition_point(|&(t, _)| t <= table);
+    parts.drain(start..end);
+}
+
+fn insert_sorted<K: Ord>(list: &mut Vec<K>, key: K) {
+    if let Err(at) = list.binary_search(&key) {
+        list.insert(at, key);
+    }
 }
 
 impl Access {
@@ -59,7 +114,7 @@ impl Access {
         }
     }
 
-    /// Builds an access set from lists in any order, possibly with duplicates.
+    /// Builds an access set from lists of whole tables in any order, possibly with duplicates.
     pub fn from_tables(
         reads: impl IntoIterator<Item = TableId>,
         writes: impl IntoIterator<Item = TableId>,
@@ -76,41 +131,79 @@ impl Access {
         Self {
             reads,
             writes,
-            exclusive: false,
+            ..Self::default()
         }
     }
 
-    /// Adds a read of `table`; a no-op if the table is already read or written.
+    /// Adds a read of the whole of `table`; a no-op if the table is already read or written.
+    /// It covers (and so drops) the reads of parts of `table`.
     #[must_use]
     pub fn read(mut self, table: TableId) -> Self {
-        if self.writes.binary_search(&table).is_err()
-            && let Err(at) = self.reads.binary_search(&table)
-        {
-            self.reads.insert(at, table);
+        if self.writes.binary_search(&table).is_err() {
+            insert_sorted(&mut self.reads, table);
+            remove_table(&mut self.part_reads, table);
         }
         self
     }
 
-    /// Adds a write of `table`, which supersedes a read of it.
+    /// Adds a write of the whole of `table`, which supersedes every read of it and every
+    /// access to its parts.
     #[must_use]
     pub fn write(mut self, table: TableId) -> Self {
         if let Ok(at) = self.reads.binary_search(&table) {
             self.reads.remove(at);
         }
-        if let Err(at) = self.writes.binary_search(&table) {
-            self.writes.insert(at, table);
+        remove_table(&mut self.part_reads, table);
+        remove_table(&mut self.part_writes, table);
+        insert_sorted(&mut self.writes, table);
+        self
+    }
+
+    /// Adds a read of partition `part` of `table`; a no-op if the whole table is read or
+    /// written, or the part is written.
+    #[must_use]
+    pub fn read_part(mut self, table: TableId, part: Part) -> Self {
+        if self.writes.binary_search(&table).is_err()
+            && self.reads.binary_search(&table).is_err()
+            && self.part_writes.binary_search(&(table, part)).is_err()
+        {
+            insert_sorted(&mut self.part_reads, (table, part));
         }
         self
     }
 
-    /// Tables read and not written, sorted.
+    /// Adds a write of partition `part` of `table`, which supersedes a read of that part; a
+    /// no-op if the whole table is written.
+    #[must_use]
+    pub fn write_part(mut self, table: TableId, part: Part) -> Self {
+        if self.writes.binary_search(&table).is_err() {
+            if let Ok(at) = self.part_reads.binary_search(&(table, part)) {
+                self.part_reads.remove(at);
+            }
+            insert_sorted(&mut self.part_writes, (table, part));
+        }
+        self
+    }
+
+    /// Whole tables read and not written, sorted.
     pub fn reads(&self) -> &[TableId] {
         &self.reads
     }
 
-    /// Tables written, sorted.
+    /// Whole tables written, sorted.
     pub fn writes(&self) -> &[TableId] {
         &self.writes
+    }
+
+    /// Partitions read (and not covered by a whole-table access or a write of the same part),
+    /// sorted.
+    pub fn part_reads(&self) -> &[(TableId, Part)] {
+        &self.part_reads
+    }
+
+    /// Partitions written (of tables not written whole), sorted.
+    pub fn part_writes(&self) -> &[(TableId, Part)] {
+        &self.part_writes
     }
 
     /// Whether this invocation conflicts with every other one.
@@ -118,8 +211,21 @@ impl Access {
         self.exclusive
     }
 
-    /// Whether two invocations must be ordered: one writes a table the other reads or writes,
-    /// or either is exclusive.
+    /// Every declared item: table, part (`None` for the whole table), and whether it is
+    /// written.
+    fn items(&self) -> impl Iterator<Item = (TableId, Option<Part>, bool)> + '_ {
+        let whole = |write| move |&t: &TableId| (t, None, write);
+        let part = |write| move |&(t, p): &(TableId, Part)| (t, Some(p), write);
+        self.reads
+            .iter()
+            .map(whole(false))
+            .chain(self.writes.iter().map(whole(true)))
+            .chain(self.part_reads.iter().map(part(false)))
+            .chain(self.part_writes.iter().map(part(true)))
+    }
+
+    /// Whether two invocations must be ordered: one writes something the other reads or
+    /// writes (a whole table overlapping each of its parts), or either is exclusive.
     ///
     /// The planner never calls this (it sweeps instead of comparing pairs); it is the
     /// definition the sweep is tested against.
@@ -127,10 +233,10 @@ impl Access {
         if self.exclusive || other.exclusive {
             return true;
         }
-        let touches = |a: &Access, t: &TableId| {
-            a.writes.binary_search(t).is_ok() || a.reads.binary_search(t).is_ok()
-        };
-        self.writes.iter().any(|t| touches(other, t))
-            || other.writes.iter().any(|t| touches(self, t))
+        self.items().any(|(t, p, w)| {
+            other
+                .items()
+                .any(|(u, q, v)| (w || v) && t == u && (p.is_none() || q.is_none() || p == q))
+        })
     }
 }

@@ -22,14 +22,34 @@ impl fmt::Display for Seq {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub u64);
 
-/// A pinned lane, obtained from [`Scheduler::lane`](crate::Scheduler::lane) by name.
+/// A lane, from [`Scheduler::add_lane`](crate::Scheduler::add_lane),
+/// [`add_driven_lane`](crate::Scheduler::add_driven_lane) or
+/// [`Scheduler::lane`](crate::Scheduler::lane) by name.
+///
+/// An id stays tied to the lane it was given for: once that lane is removed, work naming it is
+/// refused, even if a new lane has taken its slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LaneId(pub(crate) u16);
+pub struct LaneId {
+    pub(crate) index: u16,
+    pub(crate) generation: u32,
+}
 
 impl LaneId {
-    /// The lane's position in the order lanes were declared in [`Config`](crate::Config).
+    /// The lane's slot among the scheduler's lanes. Lanes declared with
+    /// [`Config::lane`](crate::Config::lane) take slots `0, 1, …` in declaration order; a
+    /// removed lane's slot is reused by the next lane added.
     pub fn index(self) -> usize {
-        usize::from(self.0)
+        usize::from(self.index)
+    }
+}
+
+impl fmt::Display for LaneId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lane {}", self.index)?;
+        if self.generation > 0 {
+            write!(f, " (generation {})", self.generation)?;
+        }
+        Ok(())
     }
 }
 

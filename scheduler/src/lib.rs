@@ -46,15 +46,19 @@
 //! - [`Work`] is what a caller (or a commit) submits: a task, its [`Access`], a logical
 //!   [`Timestamp`] and optionally a [`LaneId`]. The [`Ingress`] turns it into an
 //!   [`Invocation`] with a [`Seq`].
+//! - An [`Access`] names whole tables, or partitions ([`Part`]) of a table, read and written;
+//!   a whole table covers all its parts, and different parts of one table do not conflict.
 //! - The [`Planner`] turns a window of access sets into a [`Plan`]: a DAG with an edge
 //!   `i → j` (`i < j`) that orders conflicting invocations. [`Plan::to_dot`] shows it.
 //! - The execute function runs an invocation and returns an output; a panic in it becomes
 //!   [`Outcome::Panicked`] and does not disturb the rest of the window.
 //! - The commit callback receives each [`Outcome`] in sequence order and returns new work,
 //!   which is sequenced after the window in commit order.
-//! - A lane ([`Config::lane`]) is a dedicated thread for invocations that must run on a
-//!   particular thread (GPU, audio, input); they keep their place in the plan and the commit
-//!   order.
+//! - A lane is where invocations that must run on one particular thread (GPU, audio, input)
+//!   go; they keep their place in the plan and the commit order. A lane is a thread the
+//!   scheduler spawns ([`Scheduler::add_lane`], [`Config::lane`]) or one the embedder owns and
+//!   drives ([`Scheduler::add_driven_lane`], [`LaneDriver`]); lanes come and go with the
+//!   modules that need them ([`Scheduler::remove_lane`]).
 //!
 //! Architecture Invariant: the scheduler knows nothing about wasmtime or the store. It is
 //! generic over the task type, and all it knows of a task is its declared access and lane.
@@ -68,14 +72,17 @@
 
 mod access;
 mod error;
+mod executor;
 mod ingress;
+mod lanes;
 mod loom;
 mod plan;
 mod scheduler;
 mod threads;
 
-pub use crate::access::{Access, TableId};
+pub use crate::access::{Access, Part, TableId};
 pub use crate::error::Error;
 pub use crate::ingress::{Ingress, Invocation, LaneId, Seq, Timestamp, Work};
+pub use crate::lanes::LaneDriver;
 pub use crate::plan::{Plan, Planner};
 pub use crate::scheduler::{Config, Outcome, Scheduler, WindowReport};

@@ -9,7 +9,7 @@ pub(crate) mod sync {
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
     pub(crate) mod atomic {
-        pub(crate) use std::sync::atomic::{AtomicU32, Ordering};
+        pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
     }
 }
 
@@ -20,7 +20,7 @@ pub(crate) mod sync {
     pub(crate) use std::sync::PoisonError;
 
     pub(crate) mod atomic {
-        pub(crate) use loom::sync::atomic::{AtomicU32, Ordering};
+        pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
     }
 }
 

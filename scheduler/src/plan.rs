@@ -3,7 +3,9 @@
 use petgraph::dot::{Config as DotConfig, Dot};
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::access::{Access, TableId};
+use std::collections::HashMap;
+
+use crate::access::{Access, Part, TableId};
 
 const NONE: u32 = u32::MAX;
 
@@ -79,10 +81,65 @@ impl Plan {
     }
 }
 
-#[derive(Clone, Debug)]
+/// What the sweep remembers about one partition of a table since the table's last whole
+/// write.
+#[derive(Clone, Debug, Default)]
+struct PartState {
+    /// The last invocation that wrote this part since the whole write, or `NONE`.
+    writer: u32,
+    /// Readers of this part since its last write (part or whole).
+    readers: Vec<u32>,
+    /// How many of the table's whole readers the last writer of this part already waits for,
+    /// so that the next writer of the part only adds edges to the ones that came after.
+    whole_readers_seen: u32,
+}
+
+/// The partitions touched since a table's last whole write: a small map from part to a dense
+/// index, and the states in first-touch order (which keeps the sweep, and so the plan,
+/// independent of the hash seed). States beyond `live` keep their allocations for later
+/// windows.
+#[derive(Debug, Default)]
+struct Parts {
+    index: HashMap<Part, u32, foldhash::fast::RandomState>,
+    states: Vec<PartState>,
+    live: usize,
+}
+
+impl Parts {
+    /// The index of `part`'s state, creating a fresh one on first touch.
+    fn slot(&mut self, part: Part) -> usize {
+        let next = self.live as u32;
+        let at = *self.index.entry(part).or_insert(next) as usize;
+        if at == self.live {
+            self.live += 1;
+            if at == self.states.len() {
+                self.states.push(PartState::default());
+            }
+            let state = &mut self.states[at];
+            state.writer = NONE;
+            state.readers.clear();
+            state.whole_readers_seen = 0;
+        }
+        at
+    }
+
+    fn clear(&mut self) {
+        if self.live > 0 {
+            self.index.clear();
+            self.live = 0;
+        }
+    }
+}
+
+#[derive(Debug)]
 struct TableState {
+    /// The last invocation that wrote the whole table, or `NONE`.
     last_writer: u32,
+    /// Whole-table readers since that write.
     readers_since_write: Vec<u32>,
+    /// Boxed, and only for tables ever accessed by part, so that the array of table states
+    /// stays as dense as it was without partitions.
+    parts: Option<Box<Parts>>,
     dirty: bool,
 }
 
@@ -91,6 +148,7 @@ impl Default for TableState {
         Self {
             last_writer: NONE,
             readers_since_write: Vec::new(),
+            parts: None,
             dirty: false,
         }
     }
@@ -109,6 +167,14 @@ impl Default for TableState {
 /// it that gets no other edge depends on it. This costs `O(declared tables + edges)` per
 /// invocation rather than the `O(n)` of pairwise checks, and yields the same transitive order
 /// as ordering every conflicting pair.
+///
+/// Partitions nest inside that: since its last whole write, a table also keeps per touched
+/// part the last part writer and the part readers since. A part read depends on the part's
+/// writer (or the whole writer); a part write on the part's readers or writer and on the whole
+/// readers it does not already reach; a whole read on the whole writer and every part's writer;
+/// a whole write on everything since the previous whole write, after which the parts are
+/// forgotten. Planning a part costs one hash lookup; a whole access to a partitioned table
+/// costs one step per part touched since the last whole write.
 #[derive(Debug, Default)]
 pub struct Planner {
     tables: Vec<TableState>,
@@ -175,30 +241,16 @@ impl Planner {
                 last_exclusive = j;
             } else {
                 for &table in access.reads() {
-                    let slot = self.slot(table);
-                    let writer = self.tables[slot].last_writer;
-                    self.tables[slot].readers_since_write.push(j);
-                    if writer != NONE {
-                        self.depend(writer, j);
-                    }
+                    self.whole_read(table, j);
+                }
+                for &(table, part) in access.part_reads() {
+                    self.part_read(table, part, j);
                 }
                 for &table in access.writes() {
-                    let slot = self.slot(table);
-                    let mut readers = std::mem::take(&mut self.tables[slot].readers_since_write);
-                    if readers.is_empty() {
-                        let writer = self.tables[slot].last_writer;
-                        if writer != NONE {
-                            self.depend(writer, j);
-                        }
-                    } else {
-                        for &r in &readers {
-                            self.depend(r, j);
-                        }
-                        readers.clear();
-                    }
-                    // Hand the (now empty) allocation back so the next reader reuses it.
-                    self.tables[slot].readers_since_write = readers;
-                    self.tables[slot].last_writer = j;
+                    self.whole_write(table, j);
+                }
+                for &(table, part) in access.part_writes() {
+                    self.part_write(table, part, j);
                 }
                 if self.preds.len() == first_pred && last_exclusive != NONE {
                     self.depend(last_exclusive, j);
@@ -208,6 +260,115 @@ impl Planner {
             self.pred_offsets.push(self.preds.len() as u32);
         }
         self.build_successors(plan);
+    }
+
+    fn whole_read(&mut self, table: TableId, j: u32) {
+        let t = self.slot(table);
+        self.tables[t].readers_since_write.push(j);
+        let mut after_part_writer = false;
+        let live = self.tables[t].parts.as_ref().map_or(0, |p| p.live);
+        for k in 0..live {
+            let writer = self.parts(t).states[k].writer;
+            if writer != NONE {
+                self.depend(writer, j);
+                after_part_writer = true;
+            }
+        }
+        // A part's writer already waits for the whole writer.
+        let writer = self.tables[t].last_writer;
+        if !after_part_writer && writer != NONE {
+            self.depend(writer, j);
+        }
+    }
+
+    fn whole_write(&mut self, table: TableId, j: u32) {
+        let t = self.slot(table);
+        let mut after_any = false;
+        let mut readers = std::mem::take(&mut self.tables[t].readers_since_write);
+        for &r in &readers {
+            self.depend(r, j);
+            after_any = true;
+        }
+        readers.clear();
+        // Hand the (now empty) allocation back so the next reader reuses it.
+        self.tables[t].readers_since_write = readers;
+        let live = self.tables[t].parts.as_ref().map_or(0, |p| p.live);
+        for k in 0..live {
+            let mut readers = std::mem::take(&mut self.parts(t).states[k].readers);
+            // A part's readers already wait for its writer.
+            if readers.is_empty() {
+                let writer = self.parts(t).states[k].writer;
+                self.depend(writer, j);
+            }
+            for &r in &readers {
+                self.depend(r, j);
+            }
+            readers.clear();
+            self.parts(t).states[k].readers = readers;
+            after_any = true;
+        }
+        if let Some(parts) = &mut self.tables[t].parts {
+            parts.clear();
+        }
+        // Everything since the previous whole write already waits for it.
+        let writer = std::mem::replace(&mut self.tables[t].last_writer, j);
+        if !after_any && writer != NONE {
+            self.depend(writer, j);
+        }
+    }
+
+    fn part_read(&mut self, table: TableId, part: Part, j: u32) {
+        let t = self.slot(table);
+        let whole_writer = self.tables[t].last_writer;
+        let parts = self.parts(t);
+        let p = parts.slot(part);
+        let part = &mut parts.states[p];
+        part.readers.push(j);
+        let writer = if part.writer != NONE {
+            part.writer
+        } else {
+            whole_writer
+        };
+        if writer != NONE {
+            self.depend(writer, j);
+        }
+    }
+
+    fn part_write(&mut self, table: TableId, part: Part, j: u32) {
+        let t = self.slot(table);
+        let whole_writer = self.tables[t].last_writer;
+        let whole_readers = self.tables[t].readers_since_write.len() as u32;
+        let parts = self.parts(t);
+        let p = parts.slot(part);
+        let part = &mut parts.states[p];
+        let seen = std::mem::replace(&mut part.whole_readers_seen, whole_readers);
+        let writer = std::mem::replace(&mut part.writer, j);
+        let mut readers = std::mem::take(&mut part.readers);
+        let mut after_any = false;
+        for &r in &readers {
+            self.depend(r, j);
+            after_any = true;
+        }
+        readers.clear();
+        self.parts(t).states[p].readers = readers;
+        for k in seen..whole_readers {
+            let r = self.tables[t].readers_since_write[k as usize];
+            self.depend(r, j);
+            after_any = true;
+        }
+        // The part's readers already wait for its writer, and the writer (or any reader) for
+        // the whole writer.
+        if !after_any {
+            let before = if writer != NONE { writer } else { whole_writer };
+            if before != NONE {
+                self.depend(before, j);
+            }
+        }
+    }
+
+    /// The part map of table slot `t`, created on first use.
+    fn parts(&mut self, t: usize) -> &mut Parts {
+        self.tables[t].parts.get_or_insert_default()
     }
 
     fn slot(&mut self, table: TableId) -> usize {
@@ -224,9 +385,10 @@ impl Planner {
 
     fn depend(&mut self, from: u32, to: u32) {
         // `marks[from] == to` means the edge was already recorded for this `to`: one slot per
-        // node dedups without a set, because `to` only grows.
+        // node dedups without a set, because `to` only grows. An invocation that reads a whole
+        // table and writes a part of it meets itself among the readers: no edge.
         let mark = &mut self.marks[from as usize];
-        if *mark != to {
+        if *mark != to && from != to {
             *mark = to;
             self.preds.push(from);
             self.out_degree[from as usize] += 1;
@@ -238,6 +400,9 @@ impl Planner {
             let slot = &mut self.tables[t as usize];
             slot.last_writer = NONE;
             slot.readers_since_write.clear();
+            if let Some(parts) = &mut slot.parts {
+                parts.clear();
+            }
             slot.dirty = false;
         }
         self.dirty_tables.clear();

@@ -1,17 +1,15 @@
 //! Execution of planned windows and their ordered commit.
 
-use std::any::Any;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::error::Error;
+use crate::executor::{Dispatch, ExecuteFn, Pool, Window, drive, execute_caught};
 use crate::ingress::{Ingress, Invocation, LaneId, Work};
-use crate::loom::sync::atomic::{AtomicU32, Ordering};
-use crate::loom::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use crate::lanes::{LaneDriver, Lanes};
+use crate::loom::sync::Arc;
 use crate::plan::{Plan, Planner};
-use crate::threads::{Sender, Threads};
+#[cfg(loom)]
+use crate::threads::Threads;
 
 /// What executing one invocation produced, as handed to the commit callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,8 +96,9 @@ impl Config {
         self
     }
 
-    /// Declares a pinned lane: a dedicated thread named after the lane, started with the
-    /// scheduler. Look its id up with [`Scheduler::lane`].
+    /// Declares a pinned lane: a dedicated thread named `interstice-lane-<name>`, started with
+    /// the scheduler, exactly as [`Scheduler::add_lane`] right after [`Scheduler::new`] would.
+    /// Look its id up with [`Scheduler::lane`].
     ///
     /// By default, there are no lanes.
     #[must_use]
@@ -150,25 +149,6 @@ pub struct WindowReport {
     pub emitted: usize,
 }
 
-type ExecuteFn<T, O> = Box<dyn Fn(&Invocation<T>) -> O + Send + Sync>;
-
-/// Where a ready invocation goes.
-#[derive(Clone)]
-enum Pool {
-    /// One worker: the driving thread runs pool invocations itself, in order.
-    Serial,
-    #[cfg(not(loom))]
-    Rayon(Arc<rayon::ThreadPool>),
-    #[cfg(loom)]
-    Threads(Sender),
-}
-
-#[derive(Clone)]
-struct Dispatch {
-    pool: Pool,
-    lanes: Vec<Sender>,
-}
-
 /// Runs windows of invocations from an [`Ingress`] in parallel and commits them in order.
 ///
 /// `T` is the caller's task type and `O` what its execute function returns. The execute
@@ -177,14 +157,14 @@ struct Dispatch {
 /// free of `unsafe` lifetime erasure.
 pub struct Scheduler<T, O> {
     execute: Arc<ExecuteFn<T, O>>,
-    dispatch: Dispatch,
-    lane_names: Vec<String>,
+    pool: Pool,
     planner: Planner,
     workers: usize,
     max_window: usize,
     inline_serial_windows: bool,
-    // Declared last so that they are dropped (and joined) after every sender above.
-    _lane_threads: Vec<Threads>,
+    // Lanes are joined before the pool threads (under loom), so that a runner a lane job
+    // starts as it finishes still finds a pool.
+    lanes: Lanes,
     #[cfg(loom)]
     _pool_threads: Option<Threads>,
 }
@@ -193,7 +173,7 @@ impl<T, O> fmt::Debug for Scheduler<T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scheduler")
             .field("workers", &self.workers)
-            .field("lanes", &self.lane_names)
+            .field("lanes", &self.lanes)
             .field("max_window", &self.max_window)
             .finish_non_exhaustive()
     }
@@ -221,24 +201,10 @@ where
                 "max_window must be between 1 and 16777216",
             ));
         }
-        if config.lanes.len() > usize::from(u16::MAX) {
-            return Err(Error::InvalidConfig("at most 65535 lanes"));
+        let mut lanes = Lanes::default();
+        for name in config.lanes {
+            lanes.add(name, false)?;
         }
-        for (i, name) in config.lanes.iter().enumerate() {
-            if config.lanes[..i].contains(name) {
-                return Err(Error::DuplicateLane { name: name.clone() });
-            }
-        }
-        let mut lane_threads = Vec::with_capacity(config.lanes.len());
-        for name in &config.lanes {
-            let thread_name = format!("interstice-lane-{name}");
-            let threads = Threads::spawn(&thread_name, 1).map_err(|source| Error::ThreadSpawn {
-                name: thread_name,
-                source,
-            })?;
-            lane_threads.push(threads);
-        }
-        let lanes = lane_threads.iter().map(|t| t.sender().clone()).collect();
 
         #[cfg(loom)]
         let mut pool_threads = None;
@@ -272,19 +238,99 @@ where
 
         Ok(Self {
             execute: Arc::new(Box::new(execute)),
-            dispatch: Dispatch { pool, lanes },
-            lane_names: config.lanes,
+            pool,
             planner: Planner::new(),
             workers: config.workers,
             max_window: config.max_window,
             inline_serial_windows: config.inline_serial_windows,
-            _lane_threads: lane_threads,
+            lanes,
             #[cfg(loom)]
             _pool_threads: pool_threads,
         })
     }
 
-    /// The id of the lane declared as `name`.
+    /// Adds a lane now: a dedicated thread named `interstice-lane-<name>` that runs the work
+    /// bound to it, e.g. for a module that holds the GPU authority. Names must be unique
+    /// among live lanes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateLane`] if a live lane has that name, [`Error::TooManyLanes`], or
+    /// [`Error::ThreadSpawn`].
+    pub fn add_lane(&mut self, name: impl Into<String>) -> Result<LaneId, Error> {
+        Ok(self.lanes.add(name.into(), false)?.0)
+    }
+
+    /// Adds a lane that has no thread of its own: its work runs on the thread that calls
+    /// [`LaneDriver::run_pending`] (e.g. the main thread that runs winit's event loop). See
+    /// [`LaneDriver`] for what happens while the driver does not run it, and when it is
+    /// dropped.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use interstice_scheduler::{Access, Config, Ingress, Scheduler, TableId, Timestamp, Work};
+    ///
+    /// let mut scheduler = Scheduler::new(Config::new().workers(2), |_inv| {
+    ///     std::thread::current().id()
+    /// })?;
+    /// let (main, driver) = scheduler.add_driven_lane("main")?;
+    /// let owner = std::thread::current().id();
+    ///
+    /// // The window runs on another thread; this one owns the lane and drives it.
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let finished = done.clone();
+    /// let window = std::thread::spawn(move || {
+    ///     let mut ingress = Ingress::new();
+    ///     ingress.push(Work::new((), Access::new().write(TableId(0)), Timestamp(0)).on_lane(main));
+    ///     ingress.push(Work::new((), Access::new().write(TableId(1)), Timestamp(0)));
+    ///     let mut threads = Vec::new();
+    ///     scheduler.run_until_idle(&mut ingress, |_inv, outcome| {
+    ///         threads.push(outcome.into_result().expect("no panic"));
+    ///         None
+    ///     })?;
+    ///     finished.store(true, Ordering::Release);
+    ///     Ok::<_, interstice_scheduler::Error>(threads)
+    /// });
+    /// let waker = std::thread::current();
+    /// driver.set_waker(move || waker.unpark());
+    /// while !done.load(Ordering::Acquire) {
+    ///     // An event loop would do its own work here, and sleep until woken.
+    ///     if driver.run_pending() == 0 {
+    ///         std::thread::park_timeout(std::time::Duration::from_millis(10));
+    ///     }
+    /// }
+    /// let threads = window.join().expect("window thread")?;
+    /// assert_eq!(threads[0], owner);
+    /// assert_ne!(threads[1], owner);
+    /// # Ok::<(), interstice_scheduler::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateLane`] if a live lane has that name, or [`Error::TooManyLanes`].
+    pub fn add_driven_lane(
+        &mut self,
+        name: impl Into<String>,
+    ) -> Result<(LaneId, LaneDriver), Error> {
+        let name = name.into();
+        let (lane, sender) = self.lanes.add(name.clone(), true)?;
+        Ok((lane, LaneDriver::new(sender, lane, name)))
+    }
+
+    /// Removes a lane, e.g. when the module that holds its authority is removed. A spawned
+    /// lane's thread is joined; a driven lane is closed, which ends its driver's
+    /// [`wait`](LaneDriver::wait). Work naming the lane afterwards is refused by
+    /// [`run_window`](Self::run_window) with [`Error::LaneRemoved`]; the name is free again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchLane`] if the lane is not live.
+    pub fn remove_lane(&mut self, lane: LaneId) -> Result<(), Error> {
+        self.lanes.remove(lane)
+    }
+
+    /// The id of the live lane named `name`.
     ///
     /// Work bound to a lane runs on that lane's thread and nowhere else, in its place in the
     /// plan and the commit order:
@@ -312,16 +358,11 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownLane`] if no lane of that name was declared.
+    /// [`Error::UnknownLane`] if no live lane has that name.
     pub fn lane(&self, name: &str) -> Result<LaneId, Error> {
-        self.lane_names
-            .iter()
-            .position(|n| n == name)
-            .and_then(|i| u16::try_from(i).ok())
-            .map(LaneId)
-            .ok_or_else(|| Error::UnknownLane {
-                name: name.to_owned(),
-            })
+        self.lanes.find(name).ok_or_else(|| Error::UnknownLane {
+            name: name.to_owned(),
+        })
     }
 
     /// The number of pool workers.
@@ -344,8 +385,9 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::LaneOutOfRange`] if an invocation of the window names a lane this scheduler
-    /// does not have; the ingress is then left untouched.
+    /// [`Error::LaneOutOfRange`] or [`Error::LaneRemoved`] if an invocation of the window
+    /// names a lane this scheduler does not have (any more); the ingress is then left
+    /// untouched.
     pub fn run_window<C, I>(
         &mut self,
         ingress: &mut Ingress<T>,
@@ -355,17 +397,10 @@ where
         C: FnMut(&Invocation<T>, Outcome<O>) -> I,
         I: IntoIterator<Item = Work<T>>,
     {
-        let lanes = self.dispatch.lanes.len();
         let mut pinned = false;
         for inv in ingress.iter().take(self.max_window) {
             if let Some(lane) = inv.lane() {
-                if lane.index() >= lanes {
-                    return Err(Error::LaneOutOfRange {
-                        seq: inv.seq(),
-                        lane,
-                        lanes,
-                    });
-                }
+                self.lanes.check(inv.seq(), lane)?;
                 pinned = true;
             }
         }
@@ -375,12 +410,12 @@ where
         }
         // A lone invocation has nothing to overlap with: no plan, no hand-off to the pool.
         let lone = n == 1 && self.inline_serial_windows;
-        if !pinned && (lone || matches!(self.dispatch.pool, Pool::Serial)) {
+        if !pinned && (lone || matches!(self.pool, Pool::Serial)) {
             return Ok(self.run_serial(ingress, n, &mut commit));
         }
         let invocations = ingress.take_window(n);
         // An empty plan is what tells `drive` to run the window in place.
-        let parallel = !(matches!(self.dispatch.pool, Pool::Serial) || lone);
+        let parallel = !(matches!(self.pool, Pool::Serial) || lone);
         let mut plan = if parallel {
             self.planner
                 .plan(invocations.iter().map(Invocation::access))
@@ -394,25 +429,16 @@ where
             plan = Plan::default();
         }
         tracing::trace!(invocations = n, edges, "planned window");
-        let pending = (0..plan.len())
-            .map(|i| AtomicU32::new(plan.in_degree(i)))
-            .collect();
-        let window = Arc::new(Window {
+        let window = Arc::new(Window::new(
             invocations,
             plan,
-            pending,
-            execute: self.execute.clone(),
-            dispatch: self.dispatch.clone(),
-            max_runners: self.workers - 1,
-            inbox: Mutex::new(Inbox {
-                slots: (0..n).map(|_| None).collect(),
-                awaited: 0,
-                driver_waiting: false,
-                ready: BinaryHeap::new(),
-                runners: 0,
-            }),
-            posted: Condvar::new(),
-        });
+            self.execute.clone(),
+            Dispatch {
+                pool: self.pool.clone(),
+                lanes: self.lanes.handles(),
+            },
+            self.workers,
+        ));
 
         let emitted = drive(&window, ingress, &mut commit);
         Ok(WindowReport {
@@ -485,257 +511,4 @@ where
 /// included), so that running them in order on one thread loses no parallelism.
 fn is_chain(plan: &Plan) -> bool {
     (1..plan.len()).all(|j| plan.successors(j - 1).contains(&(j as u32)))
-}
-
-/// The state of one window, shared by the driver and every job of the window.
-struct Window<T, O> {
-    invocations: Vec<Invocation<T>>,
-    plan: Plan,
-    /// Unfinished predecessors per position; whoever brings one to zero makes it ready.
-    pending: Box<[AtomicU32]>,
-    execute: Arc<ExecuteFn<T, O>>,
-    dispatch: Dispatch,
-    /// Most runner jobs at once: one per pool thread (the driver runs invocations too).
-    max_runners: usize,
-    inbox: Mutex<Inbox<O>>,
-    posted: Condvar,
-}
-
-/// The reorder buffer (outcomes arrive in any order and leave in sequence order) and the
-/// pool's ready queue, under one lock so that the driver can check both before it sleeps.
-struct Inbox<O> {
-    slots: Vec<Option<Outcome<O>>>,
-    awaited: usize,
-    driver_waiting: bool,
-    /// Pool invocations whose predecessors are done, lowest position first.
-    ///
-    /// Lowest sequence number first, rather than each worker following the chain it is on:
-    /// every chain then advances together, so a window of several chains does not end with
-    /// one worker finishing a whole chain alone, and a dense chain (the critical path) gets
-    /// its share of the workers. It is also the order the driver commits in.
-    ready: BinaryHeap<Reverse<u32>>,
-    /// Runner jobs started on the pool and not yet finished.
-    runners: usize,
-}
-
-impl<T, O> Window<T, O>
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    fn execute_caught(&self, i: usize) -> Outcome<O> {
-        execute_caught(&self.execute, &self.invocations[i])
-    }
-
-    fn lock_inbox(&self) -> MutexGuard<'_, Inbox<O>> {
-        // Nothing panics while holding the inbox lock (user code never runs under it).
-        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Makes pool positions `ready` runnable and, under the same lock, posts the outcome of
-/// `done` (if any); wakes the driver if it waits for that outcome or for work to help with,
-/// and starts runners for the new work while pool threads are free.
-fn post<T, O>(window: &Arc<Window<T, O>>, done: Option<(usize, Outcome<O>)>, ready: &[u32])
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let mut inbox = window.lock_inbox();
-    let mut wake = inbox.driver_waiting && !ready.is_empty();
-    if let Some((i, outcome)) = done {
-        inbox.slots[i] = Some(outcome);
-        wake |= inbox.driver_waiting && inbox.awaited == i;
-    }
-    inbox.ready.extend(ready.iter().map(|&i| Reverse(i)));
-    let start = inbox
-        .ready
-        .len()
-        .min(window.max_runners.saturating_sub(inbox.runners));
-    inbox.runners += start;
-    drop(inbox);
-    if wake {
-        window.posted.notify_one();
-    }
-    for _ in 0..start {
-        start_runner(window);
-    }
-}
-
-/// Returns once the outcome at `next` is posted, having moved it and every consecutive
-/// posted outcome into `ready`, so the driver takes the lock once per run of outcomes.
-///
-/// Meanwhile the driver runs ready invocations itself, one at a time so that it commits
-/// as soon as it can, and sleeps only when none is ready: then a post of `next`, or new
-/// ready work, wakes it.
-fn wait_from<T, O>(window: &Arc<Window<T, O>>, next: usize, ready: &mut VecDeque<Outcome<O>>)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let mut inbox = window.lock_inbox();
-    loop {
-        if inbox.slots[next].is_some() {
-            let mut i = next;
-            while let Some(outcome) = inbox.slots.get_mut(i).and_then(Option::take) {
-                ready.push_back(outcome);
-                i += 1;
-            }
-            inbox.awaited = i;
-            return;
-        }
-        if let Some(Reverse(i)) = inbox.ready.pop() {
-            drop(inbox);
-            run_one(window, i as usize);
-            inbox = window.lock_inbox();
-            continue;
-        }
-        // Both checks and the wake-ups for either happen under this lock: none is lost.
-        inbox.awaited = next;
-        inbox.driver_waiting = true;
-        inbox = window
-            .posted
-            .wait(inbox)
-            .unwrap_or_else(PoisonError::into_inner);
-        inbox.driver_waiting = false;
-    }
-}
-
-/// Starts a job on the pool that runs ready invocations until there are none.
-fn start_runner<T, O>(window: &Arc<Window<T, O>>)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let runner = window.clone();
-    let job = move || {
-        loop {
-            let next = {
-                let mut inbox = runner.lock_inbox();
-                match inbox.ready.pop() {
-                    Some(Reverse(i)) => i as usize,
-                    None => {
-                        // Under the lock that `post` checks: new work starts a new runner.
-                        inbox.runners -= 1;
-                        return;
-                    }
-                }
-            };
-            run_one(&runner, next);
-        }
-    };
-    match &window.dispatch.pool {
-        #[cfg(not(loom))]
-        Pool::Rayon(pool) => pool.spawn(job),
-        #[cfg(loom)]
-        Pool::Threads(sender) => sender.send(Box::new(job)),
-        Pool::Serial => unreachable!("the serial driver starts no runners"),
-    }
-}
-
-/// Commits the window in sequence order, executing in place what the plan leaves to the
-/// driver (everything, when it planned nothing) and waiting for the rest, which the driver
-/// helps execute; returns how much work the commits emitted.
-fn drive<T, O, C, I>(window: &Arc<Window<T, O>>, ingress: &mut Ingress<T>, commit: &mut C) -> usize
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-    C: FnMut(&Invocation<T>, Outcome<O>) -> I,
-    I: IntoIterator<Item = Work<T>>,
-{
-    let parallel = !window.plan.is_empty();
-    if parallel {
-        let mut roots = Vec::new();
-        for root in window.plan.roots() {
-            if window.invocations[root].lane().is_some() {
-                dispatch_to_lane(window, root);
-            } else {
-                roots.push(root as u32);
-            }
-        }
-        post(window, None, &roots);
-    }
-    let mut ready = VecDeque::new();
-    let mut emitted = 0;
-    for next in 0..window.invocations.len() {
-        let outcome = if parallel || window.invocations[next].lane().is_some() {
-            if !parallel {
-                dispatch_to_lane(window, next);
-            }
-            if ready.is_empty() {
-                wait_from(window, next, &mut ready);
-            }
-            match ready.pop_front() {
-                Some(outcome) => outcome,
-                None => unreachable!("wait_from returns at least the awaited outcome"),
-            }
-        } else {
-            window.execute_caught(next)
-        };
-        for work in commit(&window.invocations[next], outcome) {
-            ingress.push(work);
-            emitted += 1;
-        }
-    }
-    emitted
-}
-
-/// Sends position `i`, which is bound to a lane, to that lane's thread.
-fn dispatch_to_lane<T, O>(window: &Arc<Window<T, O>>, i: usize)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    if let Some(lane) = window.invocations[i].lane() {
-        let job_window = window.clone();
-        let job = move || run_one(&job_window, i);
-        window.dispatch.lanes[lane.index()].send(Box::new(job));
-    }
-}
-
-/// Runs position `i`: execute, release its successors, post the outcome.
-///
-/// Successors are released only after `execute` has returned (or unwound), which is the
-/// happens-before edge that lets `execute` write shared state: the `AcqRel` decrement that
-/// reaches zero synchronises with every predecessor's decrement. Released pool work enters
-/// the ready queue, under the same lock as the outcome; released lane work goes to its lane.
-fn run_one<T, O>(window: &Arc<Window<T, O>>, i: usize)
-where
-    T: Send + Sync + 'static,
-    O: Send + 'static,
-{
-    let outcome = window.execute_caught(i);
-    let mut released = Vec::new();
-    if !window.plan.is_empty() {
-        for &succ in window.plan.successors(i) {
-            if window.pending[succ as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
-                if window.invocations[succ as usize].lane().is_some() {
-                    dispatch_to_lane(window, succ as usize);
-                } else {
-                    released.push(succ);
-                }
-            }
-        }
-    }
-    post(window, Some((i, outcome)), &released);
-}
-
-/// Runs `execute`, turning a panic into [`Outcome::Panicked`] so the rest of the window goes on.
-fn execute_caught<T, O>(execute: &ExecuteFn<T, O>, invocation: &Invocation<T>) -> Outcome<O> {
-    match catch_unwind(AssertUnwindSafe(|| execute(invocation))) {
-        Ok(output) => Outcome::Completed(output),
-        Err(payload) => Outcome::Panicked {
-            message: panic_message(payload.as_ref()),
-        },
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
 }

@@ -6,6 +6,7 @@ use std::ops::Deref;
 use interstice_abi::IntersticeType;
 use interstice_abi::host::{ErrorCode, LogLevel};
 
+use crate::file::Files;
 use crate::host_calls::{self, result_bytes, status};
 use crate::table::{AccessMode, ReadOnly, ReadWrite, Table, TableAccess, TableHandle, Tables};
 use crate::{Error, Result, sys};
@@ -73,6 +74,12 @@ impl ReducerContext {
     /// clock at execution).
     pub fn now(&self) -> i64 {
         host_calls::now()
+    }
+
+    /// The module's folder on the node, for a module holding the `File` authority: read,
+    /// write, list and watch files there ([`crate::file`]).
+    pub fn files(&self) -> Files<ReadWrite> {
+        Files::new()
     }
 
     /// Logs at info level.
@@ -224,6 +231,12 @@ impl QueryContext {
     /// The invocation's logical timestamp, in microseconds since the Unix epoch.
     pub fn now(&self) -> i64 {
         host_calls::now()
+    }
+
+    /// The module's folder on the node, read-only, for a module holding the `File` authority
+    /// ([`crate::file`]).
+    pub fn files(&self) -> Files<ReadOnly> {
+        Files::new()
     }
 
     /// Logs at info level.

@@ -60,8 +60,10 @@
 //!   `()` or `Result<(), E: Display>`. Declare what it touches with
 //!   `reads(t, ..)`, `writes(t, ..)` and `calls(module.reducer, ..)`; without a declaration it
 //!   may read and write every table of its module and runs serially with them. `on = "event"`
-//!   subscribes it to `init`, `load`, `connect`, `disconnect` or
-//!   `[node.]module.table.insert|update|delete`.
+//!   subscribes it to `init`, `load`, `connect`, `disconnect`,
+//!   `[node.]module.table.insert|update|delete` (`table.insert` for a table of this module),
+//!   or, for a module holding the authority, the platform events `render`, `input`,
+//!   `audio_output`, `audio_input` and `file_changed` (their arguments are in [`platform`]).
 //! - [`#[query]`](query) marks a read-only function `fn(ctx: QueryContext, args..) -> T`
 //!   (or `-> Result<T, E>`); its table handles have no write methods at all.
 //! - [`#[interstice_type]`](interstice_type) makes a struct or enum usable in columns,
@@ -75,6 +77,9 @@
 //!   [`ReducerContext::call_remote`] and sent when this reducer commits. Their row types come
 //!   along, so `#[reducer(on = "<node>.<module>.<table>.insert")]` can take
 //!   `row: bindings::<node>::<module>::<Row>`.
+//! - `ctx.files()`, for a module claiming `authorities: [File]`: read, write, append, list,
+//!   remove and watch files in the module's folder on the node ([`file`]); changes are part of
+//!   the reducer's transaction.
 //! - Host calls that fail return [`Error`] (an [`ErrorCode`] and the host's message); it
 //!   converts into `String`, so `?` works in reducers returning `Result<(), String>`.
 //!
@@ -88,6 +93,7 @@ extern crate self as interstice_sdk;
 mod context;
 mod error;
 mod export;
+pub mod file;
 pub mod host_calls;
 pub mod platform;
 mod sys;
@@ -95,6 +101,7 @@ mod table;
 
 pub use context::{Args, Current, QueryCaller, QueryContext, ReducerContext};
 pub use error::{Error, ErrorCode, Result};
+pub use file::{DirEntry, FileKind, FileMetadata, Files};
 pub use interstice_abi::IntersticeType;
 pub use interstice_abi::host::LogLevel;
 pub use interstice_sdk_macros::{interstice_module, interstice_type, query, reducer, table};

@@ -369,7 +369,7 @@ impl<T: Table> Iterator for Scan<T> {
         match self.0.next()? {
             Ok(row) => Some(row),
             // Deliberate: a scan that cannot continue leaves the invocation without a
-            // consistent answer, and failing it commits nothing (DESIGN §3.4).
+            // consistent answer, and failing it commits nothing (ARCHITECTURE.md, rule D4).
             Err(e) => panic!("scan of table `{}` failed: {e}", T::NAME),
         }
     }

@@ -1,12 +1,12 @@
 //! Fixed workloads for instruction counting (`valgrind --tool=callgrind`), where wall-clock
 //! benchmarks are too noisy: `cargo run --release -p interstice-store --example ops_profile --
-//! <single|insert|get|logged|replay> <count>`.
+//! <single|single_logged|insert|get|logged|replay|replay_fill> <count>`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use interstice_abi::{Persistence, TableSchema, Type, TypeRegistry, Value};
-use interstice_store::{CommitMeta, Durability, Store, StoreConfig, TableId};
+use interstice_store::{CommitMeta, Durability, Readable, Store, StoreConfig, TableId};
 
 fn table(store: &Store) -> TableId {
     let schema = TableSchema::builder("items")
@@ -54,6 +54,22 @@ fn main() {
                 black_box(applied.take_changes());
                 black_box(store.log(applied, meta(i)).expect("log"));
             }
+        }
+        "single_logged" => {
+            let dir = std::env::temp_dir().join(format!("ops_profile_{}", std::process::id()));
+            let config = StoreConfig::default().snapshot_every_bytes(None);
+            {
+                let (store, _) = Store::open(&dir, config).expect("open");
+                let t = table(&store);
+                for i in 0..n {
+                    let mut tx = store.begin();
+                    tx.insert(t, row(i)).expect("insert");
+                    let mut applied = tx.apply().expect("apply");
+                    black_box(applied.take_changes());
+                    black_box(store.log(applied, meta(i)).expect("log"));
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
         }
         "insert" => {
             let store = Store::in_memory();
@@ -105,6 +121,27 @@ fn main() {
                 let (_store, report) = Store::open(&dir, config).expect("open");
                 black_box(report);
             }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        "replay_fill" => {
+            // The recovery bench's log: `count` rows, 1000 per transaction.
+            let dir = std::env::temp_dir().join(format!("ops_profile_{}", std::process::id()));
+            let config = StoreConfig::default()
+                .durability(Durability::Off)
+                .snapshot_every_bytes(None);
+            {
+                let (store, _) = Store::open(&dir, config.clone()).expect("open");
+                let t = table(&store);
+                for b in 0..n / 1000 {
+                    let mut tx = store.begin();
+                    for i in b * 1000..(b + 1) * 1000 {
+                        tx.insert(t, row(i)).expect("insert");
+                    }
+                    let _ = black_box(tx.commit(meta(b)).expect("commit"));
+                }
+            }
+            let (_store, report) = Store::open(&dir, config).expect("open");
+            black_box(report);
             let _ = std::fs::remove_dir_all(&dir);
         }
         other => panic!("unknown mode {other}"),

@@ -58,7 +58,19 @@ impl<'a> Reader<'a> {
         Ok(i128::from_le_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn varint(&mut self) -> ReadResult<u64> {
+        // Lengths, ids and kinds are mostly below 128: one byte.
+        if let Some(&b) = self.bytes.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> ReadResult<u64> {
         let start = self.pos;
         let mut result = 0u64;
         for i in 0..10 {

@@ -3,7 +3,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use interstice_abi::{IndexKind, TableSchema, Type, TypeRegistry, Value};
-//! use interstice_store::{CommitMeta, Store, StoreConfig};
+//! use interstice_store::{CommitMeta, Readable, Store, StoreConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
@@ -41,7 +41,12 @@
 //!   [`Transaction::apply`] publishes the writes atomically and returns an [`Applied`];
 //!   [`Store::log`] appends it to the commit log (call it in sequence order).
 //!   [`Transaction::commit`] does both.
-//! - [`Store::read`] gives a [`ReadView`] in which no transaction is half-applied.
+//! - [`Store::begin_read`] gives a [`ReadTransaction`]: the state as of one commit, read
+//!   while commits go on (for long reads such as queries). [`Store::read`] gives a
+//!   [`ReadView`] of the current state, in which no transaction is half-applied, while commits
+//!   wait.
+//! - Transactions, views and read transactions share one read API, the [`Readable`] trait
+//!   (`get`, `find`, `index_range`, `scan`, `range`, `len`).
 //! - Scans ([`Scan`]) iterate in primary-key order without copying the table.
 //! - Durability is a policy ([`Durability`]); [`Store::wait_durable`] says when a commit is on
 //!   disk. Snapshots bound recovery time; recovery replays recorded mutations, never module code.
@@ -55,16 +60,23 @@
 
 mod bytes;
 mod error;
+mod files;
+mod history;
 mod log;
 mod read;
+mod read_tx;
+mod recover;
+mod rows;
 mod snapshot;
 mod store;
 mod table;
 mod tx;
 
-pub use error::{Result, StoreError};
-pub use log::Durability;
-pub use read::{ReadView, Scan, TableRef};
-pub use store::{Corruption, Lsn, RecoveryReport, Store, StoreConfig, TableInfo};
+pub use error::{Result, StoreError, WriteFailure};
+pub use log::{Durability, FailWrites};
+pub use read::{ReadView, Readable, Scan, TableRef};
+pub use read_tx::ReadTransaction;
+pub use recover::{Corruption, Loss, RecoveryReport};
+pub use store::{Lsn, Store, StoreConfig, StoreStats, TableInfo};
 pub use table::{Row, TableId};
 pub use tx::{Applied, Change, ChangeKind, Commit, CommitMeta, Transaction};

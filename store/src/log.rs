@@ -2,9 +2,9 @@
 //!
 //! See `store/DESIGN.md` for the byte layout.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,14 +13,32 @@ use interstice_abi::Value;
 use parking_lot::{Condvar, Mutex};
 
 use crate::bytes::{Reader, put_varint};
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, WriteFailure};
 use crate::table::TableId;
 
 /// The first 8 bytes of every segment file.
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"ISTLOG01";
-/// Records larger than this are treated as corrupt lengths.
-pub(crate) const MAX_RECORD: usize = 1 << 30;
 pub(crate) const RECORD_HEADER: usize = 8;
+/// lsn, seq and timestamp at the start of every body.
+const RECORD_FIXED: usize = 24;
+/// The largest body the 32-bit length can frame.
+pub(crate) const MAX_BODY: usize = u32::MAX as usize;
+/// Under `EveryCommit`, the buffer is handed to the OS (without fsync) once it holds this much
+/// and nobody has waited for it.
+const EVERY_COMMIT_WRITE_OUT: usize = 1 << 20;
+/// The default limit on one applied transaction's record.
+pub(crate) const DEFAULT_MAX_RECORD: usize = 1 << 30;
+
+fn varint_len(n: usize) -> usize {
+    let bits = usize::BITS - n.leading_zeros();
+    (bits as usize).div_ceil(7).max(1)
+}
+
+/// The bytes a record with `meta_len` bytes of meta and `ops_len` bytes of ops takes, header
+/// included.
+pub(crate) fn record_len(meta_len: usize, ops_len: usize) -> usize {
+    RECORD_HEADER + RECORD_FIXED + varint_len(meta_len) + meta_len + ops_len
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -74,7 +92,8 @@ pub(crate) fn put_drop(out: &mut Vec<u8>, table: TableId) {
     put_varint(out, u64::from(table.0));
 }
 
-/// Appends a whole record: header (length, checksum) and body.
+/// Appends a whole record: header (length, checksum) and body. Fails, appending nothing, with
+/// the record's length when its body is too long for the 32-bit length.
 pub(crate) fn encode_record(
     out: &mut Vec<u8>,
     lsn: u64,
@@ -82,7 +101,12 @@ pub(crate) fn encode_record(
     timestamp: u64,
     meta: &[u8],
     ops: &[u8],
-) {
+) -> Result<(), usize> {
+    let total = record_len(meta.len(), ops.len());
+    if total - RECORD_HEADER > MAX_BODY {
+        return Err(total);
+    }
+    out.reserve(total);
     let start = out.len();
     out.extend_from_slice(&[0; RECORD_HEADER]);
     out.extend_from_slice(&lsn.to_le_bytes());
@@ -98,6 +122,7 @@ pub(crate) fn encode_record(
     crc.update(&out[start + RECORD_HEADER..]);
     out[start..start + 4].copy_from_slice(&len_bytes);
     out[start + 4..start + 8].copy_from_slice(&crc.finalize().to_le_bytes());
+    Ok(())
 }
 
 /// A record read back from a segment.
@@ -133,9 +158,6 @@ pub(crate) fn parse_record(buf: &[u8], offset: usize) -> Parsed<'_> {
     let len_bytes: [u8; 4] = [rest[0], rest[1], rest[2], rest[3]];
     let len = u32::from_le_bytes(len_bytes) as usize;
     let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-    if len > MAX_RECORD {
-        return Parsed::Bad(format!("record length {len} is implausible"));
-    }
     if rest.len() - RECORD_HEADER < len {
         return Parsed::Bad(format!(
             "torn record: {len} bytes announced, {} present",
@@ -167,6 +189,51 @@ pub(crate) fn parse_record(buf: &[u8], offset: usize) -> Parsed<'_> {
         Ok(view) => Parsed::Record(view, offset + RECORD_HEADER + len),
         Err(reason) => Parsed::Bad(format!("malformed record: {reason}")),
     }
+}
+
+/// The end of the checksummed record with lsn at least `min_lsn` that starts at `offset`, if
+/// one does. Cheap on garbage: the length and lsn are checked before the checksum, so it can be
+/// tried at every offset of a damaged region.
+pub(crate) fn probe_record(buf: &[u8], offset: usize, min_lsn: u64) -> Option<usize> {
+    const FIXED: usize = 24; // lsn, seq, timestamp
+    let rest = buf.get(offset..)?;
+    if rest.len() < RECORD_HEADER + FIXED {
+        return None;
+    }
+    let len_bytes: [u8; 4] = [rest[0], rest[1], rest[2], rest[3]];
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len < FIXED || len > rest.len() - RECORD_HEADER {
+        return None;
+    }
+    let mut lsn = [0; 8];
+    lsn.copy_from_slice(&rest[RECORD_HEADER..RECORD_HEADER + 8]);
+    let lsn = u64::from_le_bytes(lsn);
+    // Lsns far beyond the log's end are garbage that happens to fit.
+    if lsn < min_lsn || lsn - min_lsn > 1 << 40 {
+        return None;
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len_bytes);
+    hasher.update(&rest[RECORD_HEADER..RECORD_HEADER + len]);
+    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    (hasher.finalize() == crc).then_some(offset + RECORD_HEADER + len)
+}
+
+/// The first checksummed record with lsn at least `min_lsn` found at or after `offset`, as
+/// (start, end).
+pub(crate) fn next_record(buf: &[u8], offset: usize, min_lsn: u64) -> Option<(usize, usize)> {
+    (offset..buf.len()).find_map(|at| probe_record(buf, at, min_lsn).map(|end| (at, end)))
+}
+
+/// How many checksummed records with lsn at least `min_lsn` can be found in `buf` from
+/// `offset` on, skipping over damaged bytes.
+pub(crate) fn count_records(buf: &[u8], mut offset: usize, min_lsn: u64) -> u64 {
+    let mut n = 0;
+    while let Some((_, end)) = next_record(buf, offset, min_lsn) {
+        n += 1;
+        offset = end;
+    }
+    n
 }
 
 /// One mutation inside a record.
@@ -244,34 +311,17 @@ pub(crate) fn segment_name(first_lsn: u64) -> String {
     format!("log-{first_lsn:020}.seg")
 }
 
-/// Segment files of `dir` with the given extension, sorted by first lsn.
-pub(crate) fn list_files(dir: &Path, prefix: &str, ext: &str) -> io::Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if let Some(num) = name
-            .strip_prefix(prefix)
-            .and_then(|n| n.strip_suffix(ext))
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            out.push((num, path));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// When commits become durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
-    /// `Store::log` returns after the record is fsynced. Concurrent callers share fsyncs.
+    /// Nothing is reported durable before an fsync covers it, and every waiter gets its fsync
+    /// as soon as the disk allows: [`Store::log`](crate::Store::log) only buffers the record
+    /// (no fsync on the committing thread); the first caller of
+    /// [`Store::wait_durable`](crate::Store::wait_durable) writes out everything buffered and
+    /// fsyncs once, covering every record logged so far, and callers whose record it covers
+    /// return with it; records logged during that fsync go into the next one (group commit).
+    /// [`Transaction::commit`](crate::Transaction::commit) waits. Records nobody waits for are
+    /// handed to the OS once 1 MiB is buffered, and fsynced by the next waiter.
     EveryCommit,
     /// A flusher thread writes and fsyncs at most `max_delay` after the first unflushed record,
     /// or as soon as `max_bytes` are waiting: one fsync for many transactions. Use
@@ -298,26 +348,43 @@ impl Default for Durability {
 #[derive(Default)]
 pub(crate) struct Poison {
     flag: AtomicBool,
-    reason: Mutex<Option<String>>,
+    reason: Mutex<Option<(String, Option<WriteFailure>)>>,
 }
 
 impl Poison {
-    pub fn set(&self, reason: String) {
+    /// Records the first reason; later ones are consequences of it.
+    pub fn set(&self, reason: String, cause: Option<WriteFailure>) {
         let mut r = self.reason.lock();
         if r.is_none() {
-            *r = Some(reason);
+            *r = Some((reason, cause));
         }
         self.flag.store(true, Ordering::Release);
     }
 
-    pub fn check(&self) -> Result<()> {
-        if self.flag.load(Ordering::Acquire) {
-            return Err(StoreError::Poisoned {
-                reason: self.reason.lock().clone().unwrap_or_default(),
-            });
+    /// The error every refused operation returns, if poisoned.
+    pub fn error(&self) -> Option<StoreError> {
+        if !self.flag.load(Ordering::Acquire) {
+            return None;
         }
-        Ok(())
+        let (reason, cause) = self.reason.lock().clone().unwrap_or_default();
+        Some(StoreError::Poisoned { reason, cause })
     }
+
+    pub fn check(&self) -> Result<()> {
+        match self.error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Fails writes of the log once it has written `after_bytes` bytes, with an OS error code:
+/// lets tests see what a full or read-only disk does without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct FailWrites {
+    pub after_bytes: u64,
+    pub os_error: i32,
 }
 
 struct Segment {
@@ -332,6 +399,8 @@ pub(crate) struct LogState {
     buf_last_lsn: u64,
     buf_since: Option<Instant>,
     written_lsn: u64,
+    /// Record bytes handed to the OS since the store was opened.
+    written_bytes: u64,
     seg: Option<Segment>,
     pub bytes_since_snapshot: u64,
     pub commits_since_snapshot: u64,
@@ -354,23 +423,38 @@ pub(crate) struct Log {
     durable: AtomicU64,
     durable_mx: Mutex<()>,
     durable_cv: Condvar,
+    /// fsyncs of segments since open, and records that became durable: group commit's yield.
+    pub fsyncs: AtomicU64,
+    pub records_durable: AtomicU64,
     pub poison: Arc<Poison>,
     pub durability: Durability,
     segment_max: u64,
     /// `None` for an in-memory store: lsns are assigned, nothing is written.
     pub dir: Option<PathBuf>,
+    fail_writes: Option<FailWrites>,
+}
+
+/// Where the log continues after recovery.
+pub(crate) struct LogStart {
+    pub next_lsn: u64,
+    pub last_snapshot_lsn: u64,
+    pub last_seq: Option<u64>,
 }
 
 impl Log {
     pub fn new(
         dir: Option<PathBuf>,
-        next_lsn: u64,
+        start: LogStart,
         durability: Durability,
         segment_max: u64,
         poison: Arc<Poison>,
-        last_snapshot_lsn: u64,
-        last_seq: Option<u64>,
+        fail_writes: Option<FailWrites>,
     ) -> Self {
+        let LogStart {
+            next_lsn,
+            last_snapshot_lsn,
+            last_seq,
+        } = start;
         Log {
             state: Mutex::new(LogState {
                 next_lsn,
@@ -379,6 +463,7 @@ impl Log {
                 buf_last_lsn: 0,
                 buf_since: None,
                 written_lsn: next_lsn - 1,
+                written_bytes: 0,
                 seg: None,
                 bytes_since_snapshot: 0,
                 commits_since_snapshot: 0,
@@ -391,10 +476,13 @@ impl Log {
             durable: AtomicU64::new(next_lsn - 1),
             durable_mx: Mutex::new(()),
             durable_cv: Condvar::new(),
+            fsyncs: AtomicU64::new(0),
+            records_durable: AtomicU64::new(0),
             poison,
             durability,
             segment_max,
             dir,
+            fail_writes,
         }
     }
 
@@ -402,7 +490,8 @@ impl Log {
         self.durable.load(Ordering::Acquire)
     }
 
-    /// Appends a record to the buffer; returns its length. The caller assigned `lsn`.
+    /// Appends a record to the buffer; returns its length. The caller assigned `lsn` and
+    /// checked the record's length against [`MAX_BODY`].
     pub fn append(
         &self,
         st: &mut LogState,
@@ -411,17 +500,22 @@ impl Log {
         timestamp: u64,
         meta: &[u8],
         ops: &[u8],
-    ) -> usize {
-        if st.buf.is_empty() {
+    ) -> Result<usize> {
+        let before = st.buf.len();
+        encode_record(&mut st.buf, lsn, seq, timestamp, meta, ops).map_err(|bytes| {
+            StoreError::TransactionTooLarge {
+                bytes: bytes as u64,
+                limit: (MAX_BODY + RECORD_HEADER) as u64,
+            }
+        })?;
+        if before == 0 {
             st.buf_first_lsn = lsn;
             st.buf_since = Some(Instant::now());
         }
-        let before = st.buf.len();
-        encode_record(&mut st.buf, lsn, seq, timestamp, meta, ops);
         st.buf_last_lsn = lsn;
         let n = st.buf.len() - before;
         st.bytes_since_snapshot += n as u64;
-        n
+        Ok(n)
     }
 
     /// After an append: do what the durability policy asks.
@@ -438,8 +532,13 @@ impl Log {
                 Ok(())
             }
             Durability::EveryCommit => {
-                drop(st);
-                self.make_durable(lsn)
+                // Only buffered: `wait_durable` writes and fsyncs everything buffered at once,
+                // so the commits waiting meanwhile share one fsync. When nobody waits, a big
+                // buffer is handed to the OS (unsynced) to keep memory bounded.
+                if st.buf.len() >= EVERY_COMMIT_WRITE_OUT {
+                    self.write_out(&mut st)?;
+                }
+                Ok(())
             }
             Durability::Batched { max_bytes, .. } => {
                 let len = st.buf.len();
@@ -476,26 +575,33 @@ impl Log {
             && let Some(old) = st.seg.take()
         {
             old.file.sync_data()?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         if st.seg.is_none() {
             let path = dir.join(segment_name(st.buf_first_lsn));
-            let mut file = OpenOptions::new()
+            let mut file = crate::files::owner_only()
                 .create(true)
                 .write(true)
                 .truncate(true)
                 .open(&path)?;
             file.write_all(&SEGMENT_MAGIC)?;
             file.sync_all()?;
-            sync_dir(dir)?;
+            crate::files::sync_dir(dir)?;
             st.seg = Some(Segment {
                 file: Arc::new(file),
                 size: SEGMENT_MAGIC.len() as u64,
             });
         }
+        if let Some(fail) = self.fail_writes
+            && st.written_bytes + st.buf.len() as u64 > fail.after_bytes
+        {
+            return Err(io::Error::from_raw_os_error(fail.os_error));
+        }
         if let Some(seg) = &mut st.seg {
             (&*seg.file).write_all(&st.buf)?;
             seg.size += st.buf.len() as u64;
         }
+        st.written_bytes += st.buf.len() as u64;
         st.buf.clear();
         st.buf_since = None;
         st.written_lsn = st.buf_last_lsn;
@@ -518,6 +624,7 @@ impl Log {
         if let Some(file) = file {
             file.sync_data()
                 .map_err(|e| self.fail("fsyncing the commit log", e))?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         self.set_durable(written);
         Ok(())
@@ -531,21 +638,31 @@ impl Log {
             seg.file
                 .sync_data()
                 .map_err(|e| self.fail("fsyncing the commit log", e))?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         self.set_durable(written);
         Ok(())
     }
 
     fn fail(&self, what: &str, e: io::Error) -> StoreError {
-        self.poison.set(format!(
-            "{what} failed ({e}); memory may be ahead of the log, so the store refuses further commits; reopen it to recover from disk"
-        ));
+        let kind = WriteFailure::of(&e);
+        self.poison.set(
+            format!("{what} failed ({e}). {}", kind.remedy()),
+            Some(kind),
+        );
         self.durable_cv.notify_all();
-        StoreError::io(what, e)
+        StoreError::LogWrite {
+            context: what.to_owned(),
+            kind,
+            source: e,
+        }
     }
 
     fn set_durable(&self, lsn: u64) {
-        if self.durable.fetch_max(lsn, Ordering::AcqRel) < lsn {
+        let before = self.durable.fetch_max(lsn, Ordering::AcqRel);
+        if before < lsn {
+            self.records_durable
+                .fetch_add(lsn - before, Ordering::Relaxed);
             let _g = self.durable_mx.lock();
             self.durable_cv.notify_all();
         }
@@ -604,5 +721,25 @@ impl Log {
     pub fn shutdown(&self) {
         self.state.lock().shutdown = true;
         self.flusher_cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_len_is_the_encoded_length() {
+        for meta in [0usize, 1, 127, 128, 16_383, 16_384, 70_000] {
+            for ops in [0usize, 5, 300] {
+                let mut out = vec![7; 3];
+                encode_record(&mut out, 1, 2, 3, &vec![1; meta], &vec![2; ops]).unwrap();
+                assert_eq!(
+                    out.len() - 3,
+                    record_len(meta, ops),
+                    "meta {meta}, ops {ops}"
+                );
+            }
+        }
     }
 }

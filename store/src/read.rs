@@ -1,7 +1,10 @@
-//! Reads shared by transactions and consistent views: index lookups and pk-ordered scans that
-//! merge a transaction's overlay with the committed rows.
+//! Reads: one trait, [`Readable`], for every way of looking at the tables, and the code behind
+//! it, which merges a transaction's overlay or a read transaction's before-images with the
+//! committed rows.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -10,72 +13,166 @@ use interstice_abi::{IndexKind, Value};
 use parking_lot::{RawRwLock, RwLockReadGuard, lock_api::ArcRwLockReadGuard};
 
 use crate::error::{Result, StoreError};
+use crate::history::Images;
+use crate::read_tx::ReadAt;
 use crate::store::Inner;
-use crate::table::{IndexMap, Key, Row, Table, TableData, TableId, bounds_empty};
+use crate::table::{IndexMap, Key, Row, Table, TableData, TableId, bounds_empty, key_bounds};
 use crate::tx::Overlay;
 
-/// Rows whose indexed `column` equals `key`, in primary-key order.
-pub(crate) fn find(t: &Table, ov: Option<&Overlay>, column: &str, key: &Value) -> Result<Vec<Row>> {
-    let data = t.data.read();
-    if column == t.schema.primary_key {
-        let row = match ov {
-            Some(ov) => ov.get(&data, key),
-            None => data.get(key).cloned(),
-        };
-        return Ok(row.into_iter().collect());
-    }
-    let ix = t.index_of(column)?;
-    let mut out: Vec<Row> = Vec::new();
-    if let Some(pks) = data.indexes[ix].get(key) {
-        for pk in pks.iter() {
-            if ov.is_some_and(|ov| ov.rows.contains_key(Key::from_ref(pk))) {
-                continue;
-            }
-            if let Some(row) = data.get(pk) {
-                out.push(row.clone());
-            }
-        }
-    }
-    if let Some(ov) = ov
-        && let Some(set) = ov.indexes[ix].get(key)
-    {
-        for pk in set {
-            if let Some(Some(row)) = ov.rows.get(Key::from_ref(pk)) {
-                out.push(row.clone());
-            }
-        }
-        out.sort_by(|a, b| a[t.pk].cmp(&b[t.pk]));
-    }
-    Ok(out)
+mod sealed {
+    pub trait Sealed {}
 }
 
-/// Rows whose btree-indexed `column` is within bounds, ordered by (column, primary key).
-pub(crate) fn index_range(
-    t: &Arc<Table>,
-    ov: Option<&Overlay>,
-    column: &str,
-    lower: Bound<Value>,
-    upper: Bound<Value>,
-) -> Result<Vec<Row>> {
-    if column == t.schema.primary_key {
-        return Ok(Scan::new(t.clone(), ov, lower, upper).collect());
+/// The read API of every way of looking at the tables, so they never drift apart:
+///
+/// - a [`Transaction`](crate::Transaction) reads the current committed state plus its own
+///   writes;
+/// - a [`ReadView`] reads the current committed state, no transaction half-applied, while
+///   commits wait;
+/// - a [`ReadTransaction`](crate::ReadTransaction) reads the state as of the commit at which it
+///   began, while commits go on.
+///
+/// Bring it into scope (`use interstice_store::Readable;`) to call these methods. Sealed: only
+/// this crate implements it.
+pub trait Readable: sealed::Sealed {
+    #[doc(hidden)]
+    fn source(&self, table: TableId) -> Result<Source<'_>>;
+
+    /// The row with primary key `pk`.
+    fn get(&self, table: TableId, pk: &Value) -> Result<Option<Row>> {
+        self.source(table)?.get(pk)
     }
-    let ix = t.index_of(column)?;
-    if t.indexes[ix].kind != IndexKind::BTree {
-        return Err(StoreError::NotOrdered {
-            table: t.name.clone(),
-            column: column.to_owned(),
-        });
+
+    /// Rows whose indexed `column` equals `key`, in primary-key order. Works on hash and
+    /// btree indexes, and on the primary key.
+    fn find(&self, table: TableId, column: &str, key: &Value) -> Result<Vec<Row>> {
+        self.source(table)?.find(column, key)
     }
-    if bounds_empty(&lower, &upper) {
-        return Ok(Vec::new());
+
+    /// Rows whose btree-indexed `column` (or primary key) lies in `range`, ordered by that
+    /// column, then by primary key.
+    fn index_range(
+        &self,
+        table: TableId,
+        column: &str,
+        range: impl RangeBounds<Value>,
+    ) -> Result<Vec<Row>> {
+        self.source(table)?.index_range(
+            column,
+            range.start_bound().cloned(),
+            range.end_bound().cloned(),
+        )
     }
-    let data = t.data.read();
-    let mut out: Vec<Row> = Vec::new();
-    if let IndexMap::BTree(map) = &data.indexes[ix] {
-        for (_, pks) in map.range((lower.clone(), upper.clone())) {
+
+    /// Every row, in primary-key order, without copying the table.
+    fn scan(&self, table: TableId) -> Result<Scan<'_>> {
+        self.range(table, ..)
+    }
+
+    /// Rows whose primary key lies in `range`, in primary-key order.
+    fn range(&self, table: TableId, range: impl RangeBounds<Value>) -> Result<Scan<'_>> {
+        Ok(self
+            .source(table)?
+            .scan(range.start_bound().cloned(), range.end_bound().cloned()))
+    }
+
+    /// The number of rows.
+    fn len(&self, table: TableId) -> Result<usize> {
+        self.source(table)?.len()
+    }
+}
+
+/// One table as a reader sees it: its committed rows, plus a transaction's overlay or a read
+/// transaction's moment.
+#[doc(hidden)]
+pub struct Source<'a> {
+    table: Cow<'a, Arc<Table>>,
+    overlay: Option<&'a Overlay>,
+    at: Option<&'a ReadAt>,
+}
+
+/// The images a read at `at` consults, if it must: `Ok(None)` when the current rows are the
+/// answer. Fails when the read transaction expired or the table was dropped since.
+fn images_at<'g>(
+    t: &Table,
+    at: Option<&ReadAt>,
+    images: &'g Option<RwLockReadGuard<'_, Images>>,
+) -> Result<Option<(u64, &'g Images)>> {
+    let (Some(at), Some(images)) = (at, images) else {
+        return Ok(None);
+    };
+    at.check(t)?;
+    Ok((!images.from(at.version).is_empty()).then_some((at.version, &**images)))
+}
+
+/// The row with key `pk` as of `version`.
+fn resolve(data: &TableData, images: &Images, version: u64, pk: &Value) -> Option<Row> {
+    match images.lookup(version, pk) {
+        Some(state) => state.clone(),
+        None => data.get(pk).cloned(),
+    }
+}
+
+impl<'a> Source<'a> {
+    #[inline]
+    pub(crate) fn new(
+        table: Cow<'a, Arc<Table>>,
+        overlay: Option<&'a Overlay>,
+        at: Option<&'a ReadAt>,
+    ) -> Self {
+        Source { table, overlay, at }
+    }
+
+    /// The table's images, read-locked, when this is a read transaction's source. Taken after
+    /// the data lock (lock order).
+    fn images(&self) -> Option<RwLockReadGuard<'_, Images>> {
+        self.at.map(|_| self.table.images.read())
+    }
+
+    #[inline]
+    fn get(self, pk: &Value) -> Result<Option<Row>> {
+        let t = &**self.table;
+        if let Some(ov) = self.overlay
+            && let Some(state) = ov.rows.get(pk)
+        {
+            return Ok(state.cloned());
+        }
+        let data = t.data.read();
+        // The hot path (reducers' point reads): no moment to resolve.
+        let Some(at) = self.at else {
+            return Ok(data.get(pk).cloned());
+        };
+        let images = t.images.read();
+        at.check(t)?;
+        Ok(resolve(&data, &images, at.version, pk))
+    }
+
+    fn find(self, column: &str, key: &Value) -> Result<Vec<Row>> {
+        let t = &**self.table;
+        if column == t.schema.primary_key {
+            return Ok(self.get(key)?.into_iter().collect());
+        }
+        let ix = t.index_of(column)?;
+        let data = t.data.read();
+        let images = self.images();
+        if let Some((version, images)) = images_at(t, self.at, &images)? {
+            let mut pks: BTreeSet<&Value> = BTreeSet::new();
+            pks.extend(data.indexes[ix].get(key).into_iter().flat_map(|p| p.iter()));
+            for span in images.from(version) {
+                pks.extend(span.indexes[ix].get(key).into_iter().flatten());
+            }
+            let col = t.indexes[ix].column;
+            return Ok(pks
+                .into_iter()
+                .filter_map(|pk| resolve(&data, images, version, pk))
+                .filter(|row| row[col] == *key)
+                .collect());
+        }
+        let ov = self.overlay;
+        let mut out: Vec<Row> = Vec::new();
+        if let Some(pks) = data.indexes[ix].get(key) {
             for pk in pks.iter() {
-                if ov.is_some_and(|ov| ov.rows.contains_key(Key::from_ref(pk))) {
+                if ov.is_some_and(|ov| ov.rows.contains(pk)) {
                     continue;
                 }
                 if let Some(row) = data.get(pk) {
@@ -83,26 +180,133 @@ pub(crate) fn index_range(
                 }
             }
         }
-    }
-    if let Some(ov) = ov {
-        let before = out.len();
-        for (_, set) in ov.indexes[ix].range((lower, upper)) {
+        if let Some(ov) = ov
+            && let Some(set) = ov.indexes[ix].get(key)
+        {
             for pk in set {
-                if let Some(Some(row)) = ov.rows.get(Key::from_ref(pk)) {
+                if let Some(Some(row)) = ov.rows.get(pk) {
                     out.push(row.clone());
                 }
             }
+            out.sort_by(|a, b| a[t.pk].cmp(&b[t.pk]));
         }
-        if out.len() > before {
-            let col = t.indexes[ix].column;
-            out.sort_by(|a, b| a[col].cmp(&b[col]).then_with(|| a[t.pk].cmp(&b[t.pk])));
-        }
+        Ok(out)
     }
-    Ok(out)
+
+    fn index_range(
+        self,
+        column: &str,
+        lower: Bound<Value>,
+        upper: Bound<Value>,
+    ) -> Result<Vec<Row>> {
+        let t = self.table.clone().into_owned();
+        if column == t.schema.primary_key {
+            let mut scan = self.scan(lower, upper);
+            let rows: Vec<Row> = scan.by_ref().collect();
+            scan.check()?;
+            return Ok(rows);
+        }
+        let ix = t.index_of(column)?;
+        if t.indexes[ix].kind != IndexKind::BTree {
+            return Err(StoreError::NotOrdered {
+                table: t.name.clone(),
+                column: column.to_owned(),
+            });
+        }
+        if bounds_empty(&lower, &upper) {
+            return Ok(Vec::new());
+        }
+        let col = t.indexes[ix].column;
+        let by_column_then_pk =
+            |a: &Row, b: &Row| a[col].cmp(&b[col]).then_with(|| a[t.pk].cmp(&b[t.pk]));
+        let data = t.data.read();
+        let images = self.images();
+        if let Some((version, images)) = images_at(&t, self.at, &images)? {
+            let mut pks: BTreeSet<&Value> = BTreeSet::new();
+            if let IndexMap::BTree(map) = &data.indexes[ix] {
+                for (_, p) in map.range((lower.clone(), upper.clone())) {
+                    pks.extend(p.iter());
+                }
+            }
+            for span in images.from(version) {
+                for (_, set) in span.indexes[ix].range((lower.clone(), upper.clone())) {
+                    pks.extend(set);
+                }
+            }
+            let bounds = (lower, upper);
+            let mut out: Vec<Row> = pks
+                .into_iter()
+                .filter_map(|pk| resolve(&data, images, version, pk))
+                .filter(|row| bounds.contains(&row[col]))
+                .collect();
+            out.sort_by(by_column_then_pk);
+            return Ok(out);
+        }
+        let ov = self.overlay;
+        let mut out: Vec<Row> = Vec::new();
+        if let IndexMap::BTree(map) = &data.indexes[ix] {
+            for (_, pks) in map.range((lower.clone(), upper.clone())) {
+                for pk in pks.iter() {
+                    if ov.is_some_and(|ov| ov.rows.contains(pk)) {
+                        continue;
+                    }
+                    if let Some(row) = data.get(pk) {
+                        out.push(row.clone());
+                    }
+                }
+            }
+        }
+        if let Some(ov) = ov {
+            let before = out.len();
+            for (_, set) in ov.indexes[ix].range((lower, upper)) {
+                for pk in set {
+                    if let Some(Some(row)) = ov.rows.get(pk) {
+                        out.push(row.clone());
+                    }
+                }
+            }
+            if out.len() > before {
+                out.sort_by(by_column_then_pk);
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan(self, lower: Bound<Value>, upper: Bound<Value>) -> Scan<'a> {
+        Scan::new(self.table.into_owned(), self.overlay, self.at, lower, upper)
+    }
+
+    fn len(self) -> Result<usize> {
+        let t = &**self.table;
+        let data = t.data.read();
+        let images = self.images();
+        if let Some((version, images)) = images_at(t, self.at, &images)? {
+            let mut n = data.len();
+            for (k, state) in images.range(version, Bound::Unbounded, Bound::Unbounded) {
+                match (data.contains(&k.0), state.is_some()) {
+                    (true, false) => n -= 1,
+                    (false, true) => n += 1,
+                    _ => {}
+                }
+            }
+            return Ok(n);
+        }
+        let mut n = data.len();
+        if let Some(ov) = self.overlay {
+            for (pk, state) in ov.rows.iter() {
+                match (data.contains(&pk.0), state.is_some()) {
+                    (true, false) => n -= 1,
+                    (false, true) => n += 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// A transaction's version of one row: `None` when it deleted it.
-type OverlayEntry<'a> = (&'a Key, &'a Option<Row>);
+type OverlayEntry<'a> = (&'a Key, Option<&'a Row>);
 
 const FIRST_BATCH: usize = 32;
 const MAX_BATCH: usize = 1024;
@@ -113,8 +317,13 @@ const MAX_BATCH: usize = 1024;
 /// clones) and resumes after the last key it returned. Between batches it holds no lock, so an
 /// iterator kept alive by a slow consumer never blocks a commit. That gives the same answer as
 /// holding the lock throughout, because nothing writes a table while a transaction that reads
-/// it runs (the scheduler's guarantee) or while a [`ReadView`] is open (the store's gate).
+/// it runs (the scheduler's guarantee) or while a [`ReadView`] is open (the store's gate), and a
+/// [`ReadTransaction`](crate::ReadTransaction) merges in the before-images of what changed.
 /// The transaction's own writes are merged in key order.
+///
+/// A scan over a read transaction that expires (or whose table is dropped) midway ends early;
+/// [`ReadTransaction::check`](crate::ReadTransaction::check) then fails, and so does
+/// [`Scan::check`].
 pub struct Scan<'a> {
     table: Arc<Table>,
     lower: Bound<Value>,
@@ -124,12 +333,14 @@ pub struct Scan<'a> {
     done: bool,
     head: Option<Row>,
     overlay: Option<Peekable<std::vec::IntoIter<OverlayEntry<'a>>>>,
+    at: Option<&'a ReadAt>,
 }
 
 impl<'a> Scan<'a> {
-    pub(crate) fn new(
+    fn new(
         table: Arc<Table>,
         ov: Option<&'a Overlay>,
+        at: Option<&'a ReadAt>,
         lower: Bound<Value>,
         upper: Bound<Value>,
     ) -> Self {
@@ -149,30 +360,87 @@ impl<'a> Scan<'a> {
             done: empty,
             head: None,
             overlay,
+            at,
+        }
+    }
+
+    /// Fails when a read transaction's scan ended early: the rows it gave are a prefix only.
+    /// Other scans never fail.
+    pub fn check(&self) -> Result<()> {
+        match self.at {
+            Some(at) => at.status(),
+            None => Ok(()),
         }
     }
 
     fn next_committed(&mut self) -> Option<Row> {
-        if let Some(row) = self.batch.next() {
-            return Some(row);
+        loop {
+            if let Some(row) = self.batch.next() {
+                return Some(row);
+            }
+            if self.done {
+                return None;
+            }
+            let mut rows = Vec::with_capacity(self.batch_size);
+            self.fetch(&mut rows);
+            self.batch_size = (self.batch_size * 2).min(MAX_BATCH);
+            self.batch = rows.into_iter();
         }
-        if self.done {
-            return None;
-        }
-        let mut rows = Vec::with_capacity(self.batch_size);
-        self.table
-            .data
-            .read()
-            .batch(&self.lower, &self.upper, self.batch_size, &mut rows);
-        if rows.len() < self.batch_size {
+    }
+
+    /// The next batch of committed rows (as of the read transaction's moment, for one).
+    fn fetch(&mut self, rows: &mut Vec<Row>) {
+        let table = self.table.clone();
+        let data = table.data.read();
+        let images = self.at.map(|_| table.images.read());
+        let at = match images_at(&table, self.at, &images) {
+            Ok(at) => at,
+            Err(_) => {
+                // `check` reports it.
+                self.done = true;
+                return;
+            }
+        };
+        let Some((version, images)) = at else {
+            data.batch(&self.lower, &self.upper, self.batch_size, rows);
+            if rows.len() < self.batch_size {
+                self.done = true;
+            }
+            if let Some(last) = rows.last() {
+                self.lower = Bound::Excluded(last[table.pk].clone());
+            }
+            return;
+        };
+        if bounds_empty(&self.lower, &self.upper) {
             self.done = true;
+            return;
         }
-        self.batch_size = (self.batch_size * 2).min(MAX_BATCH);
-        if let Some(last) = rows.last() {
-            self.lower = Bound::Excluded(last[self.table.pk].clone());
+        let (lower, upper) = key_bounds(&self.lower, &self.upper);
+        let pk = table.pk;
+        let current: Vec<(&Key, &Row)> = data
+            .order
+            .range(lower, upper)
+            .take(self.batch_size)
+            .map(|r| (Key::from_ref(&r[pk]), r))
+            .collect();
+        // Up to the last current key of a full batch; images past it come in the next one.
+        let cut = match current.last() {
+            Some((k, _)) if current.len() == self.batch_size => Some(*k),
+            _ => None,
+        };
+        let mut merged: BTreeMap<&Key, Option<&Row>> = images
+            .range(version, lower, cut.map_or(upper, Bound::Included))
+            .into_iter()
+            .map(|(k, state)| (k, state.as_ref()))
+            .collect();
+        for (k, row) in current {
+            merged.entry(k).or_insert(Some(row));
         }
-        self.batch = rows.into_iter();
-        self.batch.next()
+        rows.extend(merged.into_values().flatten().cloned());
+        match cut {
+            Some(k) => self.lower = Bound::Excluded(k.0.clone()),
+            None => self.done = true,
+        }
     }
 }
 
@@ -209,75 +477,48 @@ impl Iterator for Scan<'_> {
     }
 }
 
-/// A consistent view of the committed state: no transaction is half-applied in it.
+/// A consistent view of the current committed state: no transaction is half-applied in it.
 ///
 /// Commits wait while a view is open (it holds the store's gate shared), so keep views short,
 /// and never apply or commit on a thread that holds one: that thread would wait for itself.
+/// [`Store::begin_read`](crate::Store::begin_read) gives a view that never holds up commits.
 pub struct ReadView<'s> {
     pub(crate) store: &'s Inner,
     pub(crate) _gate: RwLockReadGuard<'s, ()>,
 }
 
-impl<'s> ReadView<'s> {
-    fn table(&self, table: TableId) -> Result<Arc<Table>> {
-        self.store.table(table)
-    }
+impl sealed::Sealed for ReadView<'_> {}
 
+impl Readable for ReadView<'_> {
+    fn source(&self, table: TableId) -> Result<Source<'_>> {
+        Ok(Source::new(
+            Cow::Owned(self.store.table(table)?),
+            None,
+            None,
+        ))
+    }
+}
+
+impl sealed::Sealed for crate::Transaction {}
+
+impl Readable for crate::Transaction {
+    #[inline]
+    fn source(&self, table: TableId) -> Result<Source<'_>> {
+        let (t, ov) = self.parts(table)?;
+        Ok(Source::new(t, ov, None))
+    }
+}
+
+impl<'s> ReadView<'s> {
     /// Locks one table for reading, for many fast lookups without a lock per lookup.
     pub fn table_ref(&self, table: TableId) -> Result<TableRef<'_>> {
-        let t = self.table(table)?;
+        let t = self.store.table(table)?;
         let guard = t.data.read_arc();
         Ok(TableRef {
             table: t,
             guard,
             _view: std::marker::PhantomData,
         })
-    }
-
-    /// The row with primary key `pk`.
-    pub fn get(&self, table: TableId, pk: &Value) -> Result<Option<Row>> {
-        Ok(self.table(table)?.data.read().get(pk).cloned())
-    }
-
-    /// Rows whose indexed `column` equals `key`, in primary-key order.
-    pub fn find(&self, table: TableId, column: &str, key: &Value) -> Result<Vec<Row>> {
-        find(&*self.table(table)?, None, column, key)
-    }
-
-    /// Rows whose btree-indexed `column` lies in `range`, ordered by (column, primary key).
-    pub fn index_range(
-        &self,
-        table: TableId,
-        column: &str,
-        range: impl RangeBounds<Value>,
-    ) -> Result<Vec<Row>> {
-        index_range(
-            &self.table(table)?,
-            None,
-            column,
-            range.start_bound().cloned(),
-            range.end_bound().cloned(),
-        )
-    }
-
-    /// Every row in primary-key order.
-    pub fn scan(&self, table: TableId) -> Result<Scan<'_>> {
-        self.range(table, ..)
-    }
-
-    /// Rows whose primary key lies in `range`, in primary-key order.
-    pub fn range(&self, table: TableId, range: impl RangeBounds<Value>) -> Result<Scan<'_>> {
-        Ok(Scan::new(
-            self.table(table)?,
-            None,
-            range.start_bound().cloned(),
-            range.end_bound().cloned(),
-        ))
-    }
-
-    /// The number of rows.
-    pub fn len(&self, table: TableId) -> Result<usize> {
-        Ok(self.table(table)?.data.read().len())
     }
 }
 
@@ -312,3 +553,5 @@ impl TableRef<'_> {
         &self.table.name
     }
 }
+
+impl sealed::Sealed for crate::ReadTransaction {}

@@ -1,7 +1,7 @@
 //! Snapshots (write, load) and compaction of the log segments they cover.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use interstice_abi::{Persistence, TypeRegistry};
 
 use crate::bytes::{Reader, put_varint};
+use crate::files;
 use crate::log::{self, LogOp, Parsed, SEGMENT_MAGIC};
 use crate::table::{CatalogEntry, Row, Table, TableId};
 
@@ -41,7 +42,7 @@ pub(crate) struct CapturedTable {
 pub(crate) fn write(dir: &Path, capture: &Capture) -> io::Result<PathBuf> {
     let path = dir.join(snapshot_name(capture.lsn));
     let tmp = dir.join(format!("{}.tmp", snapshot_name(capture.lsn)));
-    let file = OpenOptions::new()
+    let file = files::owner_only()
         .create(true)
         .write(true)
         .truncate(true)
@@ -91,7 +92,7 @@ pub(crate) fn write(dir: &Path, capture: &Capture) -> io::Result<PathBuf> {
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, &path)?;
-    log::sync_dir(dir)?;
+    files::sync_dir(dir)?;
     Ok(path)
 }
 
@@ -214,7 +215,7 @@ pub(crate) fn decode_row(table: &Table, bytes: &[u8]) -> Result<Row, String> {
 /// Compaction trails by one snapshot on purpose: falling back to the previous snapshot needs the
 /// complete log after it.
 pub(crate) fn retire(dir: &Path, persistence: &HashMap<TableId, Persistence>) -> io::Result<()> {
-    let snaps = log::list_files(dir, "snap-", ".snap")?;
+    let snaps = files::list_files(dir, "snap-", ".snap")?;
     if snaps.len() > 2 {
         for (_, path) in &snaps[..snaps.len() - 2] {
             fs::remove_file(path)?;
@@ -224,7 +225,7 @@ pub(crate) fn retire(dir: &Path, persistence: &HashMap<TableId, Persistence>) ->
         return Ok(());
     }
     let covered = snaps[snaps.len() - 2].0;
-    let segments = log::list_files(dir, "log-", ".seg")?;
+    let segments = files::list_files(dir, "log-", ".seg")?;
     let mut changed = false;
     for pair in segments.windows(2) {
         let ((_, path), (next_first, _)) = (&pair[0], &pair[1]);
@@ -236,7 +237,7 @@ pub(crate) fn retire(dir: &Path, persistence: &HashMap<TableId, Persistence>) ->
         changed = true;
     }
     if changed {
-        log::sync_dir(dir)?;
+        files::sync_dir(dir)?;
     }
     Ok(())
 }
@@ -270,7 +271,12 @@ fn compact_segment(path: &Path, persistence: &HashMap<TableId, Persistence>) -> 
                 out.extend_from_slice(&bytes[offset..next]);
                 records += 1;
             } else if !kept.is_empty() {
-                log::encode_record(&mut out, rec.lsn, rec.seq, rec.timestamp, rec.meta, &kept);
+                // Never longer than the record it comes from, so it always fits.
+                if log::encode_record(&mut out, rec.lsn, rec.seq, rec.timestamp, rec.meta, &kept)
+                    .is_err()
+                {
+                    out.extend_from_slice(&bytes[offset..next]);
+                }
                 records += 1;
             }
             offset = next;
@@ -279,13 +285,17 @@ fn compact_segment(path: &Path, persistence: &HashMap<TableId, Persistence>) -> 
     let hist = path.with_extension("hist");
     if records > 0 {
         let tmp = path.with_extension("hist.tmp");
-        let mut f = File::create(&tmp)?;
+        let mut f = files::owner_only()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(&out)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, &hist)?;
         if let Some(dir) = path.parent() {
-            log::sync_dir(dir)?;
+            files::sync_dir(dir)?;
         }
     }
     fs::remove_file(path)

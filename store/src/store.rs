@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,14 +11,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use interstice_abi::{Persistence, TableSchema, TypeRegistry};
-use parking_lot::lock_api::ArcRwLockWriteGuard;
-use parking_lot::{Mutex, RawRwLock, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StoreError};
-use crate::log::{self, Durability, Log, LogOp, LogState, Parsed, Poison, SEGMENT_MAGIC};
+use crate::files;
+use crate::history::Epochs;
+use crate::log::{self, Durability, Log, LogStart, LogState, Poison};
 use crate::read::ReadView;
+use crate::read_tx::ReadTransaction;
+use crate::recover::{self, RecoveryReport};
 use crate::snapshot::{self, Capture, CapturedTable};
-use crate::table::{CatalogEntry, Table, TableData, TableId, type_closure};
+use crate::table::{CatalogEntry, Table, TableId, type_closure};
 use crate::tx::{Applied, CommitMeta, Transaction};
 
 /// A position in the commit log. Records are numbered from 1; `Lsn(0)` is "nothing yet".
@@ -45,6 +48,18 @@ pub struct StoreConfig {
     /// Take a snapshot once this many commits were logged since the last one. By default,
     /// `None`.
     pub snapshot_every_commits: Option<u64>,
+    /// The largest log record one applied transaction may take, header included; a larger
+    /// transaction fails at [`Transaction::apply`](crate::Transaction::apply) with
+    /// [`StoreError::TransactionTooLarge`], applying nothing. By default, 1 GiB.
+    pub max_record_bytes: usize,
+    /// The most before-images (rows changed while a read transaction was open, kept for it)
+    /// the store holds; see [`StoreConfig::max_before_images`]. By default, 1 Mi.
+    pub max_before_images: usize,
+    /// Whether [`Store::open`] may discard damaged log records that are not a torn tail (see
+    /// [`StoreConfig::repair`]). By default, `false`.
+    pub repair: bool,
+    #[doc(hidden)]
+    pub fail_writes: Option<log::FailWrites>,
 }
 
 impl Default for StoreConfig {
@@ -54,6 +69,10 @@ impl Default for StoreConfig {
             segment_max_bytes: 64 << 20,
             snapshot_every_bytes: Some(64 << 20),
             snapshot_every_commits: None,
+            max_record_bytes: log::DEFAULT_MAX_RECORD,
+            max_before_images: 1 << 20,
+            repair: false,
+            fail_writes: None,
         }
     }
 }
@@ -82,39 +101,64 @@ impl StoreConfig {
         self.snapshot_every_commits = commits;
         self
     }
+
+    /// The largest log record one applied transaction may take (its operations plus a
+    /// 41-byte header). Meta passed to [`Store::log`] and transactions absorbed with
+    /// [`Applied::absorb`](crate::Applied::absorb) come on top; the format frames records up to
+    /// 4 GiB. In-memory stores log nothing and check nothing. By default, 1 GiB.
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// The most before-images the store keeps for open [`ReadTransaction`]s: one per row
+    /// changed while one is open (shared by those that began at the same commit), about 100
+    /// bytes each plus the old row, which the image shares with whoever else holds it. An apply
+    /// that would pass it makes every open read transaction fail with
+    /// [`StoreError::SnapshotTooOld`] and frees their images. By default, 1 Mi (1,048,576).
+    pub fn max_before_images(mut self, images: usize) -> Self {
+        self.max_before_images = images;
+        self
+    }
+
+    /// Makes log writes fail with `os_error` once `after_bytes` bytes of records were written:
+    /// for tests of what a full or read-only disk does.
+    #[doc(hidden)]
+    pub fn fail_writes(mut self, fail: Option<log::FailWrites>) -> Self {
+        self.fail_writes = fail;
+        self
+    }
+
+    /// The operator's way past damage recovery refuses to discard on its own (a corrupt record
+    /// in the middle of the log, a missing segment, a damaged snapshot with nothing to fall
+    /// back on): with `true`, [`Store::open`] keeps the records before the damage, truncates
+    /// the log there and renames everything after it to `*.corrupt` (never deleting it), and
+    /// reports it in [`RecoveryReport::corruption`]. Use it once, after reading the error
+    /// that `open` returned without it. By default, `false`: such damage fails `open` with
+    /// [`StoreError::Corrupt`] and nothing on disk changes.
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
 }
 
-/// What recovery found and did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// The lsn covered by the snapshot that was loaded, if any.
-    pub snapshot_lsn: Option<Lsn>,
-    /// Snapshots that failed their checks (renamed to `*.corrupt`), with the reason.
-    pub snapshots_rejected: Vec<(PathBuf, String)>,
-    /// Log records applied on top of the snapshot.
-    pub records_replayed: u64,
-    /// Row mutations in those records.
-    pub mutations_replayed: u64,
-    /// The last lsn recovered.
-    pub last_lsn: Lsn,
-    /// The largest [`CommitMeta::seq`](crate::CommitMeta::seq) of any transaction record
-    /// recovered (from the log, or remembered by the snapshot when the log after it is empty);
-    /// `None` when no transaction was ever logged. Catalog records don't count.
-    pub last_seq: Option<u64>,
-    /// Bytes cut off the log (torn or corrupt tail), including segments moved aside.
-    pub bytes_truncated: u64,
-    /// Where the first torn or corrupt record was found.
-    pub corruption: Option<Corruption>,
-    /// Segments after a corrupt record, renamed to `*.corrupt` rather than deleted.
-    pub moved_aside: Vec<PathBuf>,
+/// Counters of the commit log since the store was opened ([`Store::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// fsyncs of log segments (group commits, segment and catalog rolls, snapshots).
+    pub log_fsyncs: u64,
+    /// Log records that became durable (under [`Durability::Off`]: handed to the OS).
+    pub records_durable: u64,
+    /// Before-images held now for open [`ReadTransaction`]s.
+    pub before_images: usize,
 }
 
-/// A torn or corrupt log record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Corruption {
-    pub file: PathBuf,
-    pub offset: u64,
-    pub reason: String,
+impl StoreStats {
+    /// Records made durable per fsync: what group commit saves.
+    pub fn records_per_fsync(&self) -> f64 {
+        self.records_durable as f64 / self.log_fsyncs.max(1) as f64
+    }
 }
 
 /// A table as the catalog describes it.
@@ -127,9 +171,9 @@ pub struct TableInfo {
 }
 
 pub(crate) struct Catalog {
-    by_id: BTreeMap<TableId, Arc<Table>>,
-    by_name: HashMap<String, TableId>,
-    next_id: u32,
+    pub by_id: BTreeMap<TableId, Arc<Table>>,
+    pub by_name: HashMap<String, TableId>,
+    pub next_id: u32,
     /// `by_id` as an immutable array indexed by id, republished after every catalog change.
     /// Transactions take it at `begin`, so their table lookups need no lock.
     published: Arc<Tables>,
@@ -144,7 +188,7 @@ pub(crate) type Tables = [Option<Arc<Table>>];
 const MAX_PUBLISHED: usize = 1 << 16;
 
 impl Catalog {
-    fn publish(&mut self) {
+    pub fn publish(&mut self) {
         let len = self
             .by_id
             .keys()
@@ -177,6 +221,10 @@ struct Workers {
 /// holding a [`ReadView`] may still call [`Store::log`].
 pub(crate) struct Inner {
     pub gate: RwLock<()>,
+    /// Applies so far (changed under the gate, exclusively): read transactions' clock.
+    pub version: AtomicU64,
+    /// Open read transactions and the before-images kept for them.
+    pub epochs: Epochs,
     catalog: RwLock<Catalog>,
     ddl: Mutex<()>,
     pub log: Arc<Log>,
@@ -184,6 +232,8 @@ pub(crate) struct Inner {
     pub outstanding: AtomicU64,
     poison: Arc<Poison>,
     config: StoreConfig,
+    /// `config.max_record_bytes`, at most what the format frames.
+    pub max_record: usize,
     snapshot_pending: Arc<AtomicBool>,
     snapshot_io: Arc<Mutex<()>>,
     snapshot_error: Arc<Mutex<Option<String>>>,
@@ -206,6 +256,13 @@ impl Inner {
             .ok_or(StoreError::NoSuchTable(id))
     }
 
+    /// Counts an apply. The caller holds the gate exclusively, so no other writer races this
+    /// load and store (cheaper than a read-modify-write).
+    pub fn bump_version(&self) {
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v + 1, Ordering::Release);
+    }
+
     pub fn is_persistent(&self) -> bool {
         self.log.dir.is_some()
     }
@@ -215,7 +272,7 @@ impl Inner {
     }
 
     pub fn poison(&self, reason: String) {
-        self.poison.set(reason);
+        self.poison.set(reason, None);
     }
 
     fn dir(&self) -> Option<&Path> {
@@ -336,6 +393,10 @@ impl Store {
         Store { inner }
     }
 
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// A store that never touches the disk: every table behaves as ephemeral.
     pub fn in_memory() -> Store {
         Self::build(
@@ -360,14 +421,18 @@ impl Store {
     ) -> Store {
         let poison = Arc::new(Poison::default());
         let persistent = dir.is_some();
+        let start = LogStart {
+            next_lsn,
+            last_snapshot_lsn,
+            last_seq,
+        };
         let log = Arc::new(Log::new(
             dir.clone(),
-            next_lsn,
+            start,
             config.durability,
             config.segment_max_bytes.max(1),
             poison.clone(),
-            last_snapshot_lsn,
-            last_seq,
+            config.fail_writes,
         ));
         let flusher = (persistent && matches!(config.durability, Durability::Batched { .. }))
             .then(|| {
@@ -402,11 +467,16 @@ impl Store {
         Store {
             inner: Arc::new(Inner {
                 gate: RwLock::new(()),
+                version: AtomicU64::new(0),
+                epochs: Epochs::new(config.max_before_images),
                 catalog: RwLock::new(catalog),
                 ddl: Mutex::new(()),
                 log,
                 outstanding: AtomicU64::new(0),
                 poison,
+                max_record: config
+                    .max_record_bytes
+                    .min(log::MAX_BODY + log::RECORD_HEADER),
                 config,
                 snapshot_pending,
                 snapshot_io,
@@ -418,15 +488,23 @@ impl Store {
     }
 
     /// Opens (creating if needed) the store in `dir` and recovers it: the newest valid
-    /// snapshot, then the log after it. A torn or corrupt log tail is cut off and reported.
+    /// snapshot, then the log after it.
+    ///
+    /// A torn write at the end of the last segment (a record cut short by a crash, never
+    /// acknowledged as durable) is cut off and reported in [`RecoveryReport::corruption`]. A
+    /// damaged newest snapshot is set aside and recovery falls back on the previous one, which
+    /// loses nothing; see [`RecoveryReport::snapshots_rejected`]. Any other damage (a bad record
+    /// with intact records after it, a missing segment, a damaged snapshot with nothing to fall
+    /// back on) fails with [`StoreError::Corrupt`], naming the file, the offset and what would be
+    /// lost, and changes nothing on disk; [`StoreConfig::repair`] discards it explicitly.
     ///
     /// Fails with [`StoreError::Locked`] when another store has `dir` open.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<(Store, RecoveryReport)> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir)
+        files::create_dir(&dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
+        let lock = files::owner_only()
             .create(true)
             .truncate(false)
             .write(true)
@@ -442,7 +520,11 @@ impl Store {
                 ));
             }
         }
-        let (catalog, report, next_lsn) = recover(&dir)?;
+        let recover::Recovered {
+            catalog,
+            report,
+            next_lsn,
+        } = recover::recover(&dir, config.repair)?;
         let snap = report.snapshot_lsn.map_or(0, |l| l.0);
         let store = Self::build(
             Some(dir),
@@ -489,10 +571,9 @@ impl Store {
         let mut st = inner.log.state.lock();
         let id = TableId(inner.catalog.read().next_id);
         if logged {
-            let blob = postcard::to_stdvec(&entry).map_err(|e| StoreError::Corrupt {
-                file: PathBuf::new(),
-                offset: 0,
-                reason: format!("cannot encode the catalog entry of `{name}`: {e}"),
+            let blob = postcard::to_stdvec(&entry).map_err(|e| StoreError::Encode {
+                what: format!("the catalog entry of `{name}`"),
+                reason: e.to_string(),
             })?;
             let mut ops = Vec::new();
             log::put_op(&mut ops, log::OpKind::CreateTable, id, &blob);
@@ -512,8 +593,8 @@ impl Store {
     fn log_catalog_change(&self, st: &mut LogState, ops: &[u8]) -> Result<()> {
         let log = &self.inner.log;
         let lsn = st.next_lsn;
+        log.append(st, lsn, 0, 0, &[], ops)?;
         st.next_lsn += 1;
-        log.append(st, lsn, 0, 0, &[], ops);
         log.roll(st)
     }
 
@@ -534,7 +615,10 @@ impl Store {
         catalog.by_name.remove(&t.name);
         catalog.publish();
         t.dropped.store(true, Ordering::Release);
-        t.data.write().clear();
+        let mut data = t.data.write();
+        data.clear();
+        inner.epochs.forget(&t);
+        drop(data);
         Ok(())
     }
 
@@ -572,7 +656,15 @@ impl Store {
         Transaction::new(self.inner.clone())
     }
 
-    /// A view of the committed state in which no transaction is half-applied.
+    /// A read-only view of the committed state as of now that never holds up commits: applies
+    /// go on while it is open and it keeps seeing this moment. For long reads (queries); see
+    /// [`ReadTransaction`] for what it costs while open.
+    pub fn begin_read(&self) -> ReadTransaction {
+        ReadTransaction::new(self.inner.clone())
+    }
+
+    /// A view of the current committed state in which no transaction is half-applied. Commits
+    /// wait while it is open: keep it short, or use [`begin_read`](Self::begin_read).
     pub fn read(&self) -> ReadView<'_> {
         ReadView {
             store: &self.inner,
@@ -582,7 +674,9 @@ impl Store {
 
     /// Appends an applied transaction to the commit log. Call it in sequence order: the log's
     /// order is the order of these calls. Returns the record's lsn; see
-    /// [`wait_durable`](Self::wait_durable) for when it is on disk.
+    /// [`wait_durable`](Self::wait_durable) for when it is on disk. It never fsyncs (except
+    /// when starting a snapshot or a new segment): durability is `wait_durable`'s job, so that
+    /// the commits waiting at one moment share one fsync.
     ///
     /// A transaction that wrote no persistent table writes no record; its lsn is the latest.
     /// If writing fails the store is poisoned: it refuses every later apply and log.
@@ -596,19 +690,28 @@ impl Store {
         inner.outstanding.fetch_sub(1, Ordering::AcqRel);
         inner.check_poisoned()?;
         let lsn = st.next_lsn;
+        if inner.is_persistent()
+            && let Err(e) = inner.log.append(
+                &mut st,
+                lsn,
+                meta.seq,
+                meta.timestamp,
+                &meta.meta,
+                &applied.payload,
+            )
+        {
+            // `apply` checked the operations against the limit; only meta or absorbed
+            // transactions of gigabytes get here, and memory already holds the changes.
+            inner.poison(format!(
+                "a transaction was applied but its log record cannot be written ({e})"
+            ));
+            return Err(e);
+        }
         st.next_lsn += 1;
         st.last_seq = Some(st.last_seq.map_or(meta.seq, |s| s.max(meta.seq)));
         if !inner.is_persistent() {
             return Ok(Lsn(lsn));
         }
-        inner.log.append(
-            &mut st,
-            lsn,
-            meta.seq,
-            meta.timestamp,
-            &meta.meta,
-            &applied.payload,
-        );
         st.commits_since_snapshot += 1;
         if inner.snapshot_due(&st)
             && !inner.snapshot_pending.load(Ordering::Acquire)
@@ -637,12 +740,35 @@ impl Store {
         self.inner.log.state.lock().last_seq
     }
 
+    /// Why the store refuses commits, if it does: a [`StoreError::Poisoned`] whose message
+    /// says what failed and what to do, and whose
+    /// [`write_failure`](StoreError::write_failure) tells a full disk from a read-only one.
+    /// The runtime logs it once, at error level, when a commit first fails.
+    pub fn poisoned(&self) -> Option<StoreError> {
+        self.inner.poison.error()
+    }
+
+    /// Counters of the commit log since the store was opened, and the before-images held.
+    pub fn stats(&self) -> StoreStats {
+        let log = &self.inner.log;
+        StoreStats {
+            log_fsyncs: log.fsyncs.load(Ordering::Relaxed),
+            records_durable: log.records_durable.load(Ordering::Relaxed),
+            before_images: self.inner.epochs.held(),
+        }
+    }
+
     /// The highest lsn known to be on disk (for `Durability::Off`: handed to the OS).
     pub fn durable_lsn(&self) -> Lsn {
         Lsn(self.inner.log.durable_lsn())
     }
 
-    /// Blocks until `lsn` is durable. Fails if the store is poisoned.
+    /// Blocks until `lsn` is durable. Fails if the store is poisoned, or if writing or fsyncing
+    /// fails (which poisons it).
+    ///
+    /// Under [`Durability::EveryCommit`] the first waiter writes out everything logged so far
+    /// and fsyncs once; every waiter whose record that covers returns with it. Under
+    /// [`Durability::Batched`] the flusher thread does the same on its schedule.
     pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
         if !self.inner.is_persistent() {
             return Ok(());
@@ -713,7 +839,7 @@ impl Store {
     }
 }
 
-fn empty_catalog() -> Catalog {
+pub(crate) fn empty_catalog() -> Catalog {
     Catalog {
         by_id: BTreeMap::new(),
         by_name: HashMap::new(),
@@ -743,249 +869,4 @@ fn mismatch_reason(old: &CatalogEntry, new: &CatalogEntry) -> String {
     } else {
         "its visibility differs".to_owned()
     }
-}
-
-fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
-    let what = what.into();
-    move |e| StoreError::io(what, e)
-}
-
-/// Loads the newest valid snapshot and replays the log after it.
-fn recover(dir: &Path) -> Result<(Catalog, RecoveryReport, u64)> {
-    let mut report = RecoveryReport::default();
-    for entry in fs::read_dir(dir).map_err(io_err(format!("listing {}", dir.display())))? {
-        let path = entry.map_err(io_err("listing the store directory"))?.path();
-        if path.extension().is_some_and(|e| e == "tmp") {
-            fs::remove_file(&path).map_err(io_err(format!("removing {}", path.display())))?;
-        }
-    }
-    let mut catalog = empty_catalog();
-    let mut snap_lsn = 0;
-    let snaps = log::list_files(dir, "snap-", ".snap").map_err(io_err("listing snapshots"))?;
-    for (_, path) in snaps.iter().rev() {
-        match snapshot::load(path) {
-            Ok(loaded) => {
-                snap_lsn = loaded.lsn;
-                report.last_seq = loaded.last_seq;
-                catalog.next_id = loaded.next_table_id;
-                for t in loaded.tables {
-                    catalog.by_name.insert(t.name.clone(), t.id);
-                    catalog.by_id.insert(t.id, t);
-                }
-                report.snapshot_lsn = Some(Lsn(loaded.lsn));
-                break;
-            }
-            Err(reason) => {
-                let aside = path.with_extension("snap.corrupt");
-                fs::rename(path, &aside).map_err(io_err(format!("renaming {}", path.display())))?;
-                report.snapshots_rejected.push((path.clone(), reason));
-            }
-        }
-    }
-    let segments = log::list_files(dir, "log-", ".seg").map_err(io_err("listing log segments"))?;
-    let mut last = snap_lsn;
-    let mut bad: Option<(usize, usize, String)> = None;
-    'segments: for (i, (first, path)) in segments.iter().enumerate() {
-        // Skip segments entirely covered by the snapshot.
-        if let Some((next_first, _)) = segments.get(i + 1)
-            && *next_first <= snap_lsn + 1
-        {
-            continue;
-        }
-        let bytes = fs::read(path).map_err(io_err(format!("reading {}", path.display())))?;
-        if bytes.get(..SEGMENT_MAGIC.len()) != Some(&SEGMENT_MAGIC[..]) {
-            bad = Some((i, 0, "bad segment header".to_owned()));
-            break;
-        }
-        let _ = first;
-        let mut offset = SEGMENT_MAGIC.len();
-        loop {
-            match log::parse_record(&bytes, offset) {
-                Parsed::End => break,
-                Parsed::Bad(reason) => {
-                    bad = Some((i, offset, reason));
-                    break 'segments;
-                }
-                Parsed::Record(rec, next) => {
-                    if rec.lsn <= snap_lsn {
-                        offset = next;
-                        continue;
-                    }
-                    if rec.lsn != last + 1 {
-                        // A checksummed record in the wrong place is no torn write: a
-                        // segment is missing. Cutting the log here would throw away good
-                        // records, so refuse to open instead.
-                        return Err(StoreError::Corrupt {
-                            file: path.clone(),
-                            offset: offset as u64,
-                            reason: format!(
-                                "expected lsn {}, found {}: a log segment is missing",
-                                last + 1,
-                                rec.lsn
-                            ),
-                        });
-                    }
-                    // Check the whole record decodes before applying any of it.
-                    match replay(&mut catalog, rec.ops, false) {
-                        Ok(_) => {}
-                        Err(reason) => {
-                            bad = Some((i, offset, reason));
-                            break 'segments;
-                        }
-                    }
-                    let n = replay(&mut catalog, rec.ops, true).map_err(|reason| {
-                        StoreError::Corrupt {
-                            file: path.clone(),
-                            offset: offset as u64,
-                            reason,
-                        }
-                    })?;
-                    report.records_replayed += 1;
-                    report.mutations_replayed += n;
-                    if !is_catalog_record(rec.ops) {
-                        report.last_seq = Some(report.last_seq.map_or(rec.seq, |s| s.max(rec.seq)));
-                    }
-                    last = rec.lsn;
-                    offset = next;
-                }
-            }
-        }
-    }
-    if let Some((i, offset, reason)) = bad {
-        let path = &segments[i].1;
-        let len = fs::metadata(path)
-            .map_err(io_err("reading segment size"))?
-            .len();
-        report.bytes_truncated += len - offset as u64;
-        if offset <= SEGMENT_MAGIC.len() {
-            let aside = path.with_extension("seg.corrupt");
-            fs::rename(path, &aside).map_err(io_err(format!("moving {} aside", path.display())))?;
-            report.moved_aside.push(aside);
-        } else {
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io_err(format!("opening {}", path.display())))?;
-            f.set_len(offset as u64)
-                .and_then(|()| f.sync_all())
-                .map_err(io_err(format!("truncating {}", path.display())))?;
-        }
-        for (_, later) in &segments[i + 1..] {
-            let aside = later.with_extension("seg.corrupt");
-            report.bytes_truncated += fs::metadata(later).map(|m| m.len()).unwrap_or(0);
-            fs::rename(later, &aside)
-                .map_err(io_err(format!("moving {} aside", later.display())))?;
-            report.moved_aside.push(aside);
-        }
-        log::sync_dir(dir).map_err(io_err("syncing the store directory"))?;
-        report.corruption = Some(Corruption {
-            file: path.clone(),
-            offset: offset as u64,
-            reason,
-        });
-    }
-    report.last_lsn = Lsn(last);
-    catalog.publish();
-    Ok((catalog, report, last + 1))
-}
-
-/// Catalog records (create or drop table, seq 0) hold exactly one catalog op; transaction
-/// records hold only row and counter ops.
-fn is_catalog_record(ops: &[u8]) -> bool {
-    matches!(
-        log::ops(ops).next(),
-        Some(Ok((LogOp::CreateTable(..) | LogOp::DropTable(..), _)))
-    )
-}
-
-/// Applies (or, with `apply == false`, only checks) the ops of one record. Returns the number
-/// of row mutations.
-fn replay(catalog: &mut Catalog, ops: &[u8], apply: bool) -> Result<u64, String> {
-    let mut n = 0;
-    // The table of the previous mutation, write-locked: a record's ops usually come in runs
-    // on one table, so a run takes the lock once. Recovery runs alone, so nobody waits.
-    let mut cached: Option<(Arc<Table>, ArcRwLockWriteGuard<RawRwLock, TableData>)> = None;
-    for op in log::ops(ops) {
-        let (op, _) = op?;
-        let id = op.table();
-        match op {
-            LogOp::CreateTable(_, blob) => {
-                cached = None;
-                let entry: CatalogEntry =
-                    postcard::from_bytes(blob).map_err(|e| format!("catalog entry: {e}"))?;
-                if !apply {
-                    continue;
-                }
-                if id.0 < catalog.next_id || catalog.by_id.contains_key(&id) {
-                    return Err(format!("table {id} is created twice"));
-                }
-                let t = snapshot::table_from_entry(id, entry)?;
-                catalog.next_id = id.0 + 1;
-                catalog.by_name.insert(t.name.clone(), id);
-                catalog.by_id.insert(id, Arc::new(t));
-            }
-            LogOp::DropTable(_) => {
-                cached = None;
-                if apply && let Some(t) = catalog.by_id.remove(&id) {
-                    catalog.by_name.remove(&t.name);
-                }
-            }
-            LogOp::Insert(_, bytes) | LogOp::Update(_, bytes) | LogOp::Delete(_, bytes) => {
-                n += 1;
-                if !apply {
-                    continue;
-                }
-                if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
-                    cached = None;
-                    match catalog.by_id.get(&id) {
-                        Some(t) => cached = Some((t.clone(), t.data.write_arc())),
-                        // A table dropped later in the log; ids are never reused.
-                        None if id.0 < catalog.next_id => continue,
-                        None => return Err(format!("mutation of unknown table {id}")),
-                    }
-                }
-                let Some((t, data)) = cached.as_mut() else {
-                    continue;
-                };
-                match op {
-                    LogOp::Insert(..) => {
-                        let row = snapshot::decode_row(t, bytes)?;
-                        if !data.insert(t, row) {
-                            return Err(format!("insert of an existing key into `{}`", t.name));
-                        }
-                    }
-                    LogOp::Update(..) => {
-                        let row = snapshot::decode_row(t, bytes)?;
-                        if data.replace(t, row).is_none() {
-                            return Err(format!("update of a missing key in `{}`", t.name));
-                        }
-                    }
-                    _ => {
-                        let key = interstice_abi::decode(bytes, &t.types[t.pk], &t.registry)
-                            .map_err(|e| format!("key: {e}"))?;
-                        if data.remove(t, &key).is_none() {
-                            return Err(format!("delete of a missing key in `{}`", t.name));
-                        }
-                    }
-                }
-            }
-            LogOp::Counter(_, col, value) => {
-                if !apply {
-                    continue;
-                }
-                if cached.as_ref().is_none_or(|(t, _)| t.id != id) {
-                    cached = None;
-                    if let Some(t) = catalog.by_id.get(&id) {
-                        cached = Some((t.clone(), t.data.write_arc()));
-                    }
-                }
-                if let Some((t, data)) = cached.as_mut()
-                    && let Some(k) = t.auto_inc.iter().position(|&c| c == col)
-                {
-                    data.counters[k] = data.counters[k].max(value);
-                }
-            }
-        }
-    }
-    Ok(n)
 }

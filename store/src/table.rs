@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::mem::Discriminant;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::history::Images;
+use crate::rows::{Ordered, PkIndex};
 
 /// A row: its column values in schema order. Shared, so scans, change sets and snapshots hand
 /// out rows without copying them.
@@ -163,6 +166,8 @@ pub(crate) struct Table {
     pub schema: Arc<TableSchema>,
     pub registry: Arc<TypeRegistry>,
     pub types: Vec<Type>,
+    /// Per column: the one `Value` variant a scalar type accepts.
+    scalar: Vec<Option<Discriminant<Value>>>,
     pub pk: usize,
     pub indexes: Vec<IndexDef>,
     /// Whether any index is unique (inserts then check it).
@@ -172,6 +177,8 @@ pub(crate) struct Table {
     pub persistence: Persistence,
     pub dropped: AtomicBool,
     pub data: Arc<RwLock<TableData>>,
+    /// Rows as open read transactions saw them (see `history`). Locked after `data`.
+    pub images: RwLock<Images>,
 }
 
 impl Table {
@@ -198,8 +205,8 @@ impl Table {
             .map(|(i, _)| i)
             .collect();
         let data = TableData {
-            by_pk: FastMap::default(),
-            order: BTreeMap::new(),
+            by_pk: PkIndex::new(pk, &schema.columns[pk].ty),
+            order: Ordered::new(pk),
             indexes: indexes
                 .iter()
                 .map(|ix| match ix.kind {
@@ -214,6 +221,11 @@ impl Table {
             id,
             name: format!("{}.{}", entry.owner, schema.name),
             types: schema.columns.iter().map(|c| c.ty.clone()).collect(),
+            scalar: schema
+                .columns
+                .iter()
+                .map(|c| scalar_variant(&c.ty))
+                .collect(),
             persistence: schema.persistence,
             entry,
             schema,
@@ -224,6 +236,7 @@ impl Table {
             auto_inc,
             dropped: AtomicBool::new(false),
             data: Arc::new(RwLock::new(data)),
+            images: RwLock::new(Images::default()),
         }
     }
 
@@ -261,23 +274,14 @@ impl Table {
                 found: row.len(),
             });
         }
-        for (i, (ty, value)) in self.types.iter().zip(row).enumerate() {
-            // Scalar columns need no registry: an inlined match skips the general checker.
-            let scalar = matches!(
-                (ty, value),
-                (Type::Bool, Value::Bool(_))
-                    | (Type::U32, Value::U32(_))
-                    | (Type::U64, Value::U64(_))
-                    | (Type::I32, Value::I32(_))
-                    | (Type::I64, Value::I64(_))
-                    | (Type::F64, Value::F64(_))
-                    | (Type::String, Value::String(_))
-                    | (Type::Bytes, Value::Bytes(_))
-            );
-            if scalar {
+        for (i, value) in row.iter().enumerate() {
+            // A scalar column takes exactly one variant: comparing discriminants skips the
+            // general checker (and its registry) on the hot path.
+            if self.scalar[i] == Some(std::mem::discriminant(value)) {
                 continue;
             }
-            ty.check(value, &self.registry)
+            self.types[i]
+                .check(value, &self.registry)
                 .map_err(|source| StoreError::TypeMismatch {
                     table: self.name.clone(),
                     column: self.schema.columns[i].name.clone(),
@@ -296,6 +300,27 @@ impl Table {
                 source,
             })
     }
+}
+
+/// The discriminant of the only `Value` variant a scalar type accepts.
+fn scalar_variant(ty: &Type) -> Option<Discriminant<Value>> {
+    let sample = match ty {
+        Type::Bool => Value::Bool(false),
+        Type::U8 => Value::U8(0),
+        Type::U16 => Value::U16(0),
+        Type::U32 => Value::U32(0),
+        Type::U64 => Value::U64(0),
+        Type::I8 => Value::I8(0),
+        Type::I16 => Value::I16(0),
+        Type::I32 => Value::I32(0),
+        Type::I64 => Value::I64(0),
+        Type::F32 => Value::F32(0.0),
+        Type::F64 => Value::F64(0.0),
+        Type::String => Value::String(String::new()),
+        Type::Bytes => Value::Bytes(Vec::new()),
+        Type::List(_) | Type::Option(_) | Type::Named(_) => return None,
+    };
+    Some(std::mem::discriminant(&sample))
 }
 
 /// The primary keys of the rows holding one index key. Almost always one.
@@ -406,12 +431,12 @@ impl IndexMap {
 
 /// The committed rows of a table.
 ///
-/// Rows live twice, as cheap `Arc` clones: in a hash map for point lookups (the hot path of
-/// reducers) and in a `BTreeMap` that gives scans their primary-key order, which is what makes
-/// iteration deterministic whatever the history.
+/// Rows live twice, as cheap `Arc` clones: by primary key for point lookups (the hot path of
+/// reducers) and in primary-key order for scans, which is what makes iteration deterministic
+/// whatever the history (`rows.rs`).
 pub(crate) struct TableData {
-    pub by_pk: FastMap<Key, Row>,
-    pub order: BTreeMap<Key, Row>,
+    pub by_pk: PkIndex,
+    pub order: Ordered,
     pub indexes: Vec<IndexMap>,
     pub counters: Vec<i128>,
     /// Bumped by every apply; lets a commit notice a concurrent writer (a scheduler bug).
@@ -419,12 +444,13 @@ pub(crate) struct TableData {
 }
 
 impl TableData {
+    #[inline]
     pub fn get(&self, pk: &Value) -> Option<&Row> {
-        self.by_pk.get(Key::from_ref(pk))
+        self.by_pk.get(pk)
     }
 
     pub fn contains(&self, pk: &Value) -> bool {
-        self.by_pk.contains_key(Key::from_ref(pk))
+        self.by_pk.contains(pk)
     }
 
     pub fn len(&self) -> usize {
@@ -433,25 +459,25 @@ impl TableData {
 
     /// Adds a row whose key is absent. Returns false (and changes nothing) when it is present.
     pub fn insert(&mut self, table: &Table, row: Row) -> bool {
-        let pk = Key(row[table.pk].clone());
-        let std::collections::hash_map::Entry::Vacant(slot) = self.by_pk.entry(pk.clone()) else {
+        if !self.by_pk.insert(row.clone()) {
             return false;
-        };
-        slot.insert(row.clone());
-        for (ix, map) in table.indexes.iter().zip(&mut self.indexes) {
-            map.add(row[ix.column].clone(), pk.0.clone());
+        }
+        if !table.indexes.is_empty() {
+            let pk = &row[table.pk];
+            for (ix, map) in table.indexes.iter().zip(&mut self.indexes) {
+                map.add(row[ix.column].clone(), pk.clone());
+            }
         }
         self.raise_counters(table, &row);
-        self.order.insert(pk, row);
+        self.order.insert(row);
         true
     }
 
     /// Replaces the row with the same key; returns the old one, or `None` (and changes nothing)
     /// when there is none.
     pub fn replace(&mut self, table: &Table, row: Row) -> Option<Row> {
+        let old = self.by_pk.replace(row.clone())?;
         let pk = &row[table.pk];
-        let slot = self.by_pk.get_mut(Key::from_ref(pk))?;
-        let old = std::mem::replace(slot, row.clone());
         for (ix, map) in table.indexes.iter().zip(&mut self.indexes) {
             let (before, after) = (&old[ix.column], &row[ix.column]);
             if before != after {
@@ -460,15 +486,13 @@ impl TableData {
             }
         }
         self.raise_counters(table, &row);
-        if let Some(slot) = self.order.get_mut(Key::from_ref(pk)) {
-            *slot = row;
-        }
+        self.order.replace(row);
         Some(old)
     }
 
     pub fn remove(&mut self, table: &Table, pk: &Value) -> Option<Row> {
-        let old = self.by_pk.remove(Key::from_ref(pk))?;
-        self.order.remove(Key::from_ref(pk));
+        let old = self.by_pk.remove(pk)?;
+        self.order.remove(pk);
         for (ix, map) in table.indexes.iter().zip(&mut self.indexes) {
             map.remove(&old[ix.column], pk);
         }
@@ -502,12 +526,8 @@ impl TableData {
         if bounds_empty(lower, upper) {
             return;
         }
-        out.extend(
-            self.order
-                .range(key_bounds(lower, upper))
-                .take(limit)
-                .map(|(_, r)| r.clone()),
-        );
+        let (lower, upper) = key_bounds(lower, upper);
+        out.extend(self.order.range(lower, upper).take(limit).cloned());
     }
 }
 

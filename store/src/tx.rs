@@ -11,9 +11,10 @@ use parking_lot::RwLockWriteGuard;
 
 use crate::error::{Result, StoreError};
 use crate::log::{self, OpKind};
-use crate::read::{self, Scan};
+use crate::read::Readable;
+use crate::rows::OverlayRows;
 use crate::store::{Inner, Tables};
-use crate::table::{FastMap, Key, Row, Table, TableData, TableId};
+use crate::table::{Key, Row, Table, TableData, TableId};
 use crate::{Lsn, Store};
 
 /// One effect of a committed transaction, in operation order.
@@ -55,9 +56,9 @@ pub struct Commit {
 /// The writes a transaction made to one table, visible only to that transaction.
 pub(crate) struct Overlay {
     pub table: Arc<Table>,
-    /// Primary key → the row's state in this transaction (`None`: deleted). A hash map: point
-    /// operations are the hot path; the rare scan of a written table sorts what it needs.
-    pub rows: FastMap<Key, Option<Row>>,
+    /// Primary key → the row's state in this transaction. Hashed: point operations are the
+    /// hot path; the rare scan of a written table sorts what it needs.
+    pub rows: OverlayRows,
     /// Per secondary index: key → primary keys of the rows present in `rows`.
     pub indexes: Vec<BTreeMap<Value, BTreeSet<Value>>>,
     /// auto_inc counters, loaded from the committed table when the overlay is created (at the
@@ -75,8 +76,8 @@ impl Overlay {
         };
         Overlay {
             indexes: vec![BTreeMap::new(); table.indexes.len()],
+            rows: OverlayRows::new(table.pk),
             table,
-            rows: FastMap::default(),
             counters,
             base_version,
             written: false,
@@ -108,9 +109,9 @@ impl Overlay {
     }
 
     /// This transaction's rows (and deletions) with keys within bounds, in key order.
-    pub fn sorted(&self, lower: &Bound<Value>, upper: &Bound<Value>) -> Vec<(&Key, &Option<Row>)> {
+    pub fn sorted(&self, lower: &Bound<Value>, upper: &Bound<Value>) -> Vec<(&Key, Option<&Row>)> {
         let bounds = crate::table::key_bounds(lower, upper);
-        let mut out: Vec<(&Key, &Option<Row>)> = self
+        let mut out: Vec<(&Key, Option<&Row>)> = self
             .rows
             .iter()
             .filter(|(k, _)| bounds.contains(*k))
@@ -143,8 +144,8 @@ impl Overlay {
 
     /// The row with key `pk` as this transaction sees it.
     pub fn get(&self, data: &TableData, pk: &Value) -> Option<Row> {
-        match self.rows.get(Key::from_ref(pk)) {
-            Some(state) => state.clone(),
+        match self.rows.get(pk) {
+            Some(state) => state.cloned(),
             None => data.get(pk).cloned(),
         }
     }
@@ -157,10 +158,9 @@ impl Overlay {
         {
             return true;
         }
-        data.indexes[ix].get(key).is_some_and(|pks| {
-            pks.iter()
-                .any(|pk| pk != except && !self.rows.contains_key(Key::from_ref(pk)))
-        })
+        data.indexes[ix]
+            .get(key)
+            .is_some_and(|pks| pks.iter().any(|pk| pk != except && !self.rows.contains(pk)))
     }
 
     fn check_unique(&self, data: &TableData, row: &Row, old: Option<&Row>) -> Result<()> {
@@ -210,6 +210,7 @@ impl Transaction {
 
     /// Resolves a table id. A table dropped since `begin` is gone, as in the live catalog; one
     /// created since (or not in the published array) is looked up under the catalog lock.
+    #[inline]
     fn table(&self, id: TableId) -> Result<Cow<'_, Arc<Table>>> {
         match self.tables.get(id.0 as usize) {
             Some(Some(t)) if !t.is_dropped() => Ok(Cow::Borrowed(t)),
@@ -226,12 +227,14 @@ impl Transaction {
         Ok(self.overlays.len() - 1)
     }
 
+    #[inline]
     fn overlay(&self, table: TableId) -> Option<&Overlay> {
         self.overlays.iter().find(|o| o.table.id == table)
     }
 
     /// Resolves `table` for a read: its overlay when this transaction touched it.
-    fn parts(&self, table: TableId) -> Result<(Cow<'_, Arc<Table>>, Option<&Overlay>)> {
+    #[inline]
+    pub(crate) fn parts(&self, table: TableId) -> Result<(Cow<'_, Arc<Table>>, Option<&Overlay>)> {
         match self.overlay(table) {
             Some(o) => Ok((Cow::Borrowed(&o.table), Some(o))),
             None => Ok((self.table(table)?, None)),
@@ -276,7 +279,8 @@ impl Transaction {
             table: t.name.clone(),
             key: pk.clone(),
         };
-        match ov.rows.get(Key::from_ref(pk)) {
+        let hash = ov.rows.hash(pk);
+        match ov.rows.get_hashed(hash, pk) {
             Some(Some(_)) => return Err(duplicate()),
             // Deleted earlier in this transaction: the key is free.
             Some(None) => {
@@ -294,14 +298,13 @@ impl Transaction {
                 }
             }
         }
-        let pk = Key(pk.clone());
         if !ov.indexes.is_empty() {
             ov.index(&row);
         }
         // A generated value is the counter plus one, so raising counters to the row's values
         // also accounts for explicit values above them.
         raise(&mut ov.counters, &ov.table.auto_inc, &row);
-        ov.rows.insert(pk, Some(row.clone()));
+        ov.rows.set_hashed(hash, row.clone(), true);
         ov.written = true;
         self.ops.push(Change {
             table,
@@ -329,12 +332,12 @@ impl Transaction {
         };
         raise(&mut ov.counters, &t.auto_inc, &row);
         if !ov.indexes.is_empty() {
-            if let Some(Some(prev)) = ov.rows.get(Key::from_ref(pk)).cloned() {
+            if let Some(Some(prev)) = ov.rows.get(pk).map(|s| s.cloned()) {
                 ov.unindex(&prev);
             }
             ov.index(&row);
         }
-        ov.rows.insert(Key(pk.clone()), Some(row.clone()));
+        ov.rows.set(row.clone(), true);
         ov.written = true;
         self.ops.push(Change {
             table,
@@ -359,11 +362,11 @@ impl Transaction {
                 key: pk.clone(),
             })?;
         if !ov.indexes.is_empty()
-            && let Some(Some(prev)) = ov.rows.get(Key::from_ref(pk)).cloned()
+            && let Some(Some(prev)) = ov.rows.get(pk).map(|s| s.cloned())
         {
             ov.unindex(&prev);
         }
-        ov.rows.insert(Key(pk.clone()), None);
+        ov.rows.set(old.clone(), false);
         ov.written = true;
         self.ops.push(Change {
             table,
@@ -383,77 +386,6 @@ impl Transaction {
         Ok(pks.len())
     }
 
-    /// The row with primary key `pk`.
-    pub fn get(&self, table: TableId, pk: &Value) -> Result<Option<Row>> {
-        if let Some(ov) = self.overlay(table) {
-            if let Some(state) = ov.rows.get(Key::from_ref(pk)) {
-                return Ok(state.clone());
-            }
-            return Ok(ov.table.data.read().get(pk).cloned());
-        }
-        let t = self.table(table)?;
-        let row = t.data.read().get(pk).cloned();
-        Ok(row)
-    }
-
-    /// Rows whose indexed `column` equals `key`, in primary-key order. Works on hash and btree
-    /// indexes.
-    pub fn find(&self, table: TableId, column: &str, key: &Value) -> Result<Vec<Row>> {
-        let (t, ov) = self.parts(table)?;
-        read::find(&t, ov, column, key)
-    }
-
-    /// Rows whose btree-indexed `column` lies in `range`, ordered by that column, then by
-    /// primary key.
-    pub fn index_range(
-        &self,
-        table: TableId,
-        column: &str,
-        range: impl RangeBounds<Value>,
-    ) -> Result<Vec<Row>> {
-        let (t, ov) = self.parts(table)?;
-        read::index_range(
-            t.as_ref(),
-            ov,
-            column,
-            range.start_bound().cloned(),
-            range.end_bound().cloned(),
-        )
-    }
-
-    /// Every row, in primary-key order, without copying the table.
-    pub fn scan(&self, table: TableId) -> Result<Scan<'_>> {
-        self.range(table, ..)
-    }
-
-    /// Rows whose primary key lies in `range`, in primary-key order.
-    pub fn range(&self, table: TableId, range: impl RangeBounds<Value>) -> Result<Scan<'_>> {
-        let (t, ov) = self.parts(table)?;
-        Ok(Scan::new(
-            t.into_owned(),
-            ov,
-            range.start_bound().cloned(),
-            range.end_bound().cloned(),
-        ))
-    }
-
-    /// The number of rows this transaction sees.
-    pub fn len(&self, table: TableId) -> Result<usize> {
-        let (t, ov) = self.parts(table)?;
-        let data = t.data.read();
-        let mut n = data.len();
-        if let Some(ov) = ov {
-            for (pk, state) in &ov.rows {
-                match (data.by_pk.contains_key(pk), state.is_some()) {
-                    (true, false) => n -= 1,
-                    (false, true) => n += 1,
-                    _ => {}
-                }
-            }
-        }
-        Ok(n)
-    }
-
     /// The changes made so far, in operation order.
     pub fn changes(&self) -> impl Iterator<Item = &Change> {
         self.ops.iter()
@@ -463,9 +395,11 @@ impl Transaction {
     /// handed to [`Store::log`] (in sequence order); dropping it instead poisons the store, because
     /// memory would then hold a transaction the log will never have.
     ///
-    /// Fails, applying nothing, when the store is poisoned, a written table was dropped, or
-    /// another transaction wrote one of the same tables meanwhile (which the scheduler rules
-    /// out).
+    /// Fails, applying nothing, when the store is poisoned, the transaction's log record would
+    /// exceed [`StoreConfig::max_record_bytes`](crate::StoreConfig::max_record_bytes)
+    /// ([`StoreError::TransactionTooLarge`]; the store stays usable), a written table was
+    /// dropped, or another transaction wrote one of the same tables meanwhile (which the
+    /// scheduler rules out).
     pub fn apply(self) -> Result<Applied> {
         let store = self.store.clone();
         store.check_poisoned()?;
@@ -482,7 +416,15 @@ impl Transaction {
         let persistent = store.is_persistent();
         let mut payload = Vec::new();
         let logged = if persistent {
-            self.encode_ops(&mut payload)
+            let logged = self.encode_ops(&mut payload);
+            let bytes = log::record_len(0, payload.len());
+            if logged && bytes > store.max_record {
+                return Err(StoreError::TransactionTooLarge {
+                    bytes: bytes as u64,
+                    limit: store.max_record as u64,
+                });
+            }
+            logged
         } else {
             self.overlays
                 .iter()
@@ -491,11 +433,29 @@ impl Transaction {
         let Transaction { overlays, ops, .. } = self;
         {
             let _gate = store.gate.write();
+            // Open read transactions need the rows' previous states; with none open this is
+            // the only cost.
+            let mut images = match store.epochs.recording.load(Ordering::Acquire) {
+                0 => None,
+                v => Some(Images::new(&store, v - 1)),
+            };
             if let [ov] = &overlays[..] {
                 // One table (the common case): every op is on it, and it was written.
                 let mut data = ov.table.data.write();
                 ov.check_base(&data)?;
+                store.bump_version();
+                let inserts = ops
+                    .iter()
+                    .filter(|c| matches!(c.kind, ChangeKind::Insert(_)))
+                    .count();
+                if inserts > 1 {
+                    // One growth step at most, not one per doubling on the way.
+                    data.by_pk.reserve(inserts);
+                }
                 for change in &ops {
+                    if let Some(images) = &mut images {
+                        images.record(&store, &ov.table, change);
+                    }
                     apply_change(&ov.table, &mut data, change);
                 }
                 ov.publish_counters(&mut data);
@@ -512,11 +472,15 @@ impl Transaction {
                     ov.check_base(&guard)?;
                     guards[i] = Some(guard);
                 }
+                store.bump_version();
                 for change in &ops {
                     let slot = overlays.iter().position(|o| o.table.id == change.table);
                     if let Some(i) = slot
                         && let Some(data) = guards[i].as_mut()
                     {
+                        if let Some(images) = &mut images {
+                            images.record(&store, &overlays[i].table, change);
+                        }
                         apply_change(&overlays[i].table, data, change);
                     }
                 }
@@ -541,12 +505,18 @@ impl Transaction {
         })
     }
 
-    /// Applies and logs: for callers that commit one transaction at a time.
+    /// Applies and logs: for callers that commit one transaction at a time. Under
+    /// [`Durability::EveryCommit`](crate::Durability::EveryCommit) it also waits until the
+    /// record is durable, as that policy promises; under the others, pass
+    /// [`Commit::lsn`] to [`Store::wait_durable`] before reporting the commit.
     pub fn commit(self, meta: CommitMeta) -> Result<Commit> {
         let store = Store::from_inner(self.store.clone());
         let mut applied = self.apply()?;
         let changes = applied.take_changes();
         let lsn = store.log(applied, meta)?;
+        if store.inner().log.durability == crate::Durability::EveryCommit {
+            store.wait_durable(lsn)?;
+        }
         Ok(Commit { lsn, changes })
     }
 
@@ -599,6 +569,38 @@ fn raise(counters: &mut [i128], auto_inc: &[usize], row: &[Value]) {
     for (counter, &col) in counters.iter_mut().zip(auto_inc) {
         if let Some(v) = row[col].as_i128() {
             *counter = (*counter).max(v);
+        }
+    }
+}
+
+/// An apply's recording of before-images for open read transactions.
+struct Images {
+    /// The newest open epoch's version; `None` once the cap was passed.
+    label: Option<u64>,
+    open: Vec<Arc<crate::history::Epoch>>,
+}
+
+impl Images {
+    fn new(store: &Inner, label: u64) -> Self {
+        Images {
+            label: Some(label),
+            open: store.epochs.open(),
+        }
+    }
+
+    /// Keeps the row `change` is about to overwrite (or its absence) for the open epochs.
+    fn record(&mut self, store: &Inner, table: &Arc<Table>, change: &Change) {
+        let Some(label) = self.label else {
+            return;
+        };
+        let (pk, before) = match &change.kind {
+            ChangeKind::Insert(row) => (&row[table.pk], None),
+            ChangeKind::Update { old, .. } => (&old[table.pk], Some(old)),
+            ChangeKind::Delete(row) => (&row[table.pk], Some(row)),
+        };
+        if store.epochs.record(table, label, pk, before) {
+            store.epochs.expire(&self.open);
+            self.label = None;
         }
     }
 }

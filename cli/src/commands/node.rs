@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interstice_runtime::net::{self, Client, ClientConfig, Peers, PeersConfig, ServerConfig};
-use interstice_runtime::{AccessPolicy, Node, NodeConfig};
+use interstice_runtime::{AccessPolicy, Node, NodeConfig, NodeError};
 use serde_json::json;
 
 use super::connect;
@@ -36,7 +36,8 @@ pub fn create(out: Output, name: &str, port: u16) -> Result<()> {
         dir: None,
     };
     let dir = home.node_dir(&entry);
-    std::fs::create_dir_all(dir.join("data"))
+    crate::home::create_private_dir(&dir)
+        .and_then(|()| crate::home::create_private_dir(&dir.join("data")))
         .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
     ensure_admin_token(&dir)?;
     home.nodes.push(entry.clone());
@@ -188,6 +189,67 @@ pub fn show(out: Output, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `node repair`: opens a stopped local node's store, repairing it with `truncate`, and says
+/// what recovery found.
+pub fn repair(out: Output, name: &str, truncate: bool) -> Result<()> {
+    use interstice_store::{Store, StoreConfig, StoreError};
+    let home = Home::open()?;
+    let entry = home.find(name)?.clone();
+    if !entry.local {
+        return Err(CliError::usage(format!(
+            "node `{name}` is remote ({}); repair it where it runs",
+            entry.address
+        )));
+    }
+    let dir = home.node_dir(&entry).join("data").join("store");
+    if !dir.exists() {
+        out.done(
+            json!({"node": name, "problems": [], "repaired": false}),
+            || format!("node `{name}` has no commit log yet: nothing to check"),
+        );
+        return Ok(());
+    }
+    match Store::open(&dir, StoreConfig::default().repair(truncate)) {
+        Ok((store, report)) => {
+            let problems = report.problems();
+            let _ = store.close();
+            out.done(
+                json!({
+                    "node": name,
+                    "problems": problems,
+                    "repaired": truncate && !problems.is_empty(),
+                    "records": report.records_replayed,
+                    "moved_aside": report.moved_aside.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                }),
+                || {
+                    if problems.is_empty() {
+                        format!(
+                            "node `{name}`: the commit log is intact ({} records)",
+                            report.records_replayed
+                        )
+                    } else {
+                        let mut text = format!("node `{name}`:");
+                        for p in &problems {
+                            text.push_str(&format!("\n  {p}"));
+                        }
+                        text
+                    }
+                },
+            );
+            Ok(())
+        }
+        Err(e @ StoreError::Corrupt { .. }) => Err(CliError::new(format!("node `{name}`: {e}"))
+            .hint(format!(
+                "`interstice node repair {name} --truncate` discards it (the discarded bytes are kept aside as *.corrupt files); restore the folder from a backup instead if you have one"
+            ))),
+        Err(StoreError::Locked { .. }) => Err(CliError::new(format!(
+            "node `{name}` is running"
+        ))
+        .hint("stop it first: repair works on a stopped node")),
+        Err(e) => Err(CliError::new(format!("cannot open the log of node `{name}`: {e}"))),
+    }
+}
+
 pub struct StartOptions {
     pub node: String,
     pub workers: Option<usize>,
@@ -282,9 +344,35 @@ pub fn open_node(
         config.workers = workers;
     }
     Node::open(config).map_err(|e| {
-        CliError::new(format!("cannot open the node in {}: {e}", dir.display()))
-            .hint("is another `interstice node start` running on the same node?")
+        let hint = open_hint(&e);
+        CliError::new(format!("cannot open the node in {}: {e}", dir.display())).hint(hint)
     })
+}
+
+/// What to do when a node does not open, from why it did not.
+fn open_hint(e: &NodeError) -> String {
+    use interstice_store::StoreError;
+    let io_kind = match e {
+        NodeError::Io { source, .. } | NodeError::Store(StoreError::Io { source, .. }) => {
+            Some(source.kind())
+        }
+        _ => None,
+    };
+    match (e, io_kind) {
+        (NodeError::Store(StoreError::Locked { .. }), _) => {
+            "is another `interstice node start` running on the same node?".into()
+        }
+        (NodeError::Store(StoreError::Corrupt { .. }), _) => {
+            "`interstice node repair <node>` says what is damaged; with --truncate it discards the damaged history so that the node starts".into()
+        }
+        (_, Some(std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)) => {
+            "the node's folder must be writable by this user: check its permissions and that its file system is not mounted read-only".into()
+        }
+        (_, Some(std::io::ErrorKind::StorageFull)) => {
+            "the disk is full: free some space and start the node again".into()
+        }
+        _ => "the message above says what is wrong; `interstice node show <node>` gives the node's folder".into(),
+    }
 }
 
 /// Serves `node` on `listen`, and connects to the nodes its modules depend on, until Ctrl-C or
@@ -429,4 +517,32 @@ pub fn ping(out: Output, name: &str) -> Result<()> {
         );
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod open_hint_tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> NodeError {
+        NodeError::Io {
+            context: "cannot create".into(),
+            source: std::io::Error::from(kind),
+        }
+    }
+
+    /// A read-only or unwritable folder is not "another node running".
+    #[test]
+    fn the_hint_follows_the_cause() {
+        let locked = NodeError::Store(interstice_store::StoreError::Locked { dir: "/x".into() });
+        assert!(open_hint(&locked).contains("another"));
+        for kind in [
+            std::io::ErrorKind::PermissionDenied,
+            std::io::ErrorKind::ReadOnlyFilesystem,
+        ] {
+            let hint = open_hint(&io(kind));
+            assert!(hint.contains("writable"), "{hint}");
+            assert!(!hint.contains("another"), "{hint}");
+        }
+        assert!(open_hint(&io(std::io::ErrorKind::StorageFull)).contains("disk is full"));
+    }
 }

@@ -6,6 +6,7 @@
 
 mod bindings;
 mod examples;
+mod faults;
 mod json;
 mod publish;
 mod registry;

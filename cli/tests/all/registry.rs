@@ -84,3 +84,23 @@ fn the_schema_summary_shows_authorities() {
         "{schema}"
     );
 }
+
+/// The registry, a node's folder, its data and its admin token are owner-only.
+#[cfg(unix)]
+#[test]
+fn the_home_and_node_folders_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.create("a");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let node = std::fs::read_dir(home.dir.path().join("nodes"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(mode(home.dir.path()), 0o700);
+    assert_eq!(mode(&node), 0o700);
+    assert_eq!(mode(&node.join("data")), 0o700);
+    assert_eq!(mode(&node.join("admin_token")), 0o600);
+}

@@ -1,5 +1,5 @@
-//! Workload module `workload_c`: the shared body of `modules/workload/common.rs`, plus a
-//! reducer that reads a table of `workload_a` and a subscription to its own `log`.
+//! Workload module `workload_c`: the shared body of `modules/workload/common.rs`, linked to
+//! `workload_a` (a cross-module read and nested calls).
 
 use interstice_sdk::*;
 
@@ -7,55 +7,4 @@ interstice_module!();
 
 include!("../../workload/common.rs");
 
-/// Copies `workload_a.t5[key]` into this module's `t5[key]`: a cross-module read.
-#[reducer(reads(workload_a.t5), writes(t5))]
-fn pull(ctx: ReducerContext, key: u64) -> Result<(), String> {
-    let other = ctx.current.tables.t5();
-    let value = ctx
-        .foreign_table::<T5>("workload_a.t5")
-        .get(key)?
-        .map_or(0, |r| r.value);
-    upsert(
-        &*other,
-        T5 {
-            id: key,
-            value: value + 1,
-        },
-    )?;
-    Ok(())
-}
-
-#[reducer(on = "workload_c.log.insert", writes(t4))]
-fn count_log(ctx: ReducerContext, _row: Log) -> Result<(), String> {
-    count(&ctx)
-}
-
-/// Writes `t8[key]` and calls `workload_a.spin9` inside the same transaction.
-#[reducer(writes(t8), calls(workload_a.spin9))]
-fn relay(ctx: ReducerContext, key: u64, iters: u32) -> Result<(), String> {
-    upsert(
-        &*ctx.current.tables.t8(),
-        T8 {
-            id: key,
-            value: u64::from(iters),
-        },
-    )?;
-    ctx.call_reducer("workload_a.spin9", (key, iters))?;
-    Ok(())
-}
-
-/// Writes `t8[key]`, then calls a reducer that fails: nothing of either commits.
-#[reducer(writes(t8), calls(workload_a.fail_after_write))]
-fn relay_fail(ctx: ReducerContext, key: u64) -> Result<(), String> {
-    upsert(&*ctx.current.tables.t8(), T8 { id: key, value: 1 })?;
-    ctx.call_reducer("workload_a.fail_after_write", (key,))?;
-    Ok(())
-}
-
-/// Copies the value of `workload_a.value0(key)` into `t10[key]`, through a query call.
-#[reducer(writes(t10), calls(workload_a.value0))]
-fn copy_value(ctx: ReducerContext, key: u64) -> Result<(), String> {
-    let value: u64 = ctx.call_query("workload_a.value0", (key,))?;
-    upsert(&*ctx.current.tables.t10(), T10 { id: key, value })?;
-    Ok(())
-}
+links_to!(workload_a);

@@ -12,6 +12,7 @@
 //! implementing it (in the runtime, or in a `platform/*` crate) and handing it to
 //! [`NodeConfig::authorities`](crate::NodeConfig::authorities).
 
+mod file;
 mod module;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ use std::sync::Arc;
 use interstice_abi::{Authority as Kind, Event, ModuleSchema};
 use wasmtime::Linker;
 
+pub(crate) use file::Pending as FilePending;
+pub use file::{FileAuthority, FileConfig, Hook};
 pub use module::ModuleManager;
 
 use crate::error::{LoadError, NodeError};
@@ -102,14 +105,20 @@ pub struct Holder {
 #[derive(Clone, Default)]
 pub(crate) struct Authorities {
     by_kind: BTreeMap<Kind, Arc<dyn Authority>>,
+    /// The built-in File authority, which the core and the commit also call directly.
+    files: Option<Arc<FileAuthority>>,
 }
 
 impl Authorities {
-    /// The built-in authorities and the platform ones of `config`; two for one kind is an error.
-    pub fn new(platform: &[Arc<dyn Authority>]) -> Result<Self, NodeError> {
+    /// The built-in authorities (Module, and `files`) and the platform ones of `config`; two
+    /// for one kind is an error.
+    pub fn new(
+        platform: &[Arc<dyn Authority>],
+        files: Arc<FileAuthority>,
+    ) -> Result<Self, NodeError> {
         let mut by_kind: BTreeMap<Kind, Arc<dyn Authority>> = BTreeMap::new();
-        let builtin: Arc<dyn Authority> = Arc::new(ModuleManager);
-        for authority in std::iter::once(&builtin).chain(platform) {
+        let builtin: [Arc<dyn Authority>; 2] = [Arc::new(ModuleManager), files.clone()];
+        for authority in builtin.iter().chain(platform) {
             let kind = authority.kind();
             if by_kind.insert(kind, authority.clone()).is_some() {
                 return Err(NodeError::Load(LoadError::Engine(format!(
@@ -117,7 +126,36 @@ impl Authorities {
                 ))));
             }
         }
-        Ok(Authorities { by_kind })
+        Ok(Authorities {
+            by_kind,
+            files: Some(files),
+        })
+    }
+
+    /// The built-in File authority.
+    pub fn files(&self) -> Option<&Arc<FileAuthority>> {
+        self.files.as_ref()
+    }
+
+    /// Keeps the file changes of invocation `seq`, whose transaction applied, until its commit.
+    pub fn stage_files(&self, seq: u64, pending: FilePending) {
+        if let Some(files) = &self.files {
+            files.stage(seq, pending);
+        }
+    }
+
+    /// Invocation `seq` was committed (its file changes are written) or not (dropped).
+    pub fn settle_files(&self, seq: u64, committed: bool) {
+        if let Some(files) = &self.files {
+            files.settle(seq, committed);
+        }
+    }
+
+    /// The node is closing.
+    pub fn close(&self) {
+        if let Some(files) = &self.files {
+            files.close();
+        }
     }
 
     pub fn get(&self, kind: Kind) -> Option<&Arc<dyn Authority>> {

@@ -13,7 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{Installed, NameMap};
 use crate::exec::{Grant, TableMeta};
-use crate::system::{Delivered, HostRow, OutboxCall, Timer};
+use crate::system::{Delivered, FileAccess, HostRow, OutboxCall, Timer};
 
 /// A reducer subscribed to changes of one table.
 #[derive(Clone)]
@@ -74,6 +74,14 @@ impl Index {
                     index.tables.insert(full, Arc::new(meta));
                 }
             }
+            // The File module's file access, ordered like a table (`system::FileAccess`).
+            let files = module
+                .schema()
+                .authorities
+                .contains(&Authority::File)
+                .then(|| store.table_id(&format!("{name}.{}", FileAccess::TABLE)))
+                .flatten()
+                .map(to_sched);
             let host = host_tables(store, name);
             if let Some(host) = host {
                 index.host_tables.insert(name.clone(), host);
@@ -141,6 +149,11 @@ impl Index {
                                 .chain(host.filter(|_| remote).map(|h| to_sched(h.outbox))),
                         )
                     }
+                };
+                let access = match files {
+                    Some(files) if query => access.read(files),
+                    Some(files) => access.write(files),
+                    None => access,
                 };
                 let key = (name.clone(), function.clone());
                 let node = graph.add_node(key.clone());

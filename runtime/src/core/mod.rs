@@ -326,7 +326,15 @@ impl Core {
             return fail(CallFailure::Host(e.to_string()));
         }
         match exec.tx.apply() {
-            Ok(applied) => Done::Applied(applied, std::mem::take(&mut exec.remote)),
+            Ok(applied) => {
+                // Visible to the invocations after it from now on, like its table writes;
+                // written to disk by the ordered commit.
+                if !exec.files.is_empty() {
+                    let files = std::mem::take(&mut exec.files);
+                    self.authorities.stage_files(inv.seq().0, files);
+                }
+                Done::Applied(applied, std::mem::take(&mut exec.remote))
+            }
             Err(e) => fail(CallFailure::Host(e.to_string())),
         }
     }

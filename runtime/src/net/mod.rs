@@ -1,4 +1,4 @@
-//! The network protocol shared by the CLI and (later) other nodes: framing, handshake,
+//! The network protocol shared by the CLI and other nodes: framing, handshake,
 //! requests, a server and a client. The byte layout is documented in [`proto`].
 //!
 //! ```no_run

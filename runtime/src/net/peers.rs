@@ -5,13 +5,16 @@
 //! subscribes to the tables the modules subscribe to on that node (`<node>.<module>.<table>.
 //! <event>`) and fires the modules' `connect` hooks with the remote node's id; when the
 //! connection is lost it fires `disconnect`. Remote changes enter this node's ingress through
-//! [`Node::deliver_remote`], one at a time, in the order the other node committed them. Remote
+//! `Node::deliver_remote`, one at a time, in the order the other node committed them. Remote
 //! reducer calls that committed reducers queue (`ctx.call_remote`) are sent in commit order;
 //! they wait in the module's outbox (on disk) until the peer answers, and every connect sends
 //! what is still there first. The peer runs each `(node, module, outbox number)` once, so a
 //! call sent again after a lost answer or a restart is not run twice.
 //!
-//! The changes a peer commits while this node is disconnected are not replayed.
+//! The changes a peer commits while this node is disconnected are replayed when it reconnects:
+//! each subscription resumes after the last change its subscribers committed, from what the peer
+//! kept (its last `HISTORY` changes of each subscribed table); a subscriber that missed more is
+//! told so and logs it.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use interstice_store::Lsn;
 use super::Node;
 use super::ingress::Submission;
 use crate::core::Origin;
-use crate::error::{BadArguments, CallFailure, LoadError, NodeError};
+use crate::error::{BadArguments, CallFailure, NodeError};
 use crate::exec::Frame;
 use crate::wasm::Running;
 
@@ -160,8 +160,8 @@ impl Node {
             .get(query)
             .ok_or_else(|| no_such(module, "query", query))?;
         let bytes = encode_args(module, query, &q.args, args, &installed.registry)?;
-        // Between windows: a query never sees half of one.
-        let _driver = self.driver.lock();
+        // The committed state between two windows, read without holding up commits.
+        let snapshot = self.snapshot();
         let frame = Frame {
             module: installed.name.clone(),
             function: q.name.clone(),
@@ -171,7 +171,7 @@ impl Node {
             seed: self.config.seed,
         };
         let running = Running {
-            exec: self.core.exec(frame),
+            exec: self.core.exec(frame).reading(snapshot),
             core: self.core.clone(),
             read_only: true,
             hook: None,
@@ -190,10 +190,15 @@ impl Node {
             reason,
         })?;
         interstice_abi::decode(&bytes, &q.returns, &installed.registry).map_err(|e| {
-            NodeError::Load(LoadError::BadSchema(format!(
-                "query `{module}.{query}` returned bytes that are not a {}: {e}",
-                q.returns
-            )))
+            NodeError::QueryFailed {
+                module: module.to_owned(),
+                query: query.to_owned(),
+                reason: CallFailure::Host(format!(
+                    "it returned {} bytes that do not decode as {}: {e}",
+                    bytes.len(),
+                    q.returns
+                )),
+            }
         })
     }
 

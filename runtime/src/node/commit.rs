@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use interstice_scheduler::{self as sched, Ingress, Invocation, Scheduler};
-use interstice_store::{Applied, CommitMeta};
+use interstice_store::{Applied, CommitMeta, Lsn};
 
 use super::{Node, Outcome};
 use crate::core::{Done, Task};
@@ -79,7 +79,14 @@ impl Node {
     }
 
     /// Runs windows until the ingress is empty; returns the outcome filed under `ticket`.
+    /// Then sends what durable commits deferred, once they are durable.
     fn drive_for(&self, ticket: Option<u64>) -> Result<Option<Outcome>, NodeError> {
+        let outcome = self.drive_locked(ticket);
+        self.release_deferred();
+        outcome
+    }
+
+    fn drive_locked(&self, ticket: Option<u64>) -> Result<Option<Outcome>, NodeError> {
         let mut driver = self.driver.lock();
         self.cascade.store(0, Ordering::Relaxed);
         // This caller's own outcome skips the shared map: only invocations of other callers
@@ -87,6 +94,9 @@ impl Node {
         let mut mine = None;
         loop {
             let Driver { scheduler, ingress } = &mut *driver;
+            // Between windows every applied transaction is committed: queries get their
+            // snapshot here.
+            self.serve_snapshots();
             self.entrance.drain_into(ingress);
             if ingress.is_empty() {
                 if self.core.take_timer_hint() {
@@ -127,6 +137,33 @@ impl Node {
                     return Err(NodeError::Halted);
                 }
             }
+        }
+    }
+
+    /// A read transaction of the committed state at a point between windows, where what is
+    /// applied is exactly the committed prefix of the ingress. Never holds up commits: when a
+    /// drive is running, it hands one out at its next window boundary.
+    pub(super) fn snapshot(&self) -> interstice_store::ReadTransaction {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.snapshot_requests.lock().push(tx);
+        loop {
+            if let Some(_driver) = self.driver.try_lock() {
+                // Nobody drives: the state is between windows now. (The request left behind
+                // is answered into a closed channel by the next drive.)
+                return self.store().begin_read();
+            }
+            if let Ok(snapshot) = rx.recv_timeout(std::time::Duration::from_millis(1)) {
+                return snapshot;
+            }
+        }
+    }
+
+    /// Answers the queries waiting for a snapshot; called by the driver between windows.
+    fn serve_snapshots(&self) {
+        let waiting = std::mem::take(&mut *self.snapshot_requests.lock());
+        for request in waiting {
+            // A query that stopped waiting has dropped its receiver.
+            let _ = request.try_send(self.store().begin_read());
         }
     }
 
@@ -175,17 +212,19 @@ impl Node {
                 let meta = meta(&applied);
                 match self.store().log(applied, meta) {
                     Ok(lsn) => {
-                        self.feeds.publish(fed);
-                        self.send_remote(remote);
+                        self.defer(lsn, fed, remote);
                         (Outcome::Committed { seq, lsn }, triggered)
                     }
-                    Err(e) => (
-                        Outcome::Failed {
-                            seq,
-                            reason: CallFailure::Host(e.to_string()),
-                        },
-                        Vec::new(),
-                    ),
+                    Err(e) => {
+                        self.note_store_error(&e);
+                        (
+                            Outcome::Failed {
+                                seq,
+                                reason: CallFailure::Host(e.to_string()),
+                            },
+                            Vec::new(),
+                        )
+                    }
                 }
             }
             sched::Outcome::Completed(Done::Failed { reason, cleanup }) => {
@@ -199,6 +238,10 @@ impl Node {
                 (Outcome::Failed { seq, reason }, Vec::new())
             }
         };
+        // File changes are effects of the commit: written now that its record is in the log.
+        self.core
+            .authorities
+            .settle_files(seq, matches!(result, Outcome::Committed { .. }));
         match task.ticket {
             Some(ticket) if Some(ticket) == mine_ticket => *mine = Some(result),
             Some(ticket) => {
@@ -207,6 +250,56 @@ impl Node {
             None => {}
         }
         emitted
+    }
+
+    /// Keeps what a commit sends out — changes for remote subscribers, calls to other nodes —
+    /// until the commit is durable (rule R1: nothing leaves the node that a crash could take
+    /// back). A memory-only node has nothing to wait for.
+    fn defer(&self, lsn: Lsn, fed: Vec<Encoded>, remote: Vec<RemoteCall>) {
+        if fed.is_empty() && remote.is_empty() {
+            return;
+        }
+        if self.config.data_dir.is_none() {
+            self.feeds.publish(fed);
+            self.send_remote(remote);
+            return;
+        }
+        self.deferred.lock().push_back((lsn, fed, remote));
+    }
+
+    /// Sends what durable commits deferred, in commit order, once they are durable. Called
+    /// after every drive, outside the driver lock: it may wait for an fsync.
+    pub(super) fn release_deferred(&self) {
+        let Some(last) = self.deferred.lock().back().map(|(lsn, ..)| *lsn) else {
+            return;
+        };
+        if let Err(e) = self.store().wait_durable(last) {
+            // Never sent: remote calls stay in their outbox and go after a restart; the
+            // changes were not durable, so no subscriber may see them.
+            self.note_store_error(&e);
+            return;
+        }
+        let durable = self.store().durable_lsn();
+        // Under the lock, so that two releasing threads keep commit order.
+        let mut deferred = self.deferred.lock();
+        while deferred.front().is_some_and(|(lsn, ..)| *lsn <= durable) {
+            if let Some((_, fed, remote)) = deferred.pop_front() {
+                self.feeds.publish(fed);
+                self.send_remote(remote);
+            }
+        }
+    }
+
+    /// Logs, once, at error level, that the store refuses commits and what to do about it:
+    /// clients are told with each refusal, the operator needs a line in the node's log.
+    pub(super) fn note_store_error(&self, e: &interstice_store::StoreError) {
+        if let Some(poisoned) = self.store().poisoned()
+            && !self.poison_logged.swap(true, Ordering::Relaxed)
+        {
+            tracing::error!(
+                "the node refuses every commit from now on: {poisoned}. Restart the node once the cause is fixed; it recovers every acknowledged commit from its log (first failure: {e})"
+            );
+        }
     }
 
     /// Hands a committed invocation's remote calls to the network, in commit order.
@@ -331,7 +424,9 @@ impl Node {
     /// Waits until `outcome`'s effects are durable: a call is reported committed only then.
     pub(super) fn wait_durable(&self, outcome: &Outcome) -> Result<(), NodeError> {
         if let (Some(_), Outcome::Committed { lsn, .. }) = (&self.config.data_dir, outcome) {
-            self.store().wait_durable(*lsn)?;
+            self.store()
+                .wait_durable(*lsn)
+                .inspect_err(|e| self.note_store_error(e))?;
         }
         Ok(())
     }

@@ -32,7 +32,7 @@ pub use ingress::EventSink;
 pub use modules::Published;
 pub use remote::RemoteNode;
 
-use crate::authority::{Authorities, Lane};
+use crate::authority::{Authorities, FileAuthority, Lane};
 use crate::config::NodeConfig;
 use crate::core::{Core, Done, Task};
 use crate::error::NodeError;
@@ -43,6 +43,14 @@ use commit::{Counters, Driver};
 use ingress::Entrance;
 use interstice_abi::Authority as Kind;
 use timers::Pump;
+
+/// What one durable commit sends out once it is durable: its changes for remote subscribers
+/// and its calls to other nodes.
+type Deferred = (
+    interstice_store::Lsn,
+    Vec<crate::feed::Encoded>,
+    Vec<RemoteCall>,
+);
 
 /// A running Interstice node. Every method takes `&self`; [`Node::open`] hands it out in an
 /// `Arc` to share.
@@ -68,6 +76,13 @@ pub struct Node {
     modules_changed: tokio::sync::watch::Sender<u64>,
     /// The node's own thread: fires due timers and runs what authorities submit.
     pump: Pump,
+    /// What durable commits send out (feeds, remote calls), held until they are durable, in
+    /// commit order (`commit.rs`, `defer`).
+    deferred: Mutex<std::collections::VecDeque<Deferred>>,
+    /// Whether the store's refusal to commit was logged.
+    poison_logged: std::sync::atomic::AtomicBool,
+    /// Queries waiting for a snapshot from the running drive (`commit.rs`, `snapshot`).
+    snapshot_requests: Mutex<Vec<std::sync::mpsc::SyncSender<interstice_store::ReadTransaction>>>,
 }
 
 impl Node {
@@ -75,20 +90,39 @@ impl Node {
     pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
         let (store, recovery) = match &config.data_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir.join("modules")).map_err(|source| NodeError::Io {
-                    context: format!("cannot create {}", dir.display()),
-                    source,
-                })?;
-                Store::open(
-                    dir.join("store"),
-                    StoreConfig::default().durability(config.durability),
-                )?
+                for private in [dir.clone(), dir.join("modules")] {
+                    create_private_dir(&private).map_err(|source| NodeError::Io {
+                        context: format!("cannot create {}", private.display()),
+                        source,
+                    })?;
+                }
+                let store_config = StoreConfig::default()
+                    .durability(config.durability)
+                    .repair(config.repair);
+                Store::open(dir.join("store"), store_config)?
             }
             None => (Store::in_memory(), RecoveryReport::default()),
         };
+        for problem in recovery.problems() {
+            tracing::warn!("recovery: {problem}");
+        }
+        if config.data_dir.is_some() {
+            tracing::info!(
+                records = recovery.records_replayed,
+                mutations = recovery.mutations_replayed,
+                snapshot = ?recovery.snapshot_lsn.map(|l| l.0),
+                last_lsn = recovery.last_lsn.0,
+                "recovered the node's store"
+            );
+        }
         let tables = NodeTables::create(&store)?;
         let next_seq = store.last_seq().map_or(0, |s| s + 1);
-        let authorities = Authorities::new(&config.authorities)?;
+        let files = Arc::new(FileAuthority::new(
+            config.data_dir.as_ref().map(|dir| dir.join("files")),
+            config.files.clone(),
+            config.limits.max_message_bytes,
+        ));
+        let authorities = Authorities::new(&config.authorities, files)?;
         let core = Arc::new(Core::new(
             store,
             config.limits.clone(),
@@ -133,6 +167,9 @@ impl Node {
             feeds: Feeds::default(),
             outbound: RwLock::new(None),
             modules_changed: tokio::sync::watch::Sender::new(0),
+            snapshot_requests: Mutex::new(Vec::new()),
+            deferred: Mutex::new(std::collections::VecDeque::new()),
+            poison_logged: std::sync::atomic::AtomicBool::new(false),
         });
         node.reload_modules()?;
         Pump::spawn(&node)?;
@@ -176,6 +213,12 @@ impl Node {
         kinds.into_iter().map(lane_name).collect()
     }
 
+    /// The folder of the module holding the File authority (`<data dir>/files/<module>`, or a
+    /// temporary folder on a memory-only node), once one is installed.
+    pub fn file_folder(&self) -> Option<std::path::PathBuf> {
+        self.core.authorities.files().and_then(|f| f.folder())
+    }
+
     /// Figures of the authorities (audio underruns, frames rendered…), as label and value.
     pub fn authority_stats(&self) -> Vec<(String, String)> {
         self.core.authorities.stats()
@@ -205,6 +248,18 @@ impl Node {
     }
 }
 
+/// Creates `dir` owner-only (0700 on Unix), or makes an existing one so: a node's modules and
+/// data are nobody else's business.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// The name of the lane of an authority's module.
 fn lane_name(kind: Kind) -> String {
     format!("{kind:?}").to_lowercase()
@@ -213,5 +268,54 @@ fn lane_name(kind: Kind) -> String {
 impl Drop for Node {
     fn drop(&mut self) {
         self.pump.stop();
+        // Authorities hold their modules' event sinks (and so the core) and maybe threads:
+        // every holder is detached, as if its module were removed.
+        for schema in self.schemas() {
+            self.detach_authorities(&schema);
+        }
+        self.core.authorities.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use interstice_abi::ABI_VERSION;
+
+    use super::*;
+    use crate::config::Clock;
+    use crate::testing::{self, probe_schema};
+
+    /// Timers and hooks have nobody waiting for their outcome; none may be kept.
+    #[test]
+    fn outcomes_nobody_waits_for_are_not_kept() {
+        let (clock, now) = Clock::manual(1_000_000);
+        let node = Node::open(NodeConfig {
+            clock,
+            ..NodeConfig::default()
+        })
+        .unwrap();
+        let schema = probe_schema(&[("ok", None), ("timer", None)]);
+        let wasm = testing::module(
+            &schema,
+            ABI_VERSION,
+            &[
+                "(drop (call $insert_row)) (i32.const 0)",
+                "(drop (call $schedule_ok (i64.const 1000))) (i32.const 0)",
+            ],
+        );
+        node.install(&wasm).unwrap();
+        for _ in 0..3 {
+            assert!(
+                node.call_reducer("probe", "timer", &[])
+                    .unwrap()
+                    .is_committed()
+            );
+        }
+        now.fetch_add(2_000_000, Ordering::SeqCst);
+        assert_eq!(node.run_due_timers().unwrap(), 3);
+        assert_eq!(node.pending_timers().unwrap(), 0);
+        assert!(node.outcomes.lock().is_empty());
     }
 }

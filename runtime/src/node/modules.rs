@@ -1,11 +1,12 @@
 //! Module lifecycle: install, publish (install or upgrade), remove, and reloading the
 //! installed modules when the node opens.
 
+use interstice_store::Readable;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use interstice_abi::{ABI_VERSION, Event, ModuleSchema, Value};
+use interstice_abi::{ABI_VERSION, Authority, Event, ModuleSchema, Value};
 use parking_lot::Mutex;
 
 use super::Node;
@@ -319,7 +320,7 @@ impl Node {
         }
     }
 
-    fn detach_authorities(&self, schema: &ModuleSchema) {
+    pub(super) fn detach_authorities(&self, schema: &ModuleSchema) {
         for kind in &schema.authorities {
             if let Some(authority) = self.core.authorities.get(*kind) {
                 authority.detach(&schema.name);
@@ -335,6 +336,9 @@ impl Node {
                 .create_table(&name, table.clone(), module.registry.clone())?;
         }
         create_module_tables(self.store(), &name)?;
+        if module.schema().authorities.contains(&Authority::File) {
+            system::create_file_table(self.store(), &name)?;
+        }
         self.core.modules.write().insert(name, Arc::new(module));
         self.core.reindex();
         self.modules_changed.send_modify(|n| *n += 1);
@@ -360,12 +364,15 @@ impl Node {
             self.register(module)?;
         }
         self.restore_feeds()?;
+        // Kept triggers of a module holding an authority may use it (a File module's files).
+        for InstalledModule { name, .. } in &installed {
+            if let Some(module) = self.core.module(name) {
+                self.attach_authorities(module.schema());
+            }
+        }
         // What was committed before the node stopped comes before anything new.
         self.resume_triggers()?;
         for InstalledModule { name, .. } in installed {
-            if let Some(module) = self.core.module(&name) {
-                self.attach_authorities(module.schema());
-            }
             self.fire_lifecycle(&name, &Event::Load)?;
         }
         Ok(())
@@ -487,8 +494,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     use std::io::Write;
     let io = |context: String| move |source| NodeError::Io { context, source };
     let tmp = path.with_extension("wasm.tmp");
-    let mut file =
-        std::fs::File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        // Owner-only, like the rest of the node's data.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .map_err(io(format!("cannot write {}", tmp.display())))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io(format!("cannot write {}", tmp.display())))?;

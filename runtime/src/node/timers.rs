@@ -2,6 +2,7 @@
 //! due and runs what authorities submit — so an embedded node that never serves the network
 //! still fires its timers.
 
+use interstice_store::Readable;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
@@ -132,13 +133,23 @@ fn run(node: &Weak<Node>, wakeup: &Wakeup, fire_timers: bool) {
         if node.pump.stopping.load(Ordering::Acquire) {
             return;
         }
-        if fire_timers && let Err(e) = node.run_due_timers() {
-            tracing::error!(error = %e, "running due timers failed");
+        let mut ran = false;
+        if fire_timers {
+            match node.run_due_timers() {
+                Ok(n) => ran |= n > 0,
+                Err(e) => tracing::error!(error = %e, "running due timers failed"),
+            }
         }
-        if !node.entrance.is_empty()
-            && let Err(e) = node.drive()
-        {
-            tracing::error!(error = %e, "running submitted events failed");
+        if !node.entrance.is_empty() {
+            ran = true;
+            if let Err(e) = node.drive() {
+                tracing::error!(error = %e, "running submitted events failed");
+            }
+        }
+        // Nobody waits for what timers and events commit: make it durable now rather than
+        // at the next caller's fsync.
+        if ran && let Err(e) = node.store().sync() {
+            node.note_store_error(&e);
         }
         let pending = fire_timers && node.pending_timers().is_ok_and(|n| n > 0);
         timeout = pending.then_some(TIMER_TICK);

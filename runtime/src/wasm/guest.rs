@@ -126,6 +126,17 @@ impl<'a, 'c> HostCall<'a, 'c> {
         self.running().and_then(|r| r.hook.as_ref())
     }
 
+    /// Whether the invocation may only read: a query, or a read-only hook (`render`,
+    /// `audio_output`).
+    pub fn read_only(&self) -> bool {
+        self.running().is_some_and(|r| r.read_only)
+    }
+
+    /// The running invocation, for the runtime's built-in authorities.
+    pub(crate) fn running_mut(&mut self) -> Option<&mut Running> {
+        self.caller.data_mut().running.as_mut()
+    }
+
     /// The invocation's logical time and sequence number.
     pub fn stamp(&self) -> Option<(i64, u64)> {
         self.running()
@@ -237,6 +248,53 @@ pub(super) fn read_guest(
                 caller,
                 CallFailure::BadPointer(format!(
                     "{len} bytes at {start} lie outside the module's {size}-byte memory"
+                )),
+            ))
+        }
+    }
+}
+
+/// Text a module hands over for people (a log line, an error message): `ptr..ptr+len` is
+/// checked like any range, but at most `cap` bytes are copied; longer text is cut (on a
+/// character boundary) and says how long it was, so a module cannot flood the node's log or a
+/// client with megabytes.
+pub(super) fn read_text(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+    cap: usize,
+) -> wasmtime::Result<String> {
+    let full = usize::try_from(len).unwrap_or(0);
+    if full <= cap {
+        let bytes = read_guest(caller, ptr, len)?;
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    // Checks the whole range, then copies the head.
+    let Some(memory) = caller.data().memory else {
+        return Err(trap(
+            caller,
+            CallFailure::Host("module has no memory".into()),
+        ));
+    };
+    let start = usize::try_from(ptr).unwrap_or(usize::MAX);
+    let data = memory.data(&*caller);
+    let head = start
+        .checked_add(full)
+        .filter(|&end| end <= data.len())
+        .and_then(|_| data.get(start..start + cap));
+    match head {
+        Some(head) => {
+            let mut text = String::from_utf8_lossy(head).into_owned();
+            truncate_at_char(&mut text, cap);
+            text.push_str(&format!(" … ({full} bytes, cut to {cap})"));
+            Ok(text)
+        }
+        None => {
+            let size = data.len();
+            Err(trap(
+                caller,
+                CallFailure::BadPointer(format!(
+                    "{full} bytes at {ptr} lie outside the module's {size}-byte memory"
                 )),
             ))
         }

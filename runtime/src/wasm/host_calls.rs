@@ -6,8 +6,11 @@ use wasmtime::{Caller, Linker};
 
 use super::guest::{
     HostState, deny_in_query, finish_bytes, finish_i32, finish_u64, read_guest, read_name,
-    with_running, write_guest,
+    read_text, with_running, write_guest,
 };
+
+/// The longest `ctx.log` line kept, in bytes; longer ones are cut and say so.
+const MAX_LOG_LINE: usize = 4096;
 use crate::error::{HostCallError, LoadError};
 use crate::exec::Exec;
 
@@ -21,8 +24,7 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
             m,
             "log",
             |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
-                let bytes = read_guest(&mut caller, ptr, len)?;
-                let message = String::from_utf8_lossy(&bytes).into_owned();
+                let message = read_text(&mut caller, ptr, len, MAX_LOG_LINE)?;
                 with_running(&mut caller, |r| {
                     r.exec.log(LogLevel::from_i32(level), &message);
                     Ok(())
@@ -45,8 +47,8 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
             m,
             "set_error",
             |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| {
-                let bytes = read_guest(&mut caller, ptr, len)?;
-                caller.data_mut().error = Some(String::from_utf8_lossy(&bytes).into_owned());
+                let message = read_text(&mut caller, ptr, len, host::MAX_ERROR_MESSAGE)?;
+                caller.data_mut().error = Some(message);
                 Ok(())
             },
         )

@@ -11,9 +11,11 @@ use interstice_runtime::testing::{module_importing, probe_schema};
 use interstice_runtime::wasm::{HostCall, HostState};
 use interstice_runtime::wasmtime::{Caller, Linker};
 use interstice_runtime::{EventSink, LoadError, Node, NodeConfig, NodeError};
+use interstice_store::Readable;
 use parking_lot::Mutex;
 
-const IMPORTS: &str = r#"(import "interstice_file" "ping" (func $ping (param i64) (result i64)))"#;
+// The probe stands for a platform the node does not build in (the File authority is built in).
+const IMPORTS: &str = r#"(import "interstice_audio" "ping" (func $ping (param i64) (result i64)))"#;
 
 /// Stands for a platform: counts its host calls and remembers who called them from where.
 #[derive(Default)]
@@ -29,18 +31,18 @@ struct ProbeAuthority(Arc<Probe>);
 
 impl Authority for ProbeAuthority {
     fn kind(&self) -> Kind {
-        Kind::File
+        Kind::Audio
     }
 
     fn imports(&self) -> Option<&'static str> {
-        Some("interstice_file")
+        Some("interstice_audio")
     }
 
     fn link(&self, linker: &mut Linker<HostState>) -> Result<(), LoadError> {
         let probe = self.0.clone();
         linker
             .func_wrap(
-                "interstice_file",
+                "interstice_audio",
                 "ping",
                 move |mut caller: Caller<'_, HostState>,
                       x: i64|
@@ -86,7 +88,7 @@ fn probe_module(name: &str, claims: bool, version: &str) -> Vec<u8> {
     schema.name = name.into();
     schema.version = version.into();
     if claims {
-        schema.authorities = vec![Kind::File];
+        schema.authorities = vec![Kind::Audio];
     }
     schema.reducers[0].on = Some(Event::Connect);
     schema.reducers[0].args = vec![interstice_abi::Field::new(
@@ -127,7 +129,7 @@ fn a_module_claiming_an_authority_the_node_lacks_is_refused() {
         matches!(
             err,
             NodeError::Load(LoadError::AuthorityMissing {
-                authority: Kind::File,
+                authority: Kind::Audio,
                 ..
             })
         ),
@@ -165,7 +167,7 @@ fn an_authority_links_host_calls_gets_a_lane_feeds_events_and_releases_its_modul
     assert_eq!(values(&node, "probe.items"), [42]);
     assert_eq!(
         *probe.threads.lock(),
-        [Some("interstice-lane-file".to_owned())]
+        [Some("interstice-lane-audio".to_owned())]
     );
 
     // Its events enter the ingress and are run by the node's own thread.
@@ -219,7 +221,7 @@ fn lanes_exist_only_for_authorities_that_want_them() {
         ..NodeConfig::default()
     })
     .unwrap();
-    assert_eq!(node.lanes(), ["file"]);
+    assert_eq!(node.lanes(), ["audio"]);
 }
 
 /// Stands for the Gpu platform: counts the frames its authority finished.

@@ -1,16 +1,12 @@
 //! `modules/hello`, built from source with the module builder and driven through the node.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use interstice_abi::Value;
-use interstice_build::{BuildOptions, TargetDir, build_module};
 use interstice_runtime::{CallFailure, Clock, Node, NodeConfig, NodeError, Outcome};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use interstice_store::Readable;
 
 /// hello.wasm, built once per test run.
 fn hello_wasm() -> &'static [u8] {
@@ -18,17 +14,9 @@ fn hello_wasm() -> &'static [u8] {
     WASM.get_or_init(|| build("hello"))
 }
 
-/// Builds `modules/<name>`. A separate target directory: the `cargo test` that runs us holds
-/// the lock on the default one. Serialised, so parallel tests don't fight over that directory.
+/// Builds `modules/<name>` of this checkout (in the shared, locked module cache).
 pub fn build(name: &str) -> Vec<u8> {
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    let options = BuildOptions {
-        target_dir: TargetDir::Dir(workspace().join("target").join("modules")),
-        ..BuildOptions::default()
-    };
-    build_module(&workspace().join("modules").join(name), &options)
-        .unwrap_or_else(|e| panic!("building modules/{name}: {e}"))
+    interstice_build::workspace_module(name)
 }
 
 fn open(dir: Option<&Path>, clock: Clock) -> Arc<Node> {

@@ -4,6 +4,7 @@
 use interstice_abi::{ABI_VERSION, Access, Value};
 use interstice_runtime::wasm::Limits;
 use interstice_runtime::{CallFailure, LoadError, Node, NodeConfig, NodeError, Outcome};
+use interstice_store::Readable;
 use std::sync::Arc;
 
 use interstice_runtime::testing::{self as wat, probe_schema};
@@ -298,4 +299,87 @@ fn a_module_named_like_a_path_is_refused_and_writes_nothing() {
         &["(i32.const 0)"],
     ))
     .unwrap();
+}
+
+/// Text a module hands over for people is capped: a 60 000-byte error comes back cut to the
+/// 4 KiB limit and says so, and one invocation adds at most 256 lines (each cut to 4 KiB) to
+/// the node's log however many it writes.
+#[test]
+fn errors_and_log_lines_are_capped() {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let node = Node::open(NodeConfig {
+        workers: 1,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let schema = probe_schema(&[("shout", None), ("chatter", None)]);
+    let wasm = wat::module_importing(
+        &schema,
+        ABI_VERSION,
+        r#"(import "interstice" "log" (func $log (param i32 i32 i32)))"#,
+        &[
+            // An error of 60 000 bytes (whatever the memory holds from 0).
+            "(call $set_error (i32.const 0) (i32.const 60000)) (i32.const 1)",
+            // 1000 lines of 60 000 bytes.
+            "(local.set $index (i32.const 0))
+             (block $done (loop $again
+               (br_if $done (i32.ge_u (local.get $index) (i32.const 1000)))
+               (call $log (i32.const 2) (i32.const 0) (i32.const 60000))
+               (local.set $index (i32.add (local.get $index) (i32.const 1)))
+               (br $again)))
+             (i32.const 0)",
+        ],
+    );
+    node.install(&wasm).unwrap();
+    match node.call_reducer("probe", "shout", &[]).unwrap() {
+        Outcome::Failed {
+            reason: CallFailure::Returned(message),
+            ..
+        } => {
+            assert!(message.len() < 4200, "{} bytes", message.len());
+            assert!(
+                message.ends_with("(60000 bytes, cut to 4096)"),
+                "{message:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let outcome = tracing::subscriber::with_default(subscriber, || {
+        node.call_reducer("probe", "chatter", &[]).unwrap()
+    });
+    assert!(outcome.is_committed(), "{outcome:?}");
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines.len(),
+        257,
+        "256 lines and the one saying the rest were dropped"
+    );
+    assert!(lines.iter().all(|l| l.len() < 4400), "a line was not cut");
+    assert!(
+        lines[256].contains("the rest are dropped"),
+        "{}",
+        lines[256]
+    );
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use interstice_abi::ABI_VERSION;
 use interstice_runtime::{Clock, Node, NodeConfig, Outcome};
+use interstice_store::Readable;
 
 use interstice_runtime::testing::{self as wat, probe_schema};
 
@@ -351,4 +352,22 @@ fn a_callers_planned_access_is_the_closure_of_what_it_may_call() {
         assert_eq!(reads, ["probe.secret"], "{reducer}");
         assert_eq!(writes, ["probe.__timers"], "{reducer}");
     }
+}
+
+/// A node's data directory and the modules it keeps are owner-only.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_module_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (clock, _) = Clock::manual(0);
+    let node = open(&data, clock);
+    install_probe(&node);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("modules")), 0o700);
+    assert_eq!(mode(&data.join("modules/probe.wasm")), 0o600);
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authority;
+mod file;
 mod hello;
 mod hostile;
 mod lifecycle;

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use interstice_abi::{Value, encode_into};
 use interstice_runtime::{Clock, Durability, Node, NodeConfig, Outcome};
+use interstice_store::Readable;
 
 use crate::hello::build;
 
@@ -116,7 +117,7 @@ fn run(workers: usize, wasm: &[Vec<u8>]) -> Run {
 
 /// The bytes of every log segment, in order. Segment boundaries follow snapshots, which a
 /// background thread takes, so compare the records, not the files: skip each file's header.
-fn log_records(dir: &Path) -> Vec<u8> {
+pub fn log_records(dir: &Path) -> Vec<u8> {
     let mut files: Vec<PathBuf> = walk(dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "seg" || e == "hist"))

@@ -11,6 +11,7 @@ use interstice_runtime::net::{
 };
 use interstice_runtime::testing::{module, probe_schema};
 use interstice_runtime::{CallFailure, FeedSink, Node, NodeConfig, Outcome};
+use interstice_store::Readable;
 
 use crate::hello::build;
 

@@ -33,6 +33,8 @@ fn spec(reads: &[u32], writes: &[u32]) -> Spec {
     Spec {
         reads: reads.to_vec(),
         writes: writes.to_vec(),
+        part_reads: Vec::new(),
+        part_writes: Vec::new(),
         exclusive: false,
         behaviour: Behaviour::Ok,
         emit: 0,
@@ -295,7 +297,10 @@ fn unknown_lane_name_is_a_typed_error() {
     .unwrap();
     let err = scheduler.lane("audio").unwrap_err();
     assert!(matches!(&err, Error::UnknownLane { name } if name == "audio"));
-    assert!(err.to_string().contains("Config::lane(\"audio\")"), "{err}");
+    assert!(
+        err.to_string().contains("Scheduler::add_lane(\"audio\")"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -373,4 +378,69 @@ fn window_report_counts_edges_and_emitted_work() {
         ingress.iter().map(Invocation::seq).collect::<Vec<_>>(),
         [Seq(13)]
     );
+}
+
+/// A commit that panics unwinds out of `run_window`; the pool must still serve later windows
+/// (its threads must not stay behind in the failed one). The tasks of the second window wait
+/// for each other, so it only completes if a pool thread runs one while the driver runs the
+/// other.
+#[test]
+fn a_panicking_commit_leaves_the_pool_usable() {
+    let arrived = Arc::new((Mutex::new(0usize), std::sync::Condvar::new()));
+    let meet = arrived.clone();
+    let mut scheduler = Scheduler::new(Config::new().workers(2), move |inv: &Invocation<bool>| {
+        if !*inv.task() {
+            return true;
+        }
+        let (count, all_in) = &*meet;
+        let mut count = count.lock().unwrap();
+        *count += 1;
+        all_in.notify_all();
+        // Long enough never to fire on a working scheduler; it only turns a hang into
+        // a failure.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while *count < 2 && std::time::Instant::now() < deadline {
+            count = all_in
+                .wait_timeout(count, std::time::Duration::from_millis(100))
+                .unwrap()
+                .0;
+        }
+        *count >= 2
+    })
+    .unwrap();
+    let mut ingress = Ingress::new();
+    for t in 0..4 {
+        ingress.push(Work::new(
+            false,
+            Access::new().write(TableId(t)),
+            Timestamp(0),
+        ));
+    }
+    quiet_expected_panics();
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        scheduler.run_window(&mut ingress, |inv, _| -> Vec<Work<bool>> {
+            std::panic::panic_any(format!("{PANIC_MARKER}: commit of {}", inv.seq()))
+        })
+    }));
+    assert!(failed.is_err(), "the commit's panic reaches the caller");
+
+    let mut ingress = Ingress::new();
+    ingress.push(Work::new(
+        true,
+        Access::new().write(TableId(0)),
+        Timestamp(0),
+    ));
+    ingress.push(Work::new(
+        true,
+        Access::new().write(TableId(1)),
+        Timestamp(0),
+    ));
+    let mut met = Vec::new();
+    scheduler
+        .run_until_idle(&mut ingress, |_, outcome| {
+            met.push(outcome.into_result().unwrap());
+            None
+        })
+        .unwrap();
+    assert_eq!(met, [true, true], "both tasks ran at the same time");
 }

@@ -4,7 +4,9 @@
 //! loom models live in the `loom-tests` crate, so these tests are for normal builds only.
 #![cfg(not(loom))]
 
+mod access;
 mod differential;
 mod executors;
+mod lanes;
 mod model;
 mod planner;

@@ -1,6 +1,9 @@
-//! A model store and workload shared by the executor tests: tasks read some tables, write a
-//! deterministic function of what they read and of their sequence number, fail, panic, or
-//! emit more work; and a plain serial loop that is the oracle.
+//! A model store and workload shared by the executor tests: tasks read some tables or parts of
+//! tables, write a deterministic function of what they read and of their sequence number,
+//! fail, panic, or emit more work; and a plain serial loop that is the oracle.
+//!
+//! The store is a grid of cells, `PARTS` per table: a whole-table access touches every cell of
+//! the table, a part access one cell, so two conflicting tasks that overlap meet on a cell.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -8,10 +11,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
 use interstice_scheduler::{
-    Access, Config, Ingress, Invocation, LaneId, Outcome, Scheduler, Seq, TableId, Timestamp, Work,
+    Access, Config, Ingress, Invocation, LaneId, Outcome, Part, Scheduler, Seq, TableId, Timestamp,
+    Work,
 };
 
 pub const TABLES: usize = 4;
+pub const PARTS: usize = 3;
+const CELLS: usize = TABLES * PARTS;
 pub const LANE: &str = "gpu";
 pub const LANE_THREAD: &str = "interstice-lane-gpu";
 /// Panics carrying this marker are expected and kept off stderr.
@@ -28,6 +34,9 @@ pub enum Behaviour {
 pub struct Spec {
     pub reads: Vec<u32>,
     pub writes: Vec<u32>,
+    /// (table, part) pairs.
+    pub part_reads: Vec<(u32, u64)>,
+    pub part_writes: Vec<(u32, u64)>,
     pub exclusive: bool,
     pub behaviour: Behaviour,
     /// How many tasks the commit emits (only when it succeeded).
@@ -39,13 +48,19 @@ pub struct Spec {
 impl Spec {
     pub fn access(&self) -> Access {
         if self.exclusive {
-            Access::exclusive()
-        } else {
-            Access::from_tables(
-                self.reads.iter().map(|&t| TableId(t)),
-                self.writes.iter().map(|&t| TableId(t)),
-            )
+            return Access::exclusive();
         }
+        let mut access = Access::from_tables(
+            self.reads.iter().map(|&t| TableId(t)),
+            self.writes.iter().map(|&t| TableId(t)),
+        );
+        for &(t, p) in &self.part_reads {
+            access = access.read_part(TableId(t), Part(p));
+        }
+        for &(t, p) in &self.part_writes {
+            access = access.write_part(TableId(t), Part(p));
+        }
+        access
     }
 
     pub fn work(self, time: Timestamp, lane: Option<LaneId>) -> Work<Spec> {
@@ -57,15 +72,44 @@ impl Spec {
         }
     }
 
-    /// The tables this task may touch, and whether it writes them.
+    /// The cells this task may touch, ascending, and whether it writes them.
     fn touched(&self) -> Vec<(usize, bool)> {
+        let mut cells = [None; CELLS];
+        let mut touch = |cell: usize, writes: bool| {
+            let c: &mut Option<bool> = &mut cells[cell];
+            *c = Some(c.unwrap_or(false) || writes);
+        };
         if self.exclusive {
-            return (0..TABLES).map(|t| (t, true)).collect();
+            (0..CELLS).for_each(|c| touch(c, true));
         }
         let access = self.access();
-        let mut touched: Vec<_> = access.reads().iter().map(|t| (t.index(), false)).collect();
-        touched.extend(access.writes().iter().map(|t| (t.index(), true)));
-        touched
+        let whole = |&t: &TableId| (0..PARTS).map(move |p| t.index() * PARTS + p);
+        let part = |&(t, p): &(TableId, Part)| t.index() * PARTS + p.0 as usize;
+        access
+            .reads()
+            .iter()
+            .flat_map(whole)
+            .for_each(|c| touch(c, false));
+        access
+            .writes()
+            .iter()
+            .flat_map(whole)
+            .for_each(|c| touch(c, true));
+        access
+            .part_reads()
+            .iter()
+            .map(part)
+            .for_each(|c| touch(c, false));
+        access
+            .part_writes()
+            .iter()
+            .map(part)
+            .for_each(|c| touch(c, true));
+        cells
+            .iter()
+            .enumerate()
+            .filter_map(|(c, w)| w.map(|w| (c, w)))
+            .collect()
     }
 }
 
@@ -80,9 +124,9 @@ fn mix(mut x: u64) -> u64 {
 /// What the model store records: values, and guards that detect overlapping conflicting tasks.
 #[derive(Debug, Default)]
 pub struct Store {
-    values: [AtomicU64; TABLES],
-    /// Per table: number of readers inside, or -1 for a writer inside.
-    guards: [AtomicI64; TABLES],
+    values: [AtomicU64; CELLS],
+    /// Per cell: number of readers inside, or -1 for a writer inside.
+    guards: [AtomicI64; CELLS],
     pub overlaps: AtomicUsize,
     pub misplaced: AtomicUsize,
     pub runs: AtomicUsize,
@@ -172,10 +216,18 @@ pub fn commit(
     (0..u64::from(spec.emit))
         .map(|k| {
             let h = mix(seq.0 * 31 + k);
+            let table = |x: u64| (x % TABLES as u64) as u32;
+            let part = |x: u64| (table(x), (x >> 4) % PARTS as u64);
             let child = Spec {
-                reads: vec![(h % TABLES as u64) as u32],
+                reads: vec![table(h)],
                 writes: if h & 0x10 == 0 {
-                    vec![((h >> 8) % TABLES as u64) as u32]
+                    vec![table(h >> 8)]
+                } else {
+                    Vec::new()
+                },
+                part_reads: vec![part(h >> 24)],
+                part_writes: if h & 0x20 == 0 {
+                    vec![part(h >> 32)]
                 } else {
                     Vec::new()
                 },
@@ -229,43 +281,87 @@ pub fn run_scheduler_with(
     max_window: usize,
     inline: bool,
 ) -> Run {
+    run_scheduler_on(workload, workers, max_window, inline, LaneKind::Thread)
+}
+
+/// How the "gpu" lane of a model run gets its thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaneKind {
+    /// A thread the scheduler spawns ([`Config::lane`]).
+    Thread,
+    /// The test's own thread, through a `LaneDriver`, while the windows run on another.
+    Driven,
+}
+
+/// [`run_scheduler_with`], with the lane of `kind`.
+pub fn run_scheduler_on(
+    workload: &[Spec],
+    workers: usize,
+    max_window: usize,
+    inline: bool,
+    kind: LaneKind,
+) -> Run {
     quiet_expected_panics();
     let store = Arc::new(Store::default());
     let exec_store = store.clone();
-    let mut scheduler = Scheduler::new(
-        Config::new()
-            .workers(workers)
-            .lane(LANE)
-            .max_window(max_window)
-            .inline_serial_windows(inline),
-        move |inv: &Invocation<Spec>| {
-            let on_lane = std::thread::current().name() == Some(LANE_THREAD);
-            if on_lane != inv.lane().is_some() {
-                exec_store.misplaced.fetch_add(1, Ordering::Relaxed);
-            }
-            exec_store.execute(inv.seq(), inv.time(), inv.task())
-        },
-    )
+    let owner = std::thread::current().id();
+    let mut config = Config::new()
+        .workers(workers)
+        .max_window(max_window)
+        .inline_serial_windows(inline);
+    if kind == LaneKind::Thread {
+        config = config.lane(LANE);
+    }
+    let mut scheduler = Scheduler::new(config, move |inv: &Invocation<Spec>| {
+        let on_lane = match kind {
+            LaneKind::Thread => std::thread::current().name() == Some(LANE_THREAD),
+            LaneKind::Driven => std::thread::current().id() == owner,
+        };
+        if on_lane != inv.lane().is_some() {
+            exec_store.misplaced.fetch_add(1, Ordering::Relaxed);
+        }
+        exec_store.execute(inv.seq(), inv.time(), inv.task())
+    })
     .expect("scheduler starts");
-    let lane = scheduler.lane(LANE).expect("lane declared");
+    let (lane, driver) = match kind {
+        LaneKind::Thread => (scheduler.lane(LANE).expect("lane declared"), None),
+        LaneKind::Driven => {
+            let (lane, driver) = scheduler.add_driven_lane(LANE).expect("lane added");
+            (lane, Some(driver))
+        }
+    };
     let mut ingress = Ingress::new();
     for (i, spec) in workload.iter().enumerate() {
         ingress.push(spec.clone().work(Timestamp(i as u64 * 10), Some(lane)));
     }
-    let mut log = Vec::new();
-    scheduler
-        .run_until_idle(&mut ingress, |inv, outcome: Outcome<Output>| {
-            commit(
-                &mut log,
-                inv.seq(),
-                inv.time(),
-                inv.task(),
-                outcome.into_result(),
-                Some(lane),
-            )
-        })
-        .expect("run");
-    drop(scheduler);
+    let run = move || {
+        let mut log = Vec::new();
+        scheduler
+            .run_until_idle(&mut ingress, |inv, outcome: Outcome<Output>| {
+                commit(
+                    &mut log,
+                    inv.seq(),
+                    inv.time(),
+                    inv.task(),
+                    outcome.into_result(),
+                    Some(lane),
+                )
+            })
+            .expect("run");
+        // Dropping the scheduler closes a driven lane, which ends its driver's loop.
+        drop(scheduler);
+        log
+    };
+    let log = match driver {
+        None => run(),
+        Some(driver) => std::thread::scope(|s| {
+            let windows = s.spawn(run);
+            while driver.wait(None) {
+                driver.run_pending();
+            }
+            windows.join().expect("window thread")
+        }),
+    };
     assert_eq!(
         store.overlaps.load(Ordering::Relaxed),
         0,

@@ -1,7 +1,9 @@
 //! The planner's exact edges, and its ordering closure against pairwise conflicts.
 
-use interstice_scheduler::{Access, Planner, TableId};
+use interstice_scheduler::{Access, Part, Planner, TableId};
 use proptest::prelude::*;
+
+use crate::access::access;
 
 fn r(tables: &[u32]) -> Access {
     Access::from_tables(tables.iter().map(|&t| TableId(t)), [])
@@ -152,18 +154,103 @@ fn graph_and_dot_dump() {
     assert!(dot.contains("0 -> 1") && dot.contains("0 -> 2"), "{dot}");
 }
 
+/// Plans a window written in the notation of `access.rs`, one access set per invocation.
+fn check_parts(window: &[&str], expected: &[(usize, usize)]) {
+    let window: Vec<Access> = window.iter().map(|a| access(a)).collect();
+    check(&window, expected);
+}
+
+#[test]
+fn different_parts_of_one_table_run_free() {
+    check_parts(&["w0.1", "w0.2", "r0.3", "w0.4 r0.3 r0.5"], &[]);
+}
+
+#[test]
+fn same_part_chains_like_a_table() {
+    check_parts(
+        &["w0.1", "r0.1", "r0.1", "w0.1", "w0.1"],
+        &[(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)],
+    );
+}
+
+#[test]
+fn neighbouring_regions() {
+    // Regions 1..=4, each writing its part and reading both neighbours, twice over.
+    let step = [
+        "w0.1 r0.0 r0.2",
+        "w0.2 r0.1 r0.3",
+        "w0.3 r0.2 r0.4",
+        "w0.4 r0.3 r0.5",
+    ];
+    let window: Vec<&str> = step.iter().chain(&step).copied().collect();
+    check_parts(
+        &window,
+        &[
+            (0, 1),
+            (1, 2),
+            (1, 4),
+            (2, 3),
+            (2, 5),
+            (3, 6),
+            (4, 5),
+            (5, 6),
+            (6, 7),
+        ],
+    );
+}
+
+#[test]
+fn whole_write_waits_for_every_part_and_parts_wait_for_it() {
+    check_parts(
+        &["w0.1", "r0.1", "w0.2", "r0.3", "w0", "r0.1", "w0.2"],
+        &[(0, 1), (1, 4), (2, 4), (3, 4), (4, 5), (4, 6)],
+    );
+}
+
+#[test]
+fn whole_read_waits_for_part_writers_not_part_readers() {
+    check_parts(
+        &["w0.1", "r0.2", "w0.3", "r0", "w0.1", "r0.2"],
+        &[(0, 3), (2, 3), (3, 4)],
+    );
+}
+
+#[test]
+fn whole_read_and_part_write_in_one_invocation() {
+    check_parts(
+        &["w0.1", "r0 w0.1", "r0 w0.2", "r0.1", "w0"],
+        // (1, 4) is implied, but a whole write waits for every whole reader since the last
+        // one, partitioned or not.
+        &[(0, 1), (1, 2), (1, 3), (1, 4), (2, 4), (3, 4)],
+    );
+}
+
+#[test]
+fn exclusive_forgets_the_parts() {
+    check_parts(&["w0.1", "x", "w0.1", "r0.1"], &[(0, 1), (1, 2), (2, 3)]);
+}
+
 fn access_strategy() -> impl Strategy<Value = Access> {
+    let part = (0u32..3, 0u64..3);
     (
         proptest::collection::vec(0u32..5, 0..3),
         proptest::collection::vec(0u32..5, 0..3),
+        proptest::collection::vec(part.clone(), 0..3),
+        proptest::collection::vec(part, 0..3),
         prop::bool::weighted(0.05),
     )
-        .prop_map(|(reads, writes, exclusive)| {
+        .prop_map(|(reads, writes, part_reads, part_writes, exclusive)| {
             if exclusive {
-                Access::exclusive()
-            } else {
-                rw(&reads, &writes)
+                return Access::exclusive();
             }
+            let mut access = rw(&reads, &writes);
+            for (t, p) in part_reads {
+                access = access.read_part(TableId(t), Part(p));
+            }
+            for (t, p) in part_writes {
+                access = access.write_part(TableId(t), Part(p));
+            }
+            access
         })
 }
 

@@ -26,9 +26,12 @@
 //! Architecture Invariant: this crate knows nothing about wasmtime, tokio or the store. It is the
 //! only place that knows the byte layout of values.
 
+#![forbid(unsafe_code)]
+
 mod codec;
 pub mod host;
 mod module;
+pub mod partition;
 pub mod platform;
 mod schema;
 mod typed;

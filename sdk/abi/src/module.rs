@@ -1,4 +1,4 @@
-//! What a module says about itself: the schema exported through one function (DESIGN §6).
+//! What a module says about itself: the schema exported through one function.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -85,7 +85,7 @@ pub struct Access {
     pub calls: Vec<String>,
 }
 
-/// Exclusive, typed capabilities a module may claim (DESIGN §8).
+/// Exclusive, typed capabilities a module may claim (ARCHITECTURE.md, "Authorities").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Authority {
     Gpu,
@@ -385,22 +385,6 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
     ))
 }
 
-/// Checks a reducer's or query's name: a Rust identifier of at most 64 characters.
-fn check_function_name(name: &str) -> Result<(), &'static str> {
-    let mut chars = name.chars();
-    match chars.next() {
-        None => Err("it is empty"),
-        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
-            Err("it must start with a letter or `_`")
-        }
-        _ if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            Err("it may only contain ASCII letters, digits and `_`")
-        }
-        _ if name.len() > 64 => Err("it is longer than 64 characters"),
-        _ => Ok(()),
-    }
-}
-
 /// A string that is not a valid event or authority.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -545,10 +529,12 @@ impl ModuleSchema {
             .map(|r| &r.name)
             .chain(self.queries.iter().map(|q| &q.name))
         {
-            check_function_name(name).map_err(|reason| ModuleError::BadFunctionName {
-                module: module(),
-                name: name.escape_debug().to_string(),
-                reason,
+            crate::schema::check_identifier(name).map_err(|reason| {
+                ModuleError::BadFunctionName {
+                    module: module(),
+                    name: name.escape_debug().to_string(),
+                    reason,
+                }
             })?;
         }
         let registry = self.registry()?;

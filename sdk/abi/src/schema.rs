@@ -162,7 +162,8 @@ impl TableSchema {
     }
 }
 
-fn check_identifier(name: &str) -> Result<(), &'static str> {
+/// Checks a table, column, reducer or query name: an ASCII identifier of at most 64 characters.
+pub(crate) fn check_identifier(name: &str) -> Result<(), &'static str> {
     let mut chars = name.chars();
     match chars.next() {
         None => Err("it is empty"),

@@ -88,7 +88,13 @@ fn parse_options(kind: Kind, attr: TokenStream, errors: &mut Errors) -> Options 
                 ));
             }
             let lit: LitStr = meta.value()?.parse()?;
-            match Event::from_str(&lit.value()) {
+            // `<table>.<kind>` names a table of this module: the module is the package.
+            let text = lit.value();
+            let text = match (text.split('.').count(), std::env::var("CARGO_PKG_NAME")) {
+                (2, Ok(package)) => format!("{package}.{text}"),
+                _ => text,
+            };
+            match Event::from_str(&text) {
                 Ok(event) => options.on = Some((event, lit)),
                 Err(e) => return Err(syn::Error::new(lit.span(), e.0)),
             }

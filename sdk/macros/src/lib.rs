@@ -9,6 +9,8 @@
 //! Architecture Invariant: the generated code names only `::interstice_sdk` paths, so a module
 //! depends on `interstice-sdk` alone.
 
+#![forbid(unsafe_code)]
+
 use proc_macro::TokenStream;
 
 mod bindings;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use interstice_abi::{
     Field, IndexKind, Persistence, TableSchema, Type, TypeDef, TypeRegistry, Value, Variant,
 };
-use interstice_store::{ChangeKind, Store, StoreError};
+use interstice_store::{ChangeKind, Readable, Store, StoreError};
 
 use crate::util::*;
 

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use interstice_abi::{Persistence, Value};
-use interstice_store::{Store, TableId};
+use interstice_store::{Readable, Store, TableId};
 use parking_lot::{Condvar, Mutex};
 
 use crate::util::*;

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use interstice_abi::{Persistence, Value};
-use interstice_store::{Store, TableId};
+use interstice_store::{RecoveryReport, Store, StoreConfig, StoreError, TableId};
 
 use crate::util::*;
 
@@ -49,8 +49,16 @@ fn build(dir: &Path, n: u64) -> (TableId, Vec<u64>, Vec<Vec<Vec<Value>>>) {
     (t, sizes, states)
 }
 
-fn recovered_rows(dir: &Path, t: TableId) -> (Vec<Vec<Value>>, interstice_store::RecoveryReport) {
-    let (store, report) = open(dir);
+fn recovered_rows(dir: &Path, t: TableId) -> (Vec<Vec<Value>>, RecoveryReport) {
+    recovered_rows_with(dir, t, config())
+}
+
+fn recovered_rows_with(
+    dir: &Path,
+    t: TableId,
+    config: StoreConfig,
+) -> (Vec<Vec<Value>>, RecoveryReport) {
+    let (store, report) = Store::open(dir, config).unwrap();
     assert_eq!(create_users(&store, Persistence::Logged), t);
     (rows(&store, t), report)
 }
@@ -112,7 +120,19 @@ fn a_flipped_byte_keeps_only_the_records_before_it() {
         bytes[offset as usize] ^= 0x40;
         fs::write(&seg, &bytes).unwrap();
         let damaged = sizes.iter().position(|&s| s > offset).unwrap();
-        let (got, report) = recovered_rows(dir.path(), t);
+        if damaged < sizes.len() - 1 {
+            // Intact records follow: no torn write, so open refuses and changes nothing.
+            let err = Store::open(dir.path(), config()).unwrap_err();
+            let StoreError::Corrupt {
+                file, offset: at, ..
+            } = &err
+            else {
+                panic!("flip at {offset}: {err}");
+            };
+            assert_eq!((file, *at), (&seg, sizes[damaged - 1]), "flip at {offset}");
+            assert_eq!(fs::read(&seg).unwrap(), bytes, "flip at {offset}");
+        }
+        let (got, report) = recovered_rows_with(dir.path(), t, config().repair(true));
         assert_eq!(got, states[damaged - 1], "flip at {offset}");
         let corruption = report.corruption.expect("corruption reported");
         assert_eq!(corruption.offset, sizes[damaged - 1]);
@@ -147,7 +167,12 @@ fn segments_after_a_corrupt_one_are_moved_aside() {
     let mut bytes = fs::read(victim).unwrap();
     bytes[10] ^= 0xff;
     fs::write(victim, bytes).unwrap();
-    let (store, report) = Store::open(dir.path(), config).unwrap();
+    let err = Store::open(dir.path(), config.clone()).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { file, offset: 8, .. } if file == victim),
+        "{err}"
+    );
+    let (store, report) = Store::open(dir.path(), config.repair(true)).unwrap();
     assert_eq!(report.moved_aside.len(), segs.len() - 2);
     assert!(
         report

@@ -6,6 +6,10 @@
 mod basic;
 mod concurrency;
 mod crash;
+mod damage;
+mod faults;
+mod group_commit;
 mod model;
 mod persistence;
+mod read_tx;
 mod util;

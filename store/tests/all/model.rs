@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use interstice_abi::{Persistence, Value};
-use interstice_store::{Store, StoreError, TableId, Transaction};
+use interstice_store::{Readable, Store, StoreError, TableId, Transaction};
 use proptest::prelude::*;
 
 use crate::util::*;

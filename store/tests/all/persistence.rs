@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use interstice_abi::{Persistence, Value};
-use interstice_store::{Durability, Lsn, Store, StoreConfig};
+use interstice_store::{Durability, Lsn, Store, StoreConfig, StoreError};
 
 use crate::util::*;
 
@@ -343,4 +343,69 @@ fn an_absorbed_transaction_is_logged_in_the_same_record() {
     assert_eq!(expected, vec![user(2, "two", 2)]);
     // Nothing was left outstanding: a snapshot can be taken.
     assert!(store.snapshot().unwrap().is_some());
+}
+
+#[test]
+fn a_transaction_too_large_to_log_fails_at_apply_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config().max_record_bytes(2000);
+    let expected;
+    {
+        let (store, _) = Store::open(dir.path(), config.clone()).unwrap();
+        let t = create_users(&store, Persistence::Logged);
+        insert_many(&store, t, 1, 10);
+        let mut big = store.begin();
+        for i in 100..200 {
+            big.insert(t, user(i, &format!("big{i}"), 1)).unwrap();
+        }
+        let err = big.apply().unwrap_err();
+        let StoreError::TransactionTooLarge { bytes, limit } = err else {
+            panic!("{err}");
+        };
+        assert!(bytes > 2000, "{bytes}");
+        assert_eq!(limit, 2000);
+        let message = err.to_string();
+        assert!(
+            message.contains(&bytes.to_string()) && message.contains("2000"),
+            "{message}"
+        );
+        // Nothing of it was applied, and the store still commits.
+        assert_eq!(rows(&store, t).len(), 10);
+        insert_many(&store, t, 20, 5);
+        expected = rows(&store, t);
+        assert_eq!(expected.len(), 15);
+    }
+    let (store, report) = Store::open(dir.path(), config).unwrap();
+    assert!(report.corruption.is_none());
+    let t = create_users(&store, Persistence::Logged);
+    assert_eq!(rows(&store, t), expected);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_directory_and_every_file_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("node").join("store");
+    {
+        let (store, _) = open(&dir);
+        let t = create_users(&store, Persistence::Logged);
+        // Three snapshots: segments, snapshots (written as .tmp) and history (via .tmp).
+        for round in 0..3 {
+            insert_many(&store, t, round * 10 + 1, 3);
+            store.snapshot().unwrap();
+        }
+        insert_many(&store, t, 100, 1);
+        store.close().unwrap();
+    }
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&parent.path().join("node")), 0o700);
+    let names = files(&dir, "");
+    for ext in ["LOCK", ".seg", ".snap", ".hist"] {
+        assert!(names.iter().any(|n| n.ends_with(ext)), "{ext} in {names:?}");
+    }
+    for name in &names {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
 }

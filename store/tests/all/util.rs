@@ -4,7 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use interstice_abi::{IndexKind, Persistence, TableSchema, Type, TypeRegistry, Value};
-use interstice_store::{CommitMeta, Durability, RecoveryReport, Row, Store, StoreConfig, TableId};
+use interstice_store::{
+    CommitMeta, Durability, Readable, RecoveryReport, Row, Store, StoreConfig, TableId,
+};
 
 /// `users(id u64 auto_inc pk, email String unique hash, age u32 btree)`.
 pub fn users(persistence: Persistence) -> TableSchema {

@@ -27,6 +27,8 @@
 //!   [`BuildOptions::isolate`] also drops what the outer build passes down through the
 //!   environment (its rustflags, its clippy wrapper), which is meant for host code.
 
+#![forbid(unsafe_code)]
+
 mod cargo;
 mod shared;
 
