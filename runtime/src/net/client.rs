@@ -13,7 +13,7 @@ use interstice_abi::{ModuleSchema, Type};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::NetError;
@@ -21,6 +21,7 @@ use super::proto::{
     self, ClientKind, HandshakeError, Hello, PROTOCOL_VERSION, PublishReport, ReducerOutcome,
     Request, RequestFrame, Response, ResponseFrame, TableChange, Welcome,
 };
+use super::wire::{self, FrameCodec};
 
 /// How to connect.
 #[derive(Clone, Debug)]
@@ -38,8 +39,15 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// How long to wait for each answer. By default, 60 s (publishing compiles the module).
     pub request_timeout: Duration,
-    /// The largest frame accepted from the node, in bytes. By default, 64 MiB.
+    /// The largest frame accepted from the node, in bytes. An answer over it closes the
+    /// connection, and every request waiting on it fails with
+    /// [`NetError::AnswerTooLarge`]. By default, 64 MiB.
     pub max_frame_length: usize,
+    /// How often to send a `Ping` so that the node does not close the connection as idle
+    /// (`ServerConfig::idle_timeout`, 5 minutes by default); `None`: never. A
+    /// [`BlockingClient`] pings only while one of its calls runs, since its runtime runs only
+    /// then. By default, every 60 s.
+    pub keep_alive: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -52,6 +60,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             max_frame_length: proto::DEFAULT_MAX_FRAME_LENGTH,
+            keep_alive: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -69,7 +78,10 @@ pub struct SubscriptionEvent {
 /// How many subscription events the client holds before it stops reading from the node.
 const EVENT_BUFFER: usize = 4096;
 
-type Sink = SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>;
+type Sink = SplitSink<Framed<TcpStream, FrameCodec>, Bytes>;
+
+/// The id of keep-alive pings: requests are numbered from 1, so no caller waits for it.
+const KEEP_ALIVE_ID: u64 = 0;
 
 struct Inner {
     /// Requests go to the writer task, which writes whatever is queued with one flush: many
@@ -82,6 +94,11 @@ struct Inner {
     node_id: String,
     admin: bool,
     addr: SocketAddr,
+    /// The longest frame the node accepts.
+    node_max_frame: usize,
+    /// Set when an answer over this client's frame limit closed the connection: its length
+    /// and the limit.
+    oversized: Arc<Mutex<Option<(usize, usize)>>>,
     /// Subscription events, in the order the node sent them; taken once by `events`.
     events: Mutex<Option<tokio::sync::mpsc::Receiver<SubscriptionEvent>>>,
     /// Cancelled when the connection is gone.
@@ -116,10 +133,7 @@ impl Client {
         let stream = TcpStream::connect(addr).await.map_err(connect)?;
         let peer = stream.peer_addr().map_err(connect)?;
         let _ = stream.set_nodelay(true);
-        let codec = LengthDelimitedCodec::builder()
-            .max_frame_length(config.max_frame_length)
-            .new_codec();
-        let mut framed = Framed::new(stream, codec);
+        let mut framed = Framed::new(stream, FrameCodec::new(proto::MAX_HANDSHAKE_LENGTH));
         let hello = Hello {
             kind: config.kind,
             node_id: config.node_id.clone(),
@@ -139,8 +153,16 @@ impl Client {
                 )));
             }
         };
-        let (node_id, admin) = match proto::decode_handshake::<Welcome>(&frame) {
-            Ok(Welcome::Accepted { node_id, admin }) => (node_id, admin),
+        let (node_id, admin, node_max_frame) = match proto::decode_handshake::<Welcome>(&frame) {
+            Ok(Welcome::Accepted {
+                node_id,
+                admin,
+                max_frame_length,
+            }) => (
+                node_id,
+                admin,
+                usize::try_from(max_frame_length).unwrap_or(usize::MAX),
+            ),
             Ok(Welcome::Refused { reason }) => return Err(NetError::Refused(reason)),
             Err(HandshakeError::Version(theirs)) => {
                 return Err(NetError::Version {
@@ -158,6 +180,7 @@ impl Client {
             }
         };
 
+        framed.codec_mut().max = config.max_frame_length;
         let (sink, mut frames) = framed.split();
         let (outgoing, queued) = tokio::sync::mpsc::unbounded_channel();
         let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
@@ -167,13 +190,25 @@ impl Client {
         let reader_pending = pending.clone();
         let reader_stop = stop.clone();
         let reader_closed = closed.clone();
+        let oversized = Arc::new(Mutex::new(None));
+        let reader_oversized = oversized.clone();
         tokio::spawn(async move {
             loop {
                 let frame = tokio::select! {
                     () = reader_stop.cancelled() => break,
                     frame = frames.next() => frame,
                 };
-                let Some(Ok(frame)) = frame else { break };
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => {
+                        if let Some((len, max)) = wire::too_long(&e) {
+                            tracing::warn!(%peer, len, max, "an answer over this client's frame limit; closing the connection");
+                            *reader_oversized.lock() = Some((len, max));
+                        }
+                        break;
+                    }
+                    None => break,
+                };
                 let Ok(ResponseFrame { id, response }) = proto::decode::<ResponseFrame>(&frame)
                 else {
                     tracing::warn!(%peer, "malformed response; closing the connection");
@@ -205,6 +240,9 @@ impl Client {
             stop.clone(),
             closed.clone(),
         ));
+        if let Some(every) = config.keep_alive {
+            tokio::spawn(keep_alive(every, outgoing.clone(), stop.clone()));
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 outgoing,
@@ -214,6 +252,8 @@ impl Client {
                 node_id,
                 admin,
                 addr: peer,
+                node_max_frame,
+                oversized,
                 events: Mutex::new(Some(events_rx)),
                 closed,
                 _stop: stop.drop_guard(),
@@ -288,7 +328,7 @@ impl Client {
         // One timer bounds the whole exchange, writing included.
         let exchange = async {
             self.write(id, request)?;
-            rx.await.map_err(|_| NetError::Closed)
+            rx.await.map_err(|_| self.closed_error())
         };
         let result = match tokio::time::timeout(self.inner.request_timeout, exchange).await {
             Ok(result) => result,
@@ -303,17 +343,33 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         match self.inner.pending.lock().as_mut() {
             Some(pending) => pending.insert(id, tx),
-            None => return Err(NetError::Closed),
+            None => return Err(self.closed_error()),
         };
         Ok((id, rx))
     }
 
     fn write(&self, id: u64, request: Request) -> Result<(), NetError> {
         let frame = Bytes::from(proto::encode(&RequestFrame { id, request }));
+        // The node would close the connection, failing every request on it.
+        let max = self.inner.node_max_frame;
+        if frame.len() > max {
+            return Err(NetError::RequestTooLarge {
+                len: frame.len(),
+                max,
+            });
+        }
         self.inner
             .outgoing
             .send(frame)
-            .map_err(|_| NetError::Closed)
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Why requests can no longer be answered.
+    fn closed_error(&self) -> NetError {
+        match *self.inner.oversized.lock() {
+            Some((len, max)) => NetError::AnswerTooLarge { len, max },
+            None => NetError::Closed,
+        }
     }
 
     /// Turns an answer into the caller's result, forgetting the request when it got none.
@@ -369,7 +425,7 @@ impl Client {
         Ok(async move {
             let answer = tokio::time::timeout(client.inner.request_timeout, rx).await;
             let result = match answer {
-                Ok(answer) => answer.map_err(|_| NetError::Closed),
+                Ok(answer) => answer.map_err(|_| client.closed_error()),
                 Err(_) => Err(client.timed_out()),
             };
             match client.settle(id, result)? {
@@ -483,6 +539,32 @@ async fn write_requests(
         }
     }
     let _ = sink.close().await;
+}
+
+/// Pings every `every` until the client is dropped, so that the node does not close the
+/// connection as idle. The answers carry [`KEEP_ALIVE_ID`], which no caller waits for.
+async fn keep_alive(
+    every: Duration,
+    outgoing: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    stop: CancellationToken,
+) {
+    let ping = Bytes::from(proto::encode(&RequestFrame {
+        id: KEEP_ALIVE_ID,
+        request: Request::Ping,
+    }));
+    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now: the handshake just happened.
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if outgoing.send(ping.clone()).is_err() {
+            return;
+        }
+    }
 }
 
 fn unexpected(response: &Response) -> NetError {

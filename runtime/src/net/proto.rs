@@ -1,8 +1,10 @@
 //! The messages of the Interstice protocol and their byte layout.
 //!
-//! Every message travels in one frame of `tokio_util`'s [`LengthDelimitedCodec`]: a 4-byte
-//! big-endian length, then that many bytes. Frames longer than the configured limit close the
-//! connection.
+//! Every message travels in one frame: a 4-byte big-endian length, then that many bytes (the
+//! layout of `tokio_util`'s `LengthDelimitedCodec`). The two handshake frames are at most
+//! [`MAX_HANDSHAKE_LENGTH`] bytes; after the handshake, frames are at most the limit the node
+//! names in [`Welcome::Accepted`]. A longer frame closes the connection; an answer that would
+//! be longer is replaced by an error of kind [`ErrorKind::Limit`].
 //!
 //! A connection starts with a handshake. The client's first frame is [`MAGIC`], the protocol
 //! version as a little-endian `u16`, then a postcard-encoded [`Hello`]; the server answers with
@@ -12,27 +14,31 @@
 //!
 //! After the handshake the client sends [`RequestFrame`]s and the server answers each with
 //! exactly one [`ResponseFrame`] carrying the same id, in the order the requests arrived.
-//! Clients may pipeline: send many requests before reading the answers.
+//! Clients may pipeline: send many requests before reading the answers. A connection without
+//! subscriptions that sends no request for the node's idle timeout is closed; clients keep it
+//! open with [`Request::Ping`].
 //!
 //! [`Request::Subscribe`] is answered once with [`Response::Subscribed`]; from then on the
 //! server also sends [`Response::Event`] frames carrying the id of that request, one per
 //! committed row change, in commit order, until the connection closes. A subscriber that
 //! names the position of the last change it has gets the kept changes after it first. A subscriber that falls
 //! behind has its connection closed; it may connect and subscribe again.
-//!
-//! [`LengthDelimitedCodec`]: tokio_util::codec::LengthDelimitedCodec
 
 use interstice_abi::{ModuleSchema, TableEvent, Type};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. Both sides must speak the same one.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The first four bytes of both handshake frames.
 pub const MAGIC: [u8; 4] = *b"ISTC";
 
 /// The default largest frame, in bytes: 64 MiB (a module upload is one frame).
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 64 << 20;
+
+/// The largest handshake frame, in bytes: a handshake is a few hundred bytes, and a connection
+/// that has not finished it costs no more than this, whatever its first frame announces.
+pub const MAX_HANDSHAKE_LENGTH: usize = 16 << 10;
 
 /// Who is connecting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +70,8 @@ pub enum Welcome {
         node_id: String,
         /// Whether the client presented the admin token.
         admin: bool,
+        /// The longest frame the node accepts from this client, in bytes.
+        max_frame_length: u64,
     },
     Refused {
         reason: String,
@@ -204,6 +212,8 @@ pub enum ErrorKind {
     Refused,
     /// The node failed (I/O, store).
     Internal,
+    /// A limit of the node: an answer longer than its frame limit, too many subscriptions.
+    Limit,
 }
 
 /// Why a handshake frame could not be read.

@@ -4,7 +4,8 @@
 //! from the socket itself, runs them against the (synchronous) [`Node`] in arrival order and
 //! writes the answers in that order. A second thread, started by the first subscription,
 //! writes committed changes. Bad input from one peer closes that peer's connection and
-//! nothing else.
+//! nothing else; what a peer can make the node hold (threads, memory, time) is bounded by
+//! [`ServerConfig`] (docs/RELIABILITY.md, "Network").
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
@@ -15,24 +16,27 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use interstice_abi::{ModuleSchema, Type, TypeRegistry, decode_fields, encode};
 use parking_lot::RwLock;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::NetError;
+use super::admission::{Class, Handshakes, Place, Places};
 use super::proto::{
-    self, ClientKind, ErrorKind, HandshakeError, Hello, PROTOCOL_VERSION, PublishReport,
-    ReducerOutcome, RemoteError, Request, RequestFrame, Response, ResponseFrame, TableChange,
-    Welcome,
+    self, ClientKind, ErrorKind, HandshakeError, Hello, PROTOCOL_VERSION, Request, RequestFrame,
+    Response, ResponseFrame, TableChange, Welcome,
 };
-use super::wire::{BusyPoll, FrameReader, FrameWriter, ReadError};
-use crate::{BadArguments, FeedEvent, FeedSink, Node, NodeError, Outcome, Principal, Published};
+use super::requests::{ModuleInfo, error};
+use super::wire::{
+    BusyPoll, FrameBudget, FrameCodec, FrameReader, FrameWriter, ReadError, ReadLimits, Socket,
+};
+use crate::{FeedEvent, Node, Principal};
 
-/// How to serve a node.
+/// How to serve a node. Every limit applies to one connection, or to all of them together,
+/// whatever the clients do; docs/RELIABILITY.md ("Network") says what each one guards against.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// The node's id, sent in the handshake. By default, empty (set it).
@@ -41,10 +45,30 @@ pub struct ServerConfig {
     /// call private modules nor publish (unless the node's [`AccessPolicy`](crate::AccessPolicy)
     /// allows anonymous publishing).
     pub admin_token: Option<String>,
-    /// The largest frame accepted, in bytes. By default, 64 MiB.
+    /// The largest frame accepted after the handshake, in bytes (a module upload is one
+    /// frame), and the largest answer sent: an answer that would be larger is replaced by an
+    /// error of kind [`ErrorKind::Limit`] naming both sizes. By default, 64 MiB.
     pub max_frame_length: usize,
+    /// Memory for the parts of frames larger than 64 KiB that are being read, across the
+    /// connections of everyone but the admin. A connection whose frame needs more than is left
+    /// waits, until its frame timeout, and is then closed. At least `max_frame_length` (a
+    /// smaller value counts as that). By default, 256 MiB.
+    pub frame_memory: usize,
     /// How long a new connection has to complete the handshake. By default, 10 s.
     pub handshake_timeout: Duration,
+    /// Connections accepted and not yet through their handshake; when one more comes, the
+    /// oldest of them is closed. By default, 128.
+    pub max_handshakes: usize,
+    /// How long a connection without subscriptions may send no request before it is closed.
+    /// Clients keep a connection open with `Ping` requests (the client's
+    /// [`keep_alive`](super::ClientConfig::keep_alive)). By default, 5 minutes.
+    pub idle_timeout: Duration,
+    /// How long a frame may take to arrive once its first bytes came; a connection whose frame
+    /// is slower is closed. By default, 2 minutes (a 64 MiB upload then needs 0.6 MB/s).
+    pub frame_timeout: Duration,
+    /// How long a write to a client may make no progress (the client reads nothing) before
+    /// its connection is closed. By default, 30 s.
+    pub write_timeout: Duration,
     /// How long a connection's worker polls its socket for the next request before it blocks.
     /// Polling burns a CPU for that long after each answer, and saves the wake-up of a sleeping
     /// CPU when the next request comes soon, which is most of a round trip on virtual machines
@@ -54,10 +78,18 @@ pub struct ServerConfig {
     /// Committed changes queued for one connection's subscriptions before it counts as fallen
     /// behind and is closed. By default, 65 536.
     pub max_queued_events: usize,
-    /// Connections served at once; more are refused in the handshake, except the admin's, so
-    /// that idle connections cannot take every thread and the owner is never locked out. Each
-    /// connection holds a thread (two once it subscribes). By default, 200.
-    pub max_connections: usize,
+    /// Subscriptions one connection may hold; more are answered with an error of kind
+    /// [`ErrorKind::Limit`]. By default, 256.
+    pub max_subscriptions: usize,
+    /// Connections served at once for clients without the admin token that are not other
+    /// nodes; more are refused in the handshake. Each connection holds a thread (two once it
+    /// subscribes). The admin's connections are never refused, so the owner is never locked
+    /// out. By default, 128.
+    pub max_anonymous_connections: usize,
+    /// Connections served at once for other nodes (a handshake that gives a node id), counted
+    /// apart from the anonymous ones so that clients cannot keep the node's peers out. By
+    /// default, 64.
+    pub max_peer_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,10 +98,17 @@ impl Default for ServerConfig {
             node_id: String::new(),
             admin_token: None,
             max_frame_length: proto::DEFAULT_MAX_FRAME_LENGTH,
+            frame_memory: 256 << 20,
             handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 128,
+            idle_timeout: Duration::from_secs(5 * 60),
+            frame_timeout: Duration::from_secs(2 * 60),
+            write_timeout: Duration::from_secs(30),
             busy_poll: Duration::from_micros(50),
             max_queued_events: 65_536,
-            max_connections: 200,
+            max_subscriptions: 256,
+            max_anonymous_connections: 128,
+            max_peer_connections: 64,
         }
     }
 }
@@ -116,9 +155,13 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         node,
         poll: BusyPoll::new(config.busy_poll, pollers),
+        budget: Arc::new(FrameBudget::new(
+            config.frame_memory.max(config.max_frame_length),
+        )),
+        handshakes: Handshakes::new(config.max_handshakes),
+        places: Arc::new(Places::default()),
         config,
         schemas: RwLock::new(Arc::new(HashMap::new())),
-        connections: AtomicUsize::new(0),
     });
     shared.refresh_schemas();
     tasks.spawn(accept(listener, shared, cancel.clone(), tasks.clone()));
@@ -161,61 +204,46 @@ async fn accept(
 }
 
 /// What every connection shares.
-struct Shared {
-    node: Arc<Node>,
-    config: ServerConfig,
+pub(super) struct Shared {
+    pub node: Arc<Node>,
+    pub config: ServerConfig,
     poll: BusyPoll,
+    /// Memory for large frames of every connection but the admin's.
+    budget: Arc<FrameBudget>,
+    handshakes: Handshakes,
+    places: Arc<Places>,
     /// What requests need to know about modules, refreshed on publish, remove and misses.
-    schemas: RwLock<Arc<HashMap<String, Arc<ModuleInfo>>>>,
-    /// Connections past the handshake.
-    connections: AtomicUsize,
+    pub schemas: RwLock<Arc<HashMap<String, Arc<ModuleInfo>>>>,
 }
 
-/// A served connection's place in [`ServerConfig::max_connections`], given back on drop.
-struct Slot(Arc<Shared>);
-
-impl Slot {
-    /// A place for a new connection, if one is free or the connection is the admin's.
-    fn take(shared: &Arc<Shared>, admin: bool) -> Option<Slot> {
-        let before = shared.connections.fetch_add(1, Ordering::AcqRel);
-        if before >= shared.config.max_connections && !admin {
-            shared.connections.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Slot(shared.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-struct ModuleInfo {
-    schema: ModuleSchema,
-    registry: TypeRegistry,
-    queries: HashMap<String, (Vec<Type>, Type)>,
-}
-
-/// One authenticated connection.
-struct Session {
-    admin: bool,
-    peer: SocketAddr,
+/// One connection past its handshake.
+pub(super) struct Session {
+    pub admin: bool,
+    pub peer: SocketAddr,
     /// The id of the connecting node, for node-to-node connections.
-    peer_node: Option<String>,
+    pub peer_node: Option<String>,
     /// Where this connection's subscriptions send committed changes.
-    events: mpsc::Sender<FeedEvent>,
+    pub events: mpsc::Sender<FeedEvent>,
     /// Notified when this connection fell behind its subscriptions.
-    lagged: Arc<tokio::sync::Notify>,
+    pub lagged: Arc<tokio::sync::Notify>,
+    /// The subscriptions made on this connection; a connection with one is never idle.
+    pub subscriptions: AtomicUsize,
 }
 
 impl Session {
-    fn principal(&self) -> Principal {
+    pub fn principal(&self) -> Principal {
         if self.admin {
             Principal::Admin
         } else {
             Principal::Anonymous
+        }
+    }
+
+    fn class(&self) -> Class {
+        match (self.admin, &self.peer_node) {
+            (true, _) => Class::Admin,
+            (false, Some(_)) => Class::Peer,
+            (false, None) => Class::Anonymous,
         }
     }
 }
@@ -228,39 +256,53 @@ async fn connection(
     tasks: TaskTracker,
 ) {
     let _ = stream.set_nodelay(true);
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(shared.config.max_frame_length)
-        .new_codec();
-    let mut framed = Framed::new(stream, codec);
+    let mut framed = Framed::new(stream, FrameCodec::new(proto::MAX_HANDSHAKE_LENGTH));
     let (events, event_queue) = mpsc::channel(shared.config.max_queued_events.max(1));
-    let (session, slot) = match handshake(&mut framed, peer, &shared, &cancel, events).await {
-        Some(accepted) => accepted,
-        None => return,
+    let in_handshake = shared.handshakes.enter();
+    let accepted = handshake(
+        &mut framed,
+        peer,
+        &shared,
+        &cancel,
+        &in_handshake.evicted,
+        events,
+    )
+    .await;
+    drop(in_handshake);
+    let Some((session, place)) = accepted else {
+        return;
     };
     tracing::debug!(%peer, admin = session.admin, node = ?session.peer_node, "connected");
-    // From here on the socket is blocking and belongs to this connection's threads.
+    // From here on the socket is blocking and belongs to this connection's threads, which
+    // share it (one file descriptor per connection).
     let parts = framed.into_parts();
-    let handles = parts.io.into_std().and_then(|stream| {
+    let handed = parts.io.into_std().and_then(|stream| {
         stream.set_nonblocking(false)?;
-        Ok((stream.try_clone()?, stream.try_clone()?, stream))
+        let stream = Arc::new(stream);
+        let writer = FrameWriter::new(stream.clone(), shared.config.write_timeout)?;
+        Ok((stream, writer))
     });
-    let (read, write, control) = match handles {
-        Ok(handles) => handles,
+    let (stream, writer) = match handed {
+        Ok(handed) => handed,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "closing connection: cannot hand the socket over");
             return;
         }
     };
-    let reader = FrameReader::new(read, &parts.read_buf, shared.config.max_frame_length);
-    let writer = Arc::new(FrameWriter::new(write));
+    let limits = ReadLimits {
+        max_frame: shared.config.max_frame_length,
+        frame_timeout: shared.config.frame_timeout.max(Duration::from_millis(1)),
+        budget: (!session.admin).then(|| shared.budget.clone()),
+    };
+    let reader = FrameReader::new(Socket::new(stream.clone()), &parts.read_buf, limits);
     // Cancelled when the connection must end now: it broke, fell behind, or its worker ended.
     let closed = CancellationToken::new();
     let lagged = session.lagged.clone();
     let worker = Worker {
-        _slot: slot,
+        _place: place,
         shared: shared.clone(),
         session,
-        writer,
+        writer: Arc::new(writer),
         closed: closed.clone(),
         events: Some(event_queue),
         tasks: tasks.clone(),
@@ -277,12 +319,30 @@ async fn connection(
         }
         () = cancel.cancelled() => {
             // Stop reading; the worker answers what it has read, for up to a second.
-            let _ = control.shutdown(Shutdown::Read);
+            let _ = stream.shutdown(Shutdown::Read);
             let _ = tokio::time::timeout(Duration::from_secs(1), closed.cancelled()).await;
         }
     }
-    let _ = control.shutdown(Shutdown::Both);
+    let _ = stream.shutdown(Shutdown::Both);
     tracing::debug!(%peer, "socket shut down");
+}
+
+/// Encodes the answer to request `id`, or, when it would not fit the frame limit, an error
+/// that says so.
+fn answer(id: u64, response: Response, max: usize, peer: SocketAddr) -> Vec<u8> {
+    let payload = proto::encode(&ResponseFrame { id, response });
+    if payload.len() <= max {
+        return payload;
+    }
+    tracing::warn!(%peer, len = payload.len(), max, "answer over the frame limit; sending an error instead");
+    let message = format!(
+        "the answer is {} bytes, over the node's frame limit of {max} bytes; ask for less (a query whose arguments select fewer rows), or raise the node's frame limit",
+        payload.len()
+    );
+    proto::encode(&ResponseFrame {
+        id,
+        response: error(ErrorKind::Limit, message),
+    })
 }
 
 /// Writes a connection's subscription events, in the order the commit produced them, batching
@@ -292,8 +352,10 @@ fn write_events(
     writer: &FrameWriter,
     closed: &CancellationToken,
     runtime: &tokio::runtime::Handle,
-    peer: SocketAddr,
+    (peer, max): (SocketAddr, usize),
 ) {
+    // A change the subscriber cannot be sent would leave a hole in what it has: the
+    // connection ends instead, and the subscriber learns it when it resumes.
     let frame = |out: &mut Vec<u8>, event: FeedEvent| {
         let payload = proto::encode(&ResponseFrame {
             id: event.subscription,
@@ -304,7 +366,12 @@ fn write_events(
                 rows: event.rows,
             }),
         });
+        if payload.len() > max {
+            tracing::error!(%peer, len = payload.len(), max, "closing connection: a committed change is over the frame limit");
+            return false;
+        }
         FrameWriter::frame(out, &payload);
+        true
     };
     let mut out = Vec::new();
     loop {
@@ -316,17 +383,32 @@ fn write_events(
         });
         let Some(event) = event else { return };
         out.clear();
-        frame(&mut out, event);
-        while out.len() < WRITE_BATCH
+        let mut framed = frame(&mut out, event);
+        while framed
+            && out.len() < WRITE_BATCH
             && let Ok(event) = queue.try_recv()
         {
-            frame(&mut out, event);
+            framed = frame(&mut out, event);
         }
-        if let Err(e) = writer.send(&out) {
-            tracing::debug!(%peer, error = %e, "cannot write events; the connection is closing");
+        if !framed {
             closed.cancel();
             return;
         }
+        if let Err(e) = writer.send(&out) {
+            written_off(&e, peer);
+            closed.cancel();
+            return;
+        }
+    }
+}
+
+/// Logs why a write failed: a client that reads nothing is worth a warning, a connection that
+/// ended is not.
+fn written_off(e: &std::io::Error, peer: SocketAddr) {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        tracing::warn!(%peer, error = %e, "closing connection: it does not read its answers");
+    } else {
+        tracing::debug!(%peer, error = %e, "cannot write; the connection is closing");
     }
 }
 
@@ -334,14 +416,23 @@ fn write_events(
 const WRITE_BATCH: usize = 256 << 10;
 
 async fn handshake(
-    framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    framed: &mut Framed<TcpStream, FrameCodec>,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     cancel: &CancellationToken,
+    evicted: &CancellationToken,
     events: mpsc::Sender<FeedEvent>,
-) -> Option<(Session, Slot)> {
+) -> Option<(Session, Place)> {
     let first = tokio::select! {
         () = cancel.cancelled() => return None,
+        () = evicted.cancelled() => {
+            tracing::warn!(
+                %peer,
+                "closing connection: more than {} connections are in their handshake and this is the oldest",
+                shared.config.max_handshakes
+            );
+            return None;
+        }
         first = tokio::time::timeout(shared.config.handshake_timeout, framed.next()) => first,
     };
     let frame = match first {
@@ -407,22 +498,6 @@ async fn handshake(
         }
         _ => false,
     };
-    let Some(slot) = Slot::take(shared, admin) else {
-        let reason = format!(
-            "this node already serves {} connections, its limit; try again later",
-            shared.config.max_connections
-        );
-        let _ = framed.send(refuse(reason)).await;
-        return None;
-    };
-    let welcome = Welcome::Accepted {
-        node_id: shared.config.node_id.clone(),
-        admin,
-    };
-    framed
-        .send(Bytes::from(proto::encode_handshake(&welcome)))
-        .await
-        .ok()?;
     let peer_node = match hello.kind {
         ClientKind::Node => hello.node_id.filter(|id| !id.is_empty() && id.len() <= 128),
         ClientKind::Cli => None,
@@ -433,8 +508,30 @@ async fn handshake(
         peer_node,
         events,
         lagged: Arc::new(tokio::sync::Notify::new()),
+        subscriptions: AtomicUsize::new(0),
     };
-    Some((session, slot))
+    let class = session.class();
+    let (limit, whose) = match class {
+        Class::Peer => (shared.config.max_peer_connections, "node-to-node"),
+        _ => (shared.config.max_anonymous_connections, "anonymous"),
+    };
+    let Some(place) = shared.places.take(class, limit) else {
+        let reason = format!(
+            "this node already serves {limit} {whose} connections, its limit; try again later (the admin token is never refused)"
+        );
+        let _ = framed.send(refuse(reason)).await;
+        return None;
+    };
+    let welcome = Welcome::Accepted {
+        node_id: shared.config.node_id.clone(),
+        admin,
+        max_frame_length: shared.config.max_frame_length as u64,
+    };
+    framed
+        .send(Bytes::from(proto::encode_handshake(&welcome)))
+        .await
+        .ok()?;
+    Some((session, place))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -443,7 +540,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// One connection's worker and what it needs.
 struct Worker {
-    _slot: Slot,
+    _place: Place,
     shared: Arc<Shared>,
     session: Session,
     writer: Arc<FrameWriter>,
@@ -471,7 +568,7 @@ impl Worker {
         while !stop {
             let first = match held.take() {
                 Some(first) => first,
-                None => match next_request(&mut reader, &shared.poll, peer) {
+                None => match next_request(&mut reader, &shared.poll, self.idle(), peer) {
                     Some(first) => first,
                     None => break,
                 },
@@ -516,13 +613,14 @@ impl Worker {
                     })
                     .collect()
             });
+            let max = shared.config.max_frame_length;
             for (id, response) in ids.into_iter().zip(responses) {
-                FrameWriter::frame(&mut out, &proto::encode(&ResponseFrame { id, response }));
+                FrameWriter::frame(&mut out, &answer(id, response, max, peer));
             }
             let more = held.is_some() || (!stop && reader.has_frame());
             if !more || out.len() >= WRITE_BATCH {
                 if let Err(e) = self.writer.send(&out) {
-                    tracing::debug!(%peer, error = %e, "cannot write; dropping the connection");
+                    written_off(&e, peer);
                     break;
                 }
                 out.clear();
@@ -537,6 +635,17 @@ impl Worker {
         tracing::debug!(%peer, "disconnected");
     }
 
+    /// How long to wait for the next request before the connection counts as idle; `None`
+    /// while it has subscriptions: it is waiting for their events.
+    fn idle(&self) -> Option<Duration> {
+        (self.session.subscriptions.load(Ordering::Relaxed) == 0).then(|| {
+            self.shared
+                .config
+                .idle_timeout
+                .max(Duration::from_millis(1))
+        })
+    }
+
     fn start_writing_events(&mut self) {
         let Some(queue) = self.events.take() else {
             return;
@@ -546,9 +655,9 @@ impl Worker {
             self.closed.clone(),
             self.runtime.clone(),
         );
-        let peer = self.session.peer;
+        let to = (self.session.peer, self.shared.config.max_frame_length);
         self.tasks.spawn_blocking_on(
-            move || write_events(queue, &writer, &closed, &runtime, peer),
+            move || write_events(queue, &writer, &closed, &runtime, to),
             &self.runtime,
         );
     }
@@ -559,9 +668,10 @@ impl Worker {
 fn next_request(
     reader: &mut FrameReader,
     poll: &BusyPoll,
+    idle: Option<Duration>,
     peer: SocketAddr,
 ) -> Option<RequestFrame> {
-    match reader.next(poll) {
+    match reader.next(poll, idle) {
         Ok(Some(frame)) => decode_request(frame, peer),
         Ok(None) => None,
         Err(e) => {
@@ -587,7 +697,9 @@ fn unreadable(e: &ReadError, peer: SocketAddr) {
     match e {
         // A reset or a shutdown of the socket is how connections end, not bad input.
         ReadError::Io(e) => tracing::debug!(%peer, error = %e, "connection ended"),
-        e => tracing::warn!(%peer, error = %e, "closing connection: unreadable frame"),
+        // Clients that forget a connection are not attacks.
+        ReadError::Idle(_) => tracing::info!(%peer, error = %e, "closing connection: idle"),
+        e => tracing::warn!(%peer, error = %e, "closing connection"),
     }
 }
 
@@ -603,253 +715,3 @@ fn decode_request(frame: &[u8], peer: SocketAddr) -> Option<RequestFrame> {
 
 /// The most queued reducer calls of one connection run as one batch.
 const MAX_BATCH: usize = 256;
-
-fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
-    Response::Error(RemoteError {
-        kind,
-        message: message.into(),
-    })
-}
-
-fn reducer_response(outcome: Result<Outcome, NodeError>) -> Response {
-    match outcome {
-        Ok(Outcome::Committed { seq, lsn }) => {
-            Response::Reducer(ReducerOutcome::Committed { seq, lsn: lsn.0 })
-        }
-        Ok(Outcome::Failed { seq, reason }) => Response::Reducer(ReducerOutcome::Failed {
-            seq,
-            reason: reason.to_string(),
-        }),
-        Err(e) => node_error(&e),
-    }
-}
-
-fn node_error(e: &NodeError) -> Response {
-    let kind = match e {
-        NodeError::NoSuchModule(_)
-        | NodeError::NoSuchFunction { .. }
-        | NodeError::NotSubscribable { .. } => ErrorKind::NotFound,
-        NodeError::Unauthorized(_) => ErrorKind::Unauthorized,
-        NodeError::NotCallable { .. } | NodeError::BadArguments(_) | NodeError::InvalidName(_) => {
-            ErrorKind::BadRequest
-        }
-        NodeError::Load(_)
-        | NodeError::AlreadyInstalled(_)
-        | NodeError::AuthorityTaken { .. }
-        | NodeError::AuthorityMissing { .. }
-        | NodeError::AuthorityRefused { .. }
-        | NodeError::Reserved(_)
-        | NodeError::Incompatible { .. } => ErrorKind::Refused,
-        _ => ErrorKind::Internal,
-    };
-    error(kind, e.to_string())
-}
-
-impl Shared {
-    /// Answers a batch: one request of any kind, or reducer calls, which run together.
-    fn handle_batch(&self, session: &Session, batch: Vec<RequestFrame>) -> Vec<Response> {
-        if !batch
-            .iter()
-            .all(|r| matches!(r.request, Request::CallReducer { .. }))
-        {
-            return batch
-                .into_iter()
-                .map(|r| self.handle(session, r.id, r.request))
-                .collect();
-        }
-        let mut responses: Vec<Option<Response>> = Vec::with_capacity(batch.len());
-        let mut calls = Vec::with_capacity(batch.len());
-        for frame in &batch {
-            let Request::CallReducer {
-                module,
-                reducer,
-                args,
-                origin,
-            } = &frame.request
-            else {
-                continue;
-            };
-            match self.module_for(session, module) {
-                Ok(_) => {
-                    responses.push(None);
-                    let origin = origin.as_ref().map(|(m, id)| (m.as_str(), *id));
-                    calls.push((module.as_str(), reducer.as_str(), args.as_slice(), origin));
-                }
-                Err(refused) => responses.push(Some(refused)),
-            }
-        }
-        // Only another node's calls carry an origin worth deduplicating on: its id is the
-        // one it gave in the handshake.
-        let mut outcomes = self
-            .node
-            .call_reducers_from(session.peer_node.as_deref(), &calls)
-            .into_iter();
-        responses
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| match outcomes.next() {
-                    Some(outcome) => reducer_response(outcome),
-                    None => error(ErrorKind::Internal, "a batched call lost its outcome"),
-                })
-            })
-            .collect()
-    }
-
-    fn handle(&self, session: &Session, id: u64, request: Request) -> Response {
-        match request {
-            Request::Ping => Response::Pong,
-            Request::Schema => Response::Schema(self.node.schemas_for(session.principal())),
-            Request::Publish { wasm } => {
-                let result = self.node.publish_as(session.principal(), &wasm);
-                self.refresh_schemas();
-                match result {
-                    Ok(Published::Installed(schema)) => {
-                        tracing::info!(peer = %session.peer, module = %schema.name, version = %schema.version, "installed");
-                        Response::Published(PublishReport::Installed {
-                            module: schema.name,
-                            version: schema.version,
-                        })
-                    }
-                    Ok(Published::Upgraded { from, to }) => {
-                        tracing::info!(peer = %session.peer, module = %to.name, %from, to = %to.version, "upgraded");
-                        Response::Published(PublishReport::Upgraded {
-                            module: to.name,
-                            from,
-                            to: to.version,
-                        })
-                    }
-                    Err(e) => {
-                        tracing::info!(peer = %session.peer, error = %e, "publish refused");
-                        node_error(&e)
-                    }
-                }
-            }
-            Request::Remove { module } => {
-                let result = self.node.remove_as(session.principal(), &module);
-                self.refresh_schemas();
-                match result {
-                    Ok(()) => {
-                        tracing::info!(peer = %session.peer, %module, "removed");
-                        Response::Removed
-                    }
-                    Err(e) => node_error(&e),
-                }
-            }
-            request @ Request::CallReducer { .. } => {
-                let mut answers = self.handle_batch(session, vec![RequestFrame { id, request }]);
-                answers.pop().unwrap_or_else(|| {
-                    error(ErrorKind::Internal, "a reducer call lost its outcome")
-                })
-            }
-            Request::Subscribe {
-                module,
-                table,
-                event,
-                after,
-            } => {
-                if let Err(refused) =
-                    self.node
-                        .check_subscription(session.principal(), &module, &table)
-                {
-                    return node_error(&refused);
-                }
-                let sink = FeedSink {
-                    tag: id,
-                    events: session.events.clone(),
-                    lagged: session.lagged.clone(),
-                };
-                match self
-                    .node
-                    .subscribe_table(&module, &table, event, sink, after)
-                {
-                    Ok(complete) => {
-                        tracing::info!(peer = %session.peer, %module, %table, ?event, ?after, complete, "subscribed");
-                        Response::Subscribed { complete }
-                    }
-                    Err(e) => node_error(&e),
-                }
-            }
-            Request::CallQuery {
-                module,
-                query,
-                args,
-            } => {
-                let info = match self.module_for(session, &module) {
-                    Ok(info) => info,
-                    Err(refused) => return refused,
-                };
-                let Some((types, returns)) = info.queries.get(&query) else {
-                    return node_error(&NodeError::NoSuchFunction {
-                        module,
-                        kind: "query",
-                        name: query,
-                    });
-                };
-                let values = match decode_fields(&args, types, &info.registry) {
-                    Ok(values) => values,
-                    Err(e) => {
-                        let bad = BadArguments::new(&module, &query, types, e);
-                        return node_error(&NodeError::BadArguments(bad));
-                    }
-                };
-                match self.node.call_query(&module, &query, &values) {
-                    Ok(value) => Response::Query {
-                        value: encode(&value),
-                        ty: returns.clone(),
-                    },
-                    Err(e) => node_error(&e),
-                }
-            }
-        }
-    }
-
-    /// The module's info, refusing private modules to non-admins.
-    fn module_for(&self, session: &Session, module: &str) -> Result<Arc<ModuleInfo>, Response> {
-        let cached = self.schemas.read().get(module).cloned();
-        let info = match cached {
-            Some(info) => info,
-            None => {
-                self.refresh_schemas();
-                let found = self.schemas.read().get(module).cloned();
-                found.ok_or_else(|| node_error(&NodeError::NoSuchModule(module.to_owned())))?
-            }
-        };
-        crate::policy::may_use(session.principal(), &info.schema).map_err(|e| node_error(&e))?;
-        Ok(info)
-    }
-
-    fn refresh_schemas(&self) {
-        let map = self
-            .node
-            .schemas()
-            .into_iter()
-            .filter_map(|schema| {
-                // Installed schemas were validated on install; one that no longer builds a
-                // registry is left out and its calls are answered "no such module".
-                let registry = schema.registry().ok()?;
-                let queries = schema
-                    .queries
-                    .iter()
-                    .map(|q| {
-                        (
-                            q.name.clone(),
-                            (
-                                q.args.iter().map(|a| a.ty.clone()).collect(),
-                                q.returns.clone(),
-                            ),
-                        )
-                    })
-                    .collect();
-                Some((
-                    schema.name.clone(),
-                    Arc::new(ModuleInfo {
-                        schema,
-                        registry,
-                        queries,
-                    }),
-                ))
-            })
-            .collect();
-        *self.schemas.write() = Arc::new(map);
-    }
-}

@@ -1,29 +1,54 @@
-//! Frames on a blocking socket, for the server's per-connection threads: the same layout as
-//! `tokio_util`'s `LengthDelimitedCodec` (a 4-byte big-endian length, then the bytes), read
-//! with a short busy poll before blocking.
+//! Frames: a 4-byte big-endian length, then that many bytes. [`FrameReader`] and
+//! [`FrameWriter`] carry them on the blocking sockets of the server's per-connection threads,
+//! reading with a short busy poll before blocking; [`FrameCodec`] carries them on tokio
+//! sockets (the server's handshake, the client).
 //!
-//! Why not the tokio codec: an answer's latency on a virtual machine is dominated by waking a
-//! halted CPU, once when the request arrives and once in the reactor's hand-off to the worker
-//! thread. The worker reading its own socket removes the hand-off, and polling the socket for
-//! a few tens of microseconds after each answer, when the next request is most likely to come,
-//! removes the other (docs/BENCHMARKS.md, "Network").
+//! Why the server's threads read their own sockets: an answer's latency on a virtual machine is
+//! dominated by waking a halted CPU, once when the request arrives and once in the reactor's
+//! hand-off to the worker thread. The worker reading its own socket removes the hand-off, and
+//! polling the socket for a few tens of microseconds after each answer, when the next request
+//! is most likely to come, removes the other (docs/BENCHMARKS.md, "Network").
+//!
+//! Memory follows the bytes received, never the length a header announces: a reader's buffer
+//! grows, at most doubling, only once the bytes it holds fill it, so a peer that announces a
+//! 64 MiB frame and sends 10 bytes costs the reader's usual buffer. What a server's readers hold
+//! beyond that usual buffer comes from one [`FrameBudget`] (docs/RELIABILITY.md, "Network").
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use parking_lot::{Condvar, Mutex};
+use tokio_util::codec::{Decoder, Encoder};
 
 /// Why a connection's frames cannot be read any further.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {
     #[error("{0}")]
     Io(#[from] io::Error),
-    #[error("a frame of {len} bytes is over the limit of {max}")]
+    #[error("a frame of {len} bytes is over the limit of {max} bytes")]
     TooLong { len: usize, max: usize },
     #[error("the connection ended inside a frame")]
     Truncated,
+    #[error("no request for {0:?}")]
+    Idle(Duration),
+    #[error("a frame of {len} bytes did not arrive within {after:?} ({received} bytes came)")]
+    Slow {
+        len: usize,
+        received: usize,
+        after: Duration,
+    },
+    #[error(
+        "no memory for a frame of {len} bytes within {after:?}: frames of other connections hold all of the node's frame memory ({budget} bytes)"
+    )]
+    NoMemory {
+        len: usize,
+        after: Duration,
+        budget: usize,
+    },
 }
 
 /// How long a reader may poll before it blocks, and how many may poll at once: polling burns a
@@ -43,22 +68,16 @@ impl BusyPoll {
         }
     }
 
-    /// Reads into `buf`, polling for up to the budget when nothing is there yet, then blocking.
-    fn read(&self, stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.budget.is_zero() {
-            let mine = self.pollers.fetch_add(1, Ordering::Relaxed) < self.max_pollers;
-            let polled = mine.then(|| poll_read(stream, buf, self.budget)).flatten();
-            self.pollers.fetch_sub(1, Ordering::Relaxed);
-            if let Some(read) = polled {
-                return read;
-            }
+    /// Polls `stream` for up to the budget, if this reader may; `None` when nothing came (or
+    /// it may not poll), and the caller blocks.
+    fn poll(&self, stream: &TcpStream, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        if self.budget.is_zero() {
+            return None;
         }
-        loop {
-            match (&*stream).read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                read => return read,
-            }
-        }
+        let mine = self.pollers.fetch_add(1, Ordering::Relaxed) < self.max_pollers;
+        let polled = mine.then(|| poll_read(stream, buf, self.budget)).flatten();
+        self.pollers.fetch_sub(1, Ordering::Relaxed);
+        polled
     }
 }
 
@@ -88,42 +107,174 @@ fn poll_read(_: &TcpStream, _: &mut [u8], _: Duration) -> Option<io::Result<usiz
 }
 
 const HEADER: usize = 4;
-/// What one read asks the kernel for when no larger frame is pending.
-const READ_CHUNK: usize = 64 << 10;
-/// A buffer grown for a large frame (a module upload) is given back above this size.
-const KEEP_CAPACITY: usize = 1 << 20;
+/// A reader's usual buffer: what one read asks the kernel for, and all that frames up to this
+/// size ever need. Larger frames borrow from the [`FrameBudget`].
+pub(crate) const READ_CHUNK: usize = 64 << 10;
 
 /// Where a [`FrameReader`] gets its bytes: a socket, or chunks given by a test.
 pub(crate) trait Source {
-    /// Reads into `buf`, like [`Read::read`], polling as `poll` allows.
-    fn read_polling(&self, buf: &mut [u8], poll: &BusyPoll) -> io::Result<usize>;
+    /// Reads into `buf`, like [`Read::read`], polling as `poll` allows; fails with
+    /// [`io::ErrorKind::TimedOut`] once `deadline` has passed with nothing read.
+    fn read_until(
+        &mut self,
+        buf: &mut [u8],
+        poll: &BusyPoll,
+        deadline: Option<Instant>,
+    ) -> io::Result<usize>;
 }
 
-impl Source for TcpStream {
-    fn read_polling(&self, buf: &mut [u8], poll: &BusyPoll) -> io::Result<usize> {
-        poll.read(self, buf)
+/// A connection's socket as its reader sees it.
+pub(crate) struct Socket {
+    stream: Arc<TcpStream>,
+    /// The read timeout set on the socket. Setting it is a system call, so it is set again only
+    /// when it is far from what the next deadline needs.
+    armed: Option<Duration>,
+}
+
+impl Socket {
+    pub fn new(stream: Arc<TcpStream>) -> Socket {
+        Socket {
+            stream,
+            armed: None,
+        }
+    }
+
+    /// Makes a blocking read return near `wait` (`None`: whenever data comes).
+    fn arm(&mut self, wait: Option<Duration>) -> io::Result<()> {
+        let wait = wait.map(|w| w.max(Duration::from_millis(1)));
+        let close_enough = match (self.armed, wait) {
+            (None, None) => true,
+            // Waking up for nothing now and then is cheaper than a system call per read.
+            (Some(armed), None) => armed >= Duration::from_secs(1),
+            (None, Some(_)) => false,
+            (Some(armed), Some(wait)) => armed >= wait / 2 && armed <= wait + wait / 8,
+        };
+        if !close_enough {
+            self.stream.set_read_timeout(wait)?;
+            self.armed = wait;
+        }
+        Ok(())
     }
 }
 
+impl Source for Socket {
+    fn read_until(
+        &mut self,
+        buf: &mut [u8],
+        poll: &BusyPoll,
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
+        if let Some(read) = poll.poll(&self.stream, buf) {
+            return read;
+        }
+        loop {
+            let wait = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            self.arm(wait)?;
+            match (&*self.stream).read(buf) {
+                // The read timeout ran out (`WouldBlock` on unix, `TimedOut` on windows): the
+                // deadline says whether that is the end.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                    ) => {}
+                read => return read,
+            }
+        }
+    }
+}
+
+/// Memory for the frames that do not fit a reader's usual buffer, shared by the readers of a
+/// server's connections (all but the admin's). A reader takes from it as its buffer grows and
+/// gives back when the frame is done; one that cannot get what it needs waits, until the
+/// deadline of its frame.
+pub(crate) struct FrameBudget {
+    total: usize,
+    left: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl FrameBudget {
+    pub fn new(total: usize) -> FrameBudget {
+        FrameBudget {
+            total,
+            left: Mutex::new(total),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Takes `bytes`, waiting until `deadline` for them; `false` if they did not come in time.
+    fn take(&self, bytes: usize, deadline: Instant) -> bool {
+        let mut left = self.left.lock();
+        while *left < bytes {
+            if self.freed.wait_until(&mut left, deadline).timed_out() && *left < bytes {
+                return false;
+            }
+        }
+        *left -= bytes;
+        true
+    }
+
+    fn give(&self, bytes: usize) {
+        if bytes > 0 {
+            *self.left.lock() += bytes;
+            self.freed.notify_all();
+        }
+    }
+
+    /// What is not taken.
+    #[cfg(test)]
+    pub fn available(&self) -> usize {
+        *self.left.lock()
+    }
+}
+
+/// What a [`FrameReader`] accepts.
+#[derive(Clone)]
+pub(crate) struct ReadLimits {
+    /// The longest frame.
+    pub max_frame: usize,
+    /// How long a frame may take to arrive, from the reader's first wait for its rest.
+    pub frame_timeout: Duration,
+    /// Where memory beyond the usual buffer comes from; `None`: it is not counted (the
+    /// admin's connections).
+    pub budget: Option<Arc<FrameBudget>>,
+}
+
 /// Reads frames from a blocking socket.
-pub(crate) struct FrameReader<S = TcpStream> {
+pub(crate) struct FrameReader<S = Socket> {
     stream: S,
     /// Storage; `buf[start..end]` is read and not yet returned.
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    max: usize,
     /// The least room a read gets, and the buffer's usual size.
     chunk: usize,
+    limits: ReadLimits,
+    /// What `buf` holds beyond its usual size, taken from the budget.
+    charged: usize,
+    /// When the reader first waited for the rest of the frame at the front.
+    frame_started: Option<Instant>,
 }
 
 impl<S: Source> FrameReader<S> {
     /// `already` is what was read past the handshake.
-    pub fn new(stream: S, already: &[u8], max: usize) -> FrameReader<S> {
-        Self::with_chunk(stream, already, max, READ_CHUNK)
+    pub fn new(stream: S, already: &[u8], limits: ReadLimits) -> FrameReader<S> {
+        Self::with_chunk(stream, already, limits, READ_CHUNK)
     }
 
-    fn with_chunk(stream: S, already: &[u8], max: usize, chunk: usize) -> FrameReader<S> {
+    fn with_chunk(stream: S, already: &[u8], limits: ReadLimits, chunk: usize) -> FrameReader<S> {
         let mut buf = vec![0; chunk.max(already.len())];
         buf[..already.len()].copy_from_slice(already);
         FrameReader {
@@ -131,8 +282,10 @@ impl<S: Source> FrameReader<S> {
             buf,
             start: 0,
             end: already.len(),
-            max,
             chunk,
+            limits,
+            charged: 0,
+            frame_started: None,
         }
     }
 
@@ -142,8 +295,11 @@ impl<S: Source> FrameReader<S> {
             return Ok(None);
         };
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        if len > self.max {
-            return Err(ReadError::TooLong { len, max: self.max });
+        if len > self.limits.max_frame {
+            return Err(ReadError::TooLong {
+                len,
+                max: self.limits.max_frame,
+            });
         }
         Ok(Some(len))
     }
@@ -168,34 +324,64 @@ impl<S: Source> FrameReader<S> {
         };
         let begin = self.start + HEADER;
         self.start = begin + len;
+        self.frame_started = None;
         Ok(Some(&self.buf[begin..begin + len]))
     }
 
     /// The next frame, waiting for it; `None` when the peer closed the connection between
-    /// frames.
-    pub fn next(&mut self, poll: &BusyPoll) -> Result<Option<&[u8]>, ReadError> {
+    /// frames. Fails with [`ReadError::Idle`] when no frame began within `idle` (`None`: wait
+    /// as long as it takes), and with [`ReadError::Slow`] when a frame that began takes longer
+    /// than the frame timeout.
+    pub fn next(
+        &mut self,
+        poll: &BusyPoll,
+        idle: Option<Duration>,
+    ) -> Result<Option<&[u8]>, ReadError> {
+        let mut idle_deadline = None;
         loop {
             if self.complete()?.is_some() {
                 return self.buffered();
             }
-            if self.fill(poll)? == 0 {
-                return if self.start == self.end {
-                    Ok(None)
-                } else {
-                    Err(ReadError::Truncated)
-                };
+            let deadline = if self.start == self.end {
+                idle.map(|idle| *idle_deadline.get_or_insert_with(|| Instant::now() + idle))
+            } else {
+                Some(self.frame_deadline())
+            };
+            match self.fill(poll, deadline) {
+                Ok(0) => {
+                    return if self.start == self.end {
+                        Ok(None)
+                    } else {
+                        Err(ReadError::Truncated)
+                    };
+                }
+                Ok(_) => {}
+                Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(if self.start == self.end {
+                        ReadError::Idle(idle.unwrap_or_default())
+                    } else {
+                        ReadError::Slow {
+                            len: self.announced()?.unwrap_or(0),
+                            received: self.end - self.start,
+                            after: self.limits.frame_timeout,
+                        }
+                    });
+                }
+                Err(e) => return Err(e),
             }
         }
     }
 
+    fn frame_deadline(&mut self) -> Instant {
+        *self.frame_started.get_or_insert_with(Instant::now) + self.limits.frame_timeout
+    }
+
     /// Reads more bytes after the unreturned ones; 0 at the end of the stream.
-    fn fill(&mut self, poll: &BusyPoll) -> Result<usize, ReadError> {
+    fn fill(&mut self, poll: &BusyPoll, deadline: Option<Instant>) -> Result<usize, ReadError> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.buf.len() > KEEP_CAPACITY.max(self.chunk) {
-                self.buf = vec![0; self.chunk];
-            }
+            self.shrink();
         }
         // The frame in progress must fit after `start`; reads should not get small either.
         let needed = HEADER + self.announced()?.unwrap_or(0);
@@ -206,177 +392,173 @@ impl<S: Source> FrameReader<S> {
             self.end -= self.start;
             self.start = 0;
         }
-        if self.buf.len() < needed {
-            self.buf.resize(needed, 0);
+        // Only bytes received fill the buffer up, so growing only when it is full, at most
+        // doubling, keeps it under twice what the peer sent, whatever the header announced.
+        if self.end == self.buf.len() && self.buf.len() < needed {
+            let grown = needed.min(self.buf.len().saturating_mul(2).max(HEADER));
+            self.charge(grown - self.buf.len(), needed - HEADER)?;
+            self.buf.reserve_exact(grown - self.buf.len());
+            self.buf.resize(grown, 0);
         }
-        let read = self.stream.read_polling(&mut self.buf[self.end..], poll)?;
+        let read = self
+            .stream
+            .read_until(&mut self.buf[self.end..], poll, deadline)?;
         self.end += read;
         Ok(read)
+    }
+
+    /// Takes `bytes` more from the budget for a frame of `len` bytes, waiting for them until
+    /// the frame's deadline.
+    fn charge(&mut self, bytes: usize, len: usize) -> Result<(), ReadError> {
+        let deadline = self.frame_deadline();
+        let Some(budget) = &self.limits.budget else {
+            return Ok(());
+        };
+        if !budget.take(bytes, deadline) {
+            return Err(ReadError::NoMemory {
+                len,
+                after: self.limits.frame_timeout,
+                budget: budget.total,
+            });
+        }
+        self.charged += bytes;
+        Ok(())
+    }
+
+    /// Back to the usual buffer once a large frame is done, giving its memory back.
+    fn shrink(&mut self) {
+        if self.buf.len() > self.chunk {
+            self.buf.truncate(self.chunk);
+            self.buf.shrink_to_fit();
+            self.give_back();
+        }
+    }
+}
+
+impl<S> FrameReader<S> {
+    fn give_back(&mut self) {
+        if let Some(budget) = &self.limits.budget {
+            budget.give(std::mem::take(&mut self.charged));
+        }
+    }
+}
+
+impl<S> Drop for FrameReader<S> {
+    fn drop(&mut self) {
+        self.give_back();
     }
 }
 
 /// Writes whole frames to a socket shared by several threads; a frame is never interleaved
 /// with another.
 pub(crate) struct FrameWriter {
-    stream: Mutex<TcpStream>,
+    stream: Arc<TcpStream>,
+    lock: Mutex<()>,
+    timeout: Duration,
 }
 
 impl FrameWriter {
-    pub fn new(stream: TcpStream) -> FrameWriter {
-        FrameWriter {
-            stream: Mutex::new(stream),
-        }
+    /// A write that makes no progress for `timeout` (the peer reads nothing) fails.
+    pub fn new(stream: Arc<TcpStream>, timeout: Duration) -> io::Result<FrameWriter> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(FrameWriter {
+            stream,
+            lock: Mutex::new(()),
+            timeout,
+        })
     }
 
     /// Appends one frame carrying `payload` to `out`, to be sent with [`FrameWriter::send`].
+    /// The caller checks the payload against the frame limit.
     pub fn frame(out: &mut Vec<u8>, payload: &[u8]) {
         out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         out.extend_from_slice(payload);
     }
 
     /// Writes `frames` (made by [`FrameWriter::frame`]) with as few system calls as the
-    /// socket allows.
+    /// socket allows. Fails with [`io::ErrorKind::TimedOut`] when the peer read nothing for the
+    /// write timeout; what was written of `frames` is then lost, so the connection must end.
     pub fn send(&self, frames: &[u8]) -> io::Result<()> {
-        let mut stream = self.stream.lock();
-        stream.write_all(frames)?;
-        stream.flush()
+        let _one_at_a_time = self.lock.lock();
+        match (&*self.stream).write_all(frames) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the peer read nothing for {:?}", self.timeout),
+                ))
+            }
+            written => written,
+        }
+    }
+}
+
+/// [`Decoder`] and [`Encoder`] of frames on tokio sockets. Unlike `tokio_util`'s
+/// `LengthDelimitedCodec`, it reserves nothing for a frame before its bytes arrive (`Framed`
+/// grows its buffer as they do) and a frame over the limit fails with
+/// [`ReadError::TooLong`], which names its length and the limit.
+pub(crate) struct FrameCodec {
+    /// The longest frame decoded.
+    pub max: usize,
+}
+
+impl FrameCodec {
+    pub fn new(max: usize) -> FrameCodec {
+        FrameCodec { max }
+    }
+}
+
+/// The length and limit of a frame that was too long, from a [`FrameCodec`] error.
+pub(crate) fn too_long(e: &io::Error) -> Option<(usize, usize)> {
+    match e.get_ref()?.downcast_ref::<ReadError>()? {
+        ReadError::TooLong { len, max } => Some((*len, *max)),
+        _ => None,
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        let Some(&[a, b, c, d]) = src.get(..HEADER) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([a, b, c, d]) as usize;
+        if len > self.max {
+            let e = ReadError::TooLong { len, max: self.max };
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        if src.len() < HEADER + len {
+            return Ok(None);
+        }
+        src.advance(HEADER);
+        Ok(Some(src.split_to(len)))
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, payload: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        let len = u32::try_from(payload.len()).map_err(|_| {
+            let e = ReadError::TooLong {
+                len: payload.len(),
+                max: u32::MAX as usize,
+            };
+            io::Error::new(io::ErrorKind::InvalidInput, e)
+        })?;
+        dst.reserve(HEADER + payload.len());
+        dst.put_u32(len);
+        dst.extend_from_slice(&payload);
+        Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-    use std::collections::VecDeque;
-    use std::net::{TcpListener, TcpStream};
-
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// Gives its chunks one read at a time (a chunk larger than the buffer is split), then
-    /// the end of the stream.
-    struct Chunks(RefCell<VecDeque<Vec<u8>>>);
-
-    impl Source for Chunks {
-        fn read_polling(&self, buf: &mut [u8], _: &BusyPoll) -> io::Result<usize> {
-            let mut chunks = self.0.borrow_mut();
-            let Some(chunk) = chunks.front_mut() else {
-                return Ok(0);
-            };
-            let n = chunk.len().min(buf.len());
-            buf[..n].copy_from_slice(&chunk[..n]);
-            chunk.drain(..n);
-            if chunk.is_empty() {
-                chunks.pop_front();
-            }
-            Ok(n)
-        }
-    }
-
-    proptest! {
-        /// However the stream is cut into reads, and whatever came with the handshake, the
-        /// frames come out whole and in order, the batched ones without touching the source.
-        #[test]
-        fn any_cut_of_the_stream_gives_back_the_frames(
-            payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..20),
-            cuts in prop::collection::vec(1usize..400, 1..40),
-            already in 0usize..64,
-            batch in any::<bool>(),
-            chunk in 1usize..100,
-        ) {
-            let mut stream = Vec::new();
-            for payload in &payloads {
-                FrameWriter::frame(&mut stream, payload);
-            }
-            let already = already.min(stream.len());
-            let mut chunks = VecDeque::new();
-            let mut rest = &stream[already..];
-            for &cut in cuts.iter().cycle() {
-                if rest.is_empty() {
-                    break;
-                }
-                let (chunk, tail) = rest.split_at(cut.min(rest.len()));
-                chunks.push_back(chunk.to_vec());
-                rest = tail;
-            }
-            let poll = BusyPoll::new(Duration::ZERO, 0);
-            let mut reader =
-                FrameReader::with_chunk(Chunks(RefCell::new(chunks)), &stream[..already], 300, chunk);
-            let mut got = Vec::new();
-            while let Some(frame) = reader.next(&poll).unwrap() {
-                got.push(frame.to_vec());
-                while batch && reader.has_frame() {
-                    got.push(reader.buffered().unwrap().unwrap().to_vec());
-                }
-            }
-            prop_assert_eq!(got, payloads);
-        }
-    }
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (client, server)
-    }
-
-    #[test]
-    fn frames_split_across_reads_and_packed_into_one_come_out_whole() {
-        let (client, server) = pair();
-        let writer = FrameWriter::new(client);
-        let poll = BusyPoll::new(Duration::from_micros(50), 1);
-        let mut reader = FrameReader::new(server, &[0, 0, 0, 2, b'h'], 16);
-        // The rest of the first frame, then two frames in one write.
-        let mut out = vec![b'i'];
-        FrameWriter::frame(&mut out, b"");
-        FrameWriter::frame(&mut out, b"there");
-        writer.send(&out).unwrap();
-        assert_eq!(reader.next(&poll).unwrap(), Some(&b"hi"[..]));
-        assert_eq!(reader.next(&poll).unwrap(), Some(&b""[..]));
-        assert_eq!(reader.buffered().unwrap(), Some(&b"there"[..]));
-        assert_eq!(reader.buffered().unwrap(), None);
-        drop(writer);
-        assert_eq!(reader.next(&poll).unwrap(), None);
-    }
-
-    #[test]
-    fn oversized_and_truncated_frames_are_errors() {
-        let (mut client, server) = pair();
-        let poll = BusyPoll::new(Duration::ZERO, 0);
-        let mut reader = FrameReader::new(server, &[], 16);
-        client.write_all(&[0, 0, 1, 0]).unwrap();
-        let err = reader.next(&poll).unwrap_err();
-        assert!(
-            matches!(err, ReadError::TooLong { len: 256, max: 16 }),
-            "{err}"
-        );
-
-        let (mut client, server) = pair();
-        let mut reader = FrameReader::new(server, &[], 16);
-        client.write_all(&[0, 0, 0, 8, 1, 2]).unwrap();
-        drop(client);
-        assert!(matches!(reader.next(&poll), Err(ReadError::Truncated)));
-    }
-
-    #[test]
-    fn a_large_frame_is_read_in_full_and_its_buffer_given_back() {
-        let (client, server) = pair();
-        let writer = FrameWriter::new(client);
-        let poll = BusyPoll::new(Duration::from_micros(10), 1);
-        let mut reader = FrameReader::new(server, &[], 8 << 20);
-        let big = vec![7u8; 3 << 20];
-        let sender = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            FrameWriter::frame(&mut out, &big);
-            FrameWriter::frame(&mut out, b"after");
-            writer.send(&out).unwrap();
-        });
-        let frame = reader.next(&poll).unwrap().unwrap();
-        assert_eq!(frame.len(), 3 << 20);
-        assert!(frame.iter().all(|&b| b == 7));
-        assert_eq!(reader.next(&poll).unwrap(), Some(&b"after"[..]));
-        sender.join().unwrap();
-        assert_eq!(reader.next(&poll).unwrap(), None);
-        assert!(reader.buf.len() <= KEEP_CAPACITY);
-    }
-}
+mod tests;
