@@ -213,5 +213,10 @@ fn lane_name(kind: Kind) -> String {
 impl Drop for Node {
     fn drop(&mut self) {
         self.pump.stop();
+        // Platforms release what their modules hold (a device, a window, threads that feed
+        // the ingress) when the node closes, as when the modules are removed.
+        for schema in self.schemas() {
+            self.detach_authorities(&schema);
+        }
     }
 }

@@ -316,7 +316,7 @@ impl Node {
         }
     }
 
-    fn detach_authorities(&self, schema: &ModuleSchema) {
+    pub(super) fn detach_authorities(&self, schema: &ModuleSchema) {
         for kind in &schema.authorities {
             if let Some(authority) = self.core.authorities.get(*kind) {
                 authority.detach(&schema.name);
