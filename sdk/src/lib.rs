@@ -75,6 +75,9 @@
 //!   [`ReducerContext::call_remote`] and sent when this reducer commits. Their row types come
 //!   along, so `#[reducer(on = "<node>.<module>.<table>.insert")]` can take
 //!   `row: bindings::<node>::<module>::<Row>`.
+//! - Platform hooks take the [`platform`] types: `on = "audio_output"` gets an `AudioBlock`
+//!   and writes its samples with `ctx.audio().write(..)` ([`audio`]), `on = "audio_input"` an
+//!   `AudioCapture`; the module must claim the authority (`authorities: [Audio]`).
 //! - Host calls that fail return [`Error`] (an [`ErrorCode`] and the host's message); it
 //!   converts into `String`, so `?` works in reducers returning `Result<(), String>`.
 //!
@@ -85,6 +88,7 @@
 
 extern crate self as interstice_sdk;
 
+pub mod audio;
 mod context;
 mod error;
 mod export;
