@@ -643,6 +643,18 @@ fn node_error(e: &NodeError) -> Response {
     error(kind, e.to_string())
 }
 
+/// The node's counters, then its authorities' figures.
+fn node_figures(node: &Node) -> Vec<(String, String)> {
+    let stats = node.stats();
+    let mut figures = vec![
+        ("invocations".to_owned(), stats.invocations.to_string()),
+        ("windows".to_owned(), stats.windows.to_string()),
+        ("workers".to_owned(), node.workers().to_string()),
+    ];
+    figures.extend(node.authority_stats());
+    figures
+}
+
 impl Shared {
     /// Answers a batch: one request of any kind, or reducer calls, which run together.
     fn handle_batch(&self, session: &Session, batch: Vec<RequestFrame>) -> Vec<Response> {
@@ -696,6 +708,7 @@ impl Shared {
     fn handle(&self, session: &Session, id: u64, request: Request) -> Response {
         match request {
             Request::Ping => Response::Pong,
+            Request::Stats => Response::Stats(node_figures(&self.node)),
             Request::Schema => Response::Schema(self.node.schemas_for(session.principal())),
             Request::Publish { wasm } => {
                 let result = self.node.publish_as(session.principal(), &wasm);
