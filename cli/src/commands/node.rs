@@ -281,6 +281,10 @@ pub fn open_node(
         }
         config.workers = workers;
     }
+    #[cfg(feature = "audio")]
+    config
+        .authorities
+        .push(Arc::new(interstice_audio::AudioAuthority::system()));
     Node::open(config).map_err(|e| {
         CliError::new(format!("cannot open the node in {}: {e}", dir.display()))
             .hint("is another `interstice node start` running on the same node?")
@@ -345,6 +349,7 @@ pub fn serve_until_stopped(
                     .map(|(name, version)| json!({"name": name, "version": version}))
                     .collect::<Vec<_>>(),
                 "anonymous_publish": allow_anonymous_publish,
+                "audio": cfg!(feature = "audio"),
                 "peers": remotes.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
             }),
             format_args!(
@@ -362,6 +367,7 @@ pub fn serve_until_stopped(
         if allow_anonymous_publish {
             out.say("anyone who can reach this node may publish and remove modules");
         }
+        say_platforms(out, &node);
         for name in peers_config.addresses.keys() {
             if !remotes.iter().any(|r| &r.name == name) {
                 eprintln!(
@@ -387,6 +393,21 @@ pub fn serve_until_stopped(
         out.event(json!({"event": "stopped", "node": entry.name}), "stopped");
         Ok(())
     })
+}
+
+/// Says which platforms this build lacks, and the devices of those a module holds.
+fn say_platforms(out: Output, node: &Node) {
+    if !cfg!(feature = "audio") {
+        out.say(
+            "audio: not in this build; modules that claim the Audio authority are refused \
+             (build interstice with `--features audio`, which needs libasound2-dev on Linux)",
+        );
+    }
+    for (label, value) in node.authority_stats() {
+        if let Some(kind) = label.strip_suffix(" device") {
+            out.say(format_args!("{}: {value}", kind.to_lowercase()));
+        }
+    }
 }
 
 async fn stopped() {

@@ -70,6 +70,7 @@ fn every_command_speaks_json() {
     assert_eq!(events[0]["event"], "listening", "{events:?}");
     assert_eq!(events[0]["id"], id.as_str());
     assert_eq!(events[0]["modules"], json!([]));
+    assert_eq!(events[0]["audio"], json!(cfg!(feature = "audio")));
     let ping = home.json(0, &["node", "ping", "a"]);
     assert!(ping["rtt_us"].is_u64(), "{ping}");
     assert_eq!(ping["id"], id.as_str());

@@ -25,6 +25,11 @@ fn publish_call_query_restart_and_query_again() {
 
     let out = home.ok(&["call_reducer", "a", "hello", "hello", "Ada"]);
     assert!(out.starts_with("committed"), "{out}");
+    // A build without audio says so when the node starts.
+    if !cfg!(feature = "audio") {
+        let started = node.stdout();
+        assert!(started.contains("audio: not in this build"), "{started}");
+    }
     let out = home.ok(&["call_query", "a", "hello", "get_greetings"]);
     assert!(out.contains("\"name\": \"Ada\""), "{out}");
     home.ok(&["call_reducer", "a", "hello", "hello", "Grace"]);
