@@ -165,8 +165,19 @@ pub fn rename(out: Output, old: &str, new: &str) -> Result<()> {
 pub fn show(out: Output, name: &str) -> Result<()> {
     let home = Home::open()?;
     let n = home.find(name)?;
+    let figures = running_figures(&home, n);
     if out.json {
-        println!("{}", home.node_json(n));
+        let mut doc = home.node_json(n);
+        doc["running"] = figures.is_ok().into();
+        doc["stats"] = match &figures {
+            Ok(figures) => figures
+                .iter()
+                .map(|(label, value)| (label.clone(), json!(value)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            Err(_) => serde_json::Value::Null,
+        };
+        println!("{doc}");
         return Ok(());
     }
     println!("name:    {}", n.name);
@@ -185,7 +196,37 @@ pub fn show(out: Output, name: &str) -> Result<()> {
         println!("data:    {}", dir.join("data").display());
         println!("token:   {}", dir.join("admin_token").display());
     }
+    match figures {
+        Ok(figures) => {
+            println!("state:   running");
+            for (label, value) in figures {
+                println!("  {label}: {value}");
+            }
+        }
+        Err(why) => println!("state:   not running, or not reachable ({why})"),
+    }
     Ok(())
+}
+
+/// The figures of the node, when it answers: its counters, then each platform authority's
+/// (audio underruns, ring fill, latency…).
+fn running_figures(
+    home: &Home,
+    node: &NodeEntry,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let config = ClientConfig {
+        admin_token: home.admin_token(node).map_err(|e| e.to_string())?,
+        expect_node: (!node.id.is_empty()).then(|| node.id.clone()),
+        connect_timeout: Duration::from_secs(2),
+        ..ClientConfig::default()
+    };
+    runtime()
+        .map_err(|e| e.to_string())?
+        .block_on(async {
+            let client = Client::connect(&node.address, config).await?;
+            client.stats().await
+        })
+        .map_err(|e| e.to_string())
 }
 
 pub struct StartOptions {
