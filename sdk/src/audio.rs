@@ -7,8 +7,13 @@
 //! plays is a function of the tables and the block; take the phase of an oscillator from
 //! `block.index`, never from memory kept between calls.
 //!
-//! ```ignore
-//! #[reducer(on = "audio_output", reads(tone))]
+//! ```
+//! use interstice_sdk::platform::AudioBlock;
+//! use interstice_sdk::*;
+//!
+//! interstice_module!(authorities: [Audio]);
+//!
+//! #[reducer(on = "audio_output")]
 //! fn play(ctx: ReducerContext, block: AudioBlock) -> Result<(), String> {
 //!     let samples = vec![0.0; block.frames as usize * usize::from(block.channels)];
 //!     ctx.audio().write(&samples)?;
