@@ -9,14 +9,15 @@
 pub struct Example {
     /// `interstice example <name>`; its node is registered as `example-<name>`.
     pub name: &'static str,
-    /// Its module crate, `modules/<module>`, built into the binary. `None` for an example this
-    /// build cannot run (see `unavailable`).
+    /// Its module crate, `modules/<module>`, built into the binary. `None` for an example no
+    /// build can run yet (see `unavailable`).
     pub module: Option<&'static str>,
     /// The port its node listens on unless `--port` says otherwise.
     pub port: u16,
     /// Printed once its node runs: what to try, with `{node}` for the node's name.
     pub try_it: &'static str,
-    /// Why this build cannot run it, when it cannot (exit code 5).
+    /// Why this build cannot run it, when it cannot (exit code 5): a missing module, or a
+    /// platform left out of the build (its module is carried all the same).
     pub unavailable: Option<&'static str>,
 }
 
@@ -46,11 +47,15 @@ pub const EXAMPLES: &[Example] = &[
     },
     Example {
         name: "audio",
-        module: None,
+        module: Some("audio"),
         port: 8083,
-        try_it: "",
-        unavailable: Some(
-            "the `audio` example needs the Audio authority (cpal), which this build does not have yet",
-        ),
+        try_it: "audio plays a 440 Hz tone and records the buffers it captures; try, in another shell:\n  interstice call_reducer {node} audio set_tone 660 0.2\n  interstice call_query {node} audio recent_inputs\n  interstice node show {node}",
+        unavailable: if cfg!(feature = "audio") {
+            None
+        } else {
+            Some(
+                "this interstice was built without audio: the `audio` example needs the Audio authority; build it with `--features audio` (cpal, which needs libasound2-dev on Linux)",
+            )
+        },
     },
 ];

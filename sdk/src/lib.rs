@@ -80,6 +80,9 @@
 //! - `ctx.files()`, for a module claiming `authorities: [File]`: read, write, append, list,
 //!   remove and watch files in the module's folder on the node ([`file`]); changes are part of
 //!   the reducer's transaction.
+//! - Platform hooks take the [`platform`] types: `on = "audio_output"` gets an `AudioBlock`
+//!   and writes its samples with `ctx.audio().write(..)` ([`audio`]), `on = "audio_input"` an
+//!   `AudioCapture`; the module must claim the authority (`authorities: [Audio]`).
 //! - Host calls that fail return [`Error`] (an [`ErrorCode`] and the host's message); it
 //!   converts into `String`, so `?` works in reducers returning `Result<(), String>`.
 //!
@@ -90,6 +93,7 @@
 
 extern crate self as interstice_sdk;
 
+pub mod audio;
 mod context;
 mod error;
 mod export;

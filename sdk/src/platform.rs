@@ -102,7 +102,8 @@ pub struct AudioBlock {
     pub frames: u32,
     pub channels: u16,
     pub sample_rate: u32,
-    /// The block's logical time in microseconds (also `ctx.now()`).
+    /// Microseconds of output before the block (`index × frames` frames at `sample_rate`):
+    /// a function of `index` alone. `ctx.now()` is when the node queued the block.
     pub time: i64,
 }
 

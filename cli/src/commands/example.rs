@@ -126,18 +126,30 @@ mod tests {
     fn every_runnable_example_is_carried_by_the_binary() {
         for example in EXAMPLES {
             match (example.module, example.unavailable) {
-                (Some(module), None) => {
+                (Some(module), _) => {
                     let wasm = embedded::wasm(module)
                         .unwrap_or_else(|| panic!("{} is not embedded", example.name));
                     assert!(wasm.starts_with(b"\0asm"), "{} is not wasm", example.name);
                 }
                 (None, Some(_)) => {}
-                _ => panic!("{}: a module, or a reason why not", example.name),
+                (None, None) => panic!("{}: a module, or a reason why not", example.name),
             }
         }
         let names: std::collections::HashSet<&str> = EXAMPLES.iter().map(|e| e.name).collect();
         assert_eq!(names.len(), EXAMPLES.len(), "names are unique");
         let ports: std::collections::HashSet<u16> = EXAMPLES.iter().map(|e| e.port).collect();
         assert_eq!(ports.len(), EXAMPLES.len(), "ports are unique");
+    }
+
+    #[test]
+    fn the_audio_example_runs_exactly_when_the_build_has_audio() {
+        let audio = EXAMPLES.iter().find(|e| e.name == "audio");
+        let audio = audio.expect("an audio example");
+        assert_eq!(audio.port, 8083);
+        assert_eq!(audio.unavailable.is_none(), cfg!(feature = "audio"));
+        if let Some(why) = audio.unavailable {
+            assert!(why.contains("built without audio"), "{why}");
+            assert!(why.contains("--features audio"), "{why}");
+        }
     }
 }

@@ -166,8 +166,19 @@ pub fn rename(out: Output, old: &str, new: &str) -> Result<()> {
 pub fn show(out: Output, name: &str) -> Result<()> {
     let home = Home::open()?;
     let n = home.find(name)?;
+    let figures = running_figures(&home, n);
     if out.json {
-        println!("{}", home.node_json(n));
+        let mut doc = home.node_json(n);
+        doc["running"] = figures.is_ok().into();
+        doc["stats"] = match &figures {
+            Ok(figures) => figures
+                .iter()
+                .map(|(label, value)| (label.clone(), json!(value)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            Err(_) => serde_json::Value::Null,
+        };
+        println!("{doc}");
         return Ok(());
     }
     println!("name:    {}", n.name);
@@ -185,6 +196,15 @@ pub fn show(out: Output, name: &str) -> Result<()> {
         let dir = home.node_dir(n);
         println!("data:    {}", dir.join("data").display());
         println!("token:   {}", dir.join("admin_token").display());
+    }
+    match figures {
+        Ok(figures) => {
+            println!("state:   running");
+            for (label, value) in figures {
+                println!("  {label}: {value}");
+            }
+        }
+        Err(why) => println!("state:   not running, or not reachable ({why})"),
     }
     Ok(())
 }
@@ -248,6 +268,27 @@ pub fn repair(out: Output, name: &str, truncate: bool) -> Result<()> {
         .hint("stop it first: repair works on a stopped node")),
         Err(e) => Err(CliError::new(format!("cannot open the log of node `{name}`: {e}"))),
     }
+}
+
+/// The figures of the node, when it answers: its counters, then each platform authority's
+/// (audio underruns, ring fill, latency…).
+fn running_figures(
+    home: &Home,
+    node: &NodeEntry,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let config = ClientConfig {
+        admin_token: home.admin_token(node).map_err(|e| e.to_string())?,
+        expect_node: (!node.id.is_empty()).then(|| node.id.clone()),
+        connect_timeout: Duration::from_secs(2),
+        ..ClientConfig::default()
+    };
+    runtime()
+        .map_err(|e| e.to_string())?
+        .block_on(async {
+            let client = Client::connect(&node.address, config).await?;
+            client.stats().await
+        })
+        .map_err(|e| e.to_string())
 }
 
 pub struct StartOptions {
@@ -343,6 +384,10 @@ pub fn open_node(
         }
         config.workers = workers;
     }
+    #[cfg(feature = "audio")]
+    config
+        .authorities
+        .push(Arc::new(interstice_audio::AudioAuthority::system()));
     Node::open(config).map_err(|e| {
         let hint = open_hint(&e);
         CliError::new(format!("cannot open the node in {}: {e}", dir.display())).hint(hint)
@@ -433,6 +478,7 @@ pub fn serve_until_stopped(
                     .map(|(name, version)| json!({"name": name, "version": version}))
                     .collect::<Vec<_>>(),
                 "anonymous_publish": allow_anonymous_publish,
+                "audio": cfg!(feature = "audio"),
                 "peers": remotes.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
             }),
             format_args!(
@@ -450,6 +496,7 @@ pub fn serve_until_stopped(
         if allow_anonymous_publish {
             out.say("anyone who can reach this node may publish and remove modules");
         }
+        say_platforms(out, &node);
         for name in peers_config.addresses.keys() {
             if !remotes.iter().any(|r| &r.name == name) {
                 eprintln!(
@@ -475,6 +522,21 @@ pub fn serve_until_stopped(
         out.event(json!({"event": "stopped", "node": entry.name}), "stopped");
         Ok(())
     })
+}
+
+/// Says which platforms this build lacks, and the devices of those a module holds.
+fn say_platforms(out: Output, node: &Node) {
+    if !cfg!(feature = "audio") {
+        out.say(
+            "audio: not in this build; modules that claim the Audio authority are refused \
+             (build interstice with `--features audio`, which needs libasound2-dev on Linux)",
+        );
+    }
+    for (label, value) in node.authority_stats() {
+        if let Some(kind) = label.strip_suffix(" device") {
+            out.say(format_args!("{}: {value}", kind.to_lowercase()));
+        }
+    }
 }
 
 async fn stopped() {

@@ -69,8 +69,11 @@ fn examples_that_need_missing_features_say_so() {
     let err = home.fails(5, &["example", "graphics"]);
     assert!(err.contains("Gpu"), "{err}");
     assert!(err.contains("runnable here: hello, caller"), "{err}");
-    let err = home.fails(5, &["example", "audio"]);
-    assert!(err.contains("Audio"), "{err}");
+    if !cfg!(feature = "audio") {
+        let err = home.fails(5, &["example", "audio"]);
+        assert!(err.contains("built without audio"), "{err}");
+        assert!(err.contains("--features audio"), "{err}");
+    }
     let err = home.fails(2, &["example", "nope"]);
     assert!(
         err.contains("examples: hello, caller, graphics, audio"),

@@ -53,7 +53,12 @@ fn every_command_speaks_json() {
         .map(|n| n["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["a", "far"]);
-    assert_eq!(home.json(0, &["node", "show", &id[..6]]), created);
+    // `node show` is the node object, and whether it runs (with its figures when it does).
+    let mut shown = home.json(0, &["node", "show", &id[..6]]);
+    let shown_map = shown.as_object_mut().unwrap();
+    assert_eq!(shown_map.remove("running"), Some(json!(false)));
+    assert_eq!(shown_map.remove("stats"), Some(Value::Null));
+    assert_eq!(shown, created);
     let renamed = home.json(0, &["node", "rename", "far", "far2"]);
     assert_eq!(renamed["old"], "far");
     assert_eq!(renamed["new"], "far2");
@@ -70,6 +75,10 @@ fn every_command_speaks_json() {
     assert_eq!(events[0]["event"], "listening", "{events:?}");
     assert_eq!(events[0]["id"], id.as_str());
     assert_eq!(events[0]["modules"], json!([]));
+    assert_eq!(events[0]["audio"], json!(cfg!(feature = "audio")));
+    let shown = home.json(0, &["node", "show", "a"]);
+    assert_eq!(shown["running"], json!(true), "{shown}");
+    assert!(shown["stats"]["invocations"].is_string(), "{shown}");
     let ping = home.json(0, &["node", "ping", "a"]);
     assert!(ping["rtt_us"].is_u64(), "{ping}");
     assert_eq!(ping["id"], id.as_str());

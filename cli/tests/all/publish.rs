@@ -25,6 +25,14 @@ fn publish_call_query_restart_and_query_again() {
 
     let out = home.ok(&["call_reducer", "a", "hello", "hello", "Ada"]);
     assert!(out.starts_with("committed"), "{out}");
+    // The running node's figures; a build without audio says so when the node starts.
+    let show = home.ok(&["node", "show", "a"]);
+    assert!(show.contains("state:   running"), "{show}");
+    assert!(show.contains("  workers: 2"), "{show}");
+    if !cfg!(feature = "audio") {
+        let started = node.stdout();
+        assert!(started.contains("audio: not in this build"), "{started}");
+    }
     let out = home.ok(&["call_query", "a", "hello", "get_greetings"]);
     assert!(out.contains("\"name\": \"Ada\""), "{out}");
     home.ok(&["call_reducer", "a", "hello", "hello", "Grace"]);
@@ -59,6 +67,8 @@ fn publish_call_query_restart_and_query_again() {
 
     // Restart: committed greetings survive.
     drop(node);
+    let show = home.ok(&["node", "show", "a"]);
+    assert!(show.contains("state:   not running"), "{show}");
     let _node = home.start("a", &[]);
     let out = home.ok(&["call_query", "a", "hello", "get_greetings", "--json"]);
     assert_eq!(crate::support::names(&out), ["Ada", "Grace"]);

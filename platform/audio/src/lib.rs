@@ -34,7 +34,14 @@
 //!   are clamped to [-1, 1]; a block of the wrong length is refused and played as silence.
 //! - **Devices.** [`VirtualDevice`] drives the same callbacks from a test clock; with the
 //!   `cpal` feature, `AudioDevice` opens the system's default output (and input).
+//! - **The node.** With the `authority` feature (default), `AudioAuthority` plugs the engine
+//!   into the runtime's `Authority` seam: a feeder thread asks the module's `audio_output`
+//!   hook for blocks through the ingress, the hook writes them with the `write_samples` host
+//!   call, and captured buffers become `audio_input` invocations. Without the feature the
+//!   crate does not depend on the runtime.
 
+#[cfg(feature = "authority")]
+mod authority;
 mod capture;
 mod config;
 #[cfg(feature = "cpal")]
@@ -47,6 +54,14 @@ mod sample;
 mod stats;
 mod virtual_device;
 
+#[cfg(feature = "cpal")]
+#[cfg(feature = "authority")]
+pub use authority::SystemBackend;
+#[cfg(feature = "authority")]
+pub use authority::{
+    AudioAuthority, AudioBackend, HookStats, IMPORTS, OpenStreams, Streams, VirtualBackend,
+    WRITE_SAMPLES,
+};
 pub use capture::{CaptureBuffer, CaptureCallback, CaptureReader};
 pub use config::{AudioConfig, MAX_BLOCK_FRAMES, MAX_CHANNELS, MAX_TARGET_BLOCKS, StreamFormat};
 #[cfg(feature = "cpal")]

@@ -81,11 +81,28 @@ impl OutputProducer {
     /// How long until the device will have played enough for another block to be wanted:
     /// how long the lane may sleep. Zero when a block is wanted now.
     pub fn time_until_wanted(&self) -> Duration {
+        self.time_until_room(1)
+    }
+
+    /// Whole blocks the ring has room for now.
+    pub fn room_blocks(&self) -> usize {
+        self.ring.slots() / self.block_samples()
+    }
+
+    /// How long until the ring has room for `blocks` whole blocks, if nothing is pushed
+    /// meanwhile: for a producer with blocks in flight, `in_flight + 1`. Zero when it has
+    /// room now.
+    pub fn time_until_room(&self, blocks: usize) -> Duration {
         let free = self.ring.slots();
-        let missing = self.block_samples().saturating_sub(free);
+        let missing = (self.block_samples() * blocks).saturating_sub(free);
         let frames = missing.div_ceil(usize::from(self.shared.format.channels));
         let rate = u64::from(self.shared.format.sample_rate);
         Duration::from_nanos(frames as u64 * 1_000_000_000 / rate)
+    }
+
+    /// The index of the block the next push fills.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
     }
 
     /// Sanitises the block that [`wants_block`](Self::wants_block) asked for and pushes it.

@@ -78,7 +78,8 @@ pub trait Authority: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Its module is being removed or replaced by an upgrade: release what it holds.
+    /// Its module is being removed or replaced by an upgrade, or the node is closing: release
+    /// what it holds.
     fn detach(&self, _module: &str) {}
 
     /// A hook of its holder for one of its events ran, on the invocation's thread; `ok` says

@@ -444,6 +444,14 @@ impl Client {
         }
     }
 
+    /// The node's figures: its counters, then each authority's, as label and value.
+    pub async fn stats(&self) -> Result<Vec<(String, String)>, NetError> {
+        match self.request(Request::Stats).await? {
+            Response::Stats(figures) => Ok(figures),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The installed modules' schemas (the public view unless admin).
     pub async fn schema(&self) -> Result<Vec<ModuleSchema>, NetError> {
         match self.request(Request::Schema).await? {
@@ -616,6 +624,10 @@ impl BlockingClient {
 
     pub fn schema(&self) -> Result<Vec<ModuleSchema>, NetError> {
         self.block_on(self.client.schema())
+    }
+
+    pub fn stats(&self) -> Result<Vec<(String, String)>, NetError> {
+        self.block_on(self.client.stats())
     }
 
     pub fn publish(&self, wasm: Vec<u8>) -> Result<PublishReport, NetError> {

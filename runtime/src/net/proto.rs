@@ -27,7 +27,8 @@
 use interstice_abi::{ModuleSchema, TableEvent, Type};
 use serde::{Deserialize, Serialize};
 
-/// The version of this protocol. Both sides must speak the same one.
+/// The version of this protocol. Both sides must speak the same one. Version 3 added
+/// [`Request::Stats`], the oversize-answer error and the admission limits.
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The first four bytes of both handshake frames.
@@ -122,6 +123,10 @@ pub enum Request {
         /// sends the changes after it that it still keeps. `None`: from now on.
         after: Option<(u64, u32)>,
     },
+    /// The node's figures (`interstice node show`): its own counters, then each platform
+    /// authority's (underruns, latency…), as label and value. Answered with
+    /// [`Response::Stats`].
+    Stats,
 }
 
 /// A response and the id of the request it answers.
@@ -152,6 +157,8 @@ pub enum Response {
     },
     /// One committed change for a subscription (the id is the subscribing request's).
     Event(TableChange),
+    /// The node's figures, as label and value, in a stable order.
+    Stats(Vec<(String, String)>),
     Error(RemoteError),
 }
 
@@ -300,5 +307,15 @@ mod tests {
         };
         assert_eq!(decode::<RequestFrame>(&encode(&frame)).ok(), Some(frame));
         assert!(decode::<RequestFrame>(&[0xff; 3]).is_err());
+        let frame = RequestFrame {
+            id: 8,
+            request: Request::Stats,
+        };
+        assert_eq!(decode::<RequestFrame>(&encode(&frame)).ok(), Some(frame));
+        let answer = ResponseFrame {
+            id: 8,
+            response: Response::Stats(vec![("Audio underruns".into(), "0".into())]),
+        };
+        assert_eq!(decode::<ResponseFrame>(&encode(&answer)).ok(), Some(answer));
     }
 }

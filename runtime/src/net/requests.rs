@@ -41,6 +41,18 @@ fn reducer_response(outcome: Result<Outcome, NodeError>) -> Response {
     }
 }
 
+/// The node's counters, then its authorities' figures.
+fn node_figures(node: &crate::Node) -> Vec<(String, String)> {
+    let stats = node.stats();
+    let mut figures = vec![
+        ("invocations".to_owned(), stats.invocations.to_string()),
+        ("windows".to_owned(), stats.windows.to_string()),
+        ("workers".to_owned(), node.workers().to_string()),
+    ];
+    figures.extend(node.authority_stats());
+    figures
+}
+
 fn node_error(e: &NodeError) -> Response {
     let kind = match e {
         NodeError::NoSuchModule(_)
@@ -119,6 +131,7 @@ impl Shared {
     fn handle(&self, session: &Session, id: u64, request: Request) -> Response {
         match request {
             Request::Ping => Response::Pong,
+            Request::Stats => Response::Stats(node_figures(&self.node)),
             Request::Schema => Response::Schema(self.node.schemas_for(session.principal())),
             Request::Publish { wasm } => {
                 let result = self.node.publish_as(session.principal(), &wasm);

@@ -42,6 +42,11 @@ async fn ping_schema_and_the_handshake_says_who_is_admin() {
     assert!(!public.is_admin());
     public.ping().await.unwrap();
     assert!(public.schema().await.unwrap().is_empty());
+    // The node's figures, for `interstice node show`; a node without platform authorities
+    // has only its own.
+    let stats = public.stats().await.unwrap();
+    let labels: Vec<&str> = stats.iter().map(|(label, _)| label.as_str()).collect();
+    assert_eq!(labels, ["invocations", "windows", "workers"]);
     let admin = connect(&server, Some(TOKEN)).await.unwrap();
     assert!(admin.is_admin());
     let wrong = connect(&server, Some("nope")).await.err().unwrap();

@@ -209,6 +209,9 @@ fn an_authority_links_host_calls_gets_a_lane_feeds_events_and_releases_its_modul
     assert_eq!(*probe.detached.lock(), ["probe", "probe"]);
     // Another module may claim it now.
     node.install(&probe_module("other", true, "0.1.0")).unwrap();
+    // Closing the node releases it too (a platform's device and threads go with the node).
+    drop(node);
+    assert_eq!(*probe.detached.lock(), ["probe", "probe", "other"]);
 }
 
 #[test]

@@ -136,7 +136,7 @@ pub fn definitions(name: &str) -> Option<Vec<TypeDef>> {
                 field("frames", Type::U32),
                 field("channels", Type::U16),
                 field("sample_rate", Type::U32),
-                // The block's logical time (microseconds), as `ctx.now()`.
+                // Microseconds of output before the block: a function of `index` alone.
                 field("time", Type::I64),
             ],
         }],

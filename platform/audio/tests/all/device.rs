@@ -287,3 +287,91 @@ fn capture_body(dir: &Path) {
     println!("stats: {:?}", io.stats.snapshot());
     assert_eq!(captured[..], tone[..captured.len()]);
 }
+
+#[cfg(feature = "authority")]
+#[test]
+fn a_node_plays_the_audio_module_through_alsa() {
+    in_child(
+        "device::a_node_plays_the_audio_module_through_alsa",
+        FILE_DEVICE,
+        node_body,
+    );
+}
+
+/// The real `modules/audio` in a node holding the Audio authority on ALSA's default device:
+/// three seconds of blocks of 512 frames, 8 ahead; 440 Hz from the table, then, once half of
+/// it has played, `set_tone 660 0.2`.
+#[cfg(feature = "authority")]
+fn node_body(dir: &Path) {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use interstice_abi::Value;
+    use interstice_audio::{AudioAuthority, SystemBackend};
+    use interstice_runtime::{Node, NodeConfig};
+
+    const BLOCK: usize = 512;
+    let wasm = crate::node::audio_wasm();
+    let frames = 3 * RATE as usize;
+    let (done_tx, done_rx) = mpsc::channel();
+    let fifo = dir.join("out.fifo");
+    let (stats_tx, stats_rx) = mpsc::channel();
+    let reader = thread::spawn(move || read_paced(fifo, frames, done_tx, Some(stats_rx)));
+
+    let config = AudioConfig::default()
+        .block_frames(BLOCK as u32)
+        .target_blocks(8)
+        .capture(false);
+    let audio = AudioAuthority::new(SystemBackend, config).expect("a valid configuration");
+    let node = Node::open(NodeConfig {
+        authorities: vec![Arc::new(audio.clone())],
+        ..NodeConfig::default()
+    })
+    .expect("the node opens");
+    node.install(wasm).expect("the audio module installs");
+    let device = audio.device().expect("ALSA's file device opens");
+    println!("device: {device}");
+    assert!(device.contains("f32, 2 ch, 48000 Hz"), "{device}");
+    let stats = audio.engine_stats().expect("open");
+    stats_tx.send(stats.clone()).expect("the reader waits");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stats.snapshot().output.played_frames < frames as u64 / 2 {
+        assert!(Instant::now() < deadline, "the device stopped playing");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let outcome = node
+        .call_reducer_values("audio", "set_tone", &[Value::F64(660.0), Value::F64(0.2)])
+        .expect("the call reaches the node");
+    assert!(outcome.is_committed(), "{outcome:?}");
+    done_rx.recv().expect("the reader read everything");
+    let output = stats.snapshot().output;
+    println!("stats: {output:?}\nhooks: {:?}", audio.hook_stats());
+    for (label, value) in node.authority_stats() {
+        println!("  {label}: {value}");
+    }
+    // Closing the node closes the device, which ends the reader.
+    drop(node);
+    let samples = decode(&reader.join().expect("the reader thread"));
+    assert_eq!(samples.len(), frames * 2, "the device stopped early");
+
+    assert_eq!(output.underruns, 0, "{output:?}");
+    assert_eq!(output.device_errors, 0, "{output:?}");
+    assert_eq!(output.blocks_silenced, 0, "{output:?}");
+    let peak = |b: usize| {
+        samples[b * BLOCK * 2..(b + 1) * BLOCK * 2]
+            .iter()
+            .fold(0.0f32, |m, s| m.max(s.abs()))
+    };
+    let blocks = frames / BLOCK;
+    let switch = (0..blocks)
+        .find(|&b| (peak(b) - 0.2).abs() < 0.01)
+        .expect("the new tone is heard");
+    assert!(switch >= blocks / 2 - 1, "the tone changed before the call");
+    assert!((0..switch).all(|b| (peak(b) - 0.25).abs() < 0.01));
+    let before = frequency(&samples[..switch * BLOCK * 2], 2, RATE);
+    let after = frequency(&samples[switch * BLOCK * 2..], 2, RATE);
+    println!("switched at block {switch} of {blocks}: {before:.4} Hz, then {after:.4} Hz");
+    assert!((before - 440.0).abs() < 0.5, "measured {before} Hz");
+    assert!((after - 660.0).abs() < 0.5, "measured {after} Hz");
+}

@@ -4,6 +4,8 @@ mod capture;
 #[cfg(all(feature = "cpal", target_os = "linux"))]
 mod device;
 mod hostile;
+#[cfg(feature = "authority")]
+mod node;
 mod output;
 mod support;
 mod threads;

@@ -81,6 +81,8 @@ fn blocks_are_numbered_timed_and_wanted_only_while_the_ring_has_room() {
     );
     assert_eq!(io.output.fill_frames(), 1440);
     assert_eq!(io.output.time_until_wanted(), Duration::from_millis(10));
+    assert_eq!((io.output.room_blocks(), io.output.next_index()), (0, 3));
+    assert_eq!(io.output.time_until_room(3), Duration::from_millis(30));
 
     dev.tick();
     let request = io
@@ -89,6 +91,8 @@ fn blocks_are_numbered_timed_and_wanted_only_while_the_ring_has_room() {
         .expect("one block played, one wanted");
     assert_eq!(request.index, 3);
     assert_eq!(io.output.time_until_wanted(), Duration::ZERO);
+    assert_eq!(io.output.room_blocks(), 1);
+    assert_eq!(io.output.time_until_room(2), Duration::from_millis(10));
 
     let stats = io.stats.snapshot().output;
     assert_eq!(stats.ring_fill_frames, 960);
