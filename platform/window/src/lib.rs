@@ -26,7 +26,7 @@ pub use error::{GpuError, Result};
 pub use frame::FrameInfo;
 pub use gpu::{FRAME_FORMAT, Gpu};
 pub use input::{InputEvent, InputState, MouseButton, PadState, WheelUnit};
-pub use lane::{Capture, Driver, HeadlessConfig, HeadlessLoop, LoopStats, LoopWaker};
+pub use lane::{Capture, Driver, HeadlessConfig, HeadlessLoop, LoopStats, LoopWaker, SharedEngine};
 pub use pacing::{FramePacer, Pace};
 pub use present::{FrameRing, Image};
 pub use resources::{Budget, HandleFault, OwnerId, Released, ResourceKind, Usage};
