@@ -75,6 +75,10 @@
 //!   [`ReducerContext::call_remote`] and sent when this reducer commits. Their row types come
 //!   along, so `#[reducer(on = "<node>.<module>.<table>.insert")]` can take
 //!   `row: bindings::<node>::<module>::<Row>`.
+//! - Platform authorities: the module holding `Gpu` draws with [`ctx.gpu()`](gpu) (resources
+//!   anywhere, passes and draws in its `render` hook); the module holding `Input` gets every
+//!   event in its `input` hook and may read the live state in its `render` hook with
+//!   [`ctx.input().state()`](input). Hook arguments are in [`platform`].
 //! - Host calls that fail return [`Error`] (an [`ErrorCode`] and the host's message); it
 //!   converts into `String`, so `?` works in reducers returning `Result<(), String>`.
 //!
@@ -88,7 +92,10 @@ extern crate self as interstice_sdk;
 mod context;
 mod error;
 mod export;
+pub mod gpu;
 pub mod host_calls;
+mod imports;
+pub mod input;
 pub mod platform;
 mod sys;
 mod table;
