@@ -430,7 +430,8 @@ impl Gpu {
     /// Compiles a WGSL shader module; the error carries the compiler's message.
     pub fn create_shader_module(&self, wgsl: &str) -> Result<ShaderModule> {
         // SAFETY: the pointer and length describe `wgsl`, alive for the call.
-        let ret = unsafe { raw::create_shader_module(sys::ptr(wgsl.as_ptr()), sys::len(wgsl.len())) };
+        let ret =
+            unsafe { raw::create_shader_module(sys::ptr(wgsl.as_ptr()), sys::len(wgsl.len())) };
         handle(ret).map(ShaderModule::from_raw)
     }
 
@@ -478,7 +479,9 @@ impl Gpu {
     /// Replaces every texel of `texture`: rows top to bottom, tightly packed.
     pub fn write_texture(&self, texture: Texture, data: &[u8]) -> Result<()> {
         // SAFETY: the pointer and length describe `data`, alive for the call.
-        let ret = unsafe { raw::write_texture(texture.raw as i64, sys::ptr(data.as_ptr()), len_of(data)) };
+        let ret = unsafe {
+            raw::write_texture(texture.raw as i64, sys::ptr(data.as_ptr()), len_of(data))
+        };
         status(ret).map(drop)
     }
 

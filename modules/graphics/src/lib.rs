@@ -119,8 +119,9 @@ fn setup(ctx: ReducerContext) -> Result<(), String> {
     let gpu = ctx.gpu();
     let shader = gpu.create_shader_module(WGSL)?;
     let layout = VertexBufferLayout::new(8).attribute(VertexFormat::Float32x2, 0, 0);
-    let pipeline =
-        gpu.create_render_pipeline(&RenderPipelineDesc::new(shader, "vs", "fs").vertex_buffer(layout))?;
+    let pipeline = gpu.create_render_pipeline(
+        &RenderPipelineDesc::new(shader, "vs", "fs").vertex_buffer(layout),
+    )?;
     // The pipeline keeps what it needs of the shader.
     gpu.destroy(shader)?;
     let vertices = gpu.create_buffer(24, BufferUsage::VERTEX)?;
@@ -177,10 +178,18 @@ fn rotate(ctx: ReducerContext, degrees: f32) -> Result<(), String> {
 fn on_input(ctx: ReducerContext, event: InputEvent) -> Result<(), String> {
     let mut row = triangle(&ctx)?;
     match event {
-        InputEvent::Key { code, pressed: true, .. } if code == "ArrowLeft" => {
+        InputEvent::Key {
+            code,
+            pressed: true,
+            ..
+        } if code == "ArrowLeft" => {
             row.rotation = (row.rotation + STEP).rem_euclid(360.0);
         }
-        InputEvent::Key { code, pressed: true, .. } if code == "ArrowRight" => {
+        InputEvent::Key {
+            code,
+            pressed: true,
+            ..
+        } if code == "ArrowRight" => {
             row.rotation = (row.rotation - STEP).rem_euclid(360.0);
         }
         InputEvent::MouseButton {
@@ -199,8 +208,10 @@ fn on_input(ctx: ReducerContext, event: InputEvent) -> Result<(), String> {
 /// Draws the triangle as the tables say.
 #[reducer(on = "render", reads(triangle, scene))]
 fn draw(ctx: ReducerContext, frame: FrameInfo) -> Result<(), String> {
-    let (Some(t), Some(scene)) = (ctx.current.triangle().get(ROW)?, ctx.current.scene().get(ROW)?)
-    else {
+    let (Some(t), Some(scene)) = (
+        ctx.current.triangle().get(ROW)?,
+        ctx.current.scene().get(ROW)?,
+    ) else {
         return Ok(());
     };
     let mut degrees = t.rotation;
