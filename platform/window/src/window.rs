@@ -238,6 +238,12 @@ impl ApplicationHandler<LoopSignal> for App<'_> {
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
+        if event == WindowEvent::Destroyed {
+            // Destroyed from outside (not closed by the user): nothing left to draw into.
+            self.shut_down();
+            event_loop.exit();
+            return;
+        }
         let Some(input) = translate(&event) else {
             return;
         };

@@ -71,6 +71,8 @@ impl Drop for ReleaseSinks {
     fn drop(&mut self) {
         self.0.gpu.lock().holder = None;
         self.0.input.lock().holder = None;
+        // A render loop of its own (`headless_in_background`) ends with it.
+        self.0.waker.stop();
     }
 }
 
@@ -95,6 +97,9 @@ pub(crate) struct Shared {
     waker: LoopWaker,
     /// The loop of a headless platform; `None` when windowed.
     headless: Option<HeadlessLoop>,
+    /// Run the headless loop on a thread of the platform's, from the first `attach` on.
+    background: Option<HeadlessConfig>,
+    render_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     lane_hook: Mutex<Option<LaneHook>>,
     pub(crate) counters: Counters,
 }
@@ -138,13 +143,18 @@ impl WindowPlatform {
     /// Gpu module never opens a device.
     pub fn headless(config: PlatformConfig) -> Self {
         let lane = HeadlessLoop::new();
-        WindowPlatform::build(
-            config,
-            false,
-            lane.waker(),
-            Some(lane),
-            EngineSlot::Unopened,
-        )
+        let waker = lane.waker();
+        WindowPlatform::build(config, false, waker, Some(lane), None, EngineSlot::Unopened)
+    }
+
+    /// A headless platform that runs its own render loop (`frames` as configured there), on a
+    /// thread it starts when a module first claims `Gpu`: for a node that serves whatever is
+    /// published to it. The loop ends with [`stop`](Self::stop) or the last handle.
+    pub fn headless_in_background(config: PlatformConfig, frames: HeadlessConfig) -> Self {
+        let lane = HeadlessLoop::new();
+        let waker = lane.waker();
+        let slot = EngineSlot::Unopened;
+        WindowPlatform::build(config, false, waker, Some(lane), Some(frames), slot)
     }
 
     /// A platform that shows its frames in a window of `window`'s display. Opens the device
@@ -159,6 +169,7 @@ impl WindowPlatform {
             true,
             window.waker(),
             None,
+            None,
             EngineSlot::Open(engine),
         ))
     }
@@ -168,6 +179,7 @@ impl WindowPlatform {
         windowed: bool,
         waker: LoopWaker,
         headless: Option<HeadlessLoop>,
+        background: Option<HeadlessConfig>,
         engine: EngineSlot,
     ) -> Self {
         let shared = Arc::new(Shared {
@@ -178,6 +190,8 @@ impl WindowPlatform {
             input: Mutex::new(InputSide::default()),
             waker,
             headless,
+            background,
+            render_thread: Mutex::new(None),
             lane_hook: Mutex::new(None),
             counters: Counters::default(),
         });
@@ -298,6 +312,35 @@ pub struct FrameCounts {
 }
 
 impl Shared {
+    /// Starts the render loop of a `headless_in_background` platform, once.
+    fn start_background_loop(
+        self: &Arc<Self>,
+        engine: SharedEngine,
+    ) -> std::result::Result<(), String> {
+        let Some(frames) = self.background.clone() else {
+            return Ok(());
+        };
+        let mut thread = self.render_thread.lock();
+        if thread.is_some() {
+            return Ok(());
+        }
+        let shared = self.clone();
+        let handle = std::thread::Builder::new()
+            .name("interstice-render".into())
+            .spawn(move || {
+                let Some(lane) = &shared.headless else {
+                    return;
+                };
+                let mut driver = NodeDriver(shared.clone());
+                if let Err(e) = lane.run(&engine, &frames, &mut driver) {
+                    tracing::error!(error = %e, "the render loop stopped");
+                }
+            })
+            .map_err(|e| format!("cannot start the render loop: {e}"))?;
+        *thread = Some(handle);
+        Ok(())
+    }
+
     fn resources(&self) -> (usize, Usage) {
         let gpu = self.gpu.lock();
         match &*self.engine.lock() {
@@ -555,7 +598,8 @@ impl Authority for GpuAuthority {
         }
         // The loop may hand out frames now.
         self.0.waker.wake();
-        self.0.engine().map(drop).map_err(|e| e.to_string())
+        let engine = self.0.engine().map_err(|e| e.to_string())?;
+        self.0.start_background_loop(engine)
     }
 
     fn detach(&self, module: &str) {
