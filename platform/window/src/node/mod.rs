@@ -697,3 +697,37 @@ impl Authority for InputAuthority {
         )]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use interstice_abi::platform::{self, FRAME_INFO};
+    use interstice_abi::{Type, TypeRegistry, decode};
+
+    use super::*;
+
+    #[test]
+    fn the_render_hook_gets_the_abi_frame_info_with_its_time_in_microseconds() {
+        let frame = FrameInfo {
+            number: 3,
+            width: 64,
+            height: 48,
+            time_ns: 50_000_999,
+        };
+        let registry = TypeRegistry::new(platform::definitions(FRAME_INFO).unwrap()).unwrap();
+        let value = decode(
+            &frame_args(frame),
+            &Type::Named(FRAME_INFO.into()),
+            &registry,
+        )
+        .unwrap();
+        assert_eq!(
+            value,
+            Value::Struct(vec![
+                Value::U64(3),
+                Value::U32(64),
+                Value::U32(48),
+                Value::I64(50_000),
+            ])
+        );
+    }
+}

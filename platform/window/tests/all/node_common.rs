@@ -15,7 +15,11 @@ pub fn graphics_wasm() -> &'static [u8] {
 /// A headless platform whose device is open, or `None` when `INTERSTICE_NO_GPU=1` says the
 /// machine has no GPU stack (without it, a missing adapter fails the test with the hint).
 pub fn platform(config: PlatformConfig) -> Option<WindowPlatform> {
-    let platform = WindowPlatform::headless(config);
+    opened(WindowPlatform::headless(config))
+}
+
+/// `platform` with its device open, or `None` as for [`platform`].
+pub fn opened(platform: WindowPlatform) -> Option<WindowPlatform> {
     match platform.open_gpu() {
         Ok(adapter) => {
             eprintln!("adapter: {adapter}");

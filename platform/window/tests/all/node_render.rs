@@ -2,7 +2,7 @@
 //! reducers and input change the table.
 
 use interstice_abi::Value;
-use interstice_window::{Image, PlatformConfig};
+use interstice_window::{HeadlessConfig, Image, PlatformConfig, WindowPlatform};
 
 use crate::common::assert_close;
 use crate::node_common::*;
@@ -45,6 +45,18 @@ fn assert_triangle(image: &Image, colour: [f32; 3], upright: bool) {
     };
     assert_close(px(inside), rgba(colour), "the tip");
     assert_close(px(outside), rgba(CLEAR), "beyond the base");
+    // The hook keeps the shape with the frame's aspect (height / width from its FrameInfo):
+    // 21 px from the left edge of the middle row is inside a triangle that was not squeezed.
+    assert_close(
+        px((25, HEIGHT / 2)),
+        rgba(colour),
+        "inside the squeezed side",
+    );
+    assert_close(
+        px((21, HEIGHT / 2)),
+        rgba(CLEAR),
+        "beyond the squeezed side",
+    );
 }
 
 #[test]
@@ -148,4 +160,30 @@ fn input_turns_and_recolours_the_triangle_in_order() {
     );
     assert_eq!(platform.input_state().pointer(), Some((3.0, 4.0)));
     assert_triangle(&render(&platform, 1), RED, false);
+}
+
+/// As `node start` serves: the platform runs its own render loop from the moment a Gpu module
+/// is published, and stops with the platform.
+#[test]
+fn a_background_platform_renders_what_is_published_to_it() {
+    let background = WindowPlatform::headless_in_background(
+        PlatformConfig::default(),
+        HeadlessConfig {
+            width: WIDTH,
+            height: HEIGHT,
+            rate_hz: 200.0,
+            frames: None,
+            capture: None,
+        },
+    );
+    let Some(platform) = opened(background) else {
+        return;
+    };
+    let node = node(&platform, 2);
+    assert_eq!(platform.frames().rendered, 0, "no loop before a Gpu module");
+    node.install(graphics_wasm()).expect("install graphics");
+    wait_for("three frames", || platform.frames().rendered >= 3);
+    platform.stop();
+    let (_, image) = platform.read_frame().expect("read").expect("a frame");
+    assert_triangle(&image, ORANGE, true);
 }
