@@ -99,6 +99,7 @@ fn hostile_module(name: &str, render: &str, poke: &str) -> Vec<u8> {
 }
 
 const OPEN_PASS: &str = "(drop (call $begin_pass (i64.const 0) (f64.const 0) (f64.const 0) (f64.const 0) (f64.const 1)))";
+const OPEN_PASS_BODY: &str = "(drop (call $begin_pass (i64.const 0) (f64.const 0) (f64.const 0) (f64.const 0) (f64.const 1))) (i32.const 0)";
 
 /// (what, render hook body, what the frame's failure says)
 fn cases() -> Vec<(&'static str, String, &'static str)> {
@@ -215,6 +216,29 @@ fn hostile_gpu_modules_fail_their_frame_with_a_message_and_leak_nothing() {
         reason.contains("only the render hook (which changes no table) may read it"),
         "{reason}"
     );
+    // Using the GPU without claiming Gpu, or claiming it while another module holds it, is
+    // refused when the module is published.
+    let mut sneaky = hostile_module("sneaky", "(i32.const 0)", "(i32.const 0)");
+    node.install(&hostile_module(
+        "first_claim",
+        "(i32.const 0)",
+        "(i32.const 0)",
+    ))
+    .expect("install");
+    let err = node.install(&sneaky).expect_err("a second claimant");
+    assert!(err.to_string().contains("first_claim"), "{err}");
+    node.remove("first_claim").expect("remove");
+    sneaky = {
+        let mut schema = probe_schema(&[("poke", None)]);
+        schema.name = "sneaky".into();
+        module_importing(&schema, ABI_VERSION, IMPORTS, &[OPEN_PASS_BODY])
+    };
+    let err = node.install(&sneaky).expect_err("no claim");
+    assert!(
+        err.to_string().contains("without claiming the authority"),
+        "{err}"
+    );
+
     // A reducer may make resources; they are the module's until it goes.
     node.install(&hostile_module(
         "maker",
