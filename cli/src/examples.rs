@@ -38,12 +38,10 @@ pub const EXAMPLES: &[Example] = &[
     },
     Example {
         name: "graphics",
-        module: None,
+        module: Some("graphics"),
         port: 8082,
-        try_it: "",
-        unavailable: Some(
-            "the `graphics` example needs the Gpu and Input authorities (wgpu + winit), which this build does not have yet",
-        ),
+        try_it: "a triangle whose colour and rotation live in a table: arrow keys turn it, a click recolours it;\nor, in another shell:\n  interstice call_reducer {node} graphics set_color 1 0 0\n  interstice call_reducer {node} graphics rotate 45\n  interstice call_query {node} graphics get_triangle",
+        unavailable: WITHOUT_WINDOW,
     },
     Example {
         name: "audio",
@@ -59,3 +57,11 @@ pub const EXAMPLES: &[Example] = &[
         },
     },
 ];
+
+/// Why this build cannot run the graphics example, if it cannot.
+#[cfg(feature = "window")]
+const WITHOUT_WINDOW: Option<&str> = None;
+#[cfg(not(feature = "window"))]
+const WITHOUT_WINDOW: Option<&str> = Some(
+    "the `graphics` example needs the Gpu and Input authorities, and this interstice was built without the `window` feature",
+);

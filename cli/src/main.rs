@@ -10,6 +10,7 @@ mod error;
 mod examples;
 mod home;
 mod output;
+mod platforms;
 mod values;
 
 use std::path::PathBuf;
@@ -87,7 +88,7 @@ enum Command {
     },
     /// Run one of the README's examples; their modules are built into this binary.
     #[command(
-        after_help = "Example:\n  interstice example hello   # then, in another shell:\n  interstice call_reducer example-hello hello hello Ada"
+        after_help = "Examples:\n  interstice example hello   # then, in another shell:\n  interstice call_reducer example-hello hello hello Ada\n  interstice example graphics   # a window, or off-screen without a display\n  interstice example graphics --headless --frames 60 --screenshot out.png"
     )]
     Example(ExampleArgs),
     /// Print a shell completion script.
@@ -247,6 +248,15 @@ struct ExampleArgs {
     /// `--peer hello_node=127.0.0.1:9080` for `example caller`.
     #[arg(long, value_name = "NAME=ADDR")]
     peer: Vec<String>,
+    /// graphics: render off-screen even when there is a display.
+    #[arg(long)]
+    headless: bool,
+    /// graphics: render this many frames off-screen, then exit instead of serving.
+    #[arg(long, value_name = "N", requires = "headless")]
+    frames: Option<u64>,
+    /// graphics: write the last of the `--frames` frames to this PNG file.
+    #[arg(long, value_name = "PATH", requires = "frames")]
+    screenshot: Option<PathBuf>,
 }
 
 fn main() {
@@ -357,9 +367,17 @@ fn try_main(command: Command, out: Output) -> Result<()> {
             } => bindings::add_node(out, &n, project_path.as_deref(), name.as_deref()),
         },
         Command::Update { source, dry_run } => update::update(out, source.as_deref(), dry_run),
-        Command::Example(args) => {
-            example::run(out, &args.name, args.port, node::parse_peers(&args.peer)?)
-        }
+        Command::Example(args) => example::run(
+            out,
+            &args.name,
+            args.port,
+            node::parse_peers(&args.peer)?,
+            example::GraphicsOptions {
+                headless: args.headless,
+                frames: args.frames,
+                screenshot: args.screenshot,
+            },
+        ),
         Command::Completions { shell } => completions::print(out, shell),
     }
 }

@@ -83,6 +83,10 @@
 //! - Platform hooks take the [`platform`] types: `on = "audio_output"` gets an `AudioBlock`
 //!   and writes its samples with `ctx.audio().write(..)` ([`audio`]), `on = "audio_input"` an
 //!   `AudioCapture`; the module must claim the authority (`authorities: [Audio]`).
+//! - Platform authorities: the module holding `Gpu` draws with [`ctx.gpu()`](gpu) (resources
+//!   anywhere, passes and draws in its `render` hook); the module holding `Input` gets every
+//!   event in its `input` hook and may read the live state in its `render` hook with
+//!   [`ctx.input().state()`](input). Hook arguments are in [`platform`].
 //! - Host calls that fail return [`Error`] (an [`ErrorCode`] and the host's message); it
 //!   converts into `String`, so `?` works in reducers returning `Result<(), String>`.
 //!
@@ -98,7 +102,10 @@ mod context;
 mod error;
 mod export;
 pub mod file;
+pub mod gpu;
 pub mod host_calls;
+mod imports;
+pub mod input;
 pub mod platform;
 mod sys;
 mod table;

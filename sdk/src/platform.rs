@@ -14,7 +14,9 @@ pub struct FrameInfo {
     /// The target's size in physical pixels.
     pub width: u32,
     pub height: u32,
-    /// The frame's logical time in microseconds (also `ctx.now()`).
+    /// Microseconds since the render loop started: `number × interval` off-screen (so a run
+    /// is reproducible), the pacer's tick in a window. Animate with this, not `ctx.now()`
+    /// (the invocation's ingress time).
     pub time: i64,
 }
 

@@ -5,6 +5,7 @@
 //! `example hello` and `example caller` work together as they are.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use interstice_runtime::Published;
 use serde_json::json;
@@ -14,6 +15,18 @@ use crate::error::{CliError, Result, code};
 use crate::examples::{EXAMPLES, Example};
 use crate::home::{Home, NodeEntry};
 use crate::output::Output;
+use crate::platforms::Platforms;
+
+/// `--headless`, `--frames N`, `--screenshot PATH`: how `example graphics` renders.
+#[derive(Clone, Debug, Default)]
+pub struct GraphicsOptions {
+    /// Off-screen even when there is a display.
+    pub headless: bool,
+    /// Render this many frames off-screen, then exit instead of serving.
+    pub frames: Option<u64>,
+    /// Write the last of those frames here as PNG.
+    pub screenshot: Option<PathBuf>,
+}
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -24,6 +37,7 @@ pub fn run(
     name: &str,
     port: Option<u16>,
     peers: HashMap<String, String>,
+    graphics: GraphicsOptions,
 ) -> Result<()> {
     let Some(example) = EXAMPLES.iter().find(|e| e.name == name) else {
         let names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
@@ -45,7 +59,20 @@ pub fn run(
             );
         }
     };
-    serve(out, example, wasm, port.unwrap_or(example.port), peers)
+    let asked = graphics.headless || graphics.frames.is_some() || graphics.screenshot.is_some();
+    if asked && example.name != "graphics" {
+        return Err(CliError::usage(
+            "--headless, --frames and --screenshot are options of the graphics example",
+        ));
+    }
+    serve(
+        out,
+        example,
+        wasm,
+        port.unwrap_or(example.port),
+        peers,
+        &graphics,
+    )
 }
 
 /// Installs (or upgrades) the example's module on node `example-<name>` and serves it on
@@ -56,6 +83,7 @@ fn serve(
     wasm: &[u8],
     port: u16,
     peers: HashMap<String, String>,
+    graphics: &GraphicsOptions,
 ) -> Result<()> {
     let mut home = Home::open()?;
     let name = format!("example-{}", example.name);
@@ -80,7 +108,14 @@ fn serve(
     home.save()?;
 
     let dir = home.node_dir(&entry);
-    let node = open_node(&dir, None, false)?;
+    #[cfg(feature = "window")]
+    let (platforms, window) = match example.name {
+        "graphics" => super::graphics::open(out, graphics)?,
+        _ => (Platforms::default(), None),
+    };
+    #[cfg(not(feature = "window"))]
+    let (platforms, _) = (Platforms::default(), graphics);
+    let node = open_node(&dir, None, false, &platforms)?;
     let (doc, line) = match node.publish(wasm) {
         Ok(Published::Installed(schema)) => (
             json!({"event": "installed", "node": name, "module": schema.name, "version": schema.version}),
@@ -103,19 +138,26 @@ fn serve(
         }
     };
     out.event(doc, line);
-    out.say(example.try_it.replace("{node}", &name));
-    serve_until_stopped(
-        out,
-        &entry,
-        &dir,
-        node,
-        Serve {
-            listen: &entry.address,
-            allow_anonymous_publish: false,
-            peers,
-            busy_poll: interstice_runtime::net::ServerConfig::default().busy_poll,
-        },
-    )
+    let serve = || {
+        out.say(example.try_it.replace("{node}", &name));
+        serve_until_stopped(
+            out,
+            &entry,
+            &dir,
+            node.clone(),
+            Serve {
+                listen: &entry.address,
+                allow_anonymous_publish: false,
+                peers,
+                busy_poll: interstice_runtime::net::ServerConfig::default().busy_poll,
+            },
+        )
+    };
+    #[cfg(feature = "window")]
+    if example.name == "graphics" {
+        return super::graphics::run(out, &platforms, window, graphics, serve);
+    }
+    serve()
 }
 
 #[cfg(test)]

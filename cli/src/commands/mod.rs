@@ -3,6 +3,8 @@
 pub mod bindings;
 pub mod completions;
 pub mod example;
+#[cfg(feature = "window")]
+pub mod graphics;
 pub mod init;
 pub mod module;
 pub mod node;

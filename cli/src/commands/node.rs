@@ -13,6 +13,7 @@ use super::connect;
 use crate::error::{CliError, Result};
 use crate::home::{Home, NodeEntry, ensure_admin_token};
 use crate::output::Output;
+use crate::platforms::Platforms;
 use crate::runtime;
 
 pub fn create(out: Output, name: &str, port: u16) -> Result<()> {
@@ -328,7 +329,13 @@ pub fn start(out: Output, options: StartOptions) -> Result<()> {
         .hint("`interstice node create <name> <port>` makes a node that runs here"));
     }
     let dir = home.node_dir(&entry);
-    let node = open_node(&dir, options.workers, options.allow_anonymous_publish)?;
+    let platforms = Platforms::serving();
+    let node = open_node(
+        &dir,
+        options.workers,
+        options.allow_anonymous_publish,
+        &platforms,
+    )?;
     serve_until_stopped(
         out,
         &entry,
@@ -364,11 +371,12 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Opens the node stored in `dir/data`.
+/// Opens the node stored in `dir/data`, granting the authorities of `platforms`.
 pub fn open_node(
     dir: &Path,
     workers: Option<usize>,
     allow_anonymous_publish: bool,
+    platforms: &Platforms,
 ) -> Result<Arc<Node>> {
     init_logging();
     let mut config = NodeConfig {
@@ -376,6 +384,7 @@ pub fn open_node(
         policy: AccessPolicy {
             allow_anonymous_publish,
         },
+        authorities: platforms.authorities(),
         ..NodeConfig::default()
     };
     if let Some(workers) = workers {

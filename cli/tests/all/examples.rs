@@ -66,19 +66,79 @@ fn an_installed_binary_runs_the_example_away_from_the_checkout() {
 #[test]
 fn examples_that_need_missing_features_say_so() {
     let home = Home::new();
-    let err = home.fails(5, &["example", "graphics"]);
-    assert!(err.contains("Gpu"), "{err}");
-    assert!(err.contains("runnable here: hello, caller"), "{err}");
+    #[cfg(not(feature = "window"))]
+    {
+        let err = home.fails(5, &["example", "graphics"]);
+        assert!(err.contains("Gpu"), "{err}");
+    }
+    let runnable = if cfg!(feature = "window") {
+        "runnable here: hello, caller, graphics"
+    } else {
+        "runnable here: hello, caller"
+    };
     if !cfg!(feature = "audio") {
         let err = home.fails(5, &["example", "audio"]);
         assert!(err.contains("built without audio"), "{err}");
         assert!(err.contains("--features audio"), "{err}");
+        assert!(err.contains(runnable), "{err}");
     }
     let err = home.fails(2, &["example", "nope"]);
     assert!(
         err.contains("examples: hello, caller, graphics, audio"),
         "{err}"
     );
+    let err = home.fails(2, &["example", "hello", "--headless"]);
+    assert!(err.contains("options of the graphics example"), "{err}");
+}
+
+/// `example graphics --headless --frames 3 --screenshot out.png` renders off-screen, writes
+/// the last frame and exits, without serving. The pixels are checked by interstice-window's
+/// tests; here, that the command does its job and reports it.
+#[cfg(feature = "window")]
+#[test]
+fn example_graphics_renders_frames_off_screen_and_writes_the_last_one() {
+    let home = Home::new();
+    let png = home.dir.path().join("out.png");
+    let png_arg = png.to_str().unwrap();
+    let run = home.run(&[
+        "--json",
+        "example",
+        "graphics",
+        "--headless",
+        "--frames",
+        "3",
+        "--screenshot",
+        png_arg,
+    ]);
+    if run.code != 0
+        && run.stdout.contains("no GPU adapter found")
+        && std::env::var("INTERSTICE_NO_GPU").is_ok_and(|v| v == "1")
+    {
+        eprintln!("GPU test NOT RUN: INTERSTICE_NO_GPU=1 and {}", run.stdout);
+        return;
+    }
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let last: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["frames"], 3, "{last}");
+    assert_eq!(last["rendered"], 3, "{last}");
+    assert_eq!(last["failed"], 0, "{last}");
+    assert_eq!(last["screenshot"], png_arg, "{last}");
+    // A PNG of the frame's size: the signature, then IHDR's width and height (big-endian).
+    let bytes = std::fs::read(&png).expect("the screenshot was written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!(
+        (width, height),
+        (
+            last["width"].as_u64().unwrap() as u32,
+            last["height"].as_u64().unwrap() as u32
+        )
+    );
+    // --frames needs --headless: a window runs until it is closed.
+    let err = home.fails(2, &["example", "graphics", "--frames", "3"]);
+    assert!(err.contains("--headless"), "{err}");
 }
 
 /// `connected` of each row of caller's `connections`, in order.

@@ -10,10 +10,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use interstice_window::demo::TriangleDemo;
+use std::sync::Arc;
+
 use interstice_window::{
     Capture, EngineConfig, GpuEngine, HeadlessConfig, HeadlessLoop, OwnerId, WindowConfig,
     WindowLoop,
 };
+use parking_lot::Mutex;
 
 struct Args {
     headless: bool,
@@ -68,6 +71,8 @@ fn try_main() -> Result<(), String> {
                 if let Some(n) = args.frames {
                     demo.stop_after = Some((n, window.waker()));
                 }
+                let gpu = window.open_gpu().map_err(|e| e.to_string())?;
+                let engine = Arc::new(Mutex::new(GpuEngine::new(gpu, EngineConfig::default())));
                 let stats = window
                     .run(
                         WindowConfig {
@@ -76,6 +81,7 @@ fn try_main() -> Result<(), String> {
                             height: 480,
                             ..WindowConfig::default()
                         },
+                        &engine,
                         &mut demo,
                     )
                     .map_err(|e| e.to_string())?;
@@ -88,8 +94,9 @@ fn try_main() -> Result<(), String> {
             Err(e) => eprintln!("{e}; rendering off-screen instead"),
         }
     }
-    let mut engine = GpuEngine::headless(EngineConfig::default()).map_err(|e| e.to_string())?;
+    let engine = GpuEngine::headless(EngineConfig::default()).map_err(|e| e.to_string())?;
     println!("adapter: {}", engine.gpu().describe());
+    let engine = Arc::new(Mutex::new(engine));
     let config = HeadlessConfig {
         width: 640,
         height: 480,
@@ -98,7 +105,7 @@ fn try_main() -> Result<(), String> {
         ..HeadlessConfig::default()
     };
     let stats = HeadlessLoop::new()
-        .run(&mut engine, &config, &mut demo)
+        .run(&engine, &config, &mut demo)
         .map_err(|e| e.to_string())?;
     println!(
         "rendered {} frames off-screen, wrote {} PNG",

@@ -6,7 +6,7 @@ use crate::engine::{
 };
 use crate::error::{GpuError, Result};
 use crate::frame::FrameInfo;
-use crate::lane::{Driver, LoopWaker};
+use crate::lane::{Driver, LoopWaker, SharedEngine};
 use crate::resources::OwnerId;
 
 /// The triangle's WGSL: positions from a vertex buffer, the colour from a uniform.
@@ -139,8 +139,9 @@ impl TriangleDemo {
 }
 
 impl Driver for TriangleDemo {
-    fn frame_due(&mut self, engine: &mut GpuEngine, frame: FrameInfo) {
-        match self.render(engine, frame) {
+    fn frame_due(&mut self, engine: &SharedEngine, frame: FrameInfo) {
+        let mut engine = engine.lock();
+        match self.render(&mut engine, frame) {
             Ok(()) => self.ended += 1,
             Err(e) => {
                 // The invocation fails, the loop goes on: exactly what a module's trap does.

@@ -762,6 +762,11 @@ impl GpuEngine {
         self.frame_due
     }
 
+    /// The module whose frame is being recorded, if one is.
+    pub fn recording_owner(&self) -> Option<OwnerId> {
+        self.recording.as_ref().map(FrameRecording::owner)
+    }
+
     /// Reads back the newest rendered frame not yet shown: its number and pixels. Waits for
     /// the GPU.
     pub fn read_frame(&self) -> Result<Option<(u64, Image)>> {

@@ -100,15 +100,63 @@ impl Gpu {
             None => Ok(value),
             Some(wgpu::Error::Validation { description, .. }) => Err(GpuError::Validation {
                 during: during.to_string(),
-                message: description,
+                message: explain(&description),
             }),
             Some(wgpu::Error::OutOfMemory { .. }) => Err(GpuError::OutOfMemory {
                 during: during.to_string(),
             }),
             Some(wgpu::Error::Internal { description, .. }) => Err(GpuError::Internal {
                 during: during.to_string(),
-                message: description,
+                message: explain(&description),
             }),
         }
+    }
+}
+
+/// wgpu's description on one line: "Validation Error / Caused by: / In X / In Y / why" becomes
+/// "In X: In Y: why". A source diagram (WGSL errors) follows on its own lines, as wgpu drew it.
+fn explain(description: &str) -> String {
+    let mut lines = description
+        .lines()
+        .filter(|l| {
+            !matches!(
+                l.trim(),
+                "" | "Caused by:" | "Validation Error" | "Internal error"
+            )
+        })
+        .peekable();
+    let mut context = Vec::new();
+    while let Some(line) = lines.next_if(|l| !l.contains('│') && !l.contains('┌')) {
+        context.push(line.trim());
+    }
+    let diagram: Vec<&str> = lines.collect();
+    let mut message = context.join(": ");
+    if message.is_empty() {
+        message = description.trim().to_owned();
+    }
+    if !diagram.is_empty() {
+        message.push('\n');
+        message.push_str(&diagram.join("\n"));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain;
+
+    #[test]
+    fn wgpu_messages_become_one_line_with_their_diagram_kept() {
+        let draw = "Validation Error\n\nCaused by:\n  In a CommandEncoder, label = 'f'\n    In a draw command, kind: Draw\n      expects a BindGroup at index 0\n";
+        assert_eq!(
+            explain(draw),
+            "In a CommandEncoder, label = 'f': In a draw command, kind: Draw: expects a BindGroup at index 0"
+        );
+        let wgsl = "Validation Error\n\nCaused by:\n  In Device::create_shader_module\n\nShader parsing error: expected identifier\n  ┌─ wgsl:1:11\n  │\n1 │ fn broken(\n  │           ^ here\n";
+        assert_eq!(
+            explain(wgsl),
+            "In Device::create_shader_module: Shader parsing error: expected identifier\n  ┌─ wgsl:1:11\n  │\n1 │ fn broken(\n  │           ^ here"
+        );
+        assert_eq!(explain("Validation Error"), "Validation Error");
     }
 }

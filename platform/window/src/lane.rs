@@ -1,10 +1,14 @@
 //! The GPU lane's loop: who runs render invocations, when, and how other threads get in.
 //!
-//! The loop owns the engine's thread. Each turn it calls [`Driver::drain`] (the hook where the
-//! node's scheduler runs the jobs queued for this lane) and, when the pacer says so,
-//! [`Driver::frame_due`]. Other threads queue jobs and call [`LoopWaker::wake`]; the loop then
-//! turns at once. Windowed, the loop is winit's (`window::WindowLoop`, on the main thread);
-//! headless, it is [`HeadlessLoop`], on whatever thread calls `run`.
+//! Each turn the loop calls [`Driver::drain`] (the hook where the jobs queued for this lane run)
+//! and, when the pacer says so, [`Driver::frame_due`]. Other threads queue jobs and call
+//! [`LoopWaker::wake`]; the loop then turns at once. Windowed, the loop is winit's
+//! (`window::WindowLoop`, on the main thread); headless, it is [`HeadlessLoop`], on whatever
+//! thread calls `run`.
+//!
+//! The engine is shared ([`SharedEngine`]): the loop locks it only for its own bookkeeping and
+//! never while it calls the driver, so a driver may hand the frame to another thread (the
+//! node's lane) that locks the engine to record it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,16 +22,22 @@ use crate::frame::FrameInfo;
 use crate::input::{InputEvent, InputState};
 use crate::pacing::{FramePacer, Pace};
 
+/// The engine as the loops, the present step and the node's lane share it. wgpu's error scopes
+/// are per thread; every engine call pushes and pops its scopes while holding this lock, so
+/// whichever thread calls, its errors are its own.
+pub type SharedEngine = Arc<Mutex<GpuEngine>>;
+
 /// What the embedder (the node) does on the GPU lane.
 pub trait Driver {
     /// Frame `frame` is due. Run the render invocation now (`begin_frame` … `end_frame`), or
-    /// queue it and run it from [`Driver::drain`]. No other frame is due until the engine's
-    /// `end_frame` or `abort_frame` is called, so a driver that cannot render must abort.
-    fn frame_due(&mut self, engine: &mut GpuEngine, frame: FrameInfo);
+    /// hand it on (queue it for [`Driver::drain`], or for another thread). No other frame is
+    /// due until the engine's `end_frame` or `abort_frame` is called, so a driver that cannot
+    /// render must abort. The loop does not hold the engine's lock here.
+    fn frame_due(&mut self, engine: &SharedEngine, frame: FrameInfo);
 
     /// Runs every loop turn, and at once after [`LoopWaker::wake`]: the place to run jobs that
     /// must run on this thread. By default, nothing.
-    fn drain(&mut self, engine: &mut GpuEngine) {
+    fn drain(&mut self, engine: &SharedEngine) {
         let _ = engine;
     }
 
@@ -167,7 +177,7 @@ impl HeadlessLoop {
     /// Runs until `config.frames` frames have ended or the waker stops it.
     pub fn run(
         &self,
-        engine: &mut GpuEngine,
+        engine: &SharedEngine,
         config: &HeadlessConfig,
         driver: &mut dyn Driver,
     ) -> Result<LoopStats> {
@@ -181,16 +191,26 @@ impl HeadlessLoop {
         loop {
             driver.drain(engine);
             if let Some(capture) = &config.capture {
-                stats.captured += write_ready(engine, capture)?;
+                stats.captured += write_ready(&engine.lock(), capture)?;
             }
-            let busy = engine.frame_outstanding().is_some();
-            if config.frames.is_some_and(|n| stats.frames >= n) && !busy {
-                break;
-            }
-            let wait_until = match pacer.poll(Instant::now(), busy) {
-                // Not busy and under the frame limit: checked just above.
+            let pace = {
+                let mut engine = engine.lock();
+                let busy = engine.frame_outstanding().is_some();
+                if config.frames.is_some_and(|n| stats.frames >= n) {
+                    if !busy {
+                        break;
+                    }
+                    Pace::WaitForFrame
+                } else {
+                    let pace = pacer.poll(Instant::now(), busy);
+                    if let Pace::Due(frame) = pace {
+                        engine.frame_handed_out(frame.number);
+                    }
+                    pace
+                }
+            };
+            let wait_until = match pace {
                 Pace::Due(frame) => {
-                    engine.frame_handed_out(frame.number);
                     stats.frames += 1;
                     driver.frame_due(engine, frame);
                     continue;

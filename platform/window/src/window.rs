@@ -1,10 +1,12 @@
 //! The windowed render loop: a winit window whose surface shows the frames.
 //!
 //! winit's event loop must run on the main thread on several platforms, so the embedder
-//! creates a [`WindowLoop`] there and calls [`WindowLoop::run`], which returns when the window
-//! closes (the process goes on). Render invocations run on this thread, from the loop, through
-//! the [`Driver`]; the surface is acquired and presented on the present thread, so vsync never
-//! holds this thread. Other threads wake the loop with the [`LoopWaker`] (a winit user event).
+//! creates a [`WindowLoop`] there, opens the device on its display ([`WindowLoop::open_gpu`],
+//! before the window exists, so a node can create resources as soon as it starts), and calls
+//! [`WindowLoop::run`], which returns when the window closes (the process goes on). Frames are
+//! handed out from the loop through the [`Driver`]; the surface is acquired and presented on
+//! the present thread, so vsync never holds this thread. Other threads wake the loop with the
+//! [`LoopWaker`] (a winit user event).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,11 +16,10 @@ use winit::event::WindowEvent;
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
 use winit::window::{Window, WindowId};
 
-use crate::engine::{EngineConfig, GpuEngine};
 use crate::error::{GpuError, Result};
 use crate::gpu::{Gpu, instance_descriptor};
 use crate::input::{InputEvent, InputState, translate};
-use crate::lane::{Driver, LoopSignal, LoopStats, LoopWaker};
+use crate::lane::{Driver, LoopSignal, LoopStats, LoopWaker, SharedEngine};
 use crate::pacing::{FramePacer, Pace};
 use crate::present::PresentThread;
 
@@ -32,7 +33,6 @@ pub struct WindowConfig {
     pub height: u32,
     /// Frames per second; by default, the monitor's refresh rate (60 if unknown).
     pub rate_hz: Option<f64>,
-    pub engine: EngineConfig,
 }
 
 impl Default for WindowConfig {
@@ -42,7 +42,6 @@ impl Default for WindowConfig {
             width: 1280,
             height: 720,
             rate_hz: None,
-            engine: EngineConfig::default(),
         }
     }
 }
@@ -67,14 +66,29 @@ impl WindowLoop {
         LoopWaker::window(self.event_loop.create_proxy())
     }
 
-    /// Opens the window and runs until it is closed (or the waker stops the loop).
-    pub fn run(self, config: WindowConfig, driver: &mut dyn Driver) -> Result<LoopStats> {
+    /// Opens a device on this display's instance. Its adapter is chosen before the window
+    /// exists; [`run`](Self::run) checks that it can present to the window's surface.
+    pub fn open_gpu(&self) -> Result<Gpu> {
+        let instance = wgpu::Instance::new(instance_descriptor(Some(Box::new(
+            self.event_loop.owned_display_handle(),
+        ))));
+        Gpu::open(instance, None)
+    }
+
+    /// Opens the window, shows `engine`'s frames in it and runs until it is closed (or the
+    /// waker stops the loop). `engine` must have been opened with [`open_gpu`](Self::open_gpu).
+    pub fn run(
+        self,
+        config: WindowConfig,
+        engine: &SharedEngine,
+        driver: &mut dyn Driver,
+    ) -> Result<LoopStats> {
         let mut app = App {
             proxy: self.waker(),
             config,
             driver,
             window: None,
-            engine: None,
+            engine: engine.clone(),
             present: None,
             pacer: FramePacer::at_rate(60.0, (0, 0), false),
             input: InputState::new(),
@@ -102,7 +116,7 @@ struct App<'d> {
     config: WindowConfig,
     driver: &'d mut dyn Driver,
     window: Option<Arc<Window>>,
-    engine: Option<GpuEngine>,
+    engine: SharedEngine,
     present: Option<PresentThread>,
     pacer: FramePacer,
     input: InputState,
@@ -130,24 +144,28 @@ impl App<'_> {
                 .create_window(attributes)
                 .map_err(|e| GpuError::Window(format!("the window could not be created: {e}")))?,
         );
-        let instance = wgpu::Instance::new(instance_descriptor(Some(Box::new(
-            event_loop.owned_display_handle(),
-        ))));
-        let surface = instance
+        let (gpu, ring) = {
+            let engine = self.engine.lock();
+            (engine.gpu().clone(), engine.ring().clone())
+        };
+        let surface = gpu
+            .instance
             .create_surface(window.clone())
             .map_err(|e| GpuError::Window(format!("the window has no GPU surface: {e}")))?;
-        let gpu = Gpu::open(instance, Some(&surface))?;
+        if !gpu.adapter.is_surface_supported(&surface) {
+            return Err(GpuError::Window(format!(
+                "the adapter {} cannot present to this window; pick another backend with \
+                 WGPU_BACKEND=vulkan|gl",
+                gpu.describe()
+            )));
+        }
         tracing::info!(adapter = %gpu.describe(), "window opened");
         let size = window.inner_size();
-        let engine = GpuEngine::new(gpu.clone(), self.config.engine);
         let waker = self.proxy.clone();
-        let present = PresentThread::spawn(
-            gpu,
-            surface,
-            (size.width, size.height),
-            engine.ring().clone(),
-            move || waker.wake(),
-        )?;
+        let present =
+            PresentThread::spawn(gpu, surface, (size.width, size.height), ring, move || {
+                waker.wake()
+            })?;
         let rate = self.config.rate_hz.unwrap_or_else(|| {
             window
                 .current_monitor()
@@ -156,23 +174,27 @@ impl App<'_> {
         });
         self.pacer = FramePacer::at_rate(rate, (size.width, size.height), false);
         self.window = Some(window);
-        self.engine = Some(engine);
         self.present = Some(present);
         Ok(())
     }
 
     /// One turn: the driver's jobs, then a frame if one is due; returns when to turn next.
     fn turn(&mut self) -> ControlFlow {
-        let Some(engine) = &mut self.engine else {
-            return ControlFlow::Wait;
-        };
+        let engine = &self.engine;
         self.driver.drain(engine);
-        // Busy while a frame renders or waits to be shown: the present thread wakes the loop
-        // once it has taken the frame, which is how vsync paces rendering.
-        let busy = engine.frame_outstanding().is_some() || engine.ring().pending();
-        match self.pacer.poll(Instant::now(), busy) {
-            Pace::Due(frame) => {
+        let pace = {
+            let mut engine = engine.lock();
+            // Busy while a frame renders or waits to be shown: the present thread wakes the
+            // loop once it has taken the frame, which is how vsync paces rendering.
+            let busy = engine.frame_outstanding().is_some() || engine.ring().pending();
+            let pace = self.pacer.poll(Instant::now(), busy);
+            if let Pace::Due(frame) = pace {
                 engine.frame_handed_out(frame.number);
+            }
+            pace
+        };
+        match pace {
+            Pace::Due(frame) => {
                 self.stats.frames += 1;
                 self.driver.frame_due(engine, frame);
                 self.driver.drain(engine);
@@ -216,6 +238,12 @@ impl ApplicationHandler<LoopSignal> for App<'_> {
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
+        if event == WindowEvent::Destroyed {
+            // Destroyed from outside (not closed by the user): nothing left to draw into.
+            self.shut_down();
+            event_loop.exit();
+            return;
+        }
         let Some(input) = translate(&event) else {
             return;
         };

@@ -45,7 +45,9 @@ pub fn definitions(name: &str) -> Option<Vec<TypeDef>> {
                 // The target's size in physical pixels.
                 field("width", Type::U32),
                 field("height", Type::U32),
-                // The frame's logical time (microseconds), as `ctx.now()`.
+                // Microseconds since the render loop started: `number × interval` off-screen
+                // (so a run is reproducible), the pacer's tick in a window. Not `ctx.now()`,
+                // which is the invocation's ingress time.
                 field("time", Type::I64),
             ],
         }],

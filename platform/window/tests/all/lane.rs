@@ -1,22 +1,25 @@
 //! The headless render loop: paced frames, PNG capture, and jobs from other threads run
 //! through the drain hook, as the node's scheduler will run render invocations.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
+
+use parking_lot::Mutex;
 
 use interstice_window::demo::{TriangleDemo, TriangleScene};
 use interstice_window::engine::buffer_usage;
 use interstice_window::{
     Capture, Driver, EngineConfig, FrameInfo, GpuEngine, HeadlessConfig, HeadlessLoop, LoopWaker,
-    OwnerId,
+    OwnerId, SharedEngine,
 };
 
 use crate::common::*;
 
 #[test]
 fn the_headless_loop_renders_paced_frames_and_writes_them_as_png() {
-    let Some(mut engine) = engine(EngineConfig::default()) else {
+    let Some(engine) = engine(EngineConfig::default()) else {
         return;
     };
+    let engine = Arc::new(Mutex::new(engine));
     let dir = tempfile::tempdir().expect("temp dir");
     let config = HeadlessConfig {
         width: WIDTH,
@@ -31,7 +34,7 @@ fn the_headless_loop_renders_paced_frames_and_writes_them_as_png() {
     let mut demo = TriangleDemo::new(OwnerId(1));
     demo.clear = CLEAR;
     let stats = HeadlessLoop::new()
-        .run(&mut engine, &config, &mut demo)
+        .run(&engine, &config, &mut demo)
         .expect("loop");
     assert_eq!(demo.last_error, None);
     assert_eq!((stats.frames, demo.ended, stats.captured), (4, 4, 2));
@@ -69,7 +72,7 @@ struct Queued {
 }
 
 impl Driver for Queued {
-    fn frame_due(&mut self, _: &mut GpuEngine, frame: FrameInfo) {
+    fn frame_due(&mut self, _: &SharedEngine, frame: FrameInfo) {
         self.frames_seen.push(frame);
         let owner = OwnerId(1);
         let scene = self.scene;
@@ -85,9 +88,10 @@ impl Driver for Queued {
             .expect("queue");
     }
 
-    fn drain(&mut self, engine: &mut GpuEngine) {
+    fn drain(&mut self, engine: &SharedEngine) {
+        let mut engine = engine.lock();
         while let Ok(job) = self.jobs.try_recv() {
-            job(engine);
+            job(&mut engine);
             self.jobs_run += 1;
         }
         // Stop once the producer's six jobs ran and three frames rendered.
@@ -135,7 +139,9 @@ fn jobs_from_other_threads_run_on_the_lane_through_the_drain_hook() {
         frames: Some(5_000),
         ..HeadlessConfig::default()
     };
-    let stats = lane.run(&mut engine, &config, &mut driver).expect("loop");
+    let engine = Arc::new(Mutex::new(engine));
+    let stats = lane.run(&engine, &config, &mut driver).expect("loop");
+    let engine = engine.lock();
     producer.join().expect("producer");
     assert_eq!(
         engine.usage(OwnerId(9)).resources,

@@ -16,4 +16,11 @@ fn audio_with_an_input_event(_ctx: ReducerContext, _block: InputEvent) {}
 #[reducer(on = "rendr")]
 fn misspelt(_ctx: ReducerContext) {}
 
+// Queries have no GPU: `ctx.gpu()` is for the Gpu module's reducers and its render hook.
+#[query]
+fn query_that_draws(ctx: QueryContext) -> u32 {
+    let _gpu = ctx.gpu();
+    0
+}
+
 fn main() {}
