@@ -13,11 +13,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use interstice_audio::{AudioConfig, AudioDevice, AudioError, AudioStats, SampleFormat};
 
 use crate::support::{RATE, Tone, fill, frequency};
+
+/// How long a child test may run before it is killed and failed (each plays 3 s of audio).
+const CHILD_PATIENCE: Duration = Duration::from_secs(240);
+
+/// How long the reader waits for the device or the producer to move before giving up.
+const STALL: Duration = Duration::from_secs(60);
 
 /// Set in the child: the directory holding the pipe and the ALSA configuration.
 const CHILD_DIR: &str = "INTERSTICE_AUDIO_TEST_DIR";
@@ -62,17 +68,36 @@ fn in_child(test: &str, device: &str, body: fn(&Path)) {
     )
     .expect("the ALSA configuration");
     let exe = std::env::current_exe().expect("the test binary");
-    let out = Command::new(exe)
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("ALSA_CONFIG_PATH", &conf)
         .env(CHILD_DIR, dir.path())
-        .output()
+        .stdout(File::create(&out_path).expect("the child's stdout"))
+        .stderr(File::create(&err_path).expect("the child's stderr"))
+        .spawn()
         .expect("the child test process");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A watchdog, not a measurement: a stream that stops must fail the test, never hang CI.
+    let deadline = Instant::now() + CHILD_PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     print!("{stdout}");
     eprint!("{stderr}");
-    assert!(out.status.success(), "the child test failed");
+    let status = status.unwrap_or_else(|| {
+        panic!("the child test was still running after {CHILD_PATIENCE:?}: the stream stalled")
+    });
+    assert!(status.success(), "the child test failed");
     assert!(
         stdout.contains("1 passed"),
         "the child ran no test; is `{test}` its name?"
@@ -95,12 +120,11 @@ fn read_paced(
 ) -> Vec<u8> {
     let period = 256usize;
     let bytes_per_frame = 2 * 4;
-    // Blocks until ALSA opens the pipe for writing.
+    // Does not block: `hold_pipe` keeps a writer open until ALSA has its own.
     let mut pipe = File::open(&fifo).expect("the pipe opens");
-    // One page (512 frames): with the period cpal has in flight, the device can render at
-    // most 1024 frames beyond what was read.
-    rustix::pipe::fcntl_setpipe_size(&pipe, 4096).expect("a one-page pipe");
-    let stats = gate.map(|g| g.recv().expect("the engine's stats"));
+    let Ok(stats) = gate.map(|g| g.recv()).transpose() else {
+        return Vec::new(); // The test failed before the stream started.
+    };
     let mut read = 0u64;
     let pace = Duration::from_nanos(period as u64 * 1_000_000_000 / u64::from(RATE));
     let mut data = vec![0u8; frames * bytes_per_frame];
@@ -108,11 +132,17 @@ fn read_paced(
         read += period as u64;
         if let Some(stats) = &stats {
             // Read + in the pipe + in flight + the callback this read may release.
+            let mut last = (written(stats), Instant::now());
             while written(stats) < read + 512 + 512 + 512 {
+                if written(stats) != last.0 {
+                    last = (written(stats), Instant::now());
+                } else if last.1.elapsed() > STALL {
+                    return Vec::new(); // The producer stopped: the test will say so.
+                }
                 thread::sleep(Duration::from_micros(200));
             }
         }
-        if pipe.read_exact(chunk).is_err() {
+        if !readable_within(&pipe, STALL) || pipe.read_exact(chunk).is_err() {
             // The device closed early: the test that wanted these frames will say so.
             return Vec::new();
         }
@@ -131,6 +161,31 @@ fn read_paced(
         }
     }
     data
+}
+
+/// Whether `pipe` has bytes (or its end) within `patience`.
+fn readable_within(pipe: &File, patience: Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let timeout = Timespec {
+        tv_sec: patience.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    let mut fds = [PollFd::new(pipe, PollFlags::IN)];
+    matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+}
+
+/// Opens the pipe and sizes it to one page (512 frames: with the period cpal has in flight,
+/// the device can then render at most 1024 frames beyond what was read) before ALSA opens
+/// it, since a pipe cannot shrink below what it holds and sizing it after the device's first
+/// write would race with the device. The descriptor (a writer too) keeps the pipe, and its
+/// size, until ALSA holds its own: drop it once the device is open, so the reader sees the
+/// end when the device closes.
+fn hold_pipe(fifo: &Path) -> rustix::fd::OwnedFd {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(fifo, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .expect("the pipe opens");
+    rustix::pipe::fcntl_setpipe_size(&fd, 4096).expect("a one-page pipe");
+    fd
 }
 
 /// Frames the producer has pushed so far.
@@ -164,6 +219,7 @@ fn tone_body(dir: &Path) {
     let (done_tx, done_rx) = mpsc::channel();
     let fifo = dir.join("out.fifo");
     let (stats_tx, stats_rx) = mpsc::channel();
+    let held = hold_pipe(&fifo);
     let reader = thread::spawn(move || read_paced(fifo, frames, done_tx, Some(stats_rx)));
 
     let config = AudioConfig::default()
@@ -171,6 +227,7 @@ fn tone_body(dir: &Path) {
         .target_blocks(8)
         .capture(false);
     let (device, mut io) = AudioDevice::open_default(&config).expect("ALSA's file device opens");
+    drop(held);
     stats_tx.send(io.stats.clone()).expect("the reader waits");
     let info = device.info().clone();
     println!("negotiated: {info:?}");
@@ -194,8 +251,10 @@ fn tone_body(dir: &Path) {
     device.play().expect("the stream starts");
     let stats = loop {
         fill(&mut io, &mut block);
-        if done_rx.try_recv().is_ok() {
-            break io.stats.snapshot().output;
+        match done_rx.try_recv() {
+            // Disconnected: the reader gave up; its result says why.
+            Ok(()) | Err(mpsc::TryRecvError::Disconnected) => break io.stats.snapshot().output,
+            Err(mpsc::TryRecvError::Empty) => {}
         }
         let wait = io.output.time_until_wanted();
         thread::sleep(wait.clamp(Duration::from_micros(500), Duration::from_millis(5)));
@@ -256,12 +315,14 @@ fn capture_body(dir: &Path) {
     std::fs::write(dir.join("in.raw"), bytes).expect("the capture file");
     let (done_tx, _done_rx) = mpsc::channel();
     let out_fifo = dir.join("out.fifo");
+    let held = hold_pipe(&out_fifo);
     let _player = thread::spawn(move || read_paced(out_fifo, RATE as usize, done_tx, None));
 
     let config = AudioConfig::default()
         .block_frames(BLOCK)
         .capture_blocks(64);
     let (device, mut io) = AudioDevice::open_default(&config).expect("ALSA's file devices open");
+    drop(held);
     println!("negotiated: {:?}", device.info());
     let input = device.info().input.expect("capture is open");
     assert_eq!(input.sample_format, SampleFormat::F32);
@@ -316,6 +377,7 @@ fn node_body(dir: &Path) {
     let (done_tx, done_rx) = mpsc::channel();
     let fifo = dir.join("out.fifo");
     let (stats_tx, stats_rx) = mpsc::channel();
+    let held = hold_pipe(&fifo);
     let reader = thread::spawn(move || read_paced(fifo, frames, done_tx, Some(stats_rx)));
 
     let config = AudioConfig::default()
@@ -330,6 +392,7 @@ fn node_body(dir: &Path) {
     .expect("the node opens");
     node.install(wasm).expect("the audio module installs");
     let device = audio.device().expect("ALSA's file device opens");
+    drop(held);
     println!("device: {device}");
     assert!(device.contains("f32, 2 ch, 48000 Hz"), "{device}");
     let stats = audio.engine_stats().expect("open");
@@ -344,7 +407,8 @@ fn node_body(dir: &Path) {
         .call_reducer_values("audio", "set_tone", &[Value::F64(660.0), Value::F64(0.2)])
         .expect("the call reaches the node");
     assert!(outcome.is_committed(), "{outcome:?}");
-    done_rx.recv().expect("the reader read everything");
+    // An error here is the reader giving up; the sample count below says so.
+    let _ = done_rx.recv();
     let output = stats.snapshot().output;
     println!("stats: {output:?}\nhooks: {:?}", audio.hook_stats());
     for (label, value) in node.authority_stats() {

@@ -251,13 +251,15 @@ fn hostile_gpu_modules_fail_their_frame_with_a_message_and_leak_nothing() {
             hook.on = Some(Event::Render);
             hook.args = vec![Field::new("frame", Type::Named(FRAME_INFO.into()))];
         }
-        module_importing(&schema, ABI_VERSION, IMPORTS, &["(i32.const 0)", "(i32.const 0)"])
+        module_importing(
+            &schema,
+            ABI_VERSION,
+            IMPORTS,
+            &["(i32.const 0)", "(i32.const 0)"],
+        )
     };
     let err = node.install(&two_hooks).expect_err("two render hooks");
-    assert!(
-        err.to_string().contains("has 2: draw, draw_more"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("has 2: draw, draw_more"), "{err}");
 
     // A reducer may make resources; they are the module's until it goes.
     node.install(&hostile_module(
