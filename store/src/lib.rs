@@ -61,6 +61,8 @@
 mod bytes;
 mod error;
 mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod history;
 mod log;
 mod read;

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use interstice_build::{BuildOptions, TargetDir, build_module};
 
+/// How long a command that should end by itself may run (a build of the examples included).
+const COMMAND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -96,12 +99,32 @@ impl Home {
         cmd
     }
 
+    /// Runs `interstice args` to its end. A command that does not end within
+    /// [`COMMAND_PATIENCE`] (one that serves when it should have refused) is killed and fails
+    /// the test, instead of hanging the suite.
     pub fn run(&self, args: &[&str]) -> Run {
+        let child = self
+            .cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(child.wait_with_output()));
+        let Ok(output) = finished.recv_timeout(COMMAND_PATIENCE) else {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!(
+                "`interstice {}` was still running after {COMMAND_PATIENCE:?}",
+                args.join(" ")
+            );
+        };
         let Output {
             status,
             stdout,
             stderr,
-        } = self.cmd().args(args).output().unwrap();
+        } = output.unwrap();
         Run {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -21,6 +21,8 @@
 
 mod admission;
 mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 mod peers;
 pub mod proto;
 mod requests;

@@ -5,6 +5,7 @@
 
 mod authority;
 mod file;
+mod fuzz_corpus;
 mod hello;
 mod hostile;
 mod lifecycle;

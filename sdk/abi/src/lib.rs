@@ -29,6 +29,8 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 mod module;
 pub mod partition;

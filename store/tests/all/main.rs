@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod damage;
 mod faults;
+mod fuzz_corpus;
 mod group_commit;
 mod model;
 mod persistence;
