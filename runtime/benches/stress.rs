@@ -460,4 +460,65 @@ fn queries_against_commits(node: &Arc<Node>, addr: &str, runtime: &tokio::runtim
             &format!("({} queries answered)", served.load(Ordering::Relaxed)),
         );
     });
+    queries_in_process(node);
+}
+
+/// The same commits against the same query, without the network: whether commits wait for
+/// queries in the node, or only for the CPU. Four threads loop `call_query` in process, then
+/// four threads only burn CPU, while this thread commits to `probe`.
+fn queries_in_process(node: &Arc<Node>) {
+    let commits = || {
+        let end = Instant::now() + MEASURE;
+        let mut samples = Vec::new();
+        while Instant::now() < end {
+            let start = Instant::now();
+            let outcome = node.call_reducer("probe", "insert", &[]).expect("commit");
+            assert!(outcome.is_committed());
+            samples.push(start.elapsed());
+        }
+        samples.sort();
+        samples
+    };
+    let report = |what: &str, samples: &[Duration], notes: String| {
+        let ms = |p| percentile(samples, p).as_secs_f64() * 1e3;
+        println!(
+            "{what:<52} commit p50 {:>7.2} ms  p99 {:>7.2} ms   ({} commits) {notes}",
+            ms(0.5),
+            ms(0.99),
+            samples.len()
+        );
+    };
+    let under = |what: &str, work: &(dyn Fn() + Sync)| {
+        let stop = AtomicBool::new(false);
+        let done = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        work();
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let samples = commits();
+            stop.store(true, Ordering::Relaxed);
+            report(
+                what,
+                &samples,
+                format!("({} loops done)", done.load(Ordering::Relaxed)),
+            );
+        });
+    };
+    report("in process: commits, no queries", &commits(), String::new());
+    under("in process: 4 threads loop the query", &|| {
+        let _ = node.call_query("hello", "get_greetings", &[]);
+    });
+    under("in process: 4 threads burn CPU (no node)", &|| {
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+    });
 }

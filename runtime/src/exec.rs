@@ -14,6 +14,7 @@ use interstice_store::{
 
 use crate::authority::FilePending;
 use crate::error::HostCallError as HostError;
+use crate::partition::{self, PartGrant, Parts, TableParts};
 
 /// What the host lets one reducer or query touch: the tables it declared (by full name,
 /// `module.table`) and the calls it declared, or, without a declaration, every table of its
@@ -23,10 +24,13 @@ pub(crate) enum Grant {
     /// No declaration: every table of the module, read and write.
     OwnModule,
     Declared {
+        /// Whole tables.
         reads: BTreeSet<String>,
         writes: BTreeSet<String>,
         /// `module.reducer` it may call or schedule, `node.module.reducer` it may call remotely.
         calls: BTreeSet<String>,
+        /// Partitions of tables, as functions of the arguments (`writes(cells[region])`).
+        partitions: Vec<PartGrant>,
     },
 }
 
@@ -36,6 +40,8 @@ pub(crate) enum Grant {
 pub(crate) struct Permissions {
     pub grant: Grant,
     pub nodes: Arc<BTreeSet<String>>,
+    /// The function's parameters, by name: what partition declarations are evaluated with.
+    pub params: Arc<[(String, Type)]>,
 }
 
 /// The most lines one invocation (with its nested calls) may add to the node's log.
@@ -93,6 +99,8 @@ pub(crate) struct TableMeta {
     pub columns: Vec<Type>,
     pub column_names: Vec<String>,
     pub pk: usize,
+    /// The column the table is partitioned by, if it is.
+    pub partition: Option<usize>,
     pub registry: Arc<TypeRegistry>,
 }
 
@@ -109,6 +117,7 @@ impl TableMeta {
             columns: schema.columns.iter().map(|c| c.ty.clone()).collect(),
             column_names: schema.columns.iter().map(|c| c.name.clone()).collect(),
             pk: schema.primary_key_index().unwrap_or(0),
+            partition: schema.partition_column(),
             registry,
         }
     }
@@ -119,6 +128,8 @@ impl TableMeta {
 struct Handle {
     meta: Arc<TableMeta>,
     writable: bool,
+    /// With access to only some partitions of the table: which, and its partition column.
+    parts: Option<(usize, TableParts)>,
 }
 
 impl std::ops::Deref for Handle {
@@ -162,6 +173,9 @@ pub(crate) struct Exec {
     log_lines: u32,
     /// File changes of the File module, applied after commit (`authority/file.rs`).
     pub files: FilePending,
+    /// What its partition declarations came to with its arguments; `None` where there are
+    /// none, or they count as whole tables.
+    parts: Option<Arc<Parts>>,
 }
 
 /// Runs `$body` with `$reader` bound to what the invocation reads: its snapshot if it has one,
@@ -203,7 +217,14 @@ impl Exec {
             remote: Vec::new(),
             log_lines: 0,
             files: FilePending::default(),
+            parts: None,
         }
+    }
+
+    /// The partitions it may touch, evaluated from its arguments.
+    pub fn with_parts(mut self, parts: Option<Arc<Parts>>) -> Self {
+        self.parts = parts;
+        self
     }
 
     /// A context that reads `snapshot` instead of a transaction: a query from outside.
@@ -310,6 +331,108 @@ impl Exec {
         Ok(handle)
     }
 
+    /// Refuses `what` on a table this invocation may touch only some partitions of: it could
+    /// reach rows of other partitions, which other invocations may be writing in parallel.
+    fn whole_needed(&self, handle: &Handle, what: &str, instead: &str) -> Result<(), HostError> {
+        let Some((_, parts)) = &handle.parts else {
+            return Ok(());
+        };
+        Err(HostError::fatal(
+            ErrorCode::Denied,
+            format!(
+                "`{}.{}` {what} `{}`, which needs the whole table, but it declared only partitions of it ({}); {instead}, or declare the whole table in its #[reducer(...)]",
+                self.frame.module,
+                self.frame.function,
+                handle.name,
+                parts.declared.join(", ")
+            ),
+        ))
+    }
+
+    /// Fails unless partition `value` of the table is one this invocation may read (or, with
+    /// `write`, write).
+    fn check_part(
+        &self,
+        handle: &Handle,
+        value: &Value,
+        write: bool,
+        what: &str,
+    ) -> Result<(), HostError> {
+        let Some((column, parts)) = &handle.parts else {
+            return Ok(());
+        };
+        let allowed = match partition::key(value) {
+            Some(v) if write => parts.writes.contains(v),
+            Some(v) => parts.may_read(v),
+            None => false,
+        };
+        if allowed {
+            return Ok(());
+        }
+        let (kind, ranges) = if write {
+            ("writes", parts.writes.to_string())
+        } else {
+            ("reads", {
+                let mut all = parts.reads.clone();
+                all.extend(&parts.writes);
+                all.to_string()
+            })
+        };
+        Err(HostError::fatal(
+            ErrorCode::Denied,
+            format!(
+                "`{}.{}` {what} partition {} = {} of `{}`, outside the partitions it {kind} ({}: {} with these arguments); add it to its #[reducer(...)], or declare the whole table",
+                self.frame.module,
+                self.frame.function,
+                handle.column_names[*column],
+                partition::key(value).map_or_else(|| format!("{value:?}"), |v| v.to_string()),
+                handle.name,
+                parts.declared.join(", "),
+                if ranges.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ranges
+                },
+            ),
+        ))
+    }
+
+    /// The partition of `row` checked, if the table has partition access.
+    fn check_row(
+        &self,
+        handle: &Handle,
+        row: &[Value],
+        write: bool,
+        what: &str,
+    ) -> Result<(), HostError> {
+        match &handle.parts {
+            Some((column, _)) => match row.get(*column) {
+                Some(value) => self.check_part(handle, value, write, what),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// A lookup by `column`: on the partition column, a partition it may read; on any other
+    /// column (the primary key included, unless it is the partition column) the whole table.
+    fn check_lookup(&self, handle: &Handle, column: usize, key: &Value) -> Result<(), HostError> {
+        match &handle.parts {
+            Some((partition, _)) if *partition == column => {
+                self.check_part(handle, key, false, "looks up")
+            }
+            Some((partition, _)) => self.whole_needed(
+                handle,
+                &format!("looks up `{}` in", handle.column_names[column]),
+                &format!(
+                    "look rows up by the partition column `{}` instead",
+                    handle.column_names[*partition]
+                ),
+            ),
+            None => Ok(()),
+        }
+    }
+
     fn decode_row(handle: &Handle, bytes: &[u8]) -> Result<Vec<Value>, HostError> {
         interstice_abi::decode_fields(bytes, &handle.columns, &handle.registry).map_err(|e| {
             HostError::fatal(
@@ -414,6 +537,16 @@ fn store_error(e: StoreError) -> HostError {
     }
 }
 
+/// An integer bound as the inclusive value it comes to (`step` 1 for a lower bound, -1 for an
+/// upper one); `None` when unbounded or not an integer.
+fn int_bound(b: &Bound<Value>, step: i128) -> Option<i128> {
+    match b {
+        Bound::Included(v) => partition::key(v),
+        Bound::Excluded(v) => partition::key(v).map(|v| v + step),
+        Bound::Unbounded => None,
+    }
+}
+
 fn to_bound(b: host::Bound) -> Bound<Value> {
     match b {
         host::Bound::Unbounded => Bound::Unbounded,
@@ -440,11 +573,31 @@ impl Exec {
             ));
         }
         let own = in_module(&full, &self.frame.module);
+        let mut parts = None;
         let (readable, writable) = match &self.frame.permissions.grant {
             Grant::OwnModule => (own, own),
-            Grant::Declared { reads, writes, .. } => {
+            Grant::Declared {
+                reads,
+                writes,
+                partitions,
+                ..
+            } => {
                 let w = own && writes.contains(&full);
-                (w || reads.contains(&full) || writes.contains(&full), w)
+                let whole = (w || reads.contains(&full) || writes.contains(&full), w);
+                let declared = partitions.iter().filter(|g| g.table == full);
+                match (whole, declared.clone().next()) {
+                    ((false, _), Some(_)) => {
+                        let writes_some = own && declared.clone().any(|g| g.write);
+                        // Evaluated from the arguments; when that was not possible the
+                        // declarations count as the whole table, as the planner took them.
+                        parts = self
+                            .parts
+                            .as_ref()
+                            .map(|p| p.get(&full).cloned().unwrap_or_default());
+                        (true, writes_some)
+                    }
+                    (whole, _) => whole,
+                }
             }
         };
         if !readable {
@@ -476,16 +629,35 @@ impl Exec {
                 })?;
                 let owner = full.split('.').next().unwrap_or_default();
                 let registry = self.registries.get(owner).cloned().unwrap_or_default();
-                Arc::new(TableMeta::new(id, full, &schema, registry))
+                Arc::new(TableMeta::new(id, full.clone(), &schema, registry))
             }
         };
-        self.handles.push(Handle { meta, writable });
+        let parts = match (parts, meta.partition) {
+            (Some(parts), Some(column)) => Some((column, parts)),
+            (Some(_), None) => {
+                return Err(HostError::fatal(
+                    ErrorCode::Denied,
+                    format!("`{full}` is not partitioned; declare the whole table"),
+                ));
+            }
+            (None, _) => None,
+        };
+        self.handles.push(Handle {
+            meta,
+            writable,
+            parts,
+        });
         Ok((self.handles.len() - 1) as i32)
     }
 
     pub fn insert(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
         let row_bytes = row.len();
         let handle = self.writable(table)?;
+        self.whole_needed(
+            handle,
+            "inserts into",
+            "a new row's key (and an auto_inc counter) is shared by every partition; insert from a reducer that writes the whole table",
+        )?;
         let (id, values) = (handle.id, Self::decode_row(handle, row)?);
         let row = self.tx.insert(id, values).map_err(store_error)?;
         // The stored row encodes to about the bytes given (an auto_inc id may grow its varint).
@@ -497,7 +669,11 @@ impl Exec {
     pub fn update(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.writable(table)?;
         let (id, values) = (handle.id, Self::decode_row(handle, row)?);
+        self.check_row(handle, &values, true, "updates a row into")?;
         let old = self.tx.update(id, values).map_err(store_error)?;
+        // Checked after the fact: failing undoes the whole invocation.
+        let handle = self.handle(table)?;
+        self.check_row(handle, &old, true, "updates a row of")?;
         let mut out = Vec::new();
         encode_row(&old, &mut out);
         Ok(out)
@@ -507,6 +683,8 @@ impl Exec {
         let handle = self.writable(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
         let old = self.tx.delete(id, &key).map_err(store_error)?;
+        let handle = self.handle(table)?;
+        self.check_row(handle, &old, true, "deletes a row of")?;
         let mut out = Vec::new();
         encode_row(&old, &mut out);
         Ok(out)
@@ -515,6 +693,7 @@ impl Exec {
     pub fn get(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.handle(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
+        self.check_lookup(handle, handle.pk, &key)?;
         let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
         let mut out = Vec::new();
         match row {
@@ -531,6 +710,7 @@ impl Exec {
         let handle = self.handle(table)?;
         let column = Self::column(handle, column)?;
         let key = Self::decode_key(handle, column, key)?;
+        self.check_lookup(handle, column, &key)?;
         let (id, name) = (handle.id, &handle.column_names[column]);
         if column == handle.pk {
             let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
@@ -551,6 +731,27 @@ impl Exec {
                 )
             })?;
         let bounds = (to_bound(range.start), to_bound(range.end));
+        if let Some((partition, parts)) = &handle.parts {
+            let within = *partition == column
+                && match (int_bound(&bounds.0, 1), int_bound(&bounds.1, -1)) {
+                    (Some(lo), Some(hi)) => {
+                        let mut all = parts.reads.clone();
+                        all.extend(&parts.writes);
+                        all.covers(lo, hi)
+                    }
+                    _ => false,
+                };
+            if !within {
+                self.whole_needed(
+                    handle,
+                    "reads a range of",
+                    &format!(
+                        "read a range of the partition column `{}` within its partitions",
+                        handle.column_names[*partition]
+                    ),
+                )?;
+            }
+        }
         let (id, name) = (handle.id, &handle.column_names[column]);
         let rows: Vec<Row> = if column == handle.pk {
             let rows = read!(self, |r| r.range(id, bounds).map(Iterator::collect));
@@ -564,7 +765,11 @@ impl Exec {
 
     pub fn scan(&mut self, table: i32) -> Result<i32, HostError> {
         let handle = self.handle(table)?;
-        let _ = handle;
+        self.whole_needed(
+            handle,
+            "scans",
+            "look its partitions up by the partition column instead",
+        )?;
         if self.cursors.len() >= 1024 {
             return Err(HostError::fatal(
                 ErrorCode::Other,
@@ -607,14 +812,26 @@ impl Exec {
     }
 
     pub fn count(&mut self, table: i32) -> Result<u64, HostError> {
-        let id = self.handle(table)?.id;
+        let handle = self.handle(table)?;
+        self.whole_needed(
+            handle,
+            "counts the rows of",
+            "count its partitions' rows by lookups instead",
+        )?;
+        let id = handle.id;
         read!(self, |r| r.len(id))
             .map(|n| n as u64)
             .map_err(store_error)
     }
 
     pub fn clear(&mut self, table: i32) -> Result<u64, HostError> {
-        let id = self.writable(table)?.id;
+        let handle = self.writable(table)?;
+        self.whole_needed(
+            handle,
+            "clears",
+            "delete its partitions' rows one by one instead",
+        )?;
+        let id = handle.id;
         self.tx.clear(id).map(|n| n as u64).map_err(store_error)
     }
 

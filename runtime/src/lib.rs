@@ -34,6 +34,7 @@ mod exec;
 mod feed;
 pub mod net;
 mod node;
+mod partition;
 mod policy;
 mod system;
 #[cfg(any(test, feature = "testing"))]

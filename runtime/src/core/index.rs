@@ -13,6 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{Installed, NameMap};
 use crate::exec::{Grant, TableMeta};
+use crate::partition::{self, PartGrant, Parts};
 use crate::system::{Delivered, FileAccess, HostRow, OutboxCall, Timer};
 
 /// A reducer subscribed to changes of one table.
@@ -45,6 +46,62 @@ pub(super) struct Index {
     pub lanes: NameMap<LaneId>,
     /// Every module table by full name, as host calls open it.
     pub tables: NameMap<Arc<TableMeta>>,
+    /// Reducers that declare partitions: what their arguments must be evaluated with when a
+    /// call enters the ingress. Their `access` above leaves those tables out.
+    pub part_plans: NameMap<NameMap<Arc<PartPlan>>>,
+}
+
+/// What a call's partition declarations are planned with: evaluated from its arguments into
+/// (table, partition) accesses, or, when they cannot be, the whole tables.
+pub(crate) struct PartPlan {
+    pub grants: Vec<PartGrant>,
+    pub params: Arc<[(String, interstice_abi::Type)]>,
+    pub registry: Arc<TypeRegistry>,
+    /// The scheduler's id of each grant's table, in the order of `grants`.
+    pub tables: Vec<Option<sched::TableId>>,
+}
+
+impl PartPlan {
+    /// `access` plus the partitions the call with `args` touches, and those partitions for
+    /// the host's checks; the whole tables (and `None`) when they cannot be evaluated.
+    pub fn apply(&self, access: sched::Access, args: &[u8]) -> (sched::Access, Option<Parts>) {
+        let whole = |mut access: sched::Access| {
+            for (grant, table) in self.grants.iter().zip(&self.tables) {
+                if let Some(table) = *table {
+                    access = if grant.write {
+                        access.write(table)
+                    } else {
+                        access.read(table)
+                    };
+                }
+            }
+            access
+        };
+        let Some(parts) = partition::evaluate(&self.grants, &self.params, args, &self.registry)
+        else {
+            return (whole(access), None);
+        };
+        let mut access = access;
+        for (grant, table) in self.grants.iter().zip(&self.tables) {
+            let (Some(table), Some(found)) = (*table, parts.get(&grant.table)) else {
+                continue;
+            };
+            // Writes are planned as writes; reads of partitions it also writes need nothing
+            // more.
+            if grant.write {
+                for v in found.writes.values() {
+                    access = access.write_part(table, partition::sched_part(v));
+                }
+            } else {
+                for v in found.reads.values() {
+                    if !found.writes.contains(v) {
+                        access = access.read_part(table, partition::sched_part(v));
+                    }
+                }
+            }
+        }
+        (access, Some(parts))
+    }
 }
 
 /// A reducer or query, as a node of the call graph.
@@ -61,6 +118,9 @@ impl Index {
         // Each function's own access, and what it calls: the call graph.
         let mut graph: DiGraph<Function, ()> = DiGraph::new();
         let mut base: Vec<sched::Access> = Vec::new();
+        // The access of reducers with partition declarations, without those tables: what
+        // their calls are planned with, before the partitions their arguments name.
+        let mut own_without_parts: Vec<(NodeIndex, sched::Access)> = Vec::new();
         let mut nodes: HashMap<Function, NodeIndex> = HashMap::new();
         let mut calls: Vec<(NodeIndex, Vec<String>)> = Vec::new();
         for (name, module) in modules {
@@ -131,6 +191,7 @@ impl Index {
                         reads,
                         writes,
                         calls: declared,
+                        ..
                     } => {
                         // Scheduling one of its own reducers writes the module's timers;
                         // calling another node writes its outbox.
@@ -158,7 +219,43 @@ impl Index {
                 let key = (name.clone(), function.clone());
                 let node = graph.add_node(key.clone());
                 nodes.insert(key, node);
-                base.push(access);
+                let grants = match grant {
+                    Grant::Declared { partitions, .. } => partitions.as_slice(),
+                    Grant::OwnModule => &[],
+                };
+                if grants.is_empty() {
+                    base.push(access);
+                } else {
+                    let tables: Vec<Option<sched::TableId>> = grants
+                        .iter()
+                        .map(|g| store.table_id(&g.table).map(to_sched))
+                        .collect();
+                    // Callers see these tables whole: a nested call's arguments are not known
+                    // when its caller is planned.
+                    let mut whole = access.clone();
+                    for (g, t) in grants.iter().zip(&tables) {
+                        if let Some(t) = *t {
+                            whole = if g.write {
+                                whole.write(t)
+                            } else {
+                                whole.read(t)
+                            };
+                        }
+                    }
+                    base.push(whole);
+                    if !query && let Some(r) = module.reducers.get(function.as_str()) {
+                        own_without_parts.push((node, access));
+                        index.part_plans.entry(name.clone()).or_default().insert(
+                            function.clone(),
+                            Arc::new(PartPlan {
+                                grants: grants.to_vec(),
+                                params: r.permissions.params.clone(),
+                                registry: module.registry.clone(),
+                                tables,
+                            }),
+                        );
+                    }
+                }
                 if let Grant::Declared {
                     calls: declared, ..
                 } = grant
@@ -205,7 +302,22 @@ impl Index {
                 }
             }
         }
-        let effective = close_over_calls(&graph, &base);
+        let mut effective = close_over_calls(&graph, &base);
+        // A reducer with partition declarations is planned with its own access without them,
+        // plus everything it may call (whole), plus, per call, its partitions.
+        for (node, own) in own_without_parts {
+            let mut reads = own.reads().to_vec();
+            let mut writes = own.writes().to_vec();
+            for callee in graph.neighbors(node) {
+                reads.extend_from_slice(effective[callee.index()].reads());
+                writes.extend_from_slice(effective[callee.index()].writes());
+            }
+            let mut planned = sched::Access::from_tables(reads, writes);
+            if own.is_exclusive() {
+                planned = sched::Access::exclusive();
+            }
+            effective[node.index()] = planned;
+        }
         for (node, access) in graph.node_indices().zip(effective) {
             let (module, function) = &graph[node];
             // Queries only serve the closure: the scheduler plans reducers.

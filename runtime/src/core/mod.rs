@@ -201,7 +201,7 @@ impl Core {
     }
 
     /// The scheduler's work item for `task`.
-    pub fn work(&self, task: Task, time: i64) -> Work<Task> {
+    pub fn work(&self, mut task: Task, time: i64) -> Work<Task> {
         let index = self.index.read();
         let mut access = index
             .access
@@ -210,6 +210,15 @@ impl Core {
             .cloned()
             // Unknown reducers fail when they run; until then they conflict with nothing.
             .unwrap_or_default();
+        if let Some(plan) = index
+            .part_plans
+            .get(&*task.module)
+            .and_then(|reducers| reducers.get(&*task.reducer))
+        {
+            let (planned, parts) = plan.apply(access, &task.args);
+            access = planned;
+            task.parts = parts.map(Arc::new);
+        }
         let host = index.host_tables.get(&*task.module);
         if task.timer.is_some()
             && let Some(host) = host
@@ -298,7 +307,7 @@ impl Core {
             seed: self.seed,
         };
         let running = Running {
-            exec: self.exec(frame),
+            exec: self.exec(frame).with_parts(task.parts.clone()),
             core: self.clone(),
             // `render` and `audio_output` hooks produce frames and samples, not state.
             read_only: reducer.on.as_ref().is_some_and(Event::is_read_only),

@@ -38,6 +38,9 @@ pub(crate) struct Task {
     /// The `__node.triggers` row that keeps this subscription trigger across a crash until it
     /// has run; deleted in the record of its outcome.
     pub kept: Option<u64>,
+    /// The partitions its declarations came to with its arguments, set when it becomes
+    /// work; the host checks its rows against them.
+    pub parts: Option<Arc<crate::partition::Parts>>,
 }
 
 impl Task {
@@ -51,6 +54,7 @@ impl Task {
             timer: None,
             origin: None,
             kept: None,
+            parts: None,
         }
     }
 }

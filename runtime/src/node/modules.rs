@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use interstice_abi::{ABI_VERSION, Authority, Event, ModuleSchema, Value};
+use interstice_abi::{ABI_VERSION, Authority, Event, Field, ModuleSchema, Value};
 use parking_lot::Mutex;
 
 use super::Node;
@@ -19,6 +19,7 @@ use crate::core::{Installed, NameMap, Query, Reducer};
 use crate::error::{LoadError, NodeError};
 use crate::exec::{Grant, Permissions};
 use crate::feed::{Kept, Restored};
+use crate::partition::PartGrant;
 use crate::system::{
     self, FedChange, FedTable, InstalledModule, KeptTrigger, MODULE_TABLES, create_module_tables,
 };
@@ -191,32 +192,56 @@ impl Node {
                 .map_err(|e| LoadError::BadSchema(e.to_string()))?,
         );
         self.check_authorities(schema, &compiled.platform_imports())?;
-        // A declared partition (`cells[region]`) is granted and planned as its whole table
-        // for now: correct (never less isolation than asked), only less parallel.
-        let qualify = |declared: &String| {
-            let t = declared
-                .parse::<interstice_abi::partition::TableRef>()
-                .map(|r| r.table)
-                .unwrap_or_else(|_| declared.clone());
+        let qualify = |t: &str| {
             if t.contains('.') {
-                t
+                t.to_owned()
             } else {
                 format!("{}.{t}", schema.name)
             }
         };
         let nodes: Arc<BTreeSet<String>> =
             Arc::new(schema.nodes.iter().map(|n| n.name.clone()).collect());
-        let permissions = |declared: &Option<interstice_abi::Access>| {
+        // Whole tables go into `reads`/`writes`; a declared partition (`cells[region]`)
+        // becomes a grant evaluated from each call's arguments (`partition.rs`).
+        let permissions = |declared: &Option<interstice_abi::Access>, args: &[Field]| {
+            let mut reads = BTreeSet::new();
+            let mut writes = BTreeSet::new();
+            let mut partitions = Vec::new();
+            if let Some(a) = declared {
+                let all = a.reads.iter().map(|d| (d, false));
+                for (text, write) in all.chain(a.writes.iter().map(|d| (d, true))) {
+                    // The validator parsed every declaration already.
+                    let Ok(table_ref) = text.parse::<interstice_abi::partition::TableRef>() else {
+                        continue;
+                    };
+                    let table = qualify(&table_ref.table);
+                    match table_ref.parts {
+                        None if write => drop(writes.insert(table)),
+                        None => drop(reads.insert(table)),
+                        Some(parts) => partitions.push(PartGrant {
+                            table,
+                            parts,
+                            write,
+                            declared: text.clone(),
+                        }),
+                    }
+                }
+            }
             Arc::new(Permissions {
                 grant: match declared {
                     None => Grant::OwnModule,
                     Some(a) => Grant::Declared {
-                        reads: a.reads.iter().map(qualify).collect(),
-                        writes: a.writes.iter().map(qualify).collect(),
-                        calls: a.calls.iter().map(qualify).collect(),
+                        reads,
+                        writes,
+                        calls: a.calls.iter().map(|c| qualify(c)).collect(),
+                        partitions,
                     },
                 },
                 nodes: nodes.clone(),
+                params: args
+                    .iter()
+                    .map(|f| (f.name.clone(), f.ty.clone()))
+                    .collect(),
             })
         };
         let reducers: NameMap<Reducer> = schema
@@ -228,7 +253,7 @@ impl Node {
                     name: Arc::from(r.name.as_str()),
                     index: i as u32,
                     args: r.args.iter().map(|f| f.ty.clone()).collect(),
-                    permissions: permissions(&r.access),
+                    permissions: permissions(&r.access, &r.args),
                     on: r.on.clone(),
                 };
                 (r.name.clone(), reducer)
@@ -244,7 +269,7 @@ impl Node {
                     index: i as u32,
                     args: q.args.iter().map(|f| f.ty.clone()).collect(),
                     returns: q.returns.clone(),
-                    permissions: permissions(&q.access),
+                    permissions: permissions(&q.access, &q.args),
                 };
                 (q.name.clone(), query)
             })

@@ -10,4 +10,5 @@ mod hello;
 mod hostile;
 mod lifecycle;
 mod parallel;
+mod partitions;
 mod remote;

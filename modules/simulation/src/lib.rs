@@ -1,0 +1,355 @@
+//! A heavy simulation for many workers: Conway's Game of Life on a grid of `width × height`
+//! cells (131 072 at the default 512 × 256), cut into horizontal bands, the regions.
+//!
+//! The state is double-buffered in two partitioned tables, `even` and `odd`, one row per grid
+//! line, partitioned by region. A tick is one `step_even(region)` per region (reading `even`,
+//! writing `odd`), then the next is one `step_odd(region)` per region (the other way round).
+//! A step reads its own region and its two neighbours (`reads(even[region - 1 ..= region +
+//! 1])`) and writes only its own (`writes(odd[region])`), so the steps of one tick never
+//! conflict and the node runs them on as many workers as it has, while the next tick's steps
+//! wait only for the steps they read. The outcome is the one of running the steps one by one:
+//! [`digest`] after N ticks is the same at any worker count.
+//!
+//! Cells outside the grid are dead: the top and bottom lines have no neighbours beyond them,
+//! and lines wrap around left to right.
+
+use interstice_sdk::*;
+
+interstice_module!(visibility: Public);
+
+/// One line of the grid in the buffer that even ticks read.
+#[table(public, partition_by = region)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Even {
+    #[primary_key]
+    pub y: u32,
+    pub region: u32,
+    /// One byte per cell: 1 alive, 0 dead.
+    pub cells: Vec<u8>,
+}
+
+/// One line of the grid in the buffer that odd ticks read.
+#[table(public, partition_by = region)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Odd {
+    #[primary_key]
+    pub y: u32,
+    pub region: u32,
+    pub cells: Vec<u8>,
+}
+
+/// The world's shape; one row, id `0`, written by [`seed`].
+#[table(public)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct World {
+    #[primary_key]
+    pub id: u32,
+    pub width: u32,
+    pub height: u32,
+    pub regions: u32,
+}
+
+/// What [`stats`] reports of one buffer.
+#[interstice_type]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    pub width: u32,
+    pub height: u32,
+    pub regions: u32,
+    pub cells: u64,
+    pub alive: u64,
+}
+
+/// The longest side accepted: 4096 cells wide, 4096 lines (16 M cells).
+const MAX_SIDE: u32 = 4096;
+
+/// A new world of `width × height` cells in `regions` bands, about a third alive, placed by
+/// `seed` alone (the same seed, the same world), in both buffers.
+#[reducer(writes(even, odd, world))]
+fn seed(
+    ctx: ReducerContext,
+    width: u32,
+    height: u32,
+    regions: u32,
+    seed: u64,
+) -> Result<(), String> {
+    if !(3..=MAX_SIDE).contains(&width) || !(3..=MAX_SIDE).contains(&height) {
+        return Err(format!(
+            "width and height must be 3 to {MAX_SIDE} (got {width} × {height})"
+        ));
+    }
+    if regions == 0 || regions > height {
+        return Err(format!(
+            "regions must be 1 to the height, {height} (got {regions})"
+        ));
+    }
+    let t = &ctx.current.tables;
+    t.even().clear()?;
+    t.odd().clear()?;
+    t.world().clear()?;
+    t.world().insert(World {
+        id: 0,
+        width,
+        height,
+        regions,
+    })?;
+    for (y, cells) in (0..height).zip(initial_world(width, height, seed)) {
+        let region = region_of(y, height, regions);
+        t.even().insert(Even {
+            y,
+            region,
+            cells: cells.clone(),
+        })?;
+        t.odd().insert(Odd { y, region, cells })?;
+    }
+    Ok(())
+}
+
+/// An even tick's step of `region`: reads `even` around it, writes its lines of `odd`.
+#[reducer(reads(world, even[region - 1 ..= region + 1]), writes(odd[region]))]
+fn step_even(ctx: ReducerContext, region: u32) -> Result<(), String> {
+    let t = &ctx.current.tables;
+    let world = world(&ctx.current.tables.world().get(0)?)?;
+    let front = read_band(region, &world, |r| {
+        Ok(t.even()
+            .find_by_region(r)?
+            .into_iter()
+            .map(|l| (l.y, l.cells))
+            .collect())
+    })?;
+    for (y, cells) in step_band(region, &world, &front) {
+        t.odd().update(Odd { y, region, cells })?;
+    }
+    Ok(())
+}
+
+/// An odd tick's step of `region`: reads `odd` around it, writes its lines of `even`.
+#[reducer(reads(world, odd[region - 1 ..= region + 1]), writes(even[region]))]
+fn step_odd(ctx: ReducerContext, region: u32) -> Result<(), String> {
+    let t = &ctx.current.tables;
+    let world = world(&ctx.current.tables.world().get(0)?)?;
+    let front = read_band(region, &world, |r| {
+        Ok(t.odd()
+            .find_by_region(r)?
+            .into_iter()
+            .map(|l| (l.y, l.cells))
+            .collect())
+    })?;
+    for (y, cells) in step_band(region, &world, &front) {
+        t.even().update(Even { y, region, cells })?;
+    }
+    Ok(())
+}
+
+/// Cells and live cells of one buffer (`odd`: the buffer odd ticks read, which even ticks
+/// write).
+#[query(reads(world, even, odd))]
+fn stats(ctx: QueryContext, odd: bool) -> Result<Stats, String> {
+    let world = world(&ctx.current.tables.world().get(0)?)?;
+    let mut alive = 0u64;
+    for_each_line(&ctx, odd, |_, cells| {
+        alive += cells.iter().map(|&c| u64::from(c)).sum::<u64>();
+    });
+    Ok(Stats {
+        width: world.width,
+        height: world.height,
+        regions: world.regions,
+        cells: u64::from(world.width) * u64::from(world.height),
+        alive,
+    })
+}
+
+/// A digest (FNV-1a, 64 bits) of one buffer, line by line in order: equal digests, equal
+/// worlds.
+#[query(reads(even, odd))]
+fn digest(ctx: QueryContext, odd: bool) -> u64 {
+    let mut digest = Digest::new();
+    for_each_line(&ctx, odd, |y, cells| digest.line(y, cells));
+    digest.0
+}
+
+/// FNV-1a over each line's number and cells, in line order.
+pub struct Digest(pub u64);
+
+impl Digest {
+    pub fn new() -> Digest {
+        Digest(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn line(&mut self, y: u32, cells: &[u8]) {
+        for byte in y.to_le_bytes().iter().chain(cells) {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest::new()
+    }
+}
+
+/// The lines [`seed`] makes: about a third of the cells alive, placed by `seed` alone.
+pub fn initial_world(width: u32, height: u32, seed: u64) -> Vec<Vec<u8>> {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..height)
+        .map(|_| {
+            (0..width)
+                .map(|_| u8::from(next_random(&mut state).is_multiple_of(3)))
+                .collect()
+        })
+        .collect()
+}
+
+/// One tick of the whole world in plain Rust, line by line: what the steps compute, for
+/// checking them and as the native baseline of the benchmark.
+pub fn tick_native(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let dead = vec![0u8; lines.first().map_or(0, Vec::len)];
+    (0..lines.len())
+        .map(|y| {
+            let above = if y == 0 { &dead } else { &lines[y - 1] };
+            let below = lines.get(y + 1).unwrap_or(&dead);
+            next_line(above, &lines[y], below)
+        })
+        .collect()
+}
+
+fn for_each_line(ctx: &QueryContext, odd: bool, mut f: impl FnMut(u32, &[u8])) {
+    if odd {
+        for line in ctx.current.tables.odd().scan() {
+            f(line.y, &line.cells);
+        }
+    } else {
+        for line in ctx.current.tables.even().scan() {
+            f(line.y, &line.cells);
+        }
+    }
+}
+
+fn world(row: &Option<World>) -> Result<World, String> {
+    row.clone()
+        .ok_or_else(|| "no world yet: call `seed` first".to_owned())
+}
+
+/// The region of line `y`: `regions` bands of nearly equal height.
+pub fn region_of(y: u32, height: u32, regions: u32) -> u32 {
+    (u64::from(y) * u64::from(regions) / u64::from(height)) as u32
+}
+
+/// The lines of `region` and of its neighbours, by `y`, through `lines_of(region)`.
+fn read_band(
+    region: u32,
+    world: &World,
+    mut lines_of: impl FnMut(u32) -> Result<Vec<(u32, Vec<u8>)>, Error>,
+) -> Result<std::collections::BTreeMap<u32, Vec<u8>>, String> {
+    if region >= world.regions {
+        return Err(format!(
+            "region {region} does not exist: the world has {}",
+            world.regions
+        ));
+    }
+    let mut lines = std::collections::BTreeMap::new();
+    let first = region.saturating_sub(1);
+    let last = (region + 1).min(world.regions - 1);
+    for r in first..=last {
+        lines.extend(lines_of(r)?);
+    }
+    Ok(lines)
+}
+
+/// The next state of the lines of `region`, from `front` (its lines and its neighbours').
+pub fn step_band(
+    region: u32,
+    world: &World,
+    front: &std::collections::BTreeMap<u32, Vec<u8>>,
+) -> Vec<(u32, Vec<u8>)> {
+    let width = world.width as usize;
+    let dead = vec![0u8; width];
+    let line = |y: i64| -> &[u8] {
+        u32::try_from(y)
+            .ok()
+            .and_then(|y| front.get(&y))
+            .map_or(&dead[..], |l| &l[..])
+    };
+    (0..world.height)
+        .filter(|&y| region_of(y, world.height, world.regions) == region)
+        .map(|y| {
+            let (above, here, below) = (
+                line(i64::from(y) - 1),
+                line(i64::from(y)),
+                line(i64::from(y) + 1),
+            );
+            (y, next_line(above, here, below))
+        })
+        .collect()
+}
+
+/// B3/S23 on one line, from the lines above and below; wraps left to right.
+pub fn next_line(above: &[u8], here: &[u8], below: &[u8]) -> Vec<u8> {
+    let width = here.len();
+    let at = |l: &[u8], x: usize| l.get(x).copied().unwrap_or(0);
+    (0..width)
+        .map(|x| {
+            let left = (x + width - 1) % width;
+            let right = (x + 1) % width;
+            let around = at(above, left)
+                + at(above, x)
+                + at(above, right)
+                + at(here, left)
+                + at(here, right)
+                + at(below, left)
+                + at(below, x)
+                + at(below, right);
+            u8::from(matches!((at(here, x), around), (1, 2) | (_, 3)))
+        })
+        .collect()
+}
+
+/// xorshift64*: deterministic, and good enough to scatter cells.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blinker_blinks() {
+        let line = |cells: &[u8]| cells.to_vec();
+        let empty = line(&[0, 0, 0, 0, 0]);
+        let bar = line(&[0, 1, 1, 1, 0]);
+        // A horizontal bar becomes a vertical one: the middle line keeps its centre...
+        assert_eq!(next_line(&empty, &bar, &empty), line(&[0, 0, 1, 0, 0]));
+        // ...and the lines above and below gain it.
+        assert_eq!(next_line(&empty, &empty, &bar), line(&[0, 0, 1, 0, 0]));
+    }
+
+    #[test]
+    fn steps_by_region_compute_the_whole_tick() {
+        let world = World {
+            id: 0,
+            width: 40,
+            height: 30,
+            regions: 4,
+        };
+        let lines = initial_world(40, 30, 7);
+        let front: std::collections::BTreeMap<u32, Vec<u8>> =
+            (0..30).zip(lines.iter().cloned()).collect();
+        let by_steps: Vec<Vec<u8>> = (0..4)
+            .flat_map(|r| step_band(r, &world, &front))
+            .map(|(_, cells)| cells)
+            .collect();
+        assert_eq!(by_steps, tick_native(&lines));
+        assert_ne!(by_steps, lines, "the world changes");
+    }
+
+    #[test]
+    fn regions_cover_every_line_in_order() {
+        let regions: Vec<u32> = (0..10).map(|y| region_of(y, 10, 3)).collect();
+        assert_eq!(regions, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    }
+}

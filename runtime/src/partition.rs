@@ -1,0 +1,224 @@
+//! Partitioned access on the host: what an invocation's partition declarations
+//! (`writes(cells[region])`) come to once its arguments are known, for the planner (which
+//! partitions it conflicts on) and for the checks of every row it touches.
+//!
+//! The rules (ARCHITECTURE.md, rule C5): with partition access to a table, an invocation may
+//! read (`get`, lookups and ranges on the partition column) and update or delete rows of its
+//! partitions. Whatever could reach another partition needs the whole table: inserts (a key
+//! is unique across partitions, and so are `auto_inc` counters), `clear`, scans, counts, and
+//! lookups or ranges on other columns. A row it touches outside its partitions fails it, with
+//! a message naming the partition and the attribute to declare.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use interstice_abi::partition::{MAX_PARTS, PartExpr};
+use interstice_abi::{Type, TypeRegistry, Value};
+
+/// A declared partition access of a table: the expression and whether it writes.
+#[derive(Clone, Debug)]
+pub(crate) struct PartGrant {
+    /// `module.table`.
+    pub table: String,
+    pub parts: PartExpr,
+    pub write: bool,
+    /// The declaration as written, for messages.
+    pub declared: String,
+}
+
+/// Sets of partition values, as inclusive ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ranges(Vec<RangeInclusive<i128>>);
+
+impl Ranges {
+    fn add(&mut self, range: RangeInclusive<i128>) {
+        if range.start() <= range.end() {
+            self.0.push(range);
+            self.0.sort_by_key(|r| *r.start());
+            let mut merged: Vec<RangeInclusive<i128>> = Vec::with_capacity(self.0.len());
+            for r in self.0.drain(..) {
+                match merged.last_mut() {
+                    Some(last) if *r.start() <= last.end().saturating_add(1) => {
+                        *last = *last.start()..=(*last.end()).max(*r.end());
+                    }
+                    _ => merged.push(r),
+                }
+            }
+            self.0 = merged;
+        }
+    }
+
+    /// Adds every range of `other`.
+    pub fn extend(&mut self, other: &Ranges) {
+        for r in &other.0 {
+            self.add(r.clone());
+        }
+    }
+
+    pub fn contains(&self, value: i128) -> bool {
+        self.0.iter().any(|r| r.contains(&value))
+    }
+
+    /// Whether every value of `lo..=hi` is in the set.
+    pub fn covers(&self, lo: i128, hi: i128) -> bool {
+        lo > hi || self.0.iter().any(|r| *r.start() <= lo && hi <= *r.end())
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = i128> + '_ {
+        self.0.iter().flat_map(|r| r.clone())
+    }
+}
+
+impl std::fmt::Display for Ranges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| {
+                if r.start() == r.end() {
+                    r.start().to_string()
+                } else {
+                    format!("{}..={}", r.start(), r.end())
+                }
+            })
+            .collect();
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
+/// One table's partitions an invocation may read, and may write (writing implies reading).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TableParts {
+    pub reads: Ranges,
+    pub writes: Ranges,
+    /// The declarations, for messages.
+    pub declared: Vec<String>,
+}
+
+impl TableParts {
+    pub fn may_read(&self, value: i128) -> bool {
+        self.reads.contains(value) || self.writes.contains(value)
+    }
+}
+
+/// What an invocation's partition declarations come to, by table (`module.table`).
+pub(crate) type Parts = BTreeMap<String, TableParts>;
+
+/// Evaluates `grants` for a call with encoded `args`, of the function whose parameters are
+/// `params`. `None` when the arguments do not decode (the call fails when it runs) or a range
+/// is wider than [`MAX_PARTS`]: the declarations are then planned and checked as the whole
+/// tables, which is always safe.
+pub(crate) fn evaluate(
+    grants: &[PartGrant],
+    params: &[(String, Type)],
+    args: &[u8],
+    registry: &TypeRegistry,
+) -> Option<Parts> {
+    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+    let values = interstice_abi::decode_fields(args, &types, registry).ok()?;
+    let arg = |name: &str| {
+        let at = params.iter().position(|(n, _)| n == name)?;
+        key(values.get(at)?)
+    };
+    let mut parts = Parts::new();
+    for grant in grants {
+        let range = grant.parts.eval(arg)?;
+        let width = (range.end() - range.start()).saturating_add(1);
+        if width > i128::from(MAX_PARTS) {
+            return None;
+        }
+        let table = parts.entry(grant.table.clone()).or_default();
+        if grant.write {
+            table.writes.add(range);
+        } else {
+            table.reads.add(range);
+        }
+        table.declared.push(grant.declared.clone());
+    }
+    Some(parts)
+}
+
+/// The partition key of an integer value.
+pub(crate) fn key(value: &Value) -> Option<i128> {
+    Some(match value {
+        Value::U8(v) => i128::from(*v),
+        Value::U16(v) => i128::from(*v),
+        Value::U32(v) => i128::from(*v),
+        Value::U64(v) => i128::from(*v),
+        Value::I8(v) => i128::from(*v),
+        Value::I16(v) => i128::from(*v),
+        Value::I32(v) => i128::from(*v),
+        Value::I64(v) => i128::from(*v),
+        _ => return None,
+    })
+}
+
+/// The scheduler's key of a partition value. A table's partition column has one integer
+/// type, within which this is one-to-one.
+pub(crate) fn sched_part(value: i128) -> interstice_scheduler::Part {
+    interstice_scheduler::Part(value as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interstice_abi::encode;
+
+    fn grant(text: &str, write: bool) -> PartGrant {
+        let r: interstice_abi::partition::TableRef = text.parse().unwrap();
+        PartGrant {
+            table: format!("sim.{}", r.table),
+            parts: r.parts.unwrap(),
+            write,
+            declared: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn declarations_evaluate_against_the_arguments() {
+        let grants = [
+            grant("cells[region - 1 ..= region + 1]", false),
+            grant("cells[region]", true),
+        ];
+        let params = [("region".to_owned(), Type::U32)];
+        let parts = evaluate(
+            &grants,
+            &params,
+            &encode(&Value::U32(5)),
+            &TypeRegistry::default(),
+        )
+        .unwrap();
+        let cells = &parts["sim.cells"];
+        assert_eq!(cells.reads, Ranges(vec![4..=6]));
+        assert_eq!(cells.writes, Ranges(vec![5..=5]));
+        assert!(cells.may_read(4) && cells.may_read(6) && !cells.may_read(7));
+        assert!(cells.reads.covers(4, 6) && !cells.reads.covers(4, 7));
+        assert_eq!(cells.reads.to_string(), "4..=6");
+    }
+
+    #[test]
+    fn a_range_too_wide_or_bytes_that_do_not_decode_mean_the_whole_table() {
+        let grants = [grant("cells[0 .. region]", true)];
+        let params = [("region".to_owned(), Type::U32)];
+        let registry = TypeRegistry::default();
+        assert!(evaluate(&grants, &params, &encode(&Value::U32(1000)), &registry).is_none());
+        assert!(evaluate(&grants, &params, &[0xff], &registry).is_none());
+        let few = evaluate(&grants, &params, &encode(&Value::U32(3)), &registry).unwrap();
+        assert_eq!(
+            few["sim.cells"].writes.values().collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn ranges_merge() {
+        let mut r = Ranges::default();
+        r.add(5..=6);
+        r.add(1..=2);
+        r.add(3..=4);
+        // An empty range (a declaration like `cells[region ..= region - 1]`) adds nothing.
+        let (nine, eight) = (9, 8);
+        r.add(nine..=eight);
+        assert_eq!(r, Ranges(vec![1..=6]));
+    }
+}
