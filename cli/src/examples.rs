@@ -56,6 +56,13 @@ pub const EXAMPLES: &[Example] = &[
             )
         },
     },
+    Example {
+        name: "simulation",
+        module: Some("simulation"),
+        port: 8084,
+        try_it: "the world is stepped tick after tick until Ctrl-C; in another shell:\n  interstice call_query {node} simulation stats false\n  interstice call_query {node} simulation digest false\n  interstice node show {node}",
+        unavailable: None,
+    },
 ];
 
 /// Why this build cannot run the graphics example, if it cannot.

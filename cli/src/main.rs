@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::simulation;
 use crate::error::{CliError, Result, code};
 use crate::output::Output;
 
@@ -238,12 +239,29 @@ struct CallArgs {
 
 #[derive(Args, Debug)]
 struct ExampleArgs {
-    /// The example: hello, caller, graphics or audio.
+    /// The example: hello, caller, graphics, audio or simulation.
     name: String,
     /// Listen on this port instead of the example's own (hello=8080, caller=8081,
-    /// graphics=8082, audio=8083).
+    /// graphics=8082, audio=8083, simulation=8084).
     #[arg(long)]
     port: Option<u16>,
+    /// Run reducers on this many worker threads (default: the machine's cores).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// simulation: stop after N ticks and print a summary and the world's digest, instead of
+    /// running and serving until Ctrl-C.
+    #[arg(long, value_name = "N")]
+    ticks: Option<u64>,
+    /// simulation: the world's size in cells (default 512x256).
+    #[arg(long, value_name = "WIDTHxHEIGHT", value_parser = simulation::parse_size)]
+    size: Option<(u32, u32)>,
+    /// simulation: how many bands the world is cut into, each stepped by one reducer call
+    /// (default 32); the steps of one tick run in parallel.
+    #[arg(long, value_name = "N")]
+    regions: Option<u32>,
+    /// simulation: the seed that places the first live cells (default 42).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Reach the node a module's bindings call NAME at ADDR instead (repeatable), e.g.
     /// `--peer hello_node=127.0.0.1:9080` for `example caller`.
     #[arg(long, value_name = "NAME=ADDR")]
@@ -303,7 +321,9 @@ fn usage_error(e: clap::Error) -> ! {
 }
 
 fn try_main(command: Command, out: Output) -> Result<()> {
-    use commands::{bindings, completions, example, init, module, node, publish, schema, update};
+    use commands::{
+        bindings, completions, example, init, module, node, publish, schema, simulation, update,
+    };
     match command {
         Command::Node(cmd) => match cmd {
             NodeCommand::Create { name, port } => node::create(out, &name, port),
@@ -367,17 +387,32 @@ fn try_main(command: Command, out: Output) -> Result<()> {
             } => bindings::add_node(out, &n, project_path.as_deref(), name.as_deref()),
         },
         Command::Update { source, dry_run } => update::update(out, source.as_deref(), dry_run),
-        Command::Example(args) => example::run(
-            out,
-            &args.name,
-            args.port,
-            node::parse_peers(&args.peer)?,
-            example::GraphicsOptions {
-                headless: args.headless,
-                frames: args.frames,
-                screenshot: args.screenshot,
-            },
-        ),
+        Command::Example(args) => {
+            let default = simulation::Options::default();
+            let asked = args.ticks.is_some()
+                || args.size.is_some()
+                || args.regions.is_some()
+                || args.seed.is_some();
+            let (width, height) = args.size.unwrap_or((default.width, default.height));
+            let options = example::Options {
+                port: args.port,
+                peers: node::parse_peers(&args.peer)?,
+                workers: args.workers,
+                graphics: example::GraphicsOptions {
+                    headless: args.headless,
+                    frames: args.frames,
+                    screenshot: args.screenshot,
+                },
+                simulation: asked.then_some(simulation::Options {
+                    ticks: args.ticks,
+                    width,
+                    height,
+                    regions: args.regions.unwrap_or(default.regions),
+                    seed: args.seed.unwrap_or(default.seed),
+                }),
+            };
+            example::run(out, &args.name, options)
+        }
         Command::Completions { shell } => completions::print(out, shell),
     }
 }

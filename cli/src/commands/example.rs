@@ -11,6 +11,7 @@ use interstice_runtime::Published;
 use serde_json::json;
 
 use super::node::{Serve, open_node, serve_until_stopped};
+use super::simulation;
 use crate::error::{CliError, Result, code};
 use crate::examples::{EXAMPLES, Example};
 use crate::home::{Home, NodeEntry};
@@ -32,13 +33,20 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
-pub fn run(
-    out: Output,
-    name: &str,
-    port: Option<u16>,
-    peers: HashMap<String, String>,
-    graphics: GraphicsOptions,
-) -> Result<()> {
+/// What `interstice example NAME` was asked besides the name.
+pub struct Options {
+    /// `--port`: instead of the example's own.
+    pub port: Option<u16>,
+    /// `--peer NAME=ADDR`.
+    pub peers: HashMap<String, String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    pub graphics: GraphicsOptions,
+    /// `--ticks`, `--size`, `--regions`, `--seed`, when any was given.
+    pub simulation: Option<simulation::Options>,
+}
+
+pub fn run(out: Output, name: &str, options: Options) -> Result<()> {
     let Some(example) = EXAMPLES.iter().find(|e| e.name == name) else {
         let names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
         return Err(CliError::usage(format!("there is no example `{name}`"))
@@ -59,32 +67,33 @@ pub fn run(
             );
         }
     };
+    let graphics = &options.graphics;
     let asked = graphics.headless || graphics.frames.is_some() || graphics.screenshot.is_some();
     if asked && example.name != "graphics" {
         return Err(CliError::usage(
             "--headless, --frames and --screenshot are options of the graphics example",
         ));
     }
-    serve(
-        out,
-        example,
-        wasm,
-        port.unwrap_or(example.port),
-        peers,
-        &graphics,
-    )
+    if options.simulation.is_some() && example.name != "simulation" {
+        return Err(CliError::usage(
+            "--ticks, --size, --regions and --seed are options of the simulation example",
+        ));
+    }
+    serve(out, example, wasm, options)
 }
 
-/// Installs (or upgrades) the example's module on node `example-<name>` and serves it on
-/// `port`.
-fn serve(
-    out: Output,
-    example: &Example,
-    wasm: &[u8],
-    port: u16,
-    peers: HashMap<String, String>,
-    graphics: &GraphicsOptions,
-) -> Result<()> {
+/// Installs (or upgrades) the example's module on node `example-<name>` and serves it on its
+/// port.
+fn serve(out: Output, example: &Example, wasm: &[u8], options: Options) -> Result<()> {
+    let Options {
+        port,
+        peers,
+        workers,
+        graphics,
+        simulation,
+    } = options;
+    let port = port.unwrap_or(example.port);
+    let graphics = &graphics;
     let mut home = Home::open()?;
     let name = format!("example-{}", example.name);
     let address = format!("127.0.0.1:{port}");
@@ -115,7 +124,7 @@ fn serve(
     };
     #[cfg(not(feature = "window"))]
     let (platforms, _) = (Platforms::default(), graphics);
-    let node = open_node(&dir, None, false, &platforms)?;
+    let node = open_node(&dir, workers, false, &platforms)?;
     let (doc, line) = match node.publish(wasm) {
         Ok(Published::Installed(schema)) => (
             json!({"event": "installed", "node": name, "module": schema.name, "version": schema.version}),
@@ -156,6 +165,9 @@ fn serve(
     #[cfg(feature = "window")]
     if example.name == "graphics" {
         return super::graphics::run(out, &platforms, window, graphics, serve);
+    }
+    if example.name == "simulation" {
+        return simulation::run(out, &node, &simulation.unwrap_or_default(), serve);
     }
     serve()
 }

@@ -10,6 +10,7 @@ pub mod module;
 pub mod node;
 pub mod publish;
 pub mod schema;
+pub mod simulation;
 pub mod update;
 
 use interstice_runtime::net::{Client, ClientConfig};

@@ -489,9 +489,12 @@ pub fn serve_until_stopped(
                 "anonymous_publish": allow_anonymous_publish,
                 "audio": cfg!(feature = "audio"),
                 "peers": remotes.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+                "workers": node.workers(),
+                "lanes": node.lanes(),
+                "data_dir": dir.join("data").display().to_string(),
             }),
             format_args!(
-                "node `{}` ({}) listening on {}; modules: {}",
+                "node `{}` ({}) listening on {}; modules: {}\n  {} worker{} for reducers{}; data in {}",
                 entry.name,
                 entry.id,
                 server.local_addr(),
@@ -499,7 +502,14 @@ pub fn serve_until_stopped(
                     "none".to_owned()
                 } else {
                     modules.join(", ")
-                }
+                },
+                node.workers(),
+                if node.workers() == 1 { "" } else { "s" },
+                match node.lanes() {
+                    lanes if lanes.is_empty() => String::new(),
+                    lanes => format!(", lanes of their own: {}", lanes.join(", ")),
+                },
+                dir.join("data").display()
             ),
         );
         if allow_anonymous_publish {

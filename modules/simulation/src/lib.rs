@@ -18,7 +18,7 @@ use interstice_sdk::*;
 interstice_module!(visibility: Public);
 
 /// One line of the grid in the buffer that even ticks read.
-#[table(public, partition_by = region)]
+#[table(public, stateful, partition_by = region)]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Even {
     #[primary_key]
@@ -29,7 +29,7 @@ pub struct Even {
 }
 
 /// One line of the grid in the buffer that odd ticks read.
-#[table(public, partition_by = region)]
+#[table(public, stateful, partition_by = region)]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Odd {
     #[primary_key]

@@ -1,0 +1,266 @@
+//! `interstice example simulation`: seeds `modules/simulation` on a node with `--workers`
+//! workers and drives its ticks (one step per region, submitted together so the scheduler
+//! runs them in parallel), with live progress on stderr: ticks/s, cells updated/s, how busy
+//! the workers are. With `--ticks N` it stops after N ticks and prints a summary (and the
+//! world's digest, the same at any worker count); without, the node also serves on its port
+//! until Ctrl-C, so the world can be queried while it runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use interstice_abi::Value;
+use interstice_runtime::{Node, Outcome};
+use serde_json::json;
+
+use crate::error::{CliError, Result};
+use crate::output::Output;
+
+/// `--ticks`, `--size`, `--regions`, `--seed`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub ticks: Option<u64>,
+    pub width: u32,
+    pub height: u32,
+    pub regions: u32,
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ticks: None,
+            width: 512,
+            height: 256,
+            regions: 32,
+            seed: 42,
+        }
+    }
+}
+
+/// Parses `--size WIDTHxHEIGHT`.
+pub fn parse_size(text: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', 'X', '×'])
+        .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT, e.g. 512x256"))?;
+    let side = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("`{s}` in `{text}` is not a number of cells"))
+    };
+    Ok((side(w)?, side(h)?))
+}
+
+/// What a run of ticks measured.
+struct Summary {
+    ticks: u64,
+    elapsed: Duration,
+    cpu: Option<Duration>,
+}
+
+pub fn run(
+    out: Output,
+    node: &Arc<Node>,
+    options: &Options,
+    serve: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let o = options;
+    let seeded = node
+        .call_reducer_values(
+            "simulation",
+            "seed",
+            &[
+                Value::U32(o.width),
+                Value::U32(o.height),
+                Value::U32(o.regions),
+                Value::U64(o.seed),
+            ],
+        )
+        .map_err(|e| CliError::new(format!("cannot seed the simulation: {e}")))?;
+    if let Outcome::Failed { reason, .. } = seeded {
+        return Err(
+            CliError::usage(format!("cannot seed the simulation: {reason}"))
+                .hint("--size takes 3x3 to 4096x4096 cells, --regions 1 to the height"),
+        );
+    }
+    let cells = u64::from(o.width) * u64::from(o.height);
+    out.event(
+        json!({"event": "seeded", "width": o.width, "height": o.height, "cells": cells,
+               "regions": o.regions, "seed": o.seed, "workers": node.workers()}),
+        format!(
+            "a {}×{} world ({cells} cells) in {} regions, on {} worker{}; each tick is one step per region",
+            o.width,
+            o.height,
+            o.regions,
+            node.workers(),
+            if node.workers() == 1 { "" } else { "s" }
+        ),
+    );
+    match o.ticks {
+        Some(ticks) => {
+            let summary = drive(out, node, o, Some(ticks))?;
+            report(out, node, o, &summary)
+        }
+        None => {
+            let driver = node.clone();
+            let options = o.clone();
+            std::thread::Builder::new()
+                .name("simulation".into())
+                .spawn(move || {
+                    if let Err(e) = drive(out, &driver, &options, None) {
+                        eprintln!("{e}");
+                    }
+                })
+                .map_err(|e| CliError::new(format!("cannot start the simulation: {e}")))?;
+            serve()
+        }
+    }
+}
+
+/// Runs ticks (all of them, or until the process ends) with a progress line on stderr.
+fn drive(out: Output, node: &Node, o: &Options, ticks: Option<u64>) -> Result<Summary> {
+    let bar = match ticks {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    if out.json {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let template = match ticks {
+        Some(_) => "{bar:30} tick {pos}/{len} · {msg}",
+        None => "{spinner} tick {pos} · {msg}",
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let cells = u64::from(o.width) * u64::from(o.height);
+    let started = Instant::now();
+    let cpu_started = process_cpu();
+    let mut shown = (Instant::now(), 0u64, cpu_started);
+    let mut tick = 0u64;
+    while ticks.is_none_or(|n| tick < n) {
+        let step = if tick.is_multiple_of(2) {
+            "step_even"
+        } else {
+            "step_odd"
+        };
+        let calls: Vec<(&str, &str, Vec<u8>)> = (0..o.regions)
+            .map(|r| ("simulation", step, interstice_abi::encode(&Value::U32(r))))
+            .collect();
+        let outcomes = node
+            .call_many(&calls)
+            .map_err(|e| CliError::new(format!("tick {tick}: {e}")))?;
+        if let Some(Outcome::Failed { reason, .. }) = outcomes.iter().find(|o| !o.is_committed()) {
+            return Err(CliError::new(format!("tick {tick} failed: {reason}")));
+        }
+        tick += 1;
+        bar.set_position(tick);
+        let now = Instant::now();
+        let since = now - shown.0;
+        if since >= Duration::from_millis(500) {
+            let done = (tick - shown.1) as f64;
+            let secs = since.as_secs_f64();
+            let cpu = process_cpu();
+            let busy = match (cpu, shown.2) {
+                (Some(now), Some(then)) => format!(
+                    " · CPU {:.0}% of {} worker{}",
+                    (now - then).as_secs_f64() / secs * 100.0,
+                    node.workers(),
+                    if node.workers() == 1 { "" } else { "s" }
+                ),
+                _ => String::new(),
+            };
+            bar.set_message(format!(
+                "{:.1} ticks/s · {} cells/s{busy}",
+                done / secs,
+                si(done * cells as f64 / secs)
+            ));
+            shown = (now, tick, cpu);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Summary {
+        ticks: tick,
+        elapsed: started.elapsed(),
+        cpu: process_cpu().zip(cpu_started).map(|(b, a)| b - a),
+    })
+}
+
+fn report(out: Output, node: &Node, o: &Options, s: &Summary) -> Result<()> {
+    // After an even number of ticks the world is in `even` again.
+    let digest = match node.call_query("simulation", "digest", &[Value::Bool(s.ticks % 2 == 1)]) {
+        Ok(Value::U64(d)) => d,
+        Ok(other) => {
+            return Err(CliError::new(format!(
+                "the digest query returned {other:?}"
+            )));
+        }
+        Err(e) => return Err(CliError::new(format!("cannot read the digest: {e}"))),
+    };
+    let cells = u64::from(o.width) * u64::from(o.height);
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let per_s = s.ticks as f64 / secs;
+    let cpu = s.cpu.map(|c| c.as_secs_f64() / secs * 100.0);
+    let stats = node.stats();
+    out.done(
+        json!({"ticks": s.ticks, "seconds": secs, "ticks_per_s": per_s,
+               "cells_per_s": per_s * cells as f64, "workers": node.workers(),
+               "cpu_percent": cpu, "windows": stats.windows, "invocations": stats.invocations,
+               "digest": format!("{digest:016x}")}),
+        || {
+            format!(
+                "{} ticks in {secs:.2} s: {per_s:.1} ticks/s, {} cells/s on {} workers{}\n{} invocations in {} scheduler windows\ndigest {digest:016x} (the same at any worker count)",
+                s.ticks,
+                si(per_s * cells as f64),
+                node.workers(),
+                cpu.map(|c| format!(", CPU {c:.0}%")).unwrap_or_default(),
+                stats.invocations,
+                stats.windows,
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `1.23 M`, `456 k`.
+fn si(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{:.2} G", v / 1e9),
+        v if v >= 1e6 => format!("{:.2} M", v / 1e6),
+        v if v >= 1e3 => format!("{:.1} k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}
+
+/// CPU time of this process, all threads, from `/proc/self/stat` (Linux; `None` elsewhere).
+/// Its unit, USER_HZ, is 100 per second on every Linux architecture's user ABI.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_size("512x256"), Ok((512, 256)));
+        assert_eq!(parse_size("64×48"), Ok((64, 48)));
+        assert!(parse_size("512").unwrap_err().contains("WIDTHxHEIGHT"));
+        assert!(parse_size("ax3").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn this_process_has_spent_cpu_time() {
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(process_cpu().is_some_and(|t| t > Duration::ZERO), "{x}");
+    }
+}
