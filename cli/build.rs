@@ -40,7 +40,8 @@ fn main() {
     let mut embedded = String::from(
         "/// The wasm of an example module, compiled by `build.rs`.\npub fn wasm(module: &str) -> Option<&'static [u8]> {\n    match module {\n",
     );
-    for module in examples::EXAMPLES.iter().filter_map(|e| e.module) {
+    let modules = examples::EXAMPLES.iter().filter_map(|e| e.module);
+    for module in modules.chain([examples::BENCH_MODULE]) {
         let source = checkout.join("modules").join(module);
         rerun_if_changed(&source.join("Cargo.toml"));
         rerun_if_changed(&source.join("src"));

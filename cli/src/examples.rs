@@ -65,6 +65,9 @@ pub const EXAMPLES: &[Example] = &[
     },
 ];
 
+/// The module the binary carries for `interstice bench`, besides the examples'.
+pub const BENCH_MODULE: &str = "bench";
+
 /// Why this build cannot run the graphics example, if it cannot.
 #[cfg(feature = "window")]
 const WITHOUT_WINDOW: Option<&str> = None;

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod cpu;
 mod error;
 mod examples;
 mod home;
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::simulation;
+use crate::commands::{bench, simulation};
 use crate::error::{CliError, Result, code};
 use crate::output::Output;
 
@@ -89,9 +90,15 @@ enum Command {
     },
     /// Run one of the README's examples; their modules are built into this binary.
     #[command(
-        after_help = "Examples:\n  interstice example hello   # then, in another shell:\n  interstice call_reducer example-hello hello hello Ada\n  interstice example graphics   # a window, or off-screen without a display\n  interstice example graphics --headless --frames 60 --screenshot out.png"
+        after_help = "Examples:\n  interstice example simulation   # every core; progress until Ctrl-C\n  interstice example simulation --workers 2 --ticks 500\n  interstice example hello   # then, in another shell:\n  interstice call_reducer example-hello hello hello Ada\n  interstice example graphics   # a window, or off-screen without a display\n  interstice example graphics --headless --frames 60 --screenshot out.png"
     )]
     Example(ExampleArgs),
+    /// Measure throughput: standard workloads on in-memory nodes at 1, 2, 4 … workers.
+    #[command(
+        long_about = "Measure throughput: the simulation, conflict-free and fully contended transfers, an empty reducer and pipelined remote calls over loopback, each on in-memory nodes at 1, 2, 4 … workers up to the cores. Prints throughput, speedup over one worker, efficiency, the serial commit's share of the time and CPU per invocation, and the simulation's step in plain Rust for comparison. Configurations alternate and each figure is the median of the repeats: on a shared machine, compare the ratios of one run.",
+        after_help = "Examples:\n  interstice bench\n  interstice bench --workload simulation --workers 1,2,4,8 --svg speedup.svg\n  interstice bench --seconds 1 --repeats 1 --json > bench.json"
+    )]
+    Bench(BenchArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  interstice completions bash > ~/.local/share/bash-completion/completions/interstice\n  interstice completions zsh > ~/.zfunc/_interstice\n  interstice completions fish > ~/.config/fish/completions/interstice.fish"
@@ -238,6 +245,25 @@ struct CallArgs {
 }
 
 #[derive(Args, Debug)]
+struct BenchArgs {
+    /// Only this workload (repeatable). By default, all of them.
+    #[arg(long, value_enum)]
+    workload: Vec<bench::Workload>,
+    /// Worker counts to run, e.g. `1,2,4,8`. By default 1, 2, 4 … up to the cores.
+    #[arg(long, value_delimiter = ',', value_name = "N,N,..")]
+    workers: Vec<usize>,
+    /// Seconds each configuration is measured, after a short warm-up.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Runs of each configuration; figures are their medians.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Also draw speedup against workers, with the ideal line, into this SVG file.
+    #[arg(long, value_name = "PATH")]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct ExampleArgs {
     /// The example: hello, caller, graphics, audio or simulation.
     name: String,
@@ -321,9 +347,7 @@ fn usage_error(e: clap::Error) -> ! {
 }
 
 fn try_main(command: Command, out: Output) -> Result<()> {
-    use commands::{
-        bindings, completions, example, init, module, node, publish, schema, simulation, update,
-    };
+    use commands::{bindings, completions, example, init, module, node, publish, schema, update};
     match command {
         Command::Node(cmd) => match cmd {
             NodeCommand::Create { name, port } => node::create(out, &name, port),
@@ -413,6 +437,16 @@ fn try_main(command: Command, out: Output) -> Result<()> {
             };
             example::run(out, &args.name, options)
         }
+        Command::Bench(args) => bench::run(
+            out,
+            bench::Options {
+                workloads: args.workload,
+                workers: args.workers,
+                seconds: args.seconds,
+                repeats: args.repeats,
+                svg: args.svg,
+            },
+        ),
         Command::Completions { shell } => completions::print(out, shell),
     }
 }

@@ -47,3 +47,13 @@ pub fn or_null(s: &str) -> Json {
         Json::String(s.to_owned())
     }
 }
+
+/// A rate for people: `1.23 M`, `456.7 k`, `12`.
+pub fn si(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{:.2} G", v / 1e9),
+        v if v >= 1e6 => format!("{:.2} M", v / 1e6),
+        v if v >= 1e3 => format!("{:.1} k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}

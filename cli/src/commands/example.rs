@@ -29,7 +29,7 @@ pub struct GraphicsOptions {
     pub screenshot: Option<PathBuf>,
 }
 
-mod embedded {
+pub(crate) mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 

@@ -1,5 +1,6 @@
 //! One module per group of commands; behaviour lives here and in the runtime, not in `main`.
 
+pub mod bench;
 pub mod bindings;
 pub mod completions;
 pub mod example;

@@ -58,7 +58,8 @@ use crate::stats::AudioStats;
 /// let (backend, _devices) = VirtualBackend::new(format, None, 512);
 /// let audio = AudioAuthority::new(backend, AudioConfig::default())?;
 /// let node = Node::open(NodeConfig { authorities: vec![Arc::new(audio)], ..NodeConfig::default() })?;
-/// assert_eq!(node.lanes(), ["audio"]);
+/// // The audio lane (a thread of its own) comes with the module that claims `Audio`.
+/// assert!(node.lanes().is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
