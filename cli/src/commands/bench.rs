@@ -212,7 +212,7 @@ pub fn run(out: Output, options: Options) -> Result<()> {
             ));
             if let Some(ratio) = ratio {
                 text.push_str(&format!(
-                    "; in wasm through the node at 1 worker it is {ratio:.2}× slower"
+                    "; through the node at 1 worker (wasm), the same tick takes {ratio:.2}× its time"
                 ));
             }
             text.push_str(
