@@ -202,3 +202,110 @@ fn example_caller_sees_example_hello_and_reconnects_after_it_restarts() {
     assert!(log.contains("disconnected from peer"), "{log}");
     drop((hello, caller));
 }
+
+/// The last JSON line `interstice --json args` printed, after checking it succeeded.
+fn last_json_line(home: &Home, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let run = home.run(&all);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let last = run.stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+#[test]
+fn example_simulation_reaches_the_same_world_on_one_and_two_workers() {
+    let home = Home::new();
+    let port = free_port().to_string();
+    let run = |workers: &str| {
+        last_json_line(
+            &home,
+            &[
+                "example",
+                "simulation",
+                "--ticks",
+                "10",
+                "--size",
+                "48x32",
+                "--regions",
+                "4",
+                "--workers",
+                workers,
+                "--port",
+                &port,
+            ],
+        )
+    };
+    let one = run("1");
+    let two = run("2");
+    assert_eq!(one["ticks"], 10);
+    assert_eq!(two["workers"], 2);
+    assert_eq!(one["digest"], two["digest"], "{one}\n{two}");
+    assert_eq!(one["digest"].as_str().map(str::len), Some(16));
+    // Options of another example are refused, naming whose they are.
+    let err = home.fails(2, &["example", "hello", "--ticks", "3"]);
+    assert!(err.contains("options of the simulation example"), "{err}");
+    let err = home.fails(2, &["example", "simulation", "--size", "12"]);
+    assert!(err.contains("WIDTHxHEIGHT"), "{err}");
+}
+
+#[test]
+fn bench_measures_every_worker_count_and_draws_the_plot() {
+    let home = Home::new();
+    let svg = home.dir.path().join("speedup.svg");
+    let report = home.json(
+        0,
+        &[
+            "bench",
+            "--workload",
+            "empty",
+            "--workload",
+            "contended",
+            "--workers",
+            "1,2",
+            "--seconds",
+            "0.2",
+            "--repeats",
+            "1",
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+    );
+    let rows = report["rows"].as_array().unwrap();
+    let seen: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["workload"].as_str().unwrap(),
+                r["workers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("contended", 1),
+            ("contended", 2),
+            ("empty", 1),
+            ("empty", 2)
+        ]
+    );
+    for row in rows {
+        assert!(row["throughput"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(
+            (0.0..=1.0).contains(&row["serial_commit_share"].as_f64().unwrap()),
+            "{row}"
+        );
+    }
+    assert_eq!(rows[0]["speedup"], 1.0);
+    // No simulation run, no wasm/native ratio; the native baseline is measured anyway.
+    assert!(report["simulation_wasm_over_native"].is_null());
+    assert!(report["native_simulation_cells_per_s"].as_f64().unwrap() > 0.0);
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        drawn.contains("<svg") && drawn.contains("contended"),
+        "{drawn}"
+    );
+    let err = home.fails(2, &["bench", "--workers", "0"]);
+    assert!(err.contains("at least 1"), "{err}");
+}
