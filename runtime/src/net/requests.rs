@@ -48,6 +48,14 @@ fn node_figures(node: &crate::Node) -> Vec<(String, String)> {
         ("invocations".to_owned(), stats.invocations.to_string()),
         ("windows".to_owned(), stats.windows.to_string()),
         ("workers".to_owned(), node.workers().to_string()),
+        ("log fsyncs".to_owned(), stats.log_fsyncs.to_string()),
+        (
+            "records per fsync".to_owned(),
+            format!(
+                "{:.1}",
+                stats.records_durable as f64 / stats.log_fsyncs.max(1) as f64
+            ),
+        ),
     ];
     figures.extend(node.authority_stats());
     figures

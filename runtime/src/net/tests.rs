@@ -46,7 +46,16 @@ async fn ping_schema_and_the_handshake_says_who_is_admin() {
     // has only its own.
     let stats = public.stats().await.unwrap();
     let labels: Vec<&str> = stats.iter().map(|(label, _)| label.as_str()).collect();
-    assert_eq!(labels, ["invocations", "windows", "workers"]);
+    assert_eq!(
+        labels,
+        [
+            "invocations",
+            "windows",
+            "workers",
+            "log fsyncs",
+            "records per fsync"
+        ]
+    );
     let admin = connect(&server, Some(TOKEN)).await.unwrap();
     assert!(admin.is_admin());
     let wrong = connect(&server, Some("nope")).await.err().unwrap();

@@ -40,6 +40,10 @@ pub struct NodeStats {
     pub window_nanos: u64,
     /// Of that, time in the serial, ordered commit (logging, events, outcomes).
     pub commit_nanos: u64,
+    /// fsyncs of the commit log (group commits, segment rolls, snapshots).
+    pub log_fsyncs: u64,
+    /// Log records made durable; per fsync, what group commit saves.
+    pub records_durable: u64,
 }
 
 #[derive(Default)]
@@ -53,11 +57,14 @@ pub(super) struct Counters {
 impl Node {
     /// Counters since the node opened, for benchmarks and monitoring.
     pub fn stats(&self) -> NodeStats {
+        let store = self.store().stats();
         NodeStats {
             windows: self.stats.windows.load(Relaxed),
             invocations: self.stats.invocations.load(Relaxed),
             window_nanos: self.stats.window_nanos.load(Relaxed),
             commit_nanos: self.stats.commit_nanos.load(Relaxed),
+            log_fsyncs: store.log_fsyncs,
+            records_durable: store.records_durable,
         }
     }
 
