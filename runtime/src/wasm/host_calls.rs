@@ -1,5 +1,5 @@
 //! The host calls every module gets, under the `interstice` import module. Each checks the
-//! bytes it is handed (`guest.rs`) before the running invocation (`exec.rs`) acts on them.
+//! bytes it is handed (`guest.rs`) before the running invocation (`exec/`) acts on them.
 
 use interstice_abi::host::{self, LogLevel};
 use wasmtime::{Caller, Linker};

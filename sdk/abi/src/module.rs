@@ -1,4 +1,8 @@
 //! What a module says about itself: the schema exported through one function.
+//!
+//! Over 900 lines on purpose: the schema's types and `validate`, which checks every part of
+//! them against the others (names, access, events, platform hooks, partitions), read best side
+//! by side; the tests of the validator are most of the rest.
 
 use std::collections::HashSet;
 use std::fmt;
