@@ -105,41 +105,38 @@ fn seed(
     Ok(())
 }
 
-/// An even tick's step of `region`: reads `even` around it, writes its lines of `odd`.
-#[reducer(reads(world, even[region - 1 ..= region + 1]), writes(odd[region]))]
-fn step_even(ctx: ReducerContext, region: u32) -> Result<(), String> {
-    let t = &ctx.current.tables;
-    let world = world(&ctx.current.tables.world().get(0)?)?;
-    let front = read_band(region, &world, |r| {
-        Ok(t.even()
-            .find_by_region(r)?
-            .into_iter()
-            .map(|l| (l.y, l.cells))
-            .collect())
-    })?;
-    for (y, cells) in step_band(region, &world, &front) {
-        t.odd().update(Odd { y, region, cells })?;
-    }
-    Ok(())
+/// The two halves of a tick: `$step(region)` reads `$front` around the region and writes its
+/// lines of `$back`.
+macro_rules! step {
+    ($(#[$doc:meta])* $step:ident: $front:ident -> $back:ident $Back:ident) => {
+        $(#[$doc])*
+        #[reducer(reads(world, $front[region - 1 ..= region + 1]), writes($back[region]))]
+        fn $step(ctx: ReducerContext, region: u32) -> Result<(), String> {
+            let t = &ctx.current.tables;
+            let world = world(&t.world().get(0)?)?;
+            let front = read_band(region, &world, |r| {
+                Ok(t.$front()
+                    .find_by_region(r)?
+                    .into_iter()
+                    .map(|l| (l.y, l.cells))
+                    .collect())
+            })?;
+            for (y, cells) in step_band(region, &world, &front) {
+                t.$back().update($Back { y, region, cells })?;
+            }
+            Ok(())
+        }
+    };
 }
 
-/// An odd tick's step of `region`: reads `odd` around it, writes its lines of `even`.
-#[reducer(reads(world, odd[region - 1 ..= region + 1]), writes(even[region]))]
-fn step_odd(ctx: ReducerContext, region: u32) -> Result<(), String> {
-    let t = &ctx.current.tables;
-    let world = world(&ctx.current.tables.world().get(0)?)?;
-    let front = read_band(region, &world, |r| {
-        Ok(t.odd()
-            .find_by_region(r)?
-            .into_iter()
-            .map(|l| (l.y, l.cells))
-            .collect())
-    })?;
-    for (y, cells) in step_band(region, &world, &front) {
-        t.even().update(Even { y, region, cells })?;
-    }
-    Ok(())
-}
+step!(
+    /// An even tick's step of `region`: reads `even` around it, writes its lines of `odd`.
+    step_even: even -> odd Odd
+);
+step!(
+    /// An odd tick's step of `region`: reads `odd` around it, writes its lines of `even`.
+    step_odd: odd -> even Even
+);
 
 /// Cells and live cells of one buffer (`odd`: the buffer odd ticks read, which even ticks
 /// write).
