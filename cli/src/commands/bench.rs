@@ -451,6 +451,11 @@ fn plot(
         .map_err(|e| failed(&e))?;
     chart
         .configure_mesh()
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(200, 200, 200))
+        .x_labels(max_w as usize)
+        .x_label_formatter(&|w| format!("{w:.0}"))
+        .y_label_formatter(&|s| format!("{s:.1}×"))
         .x_desc("workers")
         .y_desc("speedup over 1 worker")
         .draw()

@@ -210,29 +210,34 @@ impl Core {
             .cloned()
             // Unknown reducers fail when they run; until then they conflict with nothing.
             .unwrap_or_default();
-        if let Some(plan) = index
-            .part_plans
-            .get(&*task.module)
-            .and_then(|reducers| reducers.get(&*task.reducer))
+        // Most nodes have no partitioned reducer: skip the lookups then.
+        if !index.part_plans.is_empty()
+            && let Some(plan) = index
+                .part_plans
+                .get(&*task.module)
+                .and_then(|reducers| reducers.get(&*task.reducer))
         {
             let (planned, parts) = plan.apply(access, &task.args);
             access = planned;
             task.parts = parts.map(Arc::new);
         }
-        let host = index.host_tables.get(&*task.module);
-        if task.timer.is_some()
-            && let Some(host) = host
+        if (task.timer.is_some() || task.origin.is_some())
+            && let Some(host) = index.host_tables.get(&*task.module)
         {
-            access = access.write(to_sched(host.timers));
+            if task.timer.is_some() {
+                access = access.write(to_sched(host.timers));
+            }
+            if task.origin.is_some() {
+                // Input from other nodes for one module serialises on its `__delivered`, so a
+                // duplicate runs after the original and sees it.
+                access = access.write(to_sched(host.delivered));
+            }
         }
-        if task.origin.is_some()
-            && let Some(host) = host
-        {
-            // Input from other nodes for one module serialises on its `__delivered`, so a
-            // duplicate runs after the original and sees it.
-            access = access.write(to_sched(host.delivered));
-        }
-        let lane = index.lanes.get(&*task.module).copied();
+        let lane = if index.lanes.is_empty() {
+            None
+        } else {
+            index.lanes.get(&*task.module).copied()
+        };
         let work = Work::new(task, access, Timestamp(time.max(0) as u64));
         match lane {
             Some(lane) => work.on_lane(lane),
