@@ -1,7 +1,7 @@
 //! Partitioned access end to end, with `modules/simulation`: the steps of one tick (each
 //! writing its own partition) run together in one scheduler window, and the world after N
-//! ticks is the one the plain-Rust tick computes, with the same commit log, at any worker
-//! count. A reducer that strays outside its partitions fails with a message that names them.
+//! ticks is the one the plain-Rust tick computes, with the same commit log, at 1, 2, 4 and 8
+//! workers. A reducer that strays outside its partitions fails with a message that names them.
 
 use interstice_abi::{
     ABI_VERSION, Access, Field, IndexKind, IndexSchema, Type, Value, encode, encode_into,
@@ -95,7 +95,7 @@ fn a_ticks_steps_run_together_and_give_the_serial_world_at_any_worker_count() {
         one.digest, expected.0,
         "one worker computes the plain-Rust world"
     );
-    for workers in [2, 4] {
+    for workers in [2, 4, 8] {
         let many = run(workers, &wasm);
         assert_eq!(many.digest, one.digest, "{workers} workers");
         assert!(
