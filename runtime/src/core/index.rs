@@ -12,7 +12,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{Installed, NameMap};
-use crate::exec::{Grant, TableMeta};
+use crate::exec::{Grant, TableMeta, TableResolver};
 use crate::partition::{self, PartGrant, Parts};
 use crate::system::{Delivered, FileAccess, HostRow, OutboxCall, Timer};
 
@@ -44,8 +44,9 @@ pub(super) struct Index {
     /// Reducers subscribed to tables of other nodes, by event, in module then reducer order.
     pub remote_subscribers: HashMap<Event, Vec<(String, String)>>,
     pub lanes: NameMap<LaneId>,
-    /// Every module table by full name, as host calls open it.
-    pub tables: NameMap<Arc<TableMeta>>,
+    /// Every module table by full name, as host calls open it: made once per index, so that
+    /// each invocation's context shares it instead of allocating its own.
+    pub resolver: Option<TableResolver>,
     /// Reducers that declare partitions: what their arguments must be evaluated with when a
     /// call enters the ingress. Their `access` above leaves those tables out.
     pub part_plans: NameMap<NameMap<Arc<PartPlan>>>,
@@ -114,6 +115,7 @@ impl Index {
         lanes: &HashMap<Authority, LaneId>,
     ) -> Index {
         let mut index = Index::default();
+        let mut tables: NameMap<Arc<TableMeta>> = NameMap::default();
         let mut registries = BTreeMap::new();
         // Each function's own access, and what it calls: the call graph.
         let mut graph: DiGraph<Function, ()> = DiGraph::new();
@@ -131,7 +133,7 @@ impl Index {
                 if let Some(id) = store.table_id(&full) {
                     own_tables.push(id);
                     let meta = TableMeta::new(id, full.clone(), table, module.registry.clone());
-                    index.tables.insert(full, Arc::new(meta));
+                    tables.insert(full, Arc::new(meta));
                 }
             }
             // The File module's file access, ordered like a table (`system::FileAccess`).
@@ -333,6 +335,7 @@ impl Index {
             }
         }
         index.registries = Arc::new(registries);
+        index.resolver = Some(Arc::new(move |full: &str| tables.get(full).cloned()));
         index
     }
 }

@@ -141,10 +141,6 @@ impl Core {
         self.modules.read().get(name).cloned()
     }
 
-    fn index(&self) -> Arc<Index> {
-        self.index.read().clone()
-    }
-
     pub fn host_tables(&self, module: &str) -> Option<HostTables> {
         self.index.read().host_tables.get(module).copied()
     }
@@ -190,12 +186,14 @@ impl Core {
 
     /// A context for `frame`, over this node's store and tables.
     pub fn exec(self: &Arc<Self>, frame: Frame) -> Exec {
-        let index = self.index();
-        let resolver_index = index.clone();
+        let index = self.index.read();
         Exec::new(
             self.store.clone(),
             index.registries.clone(),
-            Arc::new(move |full: &str| resolver_index.tables.get(full).cloned()),
+            index
+                .resolver
+                .clone()
+                .unwrap_or_else(|| Arc::new(|_: &str| None)),
             frame,
         )
     }
@@ -362,8 +360,10 @@ impl Core {
     /// the timers it set, its remote calls and the mark of the input it consumed. All are in
     /// the reducer's access set (`index.rs`), so they are atomic with it and deterministic.
     fn host_writes(&self, task: &Task, exec: &mut Exec) -> Result<(), system::SystemError> {
-        let host = self.host_tables(&task.module);
-        // The timer first: most calls have none, and looking its table up is not free.
+        // Most calls have neither a timer nor an origin, and looking the tables up is not free.
+        let host = (task.timer.is_some() || task.origin.is_some())
+            .then(|| self.host_tables(&task.module))
+            .flatten();
         if let (Some(timer), Some(host)) = (task.timer, host) {
             exec.tx.delete(host.timers, &Value::U64(timer))?;
         }
