@@ -58,6 +58,8 @@ pub struct Options {
 const WIDTH: u32 = 512;
 const HEIGHT: u32 = 256;
 const REGIONS: u32 = 32;
+/// The most workers one configuration may ask for.
+const MAX_WORKERS: usize = 1024;
 /// Lanes of the transfer workloads, and calls per batch.
 const LANES: u32 = 256;
 const IN_FLIGHT: usize = 64;
@@ -104,6 +106,11 @@ pub fn run(out: Output, options: Options) -> Result<()> {
     }
     if workers.contains(&0) {
         return Err(CliError::usage("--workers counts must be at least 1"));
+    }
+    if let Some(&w) = workers.iter().find(|&&w| w > MAX_WORKERS) {
+        return Err(CliError::usage(format!(
+            "--workers {w} is more than {MAX_WORKERS}: each worker is a thread"
+        )));
     }
     workers.sort_unstable();
     workers.dedup();
