@@ -121,7 +121,11 @@ fn captured_buffers_give_the_same_tables_at_any_worker_count_and_after_a_restart
         assert_eq!(captured.0.len(), BUFFERS.min(64) as usize);
         drop(rig);
 
-        // The log holds each buffer as its invocation's argument.
+        // No capture device now: the tables come back from the log alone.
+        let restarted = Rig::new(config(dir.path(), workers, false));
+        // The log holds each buffer as its invocation's argument. Read once the node has
+        // reopened it: records nobody waited for may still be in the closing node's buffer
+        // until its store is gone, and the reopened store's recovery needed them on disk.
         let log = files(dir.path());
         for index in [0, 7, BUFFERS - 1] {
             let record = recorded_invocation(index);
@@ -132,8 +136,6 @@ fn captured_buffers_give_the_same_tables_at_any_worker_count_and_after_a_restart
             );
         }
 
-        // No capture device now: the tables come back from the log alone.
-        let restarted = Rig::new(config(dir.path(), workers, false));
         assert_eq!(
             tables(&restarted),
             captured,
