@@ -120,12 +120,17 @@ fn captured_buffers_give_the_same_tables_at_any_worker_count_and_after_a_restart
         let captured = tables(&rig);
         assert_eq!(captured.0.len(), BUFFERS.min(64) as usize);
         drop(rig);
+        // The node's last threads let go of its store (writing out what it buffered) just
+        // after it is dropped; until then the store is locked.
+        wait_for("the closed node's store to be free", || {
+            interstice_store::Store::open(
+                dir.path().join("store"),
+                interstice_store::StoreConfig::default(),
+            )
+            .is_ok()
+        });
 
-        // No capture device now: the tables come back from the log alone.
-        let restarted = Rig::new(config(dir.path(), workers, false));
-        // The log holds each buffer as its invocation's argument. Read once the node has
-        // reopened it: records nobody waited for may still be in the closing node's buffer
-        // until its store is gone, and the reopened store's recovery needed them on disk.
+        // The log holds each buffer as its invocation's argument.
         let log = files(dir.path());
         for index in [0, 7, BUFFERS - 1] {
             let record = recorded_invocation(index);
@@ -136,6 +141,8 @@ fn captured_buffers_give_the_same_tables_at_any_worker_count_and_after_a_restart
             );
         }
 
+        // No capture device now: the tables come back from the log alone.
+        let restarted = Rig::new(config(dir.path(), workers, false));
         assert_eq!(
             tables(&restarted),
             captured,
