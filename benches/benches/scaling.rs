@@ -5,7 +5,8 @@
 //! `cargo bench -p interstice-benches --bench scaling` (add `-- --quick` for a short run;
 //! `INTERSTICE_BENCH_WORKERS=1,2,4` to choose worker counts; `INTERSTICE_BENCH_COST_US=20`;
 //! `INTERSTICE_BENCH_CONTENTION=0,1` to choose conflict shares, 0 to 1;
-//! `INTERSTICE_BENCH_ITERS=N` to skip calibration).
+//! `INTERSTICE_BENCH_ITERS=N` to skip calibration; `INTERSTICE_BENCH_REPEATS=N` for longer
+//! runs, e.g. under a profiler).
 //!
 //! Each invocation is `workload_a.spinN(key, iters)`, which burns `iters` rounds of arithmetic
 //! and updates one row of table `tN`. A conflicting invocation uses `spin0` (they all write
@@ -18,6 +19,10 @@ use std::time::Instant;
 use interstice_abi::Value;
 use interstice_benches::{args, build, median};
 use interstice_runtime::{Durability, Node, NodeConfig};
+
+/// The allocator the `interstice` binary runs with, so that these figures are the node's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Setup {
     workers: usize,
@@ -111,7 +116,14 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![0.0, 0.5, 1.0]);
-    let (n, repeats) = if quick { (400, 3) } else { (2000, 5) };
+    let (n, mut repeats) = if quick { (400, 3) } else { (2000, 5) };
+    // More repeats give a profiler (`perf record`) a steady state to look at.
+    if let Some(r) = std::env::var("INTERSTICE_BENCH_REPEATS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        repeats = r;
+    }
 
     let wasm = build("workload_a").unwrap_or_else(|e| panic!("building modules/workload_a: {e}"));
     // A fixed count makes runs comparable across processes (calibration follows the load).

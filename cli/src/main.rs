@@ -22,6 +22,12 @@ use crate::commands::{bench, simulation};
 use crate::error::{CliError, Result, code};
 use crate::output::Output;
 
+/// Rows are allocated on the worker that runs a reducer and freed on whichever thread drops
+/// the last version, so the allocator's cross-thread frees sit on the hot path of parallel
+/// reducers; glibc's arenas serialise them (docs/BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "interstice",
