@@ -311,22 +311,17 @@ fn measure(workload: Workload, workers: usize, seconds: f64) -> Result<Sample> {
             ))?;
             let mut tick = 0u64;
             timed(&mut || {
-                let step = if tick.is_multiple_of(2) {
-                    "step_even"
-                } else {
-                    "step_odd"
-                };
-                tick += 1;
-                let calls: Vec<(&str, &str, Vec<u8>)> = (0..REGIONS)
-                    .map(|r| ("simulation", step, interstice_abi::encode(&Value::U32(r))))
-                    .collect();
+                let ticks = super::simulation::TICKS_PER_BATCH;
+                let calls = super::simulation::tick_calls(tick, ticks, REGIONS);
+                tick += ticks;
                 for outcome in node
                     .call_many(&calls)
                     .map_err(|e| CliError::new(e.to_string()))?
                 {
                     check(Ok(outcome))?;
                 }
-                Ok((f64::from(WIDTH) * f64::from(HEIGHT), u64::from(REGIONS)))
+                let steps = u64::from(REGIONS) * ticks;
+                Ok((f64::from(WIDTH) * f64::from(HEIGHT) * ticks as f64, steps))
             })
         }
         Workload::Independent | Workload::Contended | Workload::Empty => {
