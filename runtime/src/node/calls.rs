@@ -68,7 +68,7 @@ impl Node {
         node_id: Option<&str>,
         calls: &[RemoteCallIn<'_>],
     ) -> Vec<Result<Outcome, NodeError>> {
-        let tickets: Vec<Result<u64, NodeError>> = calls
+        let checked: Vec<Result<Submission, NodeError>> = calls
             .iter()
             .map(|&(module, reducer, args, from)| {
                 let (module, reducer) = self.check_reducer_call(module, reducer, args)?;
@@ -80,13 +80,27 @@ impl Node {
                     }),
                     _ => None,
                 };
-                let call = Submission::call(module, reducer, args.to_vec()).origin(origin);
-                Ok(self.submit_awaited(call))
+                Ok(Submission::call(module, reducer, args.to_vec()).origin(origin))
             })
             .collect();
-        let outcomes: Vec<Result<Outcome, NodeError>> = tickets
+        let mut valid = Vec::with_capacity(checked.len());
+        let mut slots: Vec<Result<(), NodeError>> = Vec::with_capacity(checked.len());
+        for call in checked {
+            slots.push(call.map(|call| valid.push(call)));
+        }
+        let tickets = self.entrance.submit_awaited_all(valid);
+        // If the drive fails, the first call gets its error and each later one is driven on
+        // its own (its outcome may have been filed meanwhile), as separate calls would be.
+        let mut ran: Vec<Result<Outcome, NodeError>> = match self.drive_tickets(tickets.clone()) {
+            Ok(ran) => ran.into_iter().map(Ok).collect(),
+            Err(e) => std::iter::once(Err(e))
+                .chain(tickets.skip(1).map(|t| self.drive_until(t)))
+                .collect(),
+        };
+        ran.reverse();
+        let outcomes: Vec<Result<Outcome, NodeError>> = slots
             .into_iter()
-            .map(|ticket| ticket.and_then(|t| self.drive_until(t)))
+            .map(|slot| slot.and_then(|()| ran.pop().unwrap_or(Err(NodeError::Halted))))
             .collect();
         // Durability is in log order: the last committed call being durable covers the rest.
         let last = outcomes
@@ -115,16 +129,11 @@ impl Node {
     /// them. They enter the ingress in the order given, so the scheduler sees them in one window
     /// and runs the non-conflicting ones in parallel.
     pub fn call_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
-        let tickets: Vec<u64> = calls
+        let submissions = calls
             .iter()
-            .map(|(module, reducer, args)| {
-                self.submit_awaited(Submission::call(*module, *reducer, args.clone()))
-            })
-            .collect();
-        let mut outcomes = Vec::with_capacity(tickets.len());
-        for ticket in tickets {
-            outcomes.push(self.drive_until(ticket)?);
-        }
+            .map(|(module, reducer, args)| Submission::call(*module, *reducer, args.clone()));
+        let tickets = self.entrance.submit_awaited_all(submissions);
+        let outcomes = self.drive_tickets(tickets)?;
         if let Some(last) = outcomes.iter().rev().find(|o| o.is_committed()) {
             self.wait_durable(last)?;
         }

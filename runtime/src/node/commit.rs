@@ -71,34 +71,54 @@ impl Node {
     /// Runs windows until the invocation filed under `ticket` has committed or failed (with
     /// everything before it and everything its commit triggered), and returns its outcome.
     pub(super) fn drive_until(&self, ticket: u64) -> Result<Outcome, NodeError> {
-        let outcome = self.drive_for(Some(ticket))?;
-        // The ticket was filed before this drive began, and every drive runs the ingress dry,
-        // so its outcome is ours or was filed by the drive that ran it.
-        Ok(outcome.unwrap_or_else(|| Outcome::Failed {
-            seq: 0,
-            reason: CallFailure::Host(format!("the outcome of invocation {ticket} was not kept")),
-        }))
+        let mut outcomes = self.drive_tickets(ticket..ticket + 1)?;
+        Ok(outcomes.pop().unwrap_or_else(|| lost(ticket)))
+    }
+
+    /// [`drive_until`](Self::drive_until) for consecutive tickets (one batch submitted under
+    /// one lock): their outcomes, in ticket order.
+    pub(super) fn drive_tickets(
+        &self,
+        tickets: std::ops::Range<u64>,
+    ) -> Result<Vec<Outcome>, NodeError> {
+        let mut mine = Mine::new(tickets);
+        let driven = self.drive_locked(&mut mine);
+        self.release_deferred();
+        if let Err(e) = driven {
+            // Outcomes already filed here stay findable by whoever asks for them next.
+            self.outcomes.lock().extend(mine.into_filed());
+            return Err(e);
+        }
+        // Every ticket was filed before this drive began, and every drive runs the ingress
+        // dry, so an outcome is ours or was filed by the drive that ran it.
+        let Mine { first, outcomes } = mine;
+        let mut shared = None;
+        Ok(outcomes
+            .into_iter()
+            .zip(first..)
+            .map(|(outcome, ticket)| {
+                outcome.unwrap_or_else(|| {
+                    shared
+                        .get_or_insert_with(|| self.outcomes.lock())
+                        .remove(&ticket)
+                        .unwrap_or_else(|| lost(ticket))
+                })
+            })
+            .collect())
     }
 
     /// Runs windows until the ingress is empty: what was submitted, and everything it triggers.
     pub(super) fn drive(&self) -> Result<(), NodeError> {
-        self.drive_for(None).map(drop)
-    }
-
-    /// Runs windows until the ingress is empty; returns the outcome filed under `ticket`.
-    /// Then sends what durable commits deferred, once they are durable.
-    fn drive_for(&self, ticket: Option<u64>) -> Result<Option<Outcome>, NodeError> {
-        let outcome = self.drive_locked(ticket);
+        let outcome = self.drive_locked(&mut Mine::new(0..0));
         self.release_deferred();
         outcome
     }
 
-    fn drive_locked(&self, ticket: Option<u64>) -> Result<Option<Outcome>, NodeError> {
+    /// Runs windows until the ingress is empty, filing the outcomes of `mine`'s tickets there
+    /// and every other awaited outcome in the shared map.
+    fn drive_locked(&self, mine: &mut Mine) -> Result<(), NodeError> {
         let mut driver = self.driver.lock();
         self.cascade.store(0, Ordering::Relaxed);
-        // This caller's own outcome skips the shared map: only invocations of other callers
-        // that this drive happens to run are filed there.
-        let mut mine = None;
         loop {
             let Driver { scheduler, ingress } = &mut *driver;
             // Between windows every applied transaction is committed: queries get their
@@ -109,10 +129,7 @@ impl Node {
                 if self.core.take_timer_hint() {
                     self.pump.ring();
                 }
-                return Ok(mine.or_else(|| {
-                    let ticket = ticket?;
-                    self.outcomes.lock().remove(&ticket)
-                }));
+                return Ok(());
             }
             let started = Instant::now();
             // The end of the last commit is the end of the window, give or take the push of
@@ -120,7 +137,7 @@ impl Node {
             let mut ended = None;
             let report = scheduler.run_window(ingress, |inv, outcome| {
                 let commit_started = Instant::now();
-                let work = self.commit(inv, outcome, ticket, &mut mine);
+                let work = self.commit(inv, outcome, mine);
                 let now = Instant::now();
                 self.stats
                     .commit_nanos
@@ -176,14 +193,13 @@ impl Node {
 
     /// The ordered commit: called for each invocation of a window in sequence order, on the
     /// driving thread. Logs what the worker applied, files the caller's outcome (the driving
-    /// caller's, filed under `mine_ticket`, into `mine`) and returns the work its changes
+    /// caller's into `mine`, others' in the shared map) and returns the work its changes
     /// trigger.
     fn commit(
         &self,
         inv: &Invocation<Task>,
         outcome: sched::Outcome<Done>,
-        mine_ticket: Option<u64>,
-        mine: &mut Option<Outcome>,
+        mine: &mut Mine,
     ) -> Vec<sched::Work<Task>> {
         let task = inv.task();
         let seq = inv.seq().0;
@@ -249,12 +265,10 @@ impl Node {
         self.core
             .authorities
             .settle_files(seq, matches!(result, Outcome::Committed { .. }));
-        match task.ticket {
-            Some(ticket) if Some(ticket) == mine_ticket => *mine = Some(result),
-            Some(ticket) => {
-                self.outcomes.lock().insert(ticket, result);
-            }
-            None => {}
+        if let Some(ticket) = task.ticket
+            && let Some(result) = mine.file(ticket, result)
+        {
+            self.outcomes.lock().insert(ticket, result);
         }
         emitted
     }
@@ -436,6 +450,54 @@ impl Node {
                 .inspect_err(|e| self.note_store_error(e))?;
         }
         Ok(())
+    }
+}
+
+/// The outcomes the driving caller waits for, a range of consecutive tickets: filed here, not
+/// in the shared map, so that a batch's commits take no lock for them.
+struct Mine {
+    first: u64,
+    outcomes: Vec<Option<Outcome>>,
+}
+
+impl Mine {
+    fn new(tickets: std::ops::Range<u64>) -> Self {
+        Mine {
+            first: tickets.start,
+            outcomes: (tickets).map(|_| None).collect(),
+        }
+    }
+
+    /// Files `outcome` if `ticket` is one of ours; hands it back otherwise.
+    fn file(&mut self, ticket: u64, outcome: Outcome) -> Option<Outcome> {
+        let slot = ticket
+            .checked_sub(self.first)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.outcomes.get_mut(i));
+        match slot {
+            Some(slot) => {
+                *slot = Some(outcome);
+                None
+            }
+            None => Some(outcome),
+        }
+    }
+
+    /// What was filed, by ticket.
+    fn into_filed(self) -> impl Iterator<Item = (u64, Outcome)> {
+        let first = self.first;
+        self.outcomes
+            .into_iter()
+            .zip(first..)
+            .filter_map(|(outcome, ticket)| Some((ticket, outcome?)))
+    }
+}
+
+/// The outcome of an awaited invocation that nobody filed: a bug, reported as a failure.
+fn lost(ticket: u64) -> Outcome {
+    Outcome::Failed {
+        seq: 0,
+        reason: CallFailure::Host(format!("the outcome of invocation {ticket} was not kept")),
     }
 }
 

@@ -124,13 +124,24 @@ impl Entrance {
 
     /// Stamps `submission` and queues it for a caller that waits for its outcome; returns
     /// the ticket the outcome will be filed under.
-    pub fn submit_awaited(&self, mut submission: Submission) -> u64 {
+    pub fn submit_awaited(&self, submission: Submission) -> u64 {
+        self.submit_awaited_all(std::iter::once(submission)).start
+    }
+
+    /// Queues `submissions` in order under one lock, so their tickets are consecutive (the
+    /// range returned) and nothing else is queued between them.
+    pub fn submit_awaited_all(
+        &self,
+        submissions: impl IntoIterator<Item = Submission>,
+    ) -> std::ops::Range<u64> {
         let mut inbox = self.inbox.lock();
-        let ticket = inbox.next_ticket;
-        inbox.next_ticket += 1;
-        submission.task.ticket = Some(ticket);
-        self.push_locked(&mut inbox, submission);
-        ticket
+        let first = inbox.next_ticket;
+        for mut submission in submissions {
+            submission.task.ticket = Some(inbox.next_ticket);
+            inbox.next_ticket += 1;
+            self.push_locked(&mut inbox, submission);
+        }
+        first..inbox.next_ticket
     }
 
     /// Queues invocations nobody waits for (their outcomes are not kept), stamped in order.
