@@ -311,7 +311,8 @@ fn measure(workload: Workload, workers: usize, seconds: f64) -> Result<Sample> {
             ))?;
             let mut tick = 0u64;
             timed(&mut || {
-                let ticks = super::simulation::TICKS_PER_BATCH;
+                let ticks =
+                    super::simulation::ticks_per_batch(u64::from(WIDTH) * u64::from(HEIGHT));
                 let calls = super::simulation::tick_calls(tick, ticks, REGIONS);
                 tick += ticks;
                 for outcome in node

@@ -52,11 +52,15 @@ pub fn parse_size(text: &str) -> std::result::Result<(u32, u32), String> {
     Ok((side(w)?, side(h)?))
 }
 
-/// Ticks submitted in one batch. A tick's steps never conflict, and a step of the next tick
-/// waits only for the three steps it reads, so within a batch the workers move on to the next
-/// tick without waiting for the slowest step of this one; between batches they do wait. The
-/// outcome is the same as one tick at a time (the order is the submission order).
-pub const TICKS_PER_BATCH: u64 = 16;
+/// Ticks submitted in one batch for a world of `cells` cells: up to 16, fewer for big worlds so
+/// that a batch stays around 4 M cell updates (tens of milliseconds) and progress keeps moving.
+/// A tick's steps never conflict, and a step of the next tick waits only for the three steps
+/// it reads, so within a batch the workers move on to the next tick without waiting for the
+/// slowest step of this one; between batches they do wait. The outcome is the same as one
+/// tick at a time (the order is the submission order).
+pub fn ticks_per_batch(cells: u64) -> u64 {
+    (4_000_000 / cells.max(1)).clamp(1, 16)
+}
 
 /// The calls of `ticks` ticks from tick `first` on (even ticks step `even` into `odd`, odd
 /// ticks the other way round): one step per region, in region order, tick after tick.
@@ -165,7 +169,8 @@ fn drive(out: Output, node: &Node, o: &Options, ticks: Option<u64>) -> Result<Su
     let mut shown = (Instant::now(), 0u64, cpu_started);
     let mut tick = 0u64;
     while ticks.is_none_or(|n| tick < n) {
-        let batch = ticks.map_or(TICKS_PER_BATCH, |n| (n - tick).min(TICKS_PER_BATCH));
+        let per_batch = ticks_per_batch(cells);
+        let batch = ticks.map_or(per_batch, |n| (n - tick).min(per_batch));
         let calls = tick_calls(tick, batch, o.regions);
         let outcomes = node
             .call_many(&calls)
@@ -255,5 +260,28 @@ mod tests {
         assert_eq!(parse_size("64×48"), Ok((64, 48)));
         assert!(parse_size("512").unwrap_err().contains("WIDTHxHEIGHT"));
         assert!(parse_size("ax3").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn a_batch_is_whole_ticks_in_order_and_smaller_for_big_worlds() {
+        let calls = tick_calls(3, 2, 2);
+        let region = |r: u32| interstice_abi::encode(&Value::U32(r));
+        let names: Vec<(&str, Vec<u8>)> = calls
+            .into_iter()
+            .map(|(_, step, args)| (step, args))
+            .collect();
+        // Tick 3 is odd (reads `odd`), tick 4 even; each has every region, in order.
+        assert_eq!(
+            names,
+            [
+                ("step_odd", region(0)),
+                ("step_odd", region(1)),
+                ("step_even", region(0)),
+                ("step_even", region(1))
+            ]
+        );
+        assert_eq!(ticks_per_batch(512 * 256), 16);
+        assert_eq!(ticks_per_batch(1024 * 1024), 3);
+        assert_eq!(ticks_per_batch(4096 * 4096), 1);
     }
 }
