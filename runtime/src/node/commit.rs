@@ -71,8 +71,9 @@ impl Node {
     /// Runs windows until the invocation filed under `ticket` has committed or failed (with
     /// everything before it and everything its commit triggered), and returns its outcome.
     pub(super) fn drive_until(&self, ticket: u64) -> Result<Outcome, NodeError> {
-        let mut outcomes = self.drive_tickets(ticket..ticket + 1)?;
-        Ok(outcomes.pop().unwrap_or_else(|| lost(ticket)))
+        let mut mine = Mine::new(ticket..ticket + 1);
+        self.drive_mine(&mut mine)?;
+        Ok(self.claim(&mut mine, ticket))
     }
 
     /// [`drive_until`](Self::drive_until) for consecutive tickets (one batch submitted under
@@ -81,37 +82,34 @@ impl Node {
         &self,
         tickets: std::ops::Range<u64>,
     ) -> Result<Vec<Outcome>, NodeError> {
-        let mut mine = Mine::new(tickets);
-        let driven = self.drive_locked(&mut mine);
+        let mut mine = Mine::new(tickets.clone());
+        self.drive_mine(&mut mine)?;
+        Ok(tickets.map(|t| self.claim(&mut mine, t)).collect())
+    }
+
+    /// Drives, then sends what durable commits deferred. On failure the outcomes filed in
+    /// `mine` go to the shared map, where whoever asks for them next finds them.
+    fn drive_mine(&self, mine: &mut Mine) -> Result<(), NodeError> {
+        let driven = self.drive_locked(mine);
         self.release_deferred();
-        if let Err(e) = driven {
-            // Outcomes already filed here stay findable by whoever asks for them next.
-            self.outcomes.lock().extend(mine.into_filed());
-            return Err(e);
+        if driven.is_err() {
+            self.outcomes.lock().extend(mine.drain());
         }
-        // Every ticket was filed before this drive began, and every drive runs the ingress
-        // dry, so an outcome is ours or was filed by the drive that ran it.
-        let Mine { first, outcomes } = mine;
-        let mut shared = None;
-        Ok(outcomes
-            .into_iter()
-            .zip(first..)
-            .map(|(outcome, ticket)| {
-                outcome.unwrap_or_else(|| {
-                    shared
-                        .get_or_insert_with(|| self.outcomes.lock())
-                        .remove(&ticket)
-                        .unwrap_or_else(|| lost(ticket))
-                })
-            })
-            .collect())
+        driven
+    }
+
+    /// The outcome of `ticket`, one of `mine`'s. Every ticket was filed before the drive
+    /// began, and every drive runs the ingress dry, so it is in `mine` or was filed in the
+    /// shared map by the drive that ran it.
+    fn claim(&self, mine: &mut Mine, ticket: u64) -> Outcome {
+        mine.take(ticket)
+            .or_else(|| self.outcomes.lock().remove(&ticket))
+            .unwrap_or_else(|| lost(ticket))
     }
 
     /// Runs windows until the ingress is empty: what was submitted, and everything it triggers.
     pub(super) fn drive(&self) -> Result<(), NodeError> {
-        let outcome = self.drive_locked(&mut Mine::new(0..0));
-        self.release_deferred();
-        outcome
+        self.drive_mine(&mut Mine::new(0..0))
     }
 
     /// Runs windows until the ingress is empty, filing the outcomes of `mine`'s tickets there
@@ -454,27 +452,42 @@ impl Node {
 }
 
 /// The outcomes the driving caller waits for, a range of consecutive tickets: filed here, not
-/// in the shared map, so that a batch's commits take no lock for them.
+/// in the shared map, so that a batch's commits take no lock for them. A single call (the
+/// common case) keeps its outcome inline, with no allocation.
 struct Mine {
     first: u64,
-    outcomes: Vec<Option<Outcome>>,
+    len: u64,
+    one: Option<Outcome>,
+    many: Vec<Option<Outcome>>,
 }
 
 impl Mine {
     fn new(tickets: std::ops::Range<u64>) -> Self {
+        let len = tickets.end.saturating_sub(tickets.start);
         Mine {
             first: tickets.start,
-            outcomes: (tickets).map(|_| None).collect(),
+            len,
+            one: None,
+            many: if len > 1 {
+                tickets.map(|_| None).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn slot(&mut self, ticket: u64) -> Option<&mut Option<Outcome>> {
+        let i = ticket.checked_sub(self.first).filter(|&i| i < self.len)?;
+        if self.len == 1 {
+            Some(&mut self.one)
+        } else {
+            self.many.get_mut(usize::try_from(i).ok()?)
         }
     }
 
     /// Files `outcome` if `ticket` is one of ours; hands it back otherwise.
     fn file(&mut self, ticket: u64, outcome: Outcome) -> Option<Outcome> {
-        let slot = ticket
-            .checked_sub(self.first)
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| self.outcomes.get_mut(i));
-        match slot {
+        match self.slot(ticket) {
             Some(slot) => {
                 *slot = Some(outcome);
                 None
@@ -483,13 +496,15 @@ impl Mine {
         }
     }
 
-    /// What was filed, by ticket.
-    fn into_filed(self) -> impl Iterator<Item = (u64, Outcome)> {
-        let first = self.first;
-        self.outcomes
-            .into_iter()
-            .zip(first..)
-            .filter_map(|(outcome, ticket)| Some((ticket, outcome?)))
+    fn take(&mut self, ticket: u64) -> Option<Outcome> {
+        self.slot(ticket)?.take()
+    }
+
+    /// Everything filed so far, by ticket.
+    fn drain(&mut self) -> Vec<(u64, Outcome)> {
+        (self.first..self.first + self.len)
+            .filter_map(|t| Some((t, self.take(t)?)))
+            .collect()
     }
 }
 
