@@ -2,6 +2,13 @@
 
 use std::fmt;
 
+use smallvec::SmallVec;
+
+/// Most invocations declare a handful of tables, so the lists live inline: the runtime clones
+/// a reducer's access set for every call, and this keeps that clone free of allocations.
+type Tables = SmallVec<[TableId; 4]>;
+type Parts = SmallVec<[(TableId, Part); 2]>;
+
 /// A table, numbered densely from zero by the runtime.
 ///
 /// Dense numbers let the planner keep its per-table state in a flat array instead of a map,
@@ -78,23 +85,40 @@ impl fmt::Display for Part {
 /// assert!(region(2).conflicts_with(&region(3)));
 /// assert!(region(2).conflicts_with(&Access::new().read(cells)));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Access {
-    reads: Vec<TableId>,
-    writes: Vec<TableId>,
-    part_reads: Vec<(TableId, Part)>,
-    part_writes: Vec<(TableId, Part)>,
+    reads: Tables,
+    writes: Tables,
+    part_reads: Parts,
+    part_writes: Parts,
     exclusive: bool,
 }
 
+// By hand: `SmallVec`'s own `clone` goes element by element; these are `Copy`, so a copy of
+// the slice is one `memcpy` (and nothing on the heap for short lists).
+impl Clone for Access {
+    fn clone(&self) -> Self {
+        Access {
+            reads: SmallVec::from_slice(&self.reads),
+            writes: SmallVec::from_slice(&self.writes),
+            part_reads: SmallVec::from_slice(&self.part_reads),
+            part_writes: SmallVec::from_slice(&self.part_writes),
+            exclusive: self.exclusive,
+        }
+    }
+}
+
 /// Removes every entry of `table` from a list sorted by table.
-fn remove_table(parts: &mut Vec<(TableId, Part)>, table: TableId) {
+fn remove_table(parts: &mut Parts, table: TableId) {
     let start = parts.partition_point(|&(t, _)| t < table);
     let end = parts.partition_point(|&(t, _)| t <= table);
     parts.drain(start..end);
 }
 
-fn insert_sorted<K: Ord>(list: &mut Vec<K>, key: K) {
+fn insert_sorted<A: smallvec::Array>(list: &mut SmallVec<A>, key: A::Item)
+where
+    A::Item: Ord,
+{
     if let Err(at) = list.binary_search(&key) {
         list.insert(at, key);
     }
@@ -119,10 +143,10 @@ impl Access {
         reads: impl IntoIterator<Item = TableId>,
         writes: impl IntoIterator<Item = TableId>,
     ) -> Self {
-        let mut writes: Vec<TableId> = writes.into_iter().collect();
+        let mut writes: Tables = writes.into_iter().collect();
         writes.sort_unstable();
         writes.dedup();
-        let mut reads: Vec<TableId> = reads
+        let mut reads: Tables = reads
             .into_iter()
             .filter(|t| writes.binary_search(t).is_err())
             .collect();
