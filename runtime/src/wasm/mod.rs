@@ -53,6 +53,11 @@ pub fn engine(limits: &Limits) -> Result<Engine, LoadError> {
         .relaxed_simd_deterministic(true)
         // Threads are off: the `threads` feature of wasmtime is not compiled in.
         .max_wasm_stack(limits.max_stack_bytes);
+    // For profiling modules with `perf record`: wasmtime writes /tmp/perf-<pid>.map so that
+    // `perf report` names the module's functions instead of bare JIT addresses.
+    if std::env::var_os("INTERSTICE_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(|e| LoadError::Engine(e.to_string()))
 }
 
