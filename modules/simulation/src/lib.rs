@@ -4,10 +4,11 @@
 //! The state is double-buffered in two partitioned tables, `even` and `odd`, one row per grid
 //! line, partitioned by region. A tick is one `step_even(region)` per region (reading `even`,
 //! writing `odd`), then the next is one `step_odd(region)` per region (the other way round).
-//! A step reads its own region and its two neighbours (`reads(even[region - 1 ..= region +
-//! 1])`) and writes only its own (`writes(odd[region])`), so the steps of one tick never
-//! conflict and the node runs them on as many workers as it has, while the next tick's steps
-//! wait only for the steps they read. The outcome is the one of running the steps one by one:
+//! A step reads its own region and the line on each side of it, which lie in the two
+//! neighbouring regions (`reads(even[region - 1 ..= region + 1])`: a row reached by its key
+//! must be in a declared partition), and writes only its own (`writes(odd[region])`), so the
+//! steps of one tick never conflict and the node runs them on as many workers as it has, while
+//! the next tick's steps wait only for the steps they read. The outcome is the one of running the steps one by one:
 //! [`digest`] after N ticks is the same at any worker count.
 //!
 //! Cells outside the grid are dead: the top and bottom lines have no neighbours beyond them,
@@ -114,13 +115,18 @@ macro_rules! step {
         fn $step(ctx: ReducerContext, region: u32) -> Result<(), String> {
             let t = &ctx.current.tables;
             let world = world(&t.world().get(0)?)?;
-            let front = read_band(region, &world, |r| {
-                Ok(t.$front()
-                    .find_by_region(r)?
-                    .into_iter()
-                    .map(|l| (l.y, l.cells))
-                    .collect())
-            })?;
+            let front = read_band(
+                region,
+                &world,
+                |r| {
+                    Ok(t.$front()
+                        .find_by_region(r)?
+                        .into_iter()
+                        .map(|l| (l.y, l.cells))
+                        .collect())
+                },
+                |y| Ok(t.$front().get(y)?.map(|l| l.cells)),
+            )?;
             for (y, cells) in step_band(region, &world, &front) {
                 t.$back().update($Back { y, region, cells })?;
             }
@@ -233,11 +239,14 @@ pub fn region_of(y: u32, height: u32, regions: u32) -> u32 {
     (u64::from(y) * u64::from(regions) / u64::from(height)) as u32
 }
 
-/// The lines of `region` and of its neighbours, by `y`, through `lines_of(region)`.
+/// The lines of `region` (through `lines_of(region)`) and the line on each side of it, in the
+/// neighbouring regions (through `line(y)`, by key): all that its step reads, by `y`. Only
+/// those two lines of the neighbours are read, not their whole regions.
 fn read_band(
     region: u32,
     world: &World,
-    mut lines_of: impl FnMut(u32) -> Result<Vec<(u32, Vec<u8>)>, Error>,
+    lines_of: impl FnOnce(u32) -> Result<Vec<(u32, Vec<u8>)>, Error>,
+    mut line: impl FnMut(u32) -> Result<Option<Vec<u8>>, Error>,
 ) -> Result<std::collections::BTreeMap<u32, Vec<u8>>, String> {
     if region >= world.regions {
         return Err(format!(
@@ -245,11 +254,19 @@ fn read_band(
             world.regions
         ));
     }
-    let mut lines = std::collections::BTreeMap::new();
-    let first = region.saturating_sub(1);
-    let last = (region + 1).min(world.regions - 1);
-    for r in first..=last {
-        lines.extend(lines_of(r)?);
+    let mut lines: std::collections::BTreeMap<u32, Vec<u8>> =
+        lines_of(region)?.into_iter().collect();
+    let (Some(&first), Some(&last)) = (lines.keys().next(), lines.keys().next_back()) else {
+        return Ok(lines);
+    };
+    let beside = [
+        first.checked_sub(1),
+        Some(last + 1).filter(|&y| y < world.height),
+    ];
+    for y in beside.into_iter().flatten() {
+        if let Some(cells) = line(y)? {
+            lines.insert(y, cells);
+        }
     }
     Ok(lines)
 }

@@ -561,10 +561,22 @@ impl Exec {
         let handle = self.writable(table)?;
         let (id, values) = (handle.id, Self::decode_row(handle, row)?);
         self.check_row(handle, &values, true, "updates a row into")?;
-        let old = self.tx.update(id, values).map_err(store_error)?;
+        let key = handle.parts.is_some().then(|| values[handle.pk].clone());
+        let old = self.tx.update(id, values);
         // Checked after the fact: failing undoes the whole invocation.
         let handle = self.handle(table)?;
-        self.check_row(handle, &old, true, "updates a row of")?;
+        let old = match (old, key) {
+            (Err(StoreError::NoSuchRow { .. }), Some(key)) => {
+                return Err(self.keyed_denial(handle, &key, true, "updates"));
+            }
+            (old, key) => {
+                let old = old.map_err(store_error)?;
+                if let Some(key) = key {
+                    self.check_keyed(handle, &key, Some(&old), true, "updates")?;
+                }
+                old
+            }
+        };
         let mut out = Vec::new();
         encode_row(&old, &mut out);
         Ok(out)
@@ -573,9 +585,16 @@ impl Exec {
     pub fn delete(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
         let handle = self.writable(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
-        let old = self.tx.delete(id, &key).map_err(store_error)?;
+        let partial = handle.parts.is_some();
+        let old = self.tx.delete(id, &key);
         let handle = self.handle(table)?;
-        self.check_row(handle, &old, true, "deletes a row of")?;
+        let old = match old {
+            Err(StoreError::NoSuchRow { .. }) if partial => {
+                return Err(self.keyed_denial(handle, &key, true, "deletes"));
+            }
+            old => old.map_err(store_error)?,
+        };
+        self.check_keyed(handle, &key, Some(&old), true, "deletes")?;
         let mut out = Vec::new();
         encode_row(&old, &mut out);
         Ok(out)
@@ -586,6 +605,7 @@ impl Exec {
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
         self.check_lookup(handle, handle.pk, &key)?;
         let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
+        self.check_keyed(handle, &key, row.as_deref(), false, "gets")?;
         let mut out = Vec::new();
         match row {
             None => out.push(0),
@@ -605,6 +625,7 @@ impl Exec {
         let (id, name) = (handle.id, &handle.column_names[column]);
         if column == handle.pk {
             let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
+            self.check_keyed(handle, &key, row.as_deref(), false, "looks up")?;
             return Ok(encode_rows(row.iter()));
         }
         let rows = read!(self, |r| r.find(id, name, &key)).map_err(store_error)?;

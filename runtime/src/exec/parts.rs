@@ -98,6 +98,83 @@ impl Exec {
         }
     }
 
+    /// An operation by primary key (`get`, `update`, `delete`) on a table this invocation holds
+    /// only partitions of: `found` is the row the key reached (for `update`, the old row),
+    /// which must be in one of them. A key that reaches no row fails the same way: whether a
+    /// key is absent, or present in a partition another invocation holds, can depend on that
+    /// invocation, which may run beside this one and delete or move its own rows; both come
+    /// to the same failure with the same message, so the outcome is the serial order's.
+    pub(super) fn check_keyed(
+        &self,
+        handle: &Handle,
+        key: &Value,
+        found: Option<&[Value]>,
+        write: bool,
+        what: &str,
+    ) -> Result<(), HostError> {
+        let Some((column, parts)) = &handle.parts else {
+            return Ok(());
+        };
+        if *column == handle.pk {
+            // The key is the partition: absent or not, it is decided inside the partition.
+            return self.check_part(handle, key, write, what);
+        }
+        let allowed = found
+            .and_then(|row| row.get(*column))
+            .and_then(partition::key)
+            .is_some_and(|v| {
+                if write {
+                    parts.writes.contains(v)
+                } else {
+                    parts.may_read(v)
+                }
+            });
+        if allowed {
+            return Ok(());
+        }
+        Err(self.keyed_denial(handle, key, write, what))
+    }
+
+    /// The failure of [`check_keyed`](Self::check_keyed): one message whether the key reached
+    /// no row or a row of another partition.
+    pub(super) fn keyed_denial(
+        &self,
+        handle: &Handle,
+        key: &Value,
+        write: bool,
+        what: &str,
+    ) -> HostError {
+        let Some((column, parts)) = &handle.parts else {
+            return HostError::fatal(ErrorCode::Denied, format!("{what}: not partitioned"));
+        };
+        let (kind, ranges) = if write {
+            ("writes", parts.writes.to_string())
+        } else {
+            ("reads", {
+                let mut all = parts.reads.clone();
+                all.extend(&parts.writes);
+                all.to_string()
+            })
+        };
+        HostError::fatal(
+            ErrorCode::Denied,
+            format!(
+                "`{}.{}` {what} key {} of `{}`, which is in none of the partitions it {kind} ({}: {} = {} with these arguments); on a table held by partitions, a row reached by its key must be in one of them",
+                self.frame.module,
+                self.frame.function,
+                partition::key(key).map_or_else(|| format!("{key:?}"), |v| v.to_string()),
+                handle.name,
+                parts.declared.join(", "),
+                handle.column_names[*column],
+                if ranges.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ranges
+                },
+            ),
+        )
+    }
+
     /// A lookup by `column`: on the partition column, a partition it may read; on any other
     /// column (the primary key included, unless it is the partition column) the whole table.
     pub(super) fn check_lookup(
@@ -110,6 +187,8 @@ impl Exec {
             Some((partition, _)) if *partition == column => {
                 self.check_part(handle, key, false, "looks up")
             }
+            // By primary key: checked on the row it finds (`check_keyed`).
+            Some(_) if column == handle.pk => Ok(()),
             Some((partition, _)) => self.whole_needed(
                 handle,
                 &format!("looks up `{}` in", handle.column_names[column]),

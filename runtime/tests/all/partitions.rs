@@ -143,3 +143,148 @@ fn touching_rows_outside_the_declared_partitions_is_refused_with_them_named() {
     assert!(reason.contains("items[p]"), "{reason}");
     assert!(reason.contains("whole table"), "{reason}");
 }
+
+/// `probe` with `items` partitioned by `v` and rows (1, v = 3), (2, v = 5); reducers taking
+/// `p: u64` that get, update or delete by primary key with only `items[p]` declared.
+fn keyed_probe() -> std::sync::Arc<Node> {
+    use interstice_store::Readable;
+    let part = |name: &str, write: bool| {
+        let declared = vec!["items[p]".to_owned()];
+        let access = if write {
+            Access {
+                reads: vec![],
+                writes: declared,
+                calls: vec![],
+            }
+        } else {
+            Access {
+                reads: declared,
+                writes: vec![],
+                calls: vec![],
+            }
+        };
+        (name.to_owned(), Some(access))
+    };
+    let reducers = [
+        ("seed".to_owned(), None),
+        part("get_1", false),
+        part("get_99", false),
+        part("update_99", true),
+        part("delete_1", true),
+    ];
+    let named: Vec<(&str, Option<Access>)> = reducers
+        .iter()
+        .map(|(n, a)| (n.as_str(), a.clone()))
+        .collect();
+    let mut schema = probe_schema(&named);
+    schema.tables[0].indexes.push(IndexSchema {
+        column: "v".into(),
+        kind: IndexKind::Partition,
+        unique: false,
+    });
+    for reducer in &mut schema.reducers[1..] {
+        reducer.args = vec![Field::new("p", Type::U64)];
+    }
+    let key = |k: u64| format!("(i64.store (i32.const 900) (i64.const {k}))");
+    let get = |k: u64| {
+        format!(
+            "{} (drop (call $get (call $items) (i32.const 900) (i32.const 8))) (i32.const 0)",
+            key(k)
+        )
+    };
+    let bodies = [
+        "(drop (call $insert_value (i64.const 3))) (drop (call $insert_value (i64.const 5))) (i32.const 0)".to_owned(),
+        get(1),
+        get(99),
+        // The new row (99, v = 3) is in partition 3; no row 99 exists.
+        "(i64.store (i32.const 900) (i64.const 99)) (i64.store (i32.const 908) (i64.const 3)) (drop (call $update (call $items) (i32.const 900) (i32.const 16))) (i32.const 0)".to_owned(),
+        format!(
+            "{} (drop (call $delete (call $items) (i32.const 900) (i32.const 8))) (i32.const 0)",
+            key(1)
+        ),
+    ];
+    let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let wasm = interstice_runtime::testing::module_importing(
+        &schema,
+        ABI_VERSION,
+        r#"(import "interstice" "get" (func $get (param i32 i32 i32) (result i64)))
+  (import "interstice" "update" (func $update (param i32 i32 i32) (result i64)))
+  (import "interstice" "delete" (func $delete (param i32 i32 i32) (result i64)))"#,
+        &bodies,
+    );
+    let node = Node::open(NodeConfig::default()).unwrap();
+    node.install(&wasm).unwrap();
+    assert!(
+        node.call_reducer("probe", "seed", &[])
+            .unwrap()
+            .is_committed()
+    );
+    let items = node.store().table_id("probe.items").unwrap();
+    let rows: Vec<Vec<Value>> = node
+        .store()
+        .read()
+        .scan(items)
+        .unwrap()
+        .map(|r| r.to_vec())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![Value::U64(1), Value::U64(3)],
+            vec![Value::U64(2), Value::U64(5)]
+        ]
+    );
+    node
+}
+
+fn failure(node: &Node, reducer: &str, p: u64) -> Option<String> {
+    match node
+        .call_reducer("probe", reducer, &encode(&Value::U64(p)))
+        .unwrap()
+    {
+        Outcome::Committed { .. } => None,
+        Outcome::Failed { reason, .. } => Some(reason.to_string()),
+    }
+}
+
+/// A reducer holding partitions of a table may reach a row by its primary key only if the row
+/// is in one of them. A key that reaches no row fails the same way, with the same message: a
+/// reducer running beside it may be deleting that row in its own partition, so "absent" and
+/// "elsewhere" must not give different outcomes (or the parallel run would differ from the
+/// serial one).
+#[test]
+fn a_row_reached_by_key_must_be_in_a_declared_partition() {
+    use interstice_store::Readable;
+    let node = keyed_probe();
+    // Row 1 is in partition 3.
+    assert_eq!(failure(&node, "get_1", 3), None);
+    let elsewhere = failure(&node, "get_1", 5).expect("row 1 is in partition 3, not 5");
+    assert!(
+        elsewhere
+            .contains("gets key 1 of `probe.items`, which is in none of the partitions it reads"),
+        "{elsewhere}"
+    );
+    assert!(elsewhere.contains("items[p]: v = 5"), "{elsewhere}");
+    // Absent, it fails exactly as present elsewhere would (only the key differs).
+    let absent = failure(&node, "get_99", 5).expect("no row 99");
+    assert_eq!(
+        absent,
+        elsewhere
+            .replace("key 1", "key 99")
+            .replace("get_1", "get_99")
+    );
+    // An update or delete by a key that reaches nothing fails too, where a table held whole
+    // would let the reducer handle "no such row".
+    let update = failure(&node, "update_99", 3).expect("no row 99 to update");
+    assert!(
+        update.contains(
+            "updates key 99 of `probe.items`, which is in none of the partitions it writes"
+        ),
+        "{update}"
+    );
+    let delete = failure(&node, "delete_1", 5).expect("row 1 is in partition 3");
+    assert!(delete.contains("deletes key 1"), "{delete}");
+    assert_eq!(failure(&node, "delete_1", 3), None);
+    let items = node.store().table_id("probe.items").unwrap();
+    assert_eq!(node.store().read().len(items).unwrap(), 1);
+}
