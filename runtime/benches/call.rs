@@ -21,6 +21,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("wasm/insert_one_row", |b| {
         b.iter(|| node.call_reducer("probe", "insert", &[]).expect("call"))
     });
+    // 64 updates of one row in one call: less the empty call, the per-row cost of an update
+    // inside a reducer (host call, decoding, the transaction's overlay, apply).
+    group.bench_function("wasm/update_64_rows", |b| {
+        b.iter(|| node.call_reducer("probe", "update64", &[]).expect("call"))
+    });
 
     // The same logic without wasm: one transaction inserting one row, applied and logged.
     let store = node.store().clone();

@@ -1,6 +1,6 @@
 //! Fixed call workloads for instruction counting (`valgrind --tool=callgrind`), where the
 //! wall-clock `call` bench is too noisy on a shared machine: `cargo run --release -p
-//! interstice-runtime --example call_profile -- <empty|insert> <count>`. The node and module are
+//! interstice-runtime --example call_profile -- <empty|insert|update64> <count>`. The node and module are
 //! the `call` bench's: one worker, memory only.
 
 use interstice_runtime::testing::call_probe_node;

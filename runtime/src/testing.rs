@@ -124,24 +124,41 @@ pub fn module_importing(
 }
 
 /// The node of the `call` bench and the `call_profile` example: one worker, memory only, with
-/// `probe` installed, whose reducer `empty` does nothing and `insert` inserts one row.
+/// `probe` installed, whose reducer `empty` does nothing, `insert` inserts one row and
+/// `update64` updates row 1 (which it starts with) 64 times, one host call each: the per-row
+/// cost of an update inside a reducer.
 pub fn call_probe_node() -> std::sync::Arc<crate::Node> {
     let node = crate::Node::open(crate::NodeConfig {
         workers: 1,
         ..crate::NodeConfig::default()
     })
     .unwrap_or_else(|e| unreachable!("an in-memory node opens: {e}"));
-    let schema = probe_schema(&[("empty", None), ("insert", None)]);
-    let wasm = module(
+    let schema = probe_schema(&[("empty", None), ("insert", None), ("update64", None)]);
+    // The table handle at 1004 and the loop counter at 1000, since the bodies have no locals;
+    // the row (1, i) is written at 800.
+    let update64 = "(i32.store (i32.const 1004) (call $items))
+        (i32.store (i32.const 1000) (i32.const 0))
+        (loop $again
+          (i64.store (i32.const 800) (i64.const 1))
+          (i64.store (i32.const 808) (i64.extend_i32_u (i32.load (i32.const 1000))))
+          (drop (call $update (i32.load (i32.const 1004)) (i32.const 800) (i32.const 16)))
+          (i32.store (i32.const 1000) (i32.add (i32.load (i32.const 1000)) (i32.const 1)))
+          (br_if $again (i32.lt_u (i32.load (i32.const 1000)) (i32.const 64))))
+        (i32.const 0)";
+    let wasm = module_importing(
         &schema,
         ABI_VERSION,
+        r#"(import "interstice" "update" (func $update (param i32 i32 i32) (result i64)))"#,
         &[
             "(i32.const 0)",
             "(drop (call $insert_value (i64.const 7))) (i32.const 0)",
+            update64,
         ],
     );
     node.install(&wasm)
         .unwrap_or_else(|e| unreachable!("the probe module installs: {e}"));
+    // Row 1, for `update64`.
+    let _ = node.call_reducer("probe", "insert", &[]);
     node
 }
 
