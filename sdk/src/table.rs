@@ -154,6 +154,10 @@ impl<T: Table, M> TableHandle<T, M> {
     }
 
     /// The row with primary key `key`, if any.
+    ///
+    /// On a table the reducer holds only partitions of (`reads(cells[region])`), the row must
+    /// be in one of them: a key that reaches no row there fails the call, the same way as a
+    /// row of another partition, since another reducer may be changing that row meanwhile.
     pub fn get(&self, key: impl Borrow<T::Key>) -> Result<Option<T>> {
         let key = to_bytes(key.borrow());
         let id = self.id()?;
@@ -244,7 +248,8 @@ impl<T: Table> TableHandle<T, ReadWrite> {
         self.write(|t, p, l| unsafe { sys::host_insert(t, p, l) }, &row)
     }
 
-    /// Replaces the row with the same primary key and returns the old one.
+    /// Replaces the row with the same primary key and returns the old one. On a table held by
+    /// partitions, both rows must be in partitions the reducer writes (see [`get`](Self::get)).
     pub fn update(&self, row: T) -> Result<T> {
         // SAFETY: `write` passes a pointer and length describing live bytes.
         self.write(|t, p, l| unsafe { sys::host_update(t, p, l) }, &row)
