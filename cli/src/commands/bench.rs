@@ -137,6 +137,7 @@ pub fn run(out: Output, options: Options) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut samples: Vec<Vec<Vec<Sample>>> = vec![vec![Vec::new(); workers.len()]; workloads.len()];
+    let mut ceilings: Vec<Vec<f64>> = vec![Vec::new(); workers.len()];
     // Repeats outermost and workers alternating inside, so that a slow spell of a shared
     // machine spreads over every configuration instead of landing on one.
     for _ in 0..repeats {
@@ -147,7 +148,12 @@ pub fn run(out: Output, options: Options) -> Result<()> {
                 bar.inc(1);
             }
         }
+        bar.set_message("plain threads");
+        for (ki, &w) in workers.iter().enumerate() {
+            ceilings[ki].push(plain_threads_speedup(w));
+        }
     }
+    let ceilings: Vec<f64> = ceilings.iter_mut().map(|c| median_f64(c)).collect();
     bar.set_message("the simulation in plain Rust");
     let native = native_cells_per_s(seconds);
     bar.finish_and_clear();
@@ -207,6 +213,9 @@ pub fn run(out: Output, options: Options) -> Result<()> {
             "seconds": seconds,
             "repeats": repeats,
             "rows": rows,
+            "plain_threads_speedup": workers.iter().zip(&ceilings)
+                .map(|(w, s)| json!({"workers": w, "speedup": s}))
+                .collect::<Vec<_>>(),
             "native_simulation_cells_per_s": native,
             "simulation_wasm_over_native": ratio,
             "svg": svg.as_ref().map(|p| p.display().to_string()),
@@ -222,6 +231,15 @@ pub fn run(out: Output, options: Options) -> Result<()> {
                     "; through the node at 1 worker (wasm), the same tick takes {ratio:.2}× its time"
                 ));
             }
+            text.push_str(&format!(
+                "\nplain threads (a busy loop, no Interstice) on this machine, same runs: {}",
+                workers
+                    .iter()
+                    .zip(&ceilings)
+                    .map(|(w, s)| format!("{w} → {s:.2}×"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
             text.push_str(
                 "\nserial commit: the share of the scheduler's time spent in the ordered commit, which no worker count speeds up",
             );
@@ -406,6 +424,39 @@ fn median(samples: &[Sample]) -> Sample {
     let mut sorted = samples.to_vec();
     sorted.sort_by(|a, b| a.throughput.total_cmp(&b.throughput));
     sorted[sorted.len() / 2]
+}
+
+/// How much faster `workers` threads finish a busy loop each than one thread finishes one:
+/// the ceiling this machine gives any parallel code right now. Shared machines have spells
+/// when their cores run slower together (another tenant, cores that share a physical one),
+/// and this tells such a spell from a loss in the runtime.
+fn plain_threads_speedup(workers: usize) -> f64 {
+    fn spin() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..30_000_000u64 {
+            x = std::hint::black_box(x.rotate_left(7).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ i);
+        }
+        std::hint::black_box(x);
+    }
+    if workers <= 1 {
+        return 1.0;
+    }
+    let started = Instant::now();
+    spin();
+    let one = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(spin);
+        }
+    });
+    let many = started.elapsed().as_secs_f64();
+    workers as f64 * one / many.max(1e-9)
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(1.0)
 }
 
 /// The processor's model and the cores this process may use.

@@ -301,6 +301,12 @@ fn bench_measures_every_worker_count_and_draws_the_plot() {
     // No simulation run, no wasm/native ratio; the native baseline is measured anyway.
     assert!(report["simulation_wasm_over_native"].is_null());
     assert!(report["native_simulation_cells_per_s"].as_f64().unwrap() > 0.0);
+    // The machine's own ceiling, per worker count: 1 is 1 by definition.
+    let plain = report["plain_threads_speedup"].as_array().unwrap();
+    assert_eq!(plain.len(), 2, "{report}");
+    assert_eq!(plain[0]["workers"], 1);
+    assert_eq!(plain[0]["speedup"], 1.0);
+    assert!(plain[1]["speedup"].as_f64().unwrap() > 0.0, "{report}");
     let drawn = std::fs::read_to_string(&svg).unwrap();
     assert!(
         drawn.contains("<svg") && drawn.contains("contended"),
