@@ -13,7 +13,7 @@ use interstice_abi::{Authority, ModuleSchema, Visibility};
 
 use crate::authority::ModuleManager;
 use crate::error::NodeError;
-use crate::node::{Node, Published};
+use crate::node::{NodeInner, Published};
 
 /// The node's rules for clients that are not its admin.
 #[derive(Clone, Debug, Default)]
@@ -38,7 +38,7 @@ impl Principal {
     }
 }
 
-impl Node {
+impl NodeInner {
     /// [`publish`](Node::publish) on behalf of `who`.
     pub fn publish_as(&self, who: Principal, wasm: &[u8]) -> Result<Published, NodeError> {
         if who.is_admin() {

@@ -4,7 +4,7 @@
 use interstice_abi::{Authority as Kind, MANAGER_QUERY, Value};
 
 use super::Authority;
-use crate::node::Node;
+use crate::node::NodeInner;
 
 /// The built-in `Module` authority.
 pub struct ModuleManager;
@@ -19,7 +19,7 @@ impl ModuleManager {
     /// Asks module `manager` whether a client may `action` (`"publish"`, `"remove"`) `module`.
     /// A query: deterministic and read-only, so a policy cannot change state as it decides.
     pub(crate) fn authorize(
-        node: &Node,
+        node: &NodeInner,
         manager: &str,
         action: &str,
         module: &str,

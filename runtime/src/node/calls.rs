@@ -6,7 +6,7 @@ use std::sync::Arc;
 use interstice_abi::{Type, TypeRegistry, Value, decode_fields, encode_into};
 use interstice_store::Lsn;
 
-use super::Node;
+use super::NodeInner;
 use super::ingress::Submission;
 use crate::core::Origin;
 use crate::error::{BadArguments, CallFailure, NodeError};
@@ -32,7 +32,7 @@ impl Outcome {
 /// and, for a call from another node's outbox, the calling module and the call's number there.
 pub(crate) type RemoteCallIn<'a> = (&'a str, &'a str, &'a [u8], Option<(&'a str, u64)>);
 
-impl Node {
+impl NodeInner {
     /// Calls a reducer with encoded arguments and waits for its outcome (and for the reducers
     /// its commit triggers).
     pub fn call_reducer(

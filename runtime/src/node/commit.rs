@@ -9,7 +9,7 @@ use std::time::Instant;
 use interstice_scheduler::{self as sched, Ingress, Invocation, Scheduler};
 use interstice_store::{Applied, CommitMeta, Lsn};
 
-use super::{Node, Outcome};
+use super::{NodeInner, Outcome};
 use crate::core::{Done, Task};
 use crate::error::{CallFailure, NodeError};
 use crate::exec::RemoteCall;
@@ -54,7 +54,7 @@ pub(super) struct Counters {
     commit_nanos: AtomicU64,
 }
 
-impl Node {
+impl NodeInner {
     /// Counters since the node opened, for benchmarks and monitoring.
     pub fn stats(&self) -> NodeStats {
         let store = self.store().stats();

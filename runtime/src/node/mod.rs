@@ -54,8 +54,32 @@ type Deferred = (
 );
 
 /// A running Interstice node. Every method takes `&self`; [`Node::open`] hands it out in an
-/// `Arc` to share.
+/// `Arc` to share. When the last handle is dropped, the node stops its own thread, detaches its
+/// authorities and closes its store before `drop` returns, so its data directory can be opened
+/// again at once.
 pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+impl std::ops::Deref for Node {
+    type Target = NodeInner;
+
+    fn deref(&self) -> &NodeInner {
+        &self.inner
+    }
+}
+
+impl Node {
+    /// Opens (or creates) a node, recovers its store and reloads its modules, firing `load`.
+    pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+        NodeInner::open(config)
+    }
+}
+
+/// What a [`Node`] is, and where its methods live. The node's own thread holds only this part
+/// (weakly), never the [`Node`] handle, so the last handle's drop runs on the embedder's
+/// thread and can join that thread before the store closes.
+pub struct NodeInner {
     core: Arc<Core>,
     config: NodeConfig,
     driver: Mutex<Driver>,
@@ -86,9 +110,8 @@ pub struct Node {
     snapshot_requests: Mutex<Vec<std::sync::mpsc::SyncSender<interstice_store::ReadTransaction>>>,
 }
 
-impl Node {
-    /// Opens (or creates) a node, recovers its store and reloads its modules, firing `load`.
-    pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+impl NodeInner {
+    fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
         let (store, recovery) = match &config.data_dir {
             Some(dir) => {
                 for private in [dir.clone(), dir.join("modules")] {
@@ -139,7 +162,7 @@ impl Node {
             move |inv: &Invocation<Task>| -> Done { worker_core.execute(inv) },
         )?;
         let entrance = Arc::new(Entrance::new(core.clone(), config.clock.clone()));
-        let node = Arc::new(Node {
+        let node = Arc::new(NodeInner {
             core,
             driver: Mutex::new(Driver::new(scheduler, Ingress::starting_at(Seq(next_seq)))),
             pump: Pump::new(entrance.wakeup()),
@@ -157,8 +180,10 @@ impl Node {
             deferred: Mutex::new(std::collections::VecDeque::new()),
             poison_logged: std::sync::atomic::AtomicBool::new(false),
         });
+        // Wrapped at once: if reloading fails, dropping the handle detaches what was attached.
+        let node = Arc::new(Node { inner: node });
         node.reload_modules()?;
-        Pump::spawn(&node)?;
+        Pump::spawn(&node.inner)?;
         Ok(node)
     }
 

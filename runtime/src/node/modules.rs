@@ -9,7 +9,7 @@ use std::sync::Arc;
 use interstice_abi::{ABI_VERSION, Authority, Event, Field, ModuleSchema, Value};
 use parking_lot::Mutex;
 
-use super::Node;
+use super::NodeInner;
 use super::commit::Driver;
 use super::commit::system_meta;
 use super::ingress::{EventSink, Submission};
@@ -31,7 +31,7 @@ pub enum Published {
     Upgraded { from: String, to: ModuleSchema },
 }
 
-impl Node {
+impl NodeInner {
     /// Installs a module: validates it, persists it, creates its tables, then fires `init`
     /// (first install only) and `load`.
     pub fn install(&self, wasm: &[u8]) -> Result<ModuleSchema, NodeError> {

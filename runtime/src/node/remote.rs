@@ -4,7 +4,7 @@
 
 use interstice_abi::{Event, TableEvent, Value, encode_into};
 
-use super::Node;
+use super::NodeInner;
 use super::commit::system_meta;
 use super::ingress::Submission;
 use crate::core::Origin;
@@ -23,7 +23,7 @@ pub struct RemoteNode {
     pub subscriptions: Vec<(String, String, TableEvent)>,
 }
 
-impl Node {
+impl NodeInner {
     /// Routes the remote calls that committed reducers make (`ctx.call_remote`) to `outbound`,
     /// in commit order. Without it they are logged and dropped.
     pub fn set_outbound(&self, outbound: tokio::sync::mpsc::UnboundedSender<RemoteCall>) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use interstice_abi::Value;
 use parking_lot::Mutex;
 
-use super::Node;
+use super::NodeInner;
 use super::ingress::{Submission, Wakeup};
 use crate::error::NodeError;
 use crate::system::{HostRow, Timer};
@@ -19,7 +19,7 @@ use crate::system::{HostRow, Timer};
 /// How often the pump looks for due timers while some are pending.
 const TIMER_TICK: Duration = Duration::from_millis(10);
 
-impl Node {
+impl NodeInner {
     /// Runs every timer whose logical due time has come, in due order; returns how many.
     pub fn run_due_timers(&self) -> Result<usize, NodeError> {
         // One caller at a time, so a timer is never submitted twice (the pump and an
@@ -87,7 +87,7 @@ impl Pump {
 
     /// Starts the thread. It fires timers only on the system clock: a manual clock moves when
     /// the embedder says so, and the embedder then calls [`Node::run_due_timers`].
-    pub fn spawn(node: &Arc<Node>) -> Result<(), NodeError> {
+    pub fn spawn(node: &Arc<NodeInner>) -> Result<(), NodeError> {
         let weak = Arc::downgrade(node);
         let fire_timers = node.entrance.clock().is_system();
         let wakeup = node.pump.wakeup.clone();
@@ -122,7 +122,7 @@ impl Pump {
     }
 }
 
-fn run(node: &Weak<Node>, wakeup: &Wakeup, fire_timers: bool) {
+fn run(node: &Weak<NodeInner>, wakeup: &Wakeup, fire_timers: bool) {
     // The first turn looks for timers a previous run of the node left.
     let mut timeout = Some(Duration::ZERO);
     loop {

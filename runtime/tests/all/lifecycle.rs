@@ -373,10 +373,10 @@ fn the_data_directory_and_module_files_are_owner_only() {
 }
 
 /// Dropping the last handle to a node closes its store before `drop` returns, so the same
-/// data directory opens again at once and reads every commit, with a pool worker busy right
-/// up to the drop. (Not covered: the node's pump thread holds the node for a moment while it
-/// fires timers or drives events; a drop in that moment closes the store on the pump thread,
-/// just after `drop` returns. ARCHITECTURE.md, on timers.)
+/// data directory opens again at once and reads every commit, with a pool worker and the
+/// node's own thread (whose first turn looks for timers) busy right up to the drop. It failed
+/// under load when the pump thread could hold the last reference and close the node after
+/// `drop` had returned.
 #[test]
 fn a_dropped_node_lets_go_of_its_data_directory_at_once() {
     let dir = tempfile::tempdir().unwrap();
