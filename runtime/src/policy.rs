@@ -39,7 +39,7 @@ impl Principal {
 }
 
 impl NodeInner {
-    /// [`publish`](Node::publish) on behalf of `who`.
+    /// [`publish`](NodeInner::publish) on behalf of `who`.
     pub fn publish_as(&self, who: Principal, wasm: &[u8]) -> Result<Published, NodeError> {
         if who.is_admin() {
             return self.publish(wasm);
@@ -56,7 +56,7 @@ impl NodeInner {
         }
     }
 
-    /// [`remove`](Node::remove) on behalf of `who`.
+    /// [`remove`](NodeInner::remove) on behalf of `who`.
     pub fn remove_as(&self, who: Principal, module: &str) -> Result<(), NodeError> {
         if !who.is_admin() {
             match self.holder(Authority::Module) {

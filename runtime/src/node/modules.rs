@@ -24,7 +24,7 @@ use crate::system::{
     self, FedChange, FedTable, InstalledModule, KeptTrigger, MODULE_TABLES, create_module_tables,
 };
 
-/// What [`Node::publish`] did.
+/// What [`Node::publish`](NodeInner::publish) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Published {
     Installed(ModuleSchema),
