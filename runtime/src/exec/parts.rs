@@ -7,7 +7,7 @@ use interstice_abi::Value;
 use interstice_abi::host::ErrorCode;
 
 use super::{Exec, Handle, HostError};
-use crate::partition;
+use crate::partition::{self, TableParts};
 
 impl Exec {
     /// Refuses `what` on a table this invocation may touch only some partitions of: it could
@@ -45,23 +45,11 @@ impl Exec {
         let Some((column, parts)) = &handle.parts else {
             return Ok(());
         };
-        let allowed = match partition::key(value) {
-            Some(v) if write => parts.writes.contains(v),
-            Some(v) => parts.may_read(v),
-            None => false,
-        };
+        let allowed = partition::key(value).is_some_and(|v| allows(parts, v, write));
         if allowed {
             return Ok(());
         }
-        let (kind, ranges) = if write {
-            ("writes", parts.writes.to_string())
-        } else {
-            ("reads", {
-                let mut all = parts.reads.clone();
-                all.extend(&parts.writes);
-                all.to_string()
-            })
-        };
+        let (kind, ranges) = granted(parts, write);
         Err(HostError::fatal(
             ErrorCode::Denied,
             format!(
@@ -72,11 +60,7 @@ impl Exec {
                 partition::key(value).map_or_else(|| format!("{value:?}"), |v| v.to_string()),
                 handle.name,
                 parts.declared.join(", "),
-                if ranges.is_empty() {
-                    "none".to_owned()
-                } else {
-                    ranges
-                },
+                ranges,
             ),
         ))
     }
@@ -122,13 +106,7 @@ impl Exec {
         let allowed = found
             .and_then(|row| row.get(*column))
             .and_then(partition::key)
-            .is_some_and(|v| {
-                if write {
-                    parts.writes.contains(v)
-                } else {
-                    parts.may_read(v)
-                }
-            });
+            .is_some_and(|v| allows(parts, v, write));
         if allowed {
             return Ok(());
         }
@@ -147,15 +125,7 @@ impl Exec {
         let Some((column, parts)) = &handle.parts else {
             return HostError::fatal(ErrorCode::Denied, format!("{what}: not partitioned"));
         };
-        let (kind, ranges) = if write {
-            ("writes", parts.writes.to_string())
-        } else {
-            ("reads", {
-                let mut all = parts.reads.clone();
-                all.extend(&parts.writes);
-                all.to_string()
-            })
-        };
+        let (kind, ranges) = granted(parts, write);
         HostError::fatal(
             ErrorCode::Denied,
             format!(
@@ -166,11 +136,7 @@ impl Exec {
                 handle.name,
                 parts.declared.join(", "),
                 handle.column_names[*column],
-                if ranges.is_empty() {
-                    "none".to_owned()
-                } else {
-                    ranges
-                },
+                ranges,
             ),
         )
     }
@@ -199,6 +165,32 @@ impl Exec {
             ),
             None => Ok(()),
         }
+    }
+}
+
+/// Whether `parts` let an invocation read (or, with `write`, write) partition `v`.
+fn allows(parts: &TableParts, v: i128, write: bool) -> bool {
+    if write {
+        parts.writes.contains(v)
+    } else {
+        parts.may_read(v)
+    }
+}
+
+/// For messages: what the invocation does with its partitions ("reads" or "writes") and which
+/// they are ("none" when there are none).
+fn granted(parts: &TableParts, write: bool) -> (&'static str, String) {
+    let (kind, ranges) = if write {
+        ("writes", parts.writes.to_string())
+    } else {
+        let mut all = parts.reads.clone();
+        all.extend(&parts.writes);
+        ("reads", all.to_string())
+    };
+    if ranges.is_empty() {
+        (kind, "none".to_owned())
+    } else {
+        (kind, ranges)
     }
 }
 
