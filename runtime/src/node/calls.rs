@@ -91,16 +91,17 @@ impl NodeInner {
         let tickets = self.entrance.submit_awaited_all(valid);
         // If the drive fails, the first call gets its error and each later one is driven on
         // its own (its outcome may have been filed meanwhile), as separate calls would be.
-        let mut ran: Vec<Result<Outcome, NodeError>> = match self.drive_tickets(tickets.clone()) {
+        let ran: Vec<Result<Outcome, NodeError>> = match self.drive_tickets(tickets.clone()) {
             Ok(ran) => ran.into_iter().map(Ok).collect(),
             Err(e) => std::iter::once(Err(e))
                 .chain(tickets.skip(1).map(|t| self.drive_until(t)))
                 .collect(),
         };
-        ran.reverse();
+        // One result per valid call, in order: the slots that were `Ok` take them in turn.
+        let mut ran = ran.into_iter();
         let outcomes: Vec<Result<Outcome, NodeError>> = slots
             .into_iter()
-            .map(|slot| slot.and_then(|()| ran.pop().unwrap_or(Err(NodeError::Halted))))
+            .map(|slot| slot.and_then(|()| ran.next().unwrap_or(Err(NodeError::Halted))))
             .collect();
         // Durability is in log order: the last committed call being durable covers the rest.
         let last = outcomes
@@ -129,9 +130,11 @@ impl NodeInner {
     /// them. They enter the ingress in the order given, so the scheduler sees them in one window
     /// and runs the non-conflicting ones in parallel.
     pub fn call_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
-        let submissions = calls
+        // Built before the inbox lock is taken: copying arguments is no work to do under it.
+        let submissions: Vec<Submission> = calls
             .iter()
-            .map(|(module, reducer, args)| Submission::call(*module, *reducer, args.clone()));
+            .map(|(module, reducer, args)| Submission::call(*module, *reducer, args.clone()))
+            .collect();
         let tickets = self.entrance.submit_awaited_all(submissions);
         let outcomes = self.drive_tickets(tickets)?;
         if let Some(last) = outcomes.iter().rev().find(|o| o.is_committed()) {
