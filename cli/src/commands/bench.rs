@@ -156,6 +156,12 @@ pub fn run(out: Output, options: Options) -> Result<()> {
     let ceilings: Vec<f64> = ceilings.iter_mut().map(|c| median_f64(c)).collect();
     bar.set_message("the simulation in plain Rust");
     let native = native_cells_per_s(seconds);
+    let wasm_rule = if workloads.contains(&Workload::Simulation) {
+        bar.set_message("the simulation's rule alone, in wasm");
+        Some(wasm_rule_cells_per_s(seconds)?)
+    } else {
+        None
+    };
     bar.finish_and_clear();
 
     let medians: Vec<Vec<Sample>> = samples
@@ -203,6 +209,7 @@ pub fn run(out: Output, options: Options) -> Result<()> {
         .position(|w| *w == Workload::Simulation)
         .map(|wi| medians[wi][0].throughput);
     let ratio = wasm_one.map(|wasm| native / wasm);
+    let rule_ratio = wasm_rule.map(|wasm| native / wasm);
     if let Some(path) = &svg {
         plot(path, &workloads, &workers, &medians)?;
     }
@@ -218,6 +225,8 @@ pub fn run(out: Output, options: Options) -> Result<()> {
                 .collect::<Vec<_>>(),
             "native_simulation_cells_per_s": native,
             "simulation_wasm_over_native": ratio,
+            "wasm_rule_cells_per_s": wasm_rule,
+            "rule_wasm_over_native": rule_ratio,
             "svg": svg.as_ref().map(|p| p.display().to_string()),
         }),
         || {
@@ -229,6 +238,12 @@ pub fn run(out: Output, options: Options) -> Result<()> {
             if let Some(ratio) = ratio {
                 text.push_str(&format!(
                     "; through the node at 1 worker (wasm), the same tick takes {ratio:.2}× its time"
+                ));
+            }
+            if let (Some(cells), Some(ratio)) = (wasm_rule, rule_ratio) {
+                text.push_str(&format!(
+                    "\nthe same plain-Rust tick compiled to wasm, in one query (no store, no host calls): {} cells/s, {ratio:.2}× the native time",
+                    si(cells)
                 ));
             }
             text.push_str(&format!(
@@ -417,6 +432,52 @@ fn native_cells_per_s(seconds: f64) -> f64 {
         ticks += 1;
     }
     ticks as f64 * f64::from(WIDTH) * f64::from(HEIGHT) / started.elapsed().as_secs_f64()
+}
+
+/// Cells per second of the plain-Rust tick compiled into the simulation module and run by its
+/// `forecast` query: wasm against native for the same code, with the store, the host calls
+/// and the scheduler left out (one scan of the world per query, a few per cent of it).
+fn wasm_rule_cells_per_s(seconds: f64) -> Result<f64> {
+    /// Ticks per query: long enough that the query's scan of the world is small beside them,
+    /// well inside a call's fuel.
+    const TICKS: u32 = 100;
+    let node = Node::open(NodeConfig {
+        workers: 1,
+        durability: Durability::Off,
+        ..NodeConfig::default()
+    })
+    .map_err(|e| CliError::new(format!("cannot open an in-memory node: {e}")))?;
+    let wasm = embedded::wasm("simulation")
+        .ok_or_else(|| CliError::new("this build does not carry `simulation`"))?;
+    node.install(wasm)
+        .map_err(|e| CliError::new(format!("cannot install simulation: {e}")))?;
+    let seed = [
+        Value::U32(WIDTH),
+        Value::U32(HEIGHT),
+        Value::U32(REGIONS),
+        Value::U64(42),
+    ];
+    match node.call_reducer_values("simulation", "seed", &seed) {
+        Ok(Outcome::Committed { .. }) => {}
+        Ok(other) => return Err(CliError::new(format!("seeding failed: {other:?}"))),
+        Err(e) => return Err(CliError::new(format!("seeding failed: {e}"))),
+    }
+    let forecast = || {
+        node.call_query(
+            "simulation",
+            "forecast",
+            &[Value::Bool(false), Value::U32(TICKS)],
+        )
+        .map_err(|e| CliError::new(format!("the forecast query failed: {e}")))
+    };
+    forecast()?;
+    let started = Instant::now();
+    let mut ticks = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        forecast()?;
+        ticks += u64::from(TICKS);
+    }
+    Ok(ticks as f64 * f64::from(WIDTH) * f64::from(HEIGHT) / started.elapsed().as_secs_f64())
 }
 
 /// The median by throughput.

@@ -19,6 +19,8 @@ const TICKS: usize = 6;
 
 struct Run {
     digest: u64,
+    /// The `forecast` query's digest, asked before the first tick, of the world `TICKS` later.
+    forecast: u64,
     windows: u64,
     log: Vec<u8>,
 }
@@ -47,6 +49,17 @@ fn run(workers: usize, wasm: &[u8]) -> Run {
     }
     let outcome = node.call_reducer("simulation", "seed", &seed).unwrap();
     assert!(outcome.is_committed(), "{outcome:?}");
+    let forecast = match node
+        .call_query(
+            "simulation",
+            "forecast",
+            &[Value::Bool(false), Value::U32(TICKS as u32)],
+        )
+        .unwrap()
+    {
+        Value::U64(d) => d,
+        other => panic!("a digest, not {other:?}"),
+    };
     let before = node.stats().windows;
     for tick in 0..TICKS {
         let step = if tick % 2 == 0 {
@@ -73,6 +86,7 @@ fn run(workers: usize, wasm: &[u8]) -> Run {
     drop(node);
     Run {
         digest,
+        forecast,
         windows,
         log: log_records(&dir.path().join("store")),
     }
@@ -94,6 +108,10 @@ fn a_ticks_steps_run_together_and_give_the_serial_world_at_any_worker_count() {
     assert_eq!(
         one.digest, expected.0,
         "one worker computes the plain-Rust world"
+    );
+    assert_eq!(
+        one.forecast, expected.0,
+        "the forecast, one query running the plain-Rust tick in wasm, saw it coming"
     );
     for workers in [2, 4, 8] {
         let many = run(workers, &wasm);
