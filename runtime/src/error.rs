@@ -166,7 +166,7 @@ pub enum CallFailure {
     #[error("trapped: {0}")]
     Trap(String),
     #[error(
-        "ran out of fuel ({fuel} units); the reducer does too much work for one call, or loops forever"
+        "ran out of fuel ({fuel} units); the call does too much work at once (split it into smaller calls), or loops forever"
     )]
     OutOfFuel { fuel: u64 },
     #[error("exceeded the memory limit of {limit} bytes per instance")]

@@ -237,10 +237,11 @@ fn report(out: Output, node: &Node, o: &Options, s: &Summary) -> Result<()> {
                "digest": format!("{digest:016x}")}),
         || {
             format!(
-                "{} ticks in {secs:.2} s: {per_s:.1} ticks/s, {} cells/s on {} workers{}\n{} invocations in {} scheduler windows\ndigest {digest:016x} (the same at any worker count)",
+                "{} ticks in {secs:.2} s: {per_s:.1} ticks/s, {} cells/s on {} worker{}{}\n{} invocations in {} scheduler windows\ndigest {digest:016x} (the same at any worker count)",
                 s.ticks,
                 si(per_s * cells as f64),
                 node.workers(),
+                if node.workers() == 1 { "" } else { "s" },
                 cpu.map(|c| format!(", CPU {c:.0}%")).unwrap_or_default(),
                 stats.invocations,
                 stats.windows,
