@@ -217,40 +217,63 @@ pub(super) fn read_guest(
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<Vec<u8>> {
+    let checked = guest_range(caller, ptr, len).map(|(memory, range)| {
+        let data = memory.data(&*caller);
+        data[range].to_vec()
+    });
+    checked.map_err(|failure| trap(caller, failure))
+}
+
+/// Runs `f` on the running invocation and the guest's bytes at `ptr..ptr+len`, checked as
+/// [`read_guest`] checks them, but borrowed in place: a row a module writes is decoded straight
+/// from its memory, not copied out first.
+pub(super) fn with_guest_bytes<R>(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+    f: impl FnOnce(&mut Running, &[u8]) -> R,
+) -> wasmtime::Result<R> {
+    let failure = match guest_range(caller, ptr, len) {
+        Ok((memory, range)) => {
+            let (data, state) = memory.data_and_store_mut(&mut *caller);
+            match state.running.as_mut() {
+                Some(running) => return Ok(f(running, &data[range])),
+                None => CallFailure::Host("host call outside of a reducer or query".into()),
+            }
+        }
+        Err(failure) => failure,
+    };
+    Err(trap(caller, failure))
+}
+
+/// The guest's memory and `ptr..ptr+len` in it, or why that range may not be read: a negative
+/// pointer or length, more than the message limit, no memory, or bytes outside it.
+fn guest_range(
+    caller: &Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+) -> Result<(Memory, std::ops::Range<usize>), CallFailure> {
     let max = caller.data().limits.max_message_bytes;
     let (Ok(start), Ok(len)) = (usize::try_from(ptr), usize::try_from(len)) else {
-        return Err(trap(
-            caller,
-            CallFailure::BadPointer(format!("negative pointer or length ({ptr}, {len})")),
-        ));
+        return Err(CallFailure::BadPointer(format!(
+            "negative pointer or length ({ptr}, {len})"
+        )));
     };
     if len > max {
-        return Err(trap(
-            caller,
-            CallFailure::TooLarge {
-                size: len,
-                limit: max,
-            },
-        ));
+        return Err(CallFailure::TooLarge {
+            size: len,
+            limit: max,
+        });
     }
     let Some(memory) = caller.data().memory else {
-        return Err(trap(
-            caller,
-            CallFailure::Host("module has no memory".into()),
-        ));
+        return Err(CallFailure::Host("module has no memory".into()));
     };
-    let data = memory.data(&*caller);
-    match start.checked_add(len).and_then(|end| data.get(start..end)) {
-        Some(bytes) => Ok(bytes.to_vec()),
-        None => {
-            let size = data.len();
-            Err(trap(
-                caller,
-                CallFailure::BadPointer(format!(
-                    "{len} bytes at {start} lie outside the module's {size}-byte memory"
-                )),
-            ))
-        }
+    let size = memory.data_size(caller);
+    match start.checked_add(len).filter(|&end| end <= size) {
+        Some(end) => Ok((memory, start..end)),
+        None => Err(CallFailure::BadPointer(format!(
+            "{len} bytes at {start} lie outside the module's {size}-byte memory"
+        ))),
     }
 }
 

@@ -6,7 +6,7 @@ use wasmtime::{Caller, Linker};
 
 use super::guest::{
     HostState, deny_in_query, finish_bytes, finish_i32, finish_u64, read_guest, read_name,
-    read_text, with_running, write_guest,
+    read_text, with_guest_bytes, with_running, write_guest,
 };
 
 /// The longest `ctx.log` line kept, in bytes; longer ones are cut and say so.
@@ -100,10 +100,9 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
                         if $writes {
                             deny_in_query(&mut caller, $name)?;
                         }
-                        let $bytes = read_guest(&mut caller, ptr, len)?;
-                        let ret = with_running(&mut caller, |r| {
+                        let ret = with_guest_bytes(&mut caller, ptr, len, |r, $bytes| {
                             let $inv = &mut r.exec;
-                            Ok($body)
+                            $body
                         })?;
                         finish_bytes(&mut caller, ret)
                     },
@@ -111,13 +110,10 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
                 .map_err(wrap)?;
         };
     }
-    bytes_op!("insert", true, |inv, table, bytes| inv
-        .insert(table, &bytes));
-    bytes_op!("update", true, |inv, table, bytes| inv
-        .update(table, &bytes));
-    bytes_op!("delete", true, |inv, table, bytes| inv
-        .delete(table, &bytes));
-    bytes_op!("get", false, |inv, table, bytes| inv.get(table, &bytes));
+    bytes_op!("insert", true, |inv, table, bytes| inv.insert(table, bytes));
+    bytes_op!("update", true, |inv, table, bytes| inv.update(table, bytes));
+    bytes_op!("delete", true, |inv, table, bytes| inv.delete(table, bytes));
+    bytes_op!("get", false, |inv, table, bytes| inv.get(table, bytes));
 
     type ColumnOp = fn(&mut Exec, i32, i32, &[u8]) -> Result<Vec<u8>, HostCallError>;
     let column_ops: [(&str, ColumnOp); 2] = [
