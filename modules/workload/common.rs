@@ -59,6 +59,22 @@ fn upsert<T: Table>(table: &TableHandle<T, ReadWrite>, row: T) -> Result<(), Err
     Ok(())
 }
 
+/// Sets `t11[key]` to `value` and records in `t12[key]` the value it replaced (`0` for a new
+/// row): `replace` hands back the row it replaced, `update` does not.
+#[reducer(writes(t11, t12))]
+fn exchange(ctx: ReducerContext, key: u64, value: u64) -> Result<(), String> {
+    let t11 = ctx.current.tables.t11();
+    let row = T11 { id: key, value };
+    let old = if t11.get(key)?.is_some() {
+        t11.replace(row)?.value
+    } else {
+        t11.insert(row)?;
+        0
+    };
+    upsert(&*ctx.current.tables.t12(), T12 { id: key, value: old })?;
+    Ok(())
+}
+
 /// Moves `amount` from `t0[key]` to `t1[key]` (reads and writes both).
 #[reducer(writes(t0, t1))]
 fn transfer(ctx: ReducerContext, key: u64, amount: u64) -> Result<(), String> {

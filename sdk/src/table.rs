@@ -248,9 +248,22 @@ impl<T: Table> TableHandle<T, ReadWrite> {
         self.write(|t, p, l| unsafe { sys::host_insert(t, p, l) }, &row)
     }
 
-    /// Replaces the row with the same primary key and returns the old one. On a table held by
-    /// partitions, both rows must be in partitions the reducer writes (see [`get`](Self::get)).
-    pub fn update(&self, row: T) -> Result<T> {
+    /// Replaces the row with the same primary key. On a table held by partitions, both rows
+    /// must be in partitions the reducer writes (see [`get`](Self::get)). The old row is not
+    /// handed back, which spares copying and decoding it (a tenth of a simulation step's
+    /// work); [`replace`](Self::replace) returns it.
+    pub fn update(&self, row: T) -> Result<()> {
+        let bytes = to_bytes(&row);
+        let id = self.id()?;
+        // SAFETY: the pointer and length describe `bytes`, alive for the call. The result
+        // buffer (the old row) is left unread; the next host call overwrites it.
+        let ret = unsafe { sys::host_update(id, sys::ptr(bytes.as_ptr()), sys::len(bytes.len())) };
+        status(ret).map(drop)
+    }
+
+    /// Replaces the row with the same primary key, as [`update`](Self::update) does, and
+    /// returns the old one (as `std::mem::replace` returns the old value).
+    pub fn replace(&self, row: T) -> Result<T> {
         // SAFETY: `write` passes a pointer and length describing live bytes.
         self.write(|t, p, l| unsafe { sys::host_update(t, p, l) }, &row)
     }

@@ -229,6 +229,27 @@ fn nested_calls_run_in_the_callers_transaction() {
     assert!(row(&node, "workload_a.t8", 4).is_none());
     assert!(row(&node, "workload_b.t2", 4).is_none());
 
+    // `replace` hands back the row it replaced; `update` (in `upsert`) writes the same way.
+    for (value, replaced) in [(5, 0), (9, 5), (2, 9)] {
+        assert!(
+            call(
+                "workload_a",
+                "exchange",
+                &[Value::U64(7), Value::U64(value)]
+            )
+            .is_committed()
+        );
+        assert_eq!(
+            row(&node, "workload_a.t11", 7).unwrap()[1],
+            Value::U64(value)
+        );
+        assert_eq!(
+            row(&node, "workload_a.t12", 7).unwrap()[1],
+            Value::U64(replaced),
+            "after setting {value}"
+        );
+    }
+
     // A reducer calling a query of another module.
     assert!(call("workload_b", "spin0", &[Value::U64(5), Value::U32(3)]).is_committed());
     let value = row(&node, "workload_b.t0", 5).unwrap()[1].clone();
