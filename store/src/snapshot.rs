@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -242,61 +242,154 @@ pub(crate) fn retire(dir: &Path, persistence: &HashMap<TableId, Persistence>) ->
     Ok(())
 }
 
+/// Rewrites one segment as a history file, record by record: a segment is up to
+/// `segment_max_bytes` (64 MiB by default) and reading it whole would cost that much memory,
+/// freshly zeroed by the kernel, on every compaction.
 fn compact_segment(path: &Path, persistence: &HashMap<TableId, Persistence>) -> io::Result<()> {
-    let bytes = fs::read(path)?;
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&SEGMENT_MAGIC);
-    let mut records = 0usize;
-    let mut offset = SEGMENT_MAGIC.len();
-    let mut kept = Vec::new();
-    if bytes.get(..SEGMENT_MAGIC.len()) == Some(&SEGMENT_MAGIC[..]) {
-        while let Parsed::Record(rec, next) = log::parse_record(&bytes, offset) {
-            kept.clear();
-            let mut all = true;
-            for op in log::ops(rec.ops) {
-                let Ok((op, raw)) = op else {
-                    all = false;
-                    break;
-                };
-                // Unknown tables were dropped before this run: keep their history.
-                let keep = matches!(op, LogOp::CreateTable(..) | LogOp::DropTable(..))
-                    || persistence.get(&op.table()) != Some(&Persistence::Stateful);
-                if keep {
-                    kept.extend_from_slice(raw);
-                } else {
-                    all = false;
-                }
+    let file = fs::File::open(path)?;
+    let mut left = file.metadata()?.len();
+    let mut input = BufReader::with_capacity(1 << 20, file);
+    let tmp = path.with_extension("hist.tmp");
+    let mut out: Option<BufWriter<fs::File>> = None;
+    let (mut record, mut kept, mut rewritten) = (Vec::new(), Vec::new(), Vec::new());
+    let mut magic = [0u8; SEGMENT_MAGIC.len()];
+    let segment = read_all_or_nothing(&mut input, &mut magic, &mut left)? && magic == SEGMENT_MAGIC;
+    while segment && next_record(&mut input, &mut record, &mut left)? {
+        let Parsed::Record(rec, _) = log::parse_record(&record, 0) else {
+            break;
+        };
+        kept.clear();
+        let mut all = true;
+        for op in log::ops(rec.ops) {
+            let Ok((op, raw)) = op else {
+                all = false;
+                break;
+            };
+            // Unknown tables were dropped before this run: keep their history.
+            let keep = matches!(op, LogOp::CreateTable(..) | LogOp::DropTable(..))
+                || persistence.get(&op.table()) != Some(&Persistence::Stateful);
+            if keep {
+                kept.extend_from_slice(raw);
+            } else {
+                all = false;
             }
-            if all {
-                out.extend_from_slice(&bytes[offset..next]);
-                records += 1;
-            } else if !kept.is_empty() {
-                // Never longer than the record it comes from, so it always fits.
-                if log::encode_record(&mut out, rec.lsn, rec.seq, rec.timestamp, rec.meta, &kept)
-                    .is_err()
-                {
-                    out.extend_from_slice(&bytes[offset..next]);
-                }
-                records += 1;
-            }
-            offset = next;
         }
+        let bytes: &[u8] = if all {
+            &record
+        } else if kept.is_empty() {
+            continue;
+        } else {
+            rewritten.clear();
+            // Never longer than the record it comes from, so it always fits.
+            match log::encode_record(
+                &mut rewritten,
+                rec.lsn,
+                rec.seq,
+                rec.timestamp,
+                rec.meta,
+                &kept,
+            ) {
+                Ok(_) => &rewritten,
+                Err(_) => &record,
+            }
+        };
+        let w = match &mut out {
+            Some(w) => w,
+            None => {
+                let f = files::owner_only()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .open(&tmp)?;
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                w.write_all(&SEGMENT_MAGIC)?;
+                out.insert(w)
+            }
+        };
+        w.write_all(bytes)?;
     }
-    let hist = path.with_extension("hist");
-    if records > 0 {
-        let tmp = path.with_extension("hist.tmp");
-        let mut f = files::owner_only()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(&out)?;
+    if let Some(w) = out {
+        let f = w.into_inner().map_err(io::IntoInnerError::into_error)?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&tmp, &hist)?;
+        fs::rename(&tmp, path.with_extension("hist"))?;
         if let Some(dir) = path.parent() {
             files::sync_dir(dir)?;
         }
     }
     fs::remove_file(path)
+}
+
+/// Reads the next record of a segment, header and body, into `record`. `false` at the clean
+/// end, and at a torn or impossible one (a length beyond what is `left` of the file): as in
+/// recovery, nothing after it counts. The length is checked against the file before anything
+/// is allocated for it, so a damaged one cannot ask for gigabytes.
+fn next_record(input: &mut impl Read, record: &mut Vec<u8>, left: &mut u64) -> io::Result<bool> {
+    record.resize(log::RECORD_HEADER, 0);
+    if !read_all_or_nothing(input, record, left)? {
+        return Ok(false);
+    }
+    let len = u64::from(u32::from_le_bytes([
+        record[0], record[1], record[2], record[3],
+    ]));
+    if len > *left {
+        return Ok(false);
+    }
+    record.resize(log::RECORD_HEADER + len as usize, 0);
+    read_all_or_nothing(input, &mut record[log::RECORD_HEADER..], left)
+}
+
+/// Fills `buf` from `input`; `false` if the input ends first (at its start or partway).
+fn read_all_or_nothing(input: &mut impl Read, buf: &mut [u8], left: &mut u64) -> io::Result<bool> {
+    match input.read_exact(buf) {
+        Ok(()) => {
+            *left = left.saturating_sub(buf.len() as u64);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_reads_record_by_record_and_stops_at_a_damaged_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = dir.path().join("log-00000000000000000001.seg");
+        let mut bytes = SEGMENT_MAGIC.to_vec();
+        for lsn in 1..=2 {
+            log::encode_record(&mut bytes, lsn, lsn, 0, b"", b"").unwrap();
+        }
+        let whole = bytes.clone();
+        // A header announcing 4 GiB in a file of a few bytes: nothing is allocated for it, and
+        // nothing after it is read.
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        log::encode_record(&mut bytes, 3, 3, 0, b"", b"").unwrap();
+        fs::write(&segment, &bytes).unwrap();
+
+        compact_segment(&segment, &HashMap::new()).unwrap();
+        assert!(!segment.exists(), "the segment is gone once compacted");
+        let history = fs::read(segment.with_extension("hist")).unwrap();
+        assert_eq!(
+            history, whole,
+            "the two records before the damage, unchanged"
+        );
+    }
+
+    #[test]
+    fn a_segment_with_nothing_to_keep_leaves_no_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = dir.path().join("log-00000000000000000001.seg");
+        // A torn first header: no record at all.
+        let mut bytes = SEGMENT_MAGIC.to_vec();
+        bytes.extend_from_slice(&[5, 0, 0]);
+        fs::write(&segment, &bytes).unwrap();
+        compact_segment(&segment, &HashMap::new()).unwrap();
+        assert!(!segment.exists());
+        assert!(!segment.with_extension("hist").exists());
+        assert!(!segment.with_extension("hist.tmp").exists());
+    }
 }
