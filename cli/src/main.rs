@@ -101,7 +101,7 @@ enum Command {
     Example(ExampleArgs),
     /// Measure throughput: standard workloads on in-memory nodes at 1, 2, 4 … workers.
     #[command(
-        long_about = "Measure throughput: the simulation, conflict-free and fully contended transfers, an empty reducer and pipelined remote calls over loopback, each on in-memory nodes at 1, 2, 4 … workers up to the cores. Prints throughput, speedup over one worker, efficiency, the serial commit's share of the time and CPU per invocation, and the simulation's step in plain Rust for comparison. Configurations alternate and each figure is the median of the repeats: on a shared machine, compare the ratios of one run.",
+        long_about = "Measure throughput: the simulation, conflict-free and fully contended transfers, an empty reducer and pipelined remote calls over loopback, each on in-memory nodes at 1, 2, 4 … workers up to the cores. Prints throughput, speedup over one worker, efficiency, the serial commit's share of the time and CPU per invocation, the simulation's tick in plain Rust for comparison, the same tick compiled to wasm and run in one query (the rule alone, without the store), and how much faster plain threads run on this machine right now (its own ceiling). Configurations alternate and each figure is the median of the repeats: on a shared machine, compare the ratios of one run.",
         after_help = "Examples:\n  interstice bench\n  interstice bench --workload simulation --workers 1,2,4,8 --svg speedup.svg\n  interstice bench --seconds 1 --repeats 1 --json > bench.json"
     )]
     Bench(BenchArgs),
