@@ -55,7 +55,8 @@
 //!   you use it (it is, in the module that defines the table; elsewhere `use path::greetings`).
 //!   The handle, `GreetingsHandle`, has `find_by_<column>` for each indexed column and
 //!   `range_by_<column>` for each btree index, and derefs to [`TableHandle`]: `insert`,
-//!   `update`, `delete`, `get`, `range`, `scan`, `count`, `clear`.
+//!   `update`, `replace` (an update that returns the old row), `delete`, `get`, `range`, `scan`,
+//!   `count`, `clear`.
 //! - [`#[reducer]`](reducer) marks a transaction: `fn(ctx: ReducerContext, args..)` returning
 //!   `()` or `Result<(), E: Display>`. Declare what it touches with
 //!   `reads(t, ..)`, `writes(t, ..)` and `calls(module.reducer, ..)`; without a declaration it
