@@ -253,11 +253,9 @@ impl<T: Table> TableHandle<T, ReadWrite> {
     /// handed back, which spares copying and decoding it (a tenth of a simulation step's
     /// work); [`replace`](Self::replace) returns it.
     pub fn update(&self, row: T) -> Result<()> {
-        let bytes = to_bytes(&row);
-        let id = self.id()?;
-        // SAFETY: the pointer and length describe `bytes`, alive for the call. The result
-        // buffer (the old row) is left unread; the next host call overwrites it.
-        let ret = unsafe { sys::host_update(id, sys::ptr(bytes.as_ptr()), sys::len(bytes.len())) };
+        // SAFETY: `call` passes a pointer and length describing live bytes. The result buffer
+        // (the old row) is left unread; the next host call overwrites it.
+        let ret = self.call(|t, p, l| unsafe { sys::host_update(t, p, l) }, &row)?;
         status(ret).map(drop)
     }
 
@@ -286,10 +284,19 @@ impl<T: Table> TableHandle<T, ReadWrite> {
         call: impl FnOnce(i32, i32, i32) -> i64,
         value: &V,
     ) -> Result<T> {
+        decode_rows(result_bytes(self.call(call, value)?)?, T::NAME)
+    }
+
+    /// Encodes `value` and hands it to the host call `call` with this table's handle; returns
+    /// what the call returned.
+    fn call<V: IntersticeType>(
+        &self,
+        call: impl FnOnce(i32, i32, i32) -> i64,
+        value: &V,
+    ) -> Result<i64> {
         let bytes = to_bytes(value);
         let id = self.id()?;
-        let ret = call(id, sys::ptr(bytes.as_ptr()), sys::len(bytes.len()));
-        decode_rows(result_bytes(ret)?, T::NAME)
+        Ok(call(id, sys::ptr(bytes.as_ptr()), sys::len(bytes.len())))
     }
 }
 

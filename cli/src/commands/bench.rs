@@ -7,6 +7,7 @@
 //! an installed `interstice` benchmarks with no source checkout.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -268,12 +269,7 @@ pub fn run(out: Output, options: Options) -> Result<()> {
 }
 
 fn measure(workload: Workload, workers: usize, seconds: f64) -> Result<Sample> {
-    let node = Node::open(NodeConfig {
-        workers,
-        durability: Durability::Off,
-        ..NodeConfig::default()
-    })
-    .map_err(|e| CliError::new(format!("cannot open an in-memory node: {e}")))?;
+    let node = memory_node(workers)?;
     let install = |module: &str| {
         let wasm = embedded::wasm(module)
             .ok_or_else(|| CliError::new(format!("this build does not carry `{module}`")))?;
@@ -331,17 +327,7 @@ fn measure(workload: Workload, workers: usize, seconds: f64) -> Result<Sample> {
     };
     match workload {
         Workload::Simulation => {
-            install("simulation")?;
-            check(node.call_reducer_values(
-                "simulation",
-                "seed",
-                &[
-                    Value::U32(WIDTH),
-                    Value::U32(HEIGHT),
-                    Value::U32(REGIONS),
-                    Value::U64(42),
-                ],
-            ))?;
+            seeded_simulation(&node)?;
             let mut tick = 0u64;
             timed(&mut || {
                 let ticks =
@@ -441,27 +427,8 @@ fn wasm_rule_cells_per_s(seconds: f64) -> Result<f64> {
     /// Ticks per query: long enough that the query's scan of the world is small beside them,
     /// well inside a call's fuel.
     const TICKS: u32 = 100;
-    let node = Node::open(NodeConfig {
-        workers: 1,
-        durability: Durability::Off,
-        ..NodeConfig::default()
-    })
-    .map_err(|e| CliError::new(format!("cannot open an in-memory node: {e}")))?;
-    let wasm = embedded::wasm("simulation")
-        .ok_or_else(|| CliError::new("this build does not carry `simulation`"))?;
-    node.install(wasm)
-        .map_err(|e| CliError::new(format!("cannot install simulation: {e}")))?;
-    let seed = [
-        Value::U32(WIDTH),
-        Value::U32(HEIGHT),
-        Value::U32(REGIONS),
-        Value::U64(42),
-    ];
-    match node.call_reducer_values("simulation", "seed", &seed) {
-        Ok(Outcome::Committed { .. }) => {}
-        Ok(other) => return Err(CliError::new(format!("seeding failed: {other:?}"))),
-        Err(e) => return Err(CliError::new(format!("seeding failed: {e}"))),
-    }
+    let node = memory_node(1)?;
+    seeded_simulation(&node)?;
     let forecast = || {
         node.call_query(
             "simulation",
@@ -478,6 +445,37 @@ fn wasm_rule_cells_per_s(seconds: f64) -> Result<f64> {
         ticks += u64::from(TICKS);
     }
     Ok(ticks as f64 * f64::from(WIDTH) * f64::from(HEIGHT) / started.elapsed().as_secs_f64())
+}
+
+/// A node in memory, with no log, on `workers` workers.
+fn memory_node(workers: usize) -> Result<Arc<Node>> {
+    Node::open(NodeConfig {
+        workers,
+        durability: Durability::Off,
+        ..NodeConfig::default()
+    })
+    .map_err(|e| CliError::new(format!("cannot open an in-memory node: {e}")))
+}
+
+/// Installs the simulation on `node` and seeds the bench's world.
+fn seeded_simulation(node: &Node) -> Result<()> {
+    let wasm = embedded::wasm("simulation")
+        .ok_or_else(|| CliError::new("this build does not carry `simulation`"))?;
+    node.install(wasm)
+        .map_err(|e| CliError::new(format!("cannot install simulation: {e}")))?;
+    let seed = [
+        Value::U32(WIDTH),
+        Value::U32(HEIGHT),
+        Value::U32(REGIONS),
+        Value::U64(42),
+    ];
+    match node.call_reducer_values("simulation", "seed", &seed) {
+        Ok(Outcome::Committed { .. }) => Ok(()),
+        Ok(other) => Err(CliError::new(format!(
+            "seeding the simulation failed: {other:?}"
+        ))),
+        Err(e) => Err(CliError::new(format!("seeding the simulation failed: {e}"))),
+    }
 }
 
 /// The median by throughput.
