@@ -127,20 +127,29 @@ fn read_paced(
     };
     let mut read = 0u64;
     let pace = Duration::from_nanos(period as u64 * 1_000_000_000 / u64::from(RATE));
+    // Waits until the producer has written enough for the read ending at frame `read`: read +
+    // in the pipe + in flight + the callback this read may release. `false` when it wrote
+    // nothing for `stall`.
+    let producer_ahead = |read: u64, stall: Duration| {
+        let Some(stats) = &stats else {
+            return true;
+        };
+        let mut last = (written(stats), Instant::now());
+        while written(stats) < read + 512 + 512 + 512 {
+            if written(stats) != last.0 {
+                last = (written(stats), Instant::now());
+            } else if last.1.elapsed() > stall {
+                return false;
+            }
+            thread::sleep(Duration::from_micros(200));
+        }
+        true
+    };
     let mut data = vec![0u8; frames * bytes_per_frame];
     for chunk in data.chunks_mut(period * bytes_per_frame) {
         read += period as u64;
-        if let Some(stats) = &stats {
-            // Read + in the pipe + in flight + the callback this read may release.
-            let mut last = (written(stats), Instant::now());
-            while written(stats) < read + 512 + 512 + 512 {
-                if written(stats) != last.0 {
-                    last = (written(stats), Instant::now());
-                } else if last.1.elapsed() > STALL {
-                    return Vec::new(); // The producer stopped: the test will say so.
-                }
-                thread::sleep(Duration::from_micros(200));
-            }
+        if !producer_ahead(read, STALL) {
+            return Vec::new(); // The producer stopped: the test will say so.
         }
         if !readable_within(&pipe, STALL) || pipe.read_exact(chunk).is_err() {
             // The device closed early: the test that wanted these frames will say so.
@@ -149,10 +158,15 @@ fn read_paced(
         thread::sleep(pace);
     }
     let _ = done.send(());
-    // Still at the device's pace: draining faster would let the stream outrun its producer
-    // before the test has read the counters.
+    // Still at the device's pace and still behind the producer: the test reads the counters
+    // after `done`, and an ungated read in between on a loaded machine could starve the ring
+    // (CI saw one underrun so). Once the producer has written nothing for a second, the node
+    // is closing: read on, so that the writer can close.
     let mut sink = vec![0u8; period * bytes_per_frame];
+    let mut producing = true;
     loop {
+        read += period as u64;
+        producing = producing && producer_ahead(read, Duration::from_secs(1));
         match pipe.read(&mut sink) {
             Ok(0) => break,
             Ok(_) => thread::sleep(pace),
