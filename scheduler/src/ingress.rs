@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::access::Access;
 
@@ -58,8 +59,9 @@ impl fmt::Display for LaneId {
 pub struct Work<T> {
     /// The caller's task (for the runtime: which reducer, with which arguments).
     pub task: T,
-    /// The tables the task declares.
-    pub access: Access,
+    /// The tables the task declares. Shared: most tasks of a function declare the same set,
+    /// and a work item moves and is cloned on its way through the ingress.
+    pub access: Arc<Access>,
     /// The logical time the task will observe.
     pub time: Timestamp,
     /// The lane the task must run on; `None` runs it on the worker pool.
@@ -68,10 +70,10 @@ pub struct Work<T> {
 
 impl<T> Work<T> {
     /// Work for the worker pool.
-    pub fn new(task: T, access: Access, time: Timestamp) -> Self {
+    pub fn new(task: T, access: impl Into<Arc<Access>>, time: Timestamp) -> Self {
         Self {
             task,
-            access,
+            access: access.into(),
             time,
             lane: None,
         }

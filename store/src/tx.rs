@@ -405,7 +405,13 @@ impl Transaction {
     /// ([`StoreError::TransactionTooLarge`]; the store stays usable), a written table was
     /// dropped, or another transaction wrote one of the same tables meanwhile (which the
     /// scheduler rules out).
-    pub fn apply(self) -> Result<Applied> {
+    pub fn apply(mut self) -> Result<Applied> {
+        self.apply_taken()
+    }
+
+    /// [`apply`](Self::apply) for a transaction that lives inside something larger: its writes
+    /// are taken out and applied, and it is left empty (committing it again does nothing).
+    pub fn apply_taken(&mut self) -> Result<Applied> {
         let store = self.store.clone();
         store.check_poisoned()?;
         if self.ops.is_empty() {
@@ -435,7 +441,8 @@ impl Transaction {
                 .iter()
                 .any(|ov| ov.written && ov.table.persistence != Persistence::Ephemeral)
         };
-        let Transaction { overlays, ops, .. } = self;
+        let overlays = std::mem::take(&mut self.overlays);
+        let ops = std::mem::take(&mut self.ops);
         {
             let _gate = store.gate.write();
             // Open read transactions need the rows' previous states; with none open this is

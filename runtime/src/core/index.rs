@@ -39,7 +39,7 @@ pub(super) struct Index {
     pub subscribers: HashMap<TableId, Vec<Subscriber>>,
     /// The scheduler's view of each reducer's access, by module then reducer: what it declares
     /// and, transitively, everything it may call.
-    pub access: NameMap<NameMap<sched::Access>>,
+    pub access: NameMap<NameMap<Arc<sched::Access>>>,
     pub host_tables: NameMap<HostTables>,
     /// Reducers subscribed to tables of other nodes, by event, in module then reducer order.
     pub remote_subscribers: HashMap<Event, Vec<(String, String)>>,
@@ -331,7 +331,7 @@ impl Index {
                     .access
                     .entry(module.clone())
                     .or_default()
-                    .insert(function.clone(), access);
+                    .insert(function.clone(), Arc::new(access));
             }
         }
         index.registries = Arc::new(registries);

@@ -22,7 +22,9 @@ use crate::authority::Authorities;
 use crate::error::{CallFailure, HostCallError, LoadError};
 use crate::exec::{Exec, Frame, Permissions, Scheduled, encode_change};
 use crate::system::{self, Delivered, OutboxCall, Timer};
-use crate::wasm::{self, CompiledModule, HostState, Limits, ModuleInstance, RunOutput, Running};
+use crate::wasm::{
+    self, Call, CompiledModule, HostState, Limits, ModuleInstance, RunOutput, Running,
+};
 use index::Index;
 
 /// How deep reducers and queries may call each other at run time. The scheduler does not
@@ -60,8 +62,10 @@ pub(crate) struct Installed {
     pub reducers: NameMap<Reducer>,
     pub queries: NameMap<Query>,
     /// Idle instances. A worker takes one for a call and puts it back, so the pool grows to one
-    /// instance per worker that runs this module at once.
-    pub pool: Mutex<Vec<ModuleInstance>>,
+    /// instance per worker that runs this module at once. Boxed: an instance moves out and
+    /// back on every call, and a pointer is cheaper to move than the instance.
+    #[allow(clippy::vec_box)]
+    pub pool: Mutex<Vec<Box<ModuleInstance>>>,
 }
 
 impl Installed {
@@ -169,7 +173,7 @@ impl Core {
     }
 
     /// The scheduler's access set of `module.reducer`: its own and everything it may call.
-    pub fn access(&self, module: &str, reducer: &str) -> Option<sched::Access> {
+    pub fn access(&self, module: &str, reducer: &str) -> Option<Arc<sched::Access>> {
         self.index
             .read()
             .access
@@ -215,21 +219,23 @@ impl Core {
                 .get(&*task.module)
                 .and_then(|reducers| reducers.get(&*task.reducer))
         {
-            let (planned, parts) = plan.apply(access, &task.args);
-            access = planned;
+            let (planned, parts) = plan.apply(Arc::unwrap_or_clone(access), &task.args);
+            access = Arc::new(planned);
             task.parts = parts.map(Arc::new);
         }
-        if (task.timer.is_some() || task.origin.is_some())
+        if (task.timer().is_some() || task.origin().is_some())
             && let Some(host) = index.host_tables.get(&*task.module)
         {
-            if task.timer.is_some() {
-                access = access.write(to_sched(host.timers));
+            let mut own = Arc::unwrap_or_clone(access);
+            if task.timer().is_some() {
+                own = own.write(to_sched(host.timers));
             }
-            if task.origin.is_some() {
+            if task.origin().is_some() {
                 // Input from other nodes for one module serialises on its `__delivered`, so a
                 // duplicate runs after the original and sees it.
-                access = access.write(to_sched(host.delivered));
+                own = own.write(to_sched(host.delivered));
             }
+            access = Arc::new(own);
         }
         let lane = if index.lanes.is_empty() {
             None
@@ -292,7 +298,7 @@ impl Core {
                 task.module, task.reducer
             )));
         };
-        if let Some(origin) = &task.origin
+        if let Some(origin) = task.origin()
             && self.seen(&task.module, origin)
         {
             // Sent again after a lost answer or a reconnection: it committed the first time.
@@ -309,51 +315,51 @@ impl Core {
             seq: inv.seq().0,
             seed: self.seed,
         };
-        let running = Running {
+        let running = || Running {
             exec: self.exec(frame).with_parts(task.parts.clone()),
             core: self.clone(),
             // `render` and `audio_output` hooks produce frames and samples, not state.
             read_only: reducer.on.as_ref().is_some_and(Event::is_read_only),
             hook: reducer.on.clone(),
         };
-        let output = self.run(
-            &module,
-            running,
-            false,
-            reducer.index,
-            &task.args,
-            self.limits.fuel_per_call,
-        );
-        // The authority of a platform hook finishes what the hook started (a frame, a block),
-        // on this thread, and may fail it.
-        let finished = match reducer.on.as_ref().and_then(|e| Some((e, e.authority()?))) {
-            Some((event, kind)) => match self.authorities.get(kind) {
-                Some(authority) => authority
-                    .finish_hook(&task.module, event, output.result.is_ok())
-                    .map_err(|e| CallFailure::Host(format!("{kind:?}: {e}"))),
+        let call = Call {
+            query: false,
+            index: reducer.index,
+            args: &task.args,
+            fuel: self.limits.fuel_per_call,
+        };
+        self.run(&module, running, call, |running, output| {
+            // The authority of a platform hook finishes what the hook started (a frame, a
+            // block), on this thread, and may fail it.
+            let finished = match reducer.on.as_ref().and_then(|e| Some((e, e.authority()?))) {
+                Some((event, kind)) => match self.authorities.get(kind) {
+                    Some(authority) => authority
+                        .finish_hook(&task.module, event, output.result.is_ok())
+                        .map_err(|e| CallFailure::Host(format!("{kind:?}: {e}"))),
+                    None => Ok(()),
+                },
                 None => Ok(()),
-            },
-            None => Ok(()),
-        };
-        let mut exec = match output.result.and(finished) {
-            Ok(()) => output.running.exec,
-            Err(reason) => return fail(reason),
-        };
-        if let Err(e) = self.host_writes(task, &mut exec) {
-            return fail(CallFailure::Host(e.to_string()));
-        }
-        match exec.tx.apply() {
-            Ok(applied) => {
-                // Visible to the invocations after it from now on, like its table writes;
-                // written to disk by the ordered commit.
-                if !exec.files.is_empty() {
-                    let files = std::mem::take(&mut exec.files);
-                    self.authorities.stage_files(inv.seq().0, files);
-                }
-                Done::Applied(applied, std::mem::take(&mut exec.remote))
+            };
+            if let Err(reason) = output.result.and(finished) {
+                return fail(reason);
             }
-            Err(e) => fail(CallFailure::Host(e.to_string())),
-        }
+            let exec = &mut running.exec;
+            if let Err(e) = self.host_writes(task, exec) {
+                return fail(CallFailure::Host(e.to_string()));
+            }
+            match exec.tx.apply_taken() {
+                Ok(applied) => {
+                    // Visible to the invocations after it from now on, like its table writes;
+                    // written to disk by the ordered commit.
+                    if !exec.files.is_empty() {
+                        let files = std::mem::take(&mut exec.files);
+                        self.authorities.stage_files(inv.seq().0, files);
+                    }
+                    Done::Applied(applied, std::mem::take(&mut exec.remote))
+                }
+                Err(e) => fail(CallFailure::Host(e.to_string())),
+            }
+        })
     }
 
     /// Host-side writes that belong to the invocation's transaction: the timer that fired it,
@@ -361,10 +367,10 @@ impl Core {
     /// the reducer's access set (`index.rs`), so they are atomic with it and deterministic.
     fn host_writes(&self, task: &Task, exec: &mut Exec) -> Result<(), system::SystemError> {
         // Most calls have neither a timer nor an origin, and looking the tables up is not free.
-        let host = (task.timer.is_some() || task.origin.is_some())
+        let host = (task.timer().is_some() || task.origin().is_some())
             .then(|| self.host_tables(&task.module))
             .flatten();
-        if let (Some(timer), Some(host)) = (task.timer, host) {
+        if let (Some(timer), Some(host)) = (task.timer(), host) {
             exec.tx.delete(host.timers, &Value::U64(timer))?;
         }
         if !exec.scheduled.is_empty() {
@@ -403,7 +409,7 @@ impl Core {
             }
         }
         exec.remote = remote;
-        if let (Some(origin), Some(host)) = (&task.origin, host) {
+        if let (Some(origin), Some(host)) = (task.origin(), host) {
             let row = Delivered {
                 origin: origin.key.clone(),
                 last: origin.id,
@@ -438,7 +444,7 @@ impl Core {
 
     /// Deletes the timer that fired `task`, in a transaction of its own.
     fn drop_timer(&self, task: &Task) -> Option<Applied> {
-        let timer = task.timer?;
+        let timer = task.timer()?;
         let host = self.host_tables(&task.module)?;
         let mut tx = self.store.begin();
         tx.delete(host.timers, &Value::U64(timer)).ok()?;
@@ -504,14 +510,23 @@ impl Core {
             permissions,
             ..caller.frame().clone()
         };
-        let running = Running {
-            exec: caller.nest(frame),
+        let nested = caller.nest(frame);
+        let running = move || Running {
+            exec: nested,
             core: self.clone(),
             read_only: query,
             hook: None,
         };
-        let output = self.run(&module, running, query, index, args, fuel);
-        caller.unnest(output.running.exec);
+        let call = Call {
+            query,
+            index,
+            args,
+            fuel,
+        };
+        let output = self.run(&module, running, call, |running, output| {
+            caller.unnest(&mut running.exec);
+            output
+        });
         match output.result {
             Ok(bytes) => Ok((bytes, output.fuel_used)),
             // Its writes are in the shared transaction and cannot be taken back alone, so a
@@ -523,37 +538,35 @@ impl Core {
         }
     }
 
-    /// Runs a call in an instance of `installed` taken from its pool (or a new one) with
-    /// `fuel`, and puts the instance back if it is still sound.
-    pub fn run(
+    /// Runs a call in an instance of `installed` taken from its pool (or a new one), and puts
+    /// the instance back if it is still sound. `running` and `finish` are as in
+    /// [`ModuleInstance::run`].
+    pub fn run<R>(
         &self,
         installed: &Installed,
-        running: Running,
-        query: bool,
-        index: u32,
-        args: &[u8],
-        fuel: u64,
-    ) -> RunOutput {
+        running: impl FnOnce() -> Running,
+        call: Call<'_>,
+        finish: impl FnOnce(&mut Running, RunOutput) -> R,
+    ) -> R {
         let instance = installed.pool.lock().pop();
         let mut instance = match instance {
             Some(i) => i,
             None => match installed.compiled.instantiate(&self.engine, &self.limits) {
-                Ok(i) => i,
+                Ok(i) => Box::new(i),
                 Err(e) => {
-                    return RunOutput {
-                        running,
+                    let output = RunOutput {
                         result: Err(CallFailure::Host(e.to_string())),
                         fuel_used: 0,
-                        reusable: false,
                     };
+                    return finish(&mut running(), output);
                 }
             },
         };
-        let output = instance.run(running, query, index, args, fuel);
-        if output.reusable {
+        let (finished, reusable) = instance.run(running, call, finish);
+        if reusable {
             installed.pool.lock().push(instance);
         }
-        output
+        finished
     }
 
     /// The table ids of `module.table`, when it exists.

@@ -31,16 +31,23 @@ pub(crate) struct Task {
     pub module: Arc<str>,
     pub reducer: Arc<str>,
     pub args: Vec<u8>,
-    /// The id of the `__timers` row that fired this invocation.
-    pub timer: Option<u64>,
-    /// Set for input another node sent.
-    pub origin: Option<Origin>,
-    /// The `__node.triggers` row that keeps this subscription trigger across a crash until it
-    /// has run; deleted in the record of its outcome.
-    pub kept: Option<u64>,
     /// The partitions its declarations came to with its arguments, set when it becomes
     /// work; the host checks its rows against them.
     pub parts: Option<Arc<crate::partition::Parts>>,
+    /// What only timers, remote input and kept triggers carry. Boxed: a task moves several
+    /// times on its way through the node, and the common call moves faster without them.
+    attached: Option<Box<Attached>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Attached {
+    /// The id of the `__timers` row that fired this invocation.
+    timer: Option<u64>,
+    /// Set for input another node sent.
+    origin: Option<Origin>,
+    /// The `__node.triggers` row that keeps this subscription trigger across a crash until it
+    /// has run; deleted in the record of its outcome.
+    kept: Option<u64>,
 }
 
 impl Task {
@@ -51,10 +58,44 @@ impl Task {
             module,
             reducer,
             args,
-            timer: None,
-            origin: None,
-            kept: None,
             parts: None,
+            attached: None,
+        }
+    }
+
+    /// The id of the `__timers` row that fired this invocation.
+    pub fn timer(&self) -> Option<u64> {
+        self.attached.as_ref().and_then(|a| a.timer)
+    }
+
+    /// Where it came from, for input another node sent.
+    pub fn origin(&self) -> Option<&Origin> {
+        self.attached.as_ref().and_then(|a| a.origin.as_ref())
+    }
+
+    /// The `__node.triggers` row that keeps this subscription trigger, if it is one.
+    pub fn kept(&self) -> Option<u64> {
+        self.attached.as_ref().and_then(|a| a.kept)
+    }
+
+    pub fn set_timer(&mut self, id: Option<u64>) {
+        self.attach(id.is_some(), |a| a.timer = id);
+    }
+
+    pub fn set_origin(&mut self, origin: Option<Origin>) {
+        self.attach(origin.is_some(), |a| a.origin = origin);
+    }
+
+    pub fn set_kept(&mut self, id: Option<u64>) {
+        self.attach(id.is_some(), |a| a.kept = id);
+    }
+
+    /// Changes what is attached; clearing something never attached allocates nothing.
+    fn attach(&mut self, setting: bool, change: impl FnOnce(&mut Attached)) {
+        match &mut self.attached {
+            Some(attached) => change(attached),
+            None if setting => change(self.attached.get_or_insert_default()),
+            None => {}
         }
     }
 }

@@ -275,11 +275,11 @@ impl Exec {
     }
 
     /// Takes back the transaction a nested call worked in, and its effects.
-    pub fn unnest(&mut self, nested: Exec) {
-        self.tx = nested.tx;
-        self.files = nested.files;
-        self.scheduled.extend(nested.scheduled);
-        self.remote.extend(nested.remote);
+    pub fn unnest(&mut self, nested: &mut Exec) {
+        std::mem::swap(&mut self.tx, &mut nested.tx);
+        self.files = std::mem::take(&mut nested.files);
+        self.scheduled.append(&mut nested.scheduled);
+        self.remote.append(&mut nested.remote);
         self.log_lines = self.log_lines.saturating_add(nested.log_lines);
     }
 

@@ -11,7 +11,7 @@ use super::ingress::Submission;
 use crate::core::Origin;
 use crate::error::{BadArguments, CallFailure, NodeError};
 use crate::exec::Frame;
-use crate::wasm::Running;
+use crate::wasm::{Call, Running};
 
 /// The outcome of one reducer invocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,21 +182,22 @@ impl NodeInner {
             seq: u64::MAX,
             seed: self.config.seed,
         };
-        let running = Running {
+        let running = || Running {
             exec: self.core.exec(frame).reading(snapshot),
             core: self.core.clone(),
             read_only: true,
             hook: None,
         };
-        let output = self.core.run(
-            &installed,
-            running,
-            true,
-            q.index,
-            &bytes,
-            self.config.limits.fuel_per_call,
-        );
-        let bytes = output.result.map_err(|reason| NodeError::QueryFailed {
+        let call = Call {
+            query: true,
+            index: q.index,
+            args: &bytes,
+            fuel: self.config.limits.fuel_per_call,
+        };
+        let result = self
+            .core
+            .run(&installed, running, call, |_, output| output.result);
+        let bytes = result.map_err(|reason| NodeError::QueryFailed {
             module: module.to_owned(),
             query: query.to_owned(),
             reason,

@@ -47,19 +47,19 @@ impl Submission {
 
     /// Fired by the timer with this id, which its transaction deletes.
     pub fn timer(mut self, id: u64) -> Self {
-        self.task.timer = Some(id);
+        self.task.set_timer(Some(id));
         self
     }
 
     /// Input another node sent, deduplicated on `origin`.
     pub fn origin(mut self, origin: Option<Origin>) -> Self {
-        self.task.origin = origin;
+        self.task.set_origin(origin);
         self
     }
 
     /// A subscription trigger kept in `__node.triggers` under this id.
     pub fn kept(mut self, id: u64) -> Self {
-        self.task.kept = Some(id);
+        self.task.set_kept(Some(id));
         self
     }
 }

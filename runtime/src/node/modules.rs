@@ -280,7 +280,7 @@ impl NodeInner {
             registry,
             reducers,
             queries,
-            pool: Mutex::new(vec![first]),
+            pool: Mutex::new(vec![Box::new(first)]),
         })
     }
 

@@ -76,17 +76,24 @@ pub struct ModuleInstance {
     query: TypedFunc<(i32, i32, i32), i32>,
 }
 
-/// The outcome of running one reducer or query in an instance.
+/// What running one reducer or query in an instance came to.
 pub(crate) struct RunOutput {
-    /// The invocation, handed back so the caller can commit or drop its transaction.
-    pub running: Running,
     /// `Ok` with a query's encoded result (empty for reducers), or why it failed.
     pub result: Result<Vec<u8>, CallFailure>,
     /// Fuel the call consumed.
     pub fuel_used: u64,
-    /// Whether this instance may be reused: not after a trap, whose unwinding may have left the
-    /// module's memory (allocator, globals) inconsistent.
-    pub reusable: bool,
+}
+
+/// Which function of a module to run, on what, with how much fuel.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    /// A query rather than a reducer.
+    pub query: bool,
+    /// Its number in the module's schema.
+    pub index: u32,
+    /// Its encoded arguments.
+    pub args: &'a [u8],
+    pub fuel: u64,
 }
 
 /// Compiles `wasm` against `linker` (the node's host calls), runs its registration exports and
@@ -266,20 +273,23 @@ impl ModuleInstance {
     }
 
     /// Runs reducer (or, with `query`, query) number `index` with encoded `args` and a fuel
-    /// budget (a nested call gets what its caller has left).
-    pub(crate) fn run(
+    /// budget (a nested call gets what its caller has left). The invocation `running` makes
+    /// lives in the instance for the call, and `finish` takes what the caller needs from it
+    /// before it is dropped there: it is a few hundred bytes, and moving it in and out was a
+    /// visible share of a small call. Also returns whether the instance may be reused: not
+    /// after a trap, whose unwinding may have left the module's memory (allocator, globals)
+    /// inconsistent.
+    pub(crate) fn run<R>(
         &mut self,
-        running: Running,
-        query: bool,
-        index: u32,
-        args: &[u8],
-        fuel: u64,
-    ) -> RunOutput {
+        running: impl FnOnce() -> Running,
+        call: Call<'_>,
+        finish: impl FnOnce(&mut Running, RunOutput) -> R,
+    ) -> (R, bool) {
         let mut limits = self.store.data().limits.clone();
-        limits.fuel_per_call = fuel;
+        limits.fuel_per_call = call.fuel;
         {
             let state = self.store.data_mut();
-            state.running = Some(running);
+            state.running = Some(running());
             state.result.clear();
             state.error = None;
             state.returned = None;
@@ -287,17 +297,10 @@ impl ModuleInstance {
             state.memory_exceeded = false;
         }
         let _ = self.store.set_fuel(limits.fuel_per_call);
-        let result = self.call(query, index, args, &limits);
+        let result = self.call(call.query, call.index, call.args, &limits);
         let fuel_used = limits
             .fuel_per_call
             .saturating_sub(self.store.get_fuel().unwrap_or(0));
-        #[allow(clippy::expect_used)]
-        let running = self
-            .store
-            .data_mut()
-            .running
-            .take()
-            .expect("set above; host calls only borrow it");
         let reusable = !matches!(
             result,
             Err(CallFailure::Trap(_)
@@ -309,12 +312,15 @@ impl ModuleInstance {
                 | CallFailure::Host(_)
                 | CallFailure::TooLarge { .. })
         );
-        RunOutput {
-            running,
-            result,
-            fuel_used,
-            reusable,
-        }
+        let state = self.store.data_mut();
+        #[allow(clippy::expect_used)]
+        let running = state
+            .running
+            .as_mut()
+            .expect("set above; host calls only borrow it");
+        let finished = finish(running, RunOutput { result, fuel_used });
+        state.running = None;
+        (finished, reusable)
     }
 
     fn call(
@@ -334,27 +340,13 @@ impl ModuleInstance {
             size: args.len(),
             limit: limits.max_message_bytes,
         })?;
-        let ptr = self
-            .alloc
-            .call(&mut self.store, len)
-            .map_err(|e| self.failure_of(e, limits))?;
-        let memory = self
-            .store
-            .data()
-            .memory
-            .ok_or_else(|| CallFailure::Host("no memory".into()))?;
-        let fits = usize::try_from(ptr)
-            .ok()
-            .and_then(|start| start.checked_add(args.len()).map(|end| (start, end)))
-            .filter(|&(_, end)| end <= memory.data_size(&self.store));
-        let Some((start, end)) = fits else {
-            return Err(CallFailure::BadPointer(format!(
-                "{} returned {ptr}, which cannot hold {} bytes",
-                host::EXPORT_ALLOC,
-                args.len()
-            )));
+        // No bytes, no allocation: the ABI lets a call without arguments skip a round trip
+        // into the module (host.rs), which is a fifth of an empty call's cost.
+        let ptr = if args.is_empty() {
+            0
+        } else {
+            self.write_args(args, len, limits)?
         };
-        memory.data_mut(&mut self.store)[start..end].copy_from_slice(args);
         let func = if query { &self.query } else { &self.reducer };
         let status = func
             .call(&mut self.store, (index as i32, ptr, len))
@@ -376,6 +368,32 @@ impl ModuleInstance {
         } else {
             Ok(Vec::new())
         }
+    }
+
+    /// Copies `args` into memory the module allocates for them; returns where.
+    fn write_args(&mut self, args: &[u8], len: i32, limits: &Limits) -> Result<i32, CallFailure> {
+        let ptr = self
+            .alloc
+            .call(&mut self.store, len)
+            .map_err(|e| self.failure_of(e, limits))?;
+        let memory = self
+            .store
+            .data()
+            .memory
+            .ok_or_else(|| CallFailure::Host("no memory".into()))?;
+        let fits = usize::try_from(ptr)
+            .ok()
+            .and_then(|start| start.checked_add(args.len()).map(|end| (start, end)))
+            .filter(|&(_, end)| end <= memory.data_size(&self.store));
+        let Some((start, end)) = fits else {
+            return Err(CallFailure::BadPointer(format!(
+                "{} returned {ptr}, which cannot hold {} bytes",
+                host::EXPORT_ALLOC,
+                args.len()
+            )));
+        };
+        memory.data_mut(&mut self.store)[start..end].copy_from_slice(args);
+        Ok(ptr)
     }
 
     fn failure_of(&mut self, error: wasmtime::Error, limits: &Limits) -> CallFailure {

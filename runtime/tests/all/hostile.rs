@@ -1,7 +1,7 @@
 //! Modules that break the rules: the node refuses or fails them with the stated error, commits
 //! nothing for them, and keeps serving.
 
-use interstice_abi::{ABI_VERSION, Access, Value};
+use interstice_abi::{ABI_VERSION, Access, Field, Type, Value, encode};
 use interstice_runtime::wasm::Limits;
 use interstice_runtime::{CallFailure, LoadError, Node, NodeConfig, NodeError, Outcome};
 use interstice_store::Readable;
@@ -170,6 +170,44 @@ fn out_of_bounds_pointers_fail_the_call() {
         still_serves(&node_for_case);
     }
     drop(node);
+}
+
+/// The module's allocator is checked like any pointer it hands over: memory that cannot hold the
+/// arguments fails the call. A call without arguments asks for no memory at all.
+#[test]
+fn an_allocator_answering_outside_memory_fails_the_call() {
+    let node = node();
+    let mut schema = probe_schema(&[("break_alloc", None), ("ok", None), ("takes", None)]);
+    schema.reducers[2].args = vec![Field::new("n", Type::U64)];
+    // `break_alloc` points the bump allocator's next block far past the end of memory.
+    let break_alloc = "(global.set $heap (i32.const 0x7fff0000)) (i32.const 0)";
+    node.install(&wat::module(
+        &schema,
+        ABI_VERSION,
+        &[break_alloc, WRITE, WRITE],
+    ))
+    .unwrap();
+    assert!(
+        node.call_reducer("probe", "break_alloc", &[])
+            .unwrap()
+            .is_committed()
+    );
+    // Same instance, no arguments: nothing is allocated, so the broken allocator is not asked.
+    still_serves(&node);
+    let before = items(&node);
+    let reason = failure(
+        node.call_reducer("probe", "takes", &encode(&Value::U64(1)))
+            .unwrap(),
+    );
+    match &reason {
+        CallFailure::BadPointer(m) => assert!(
+            m.contains("interstice_alloc returned 2147418112, which cannot hold 8 bytes"),
+            "{m}"
+        ),
+        other => panic!("expected a bad pointer, got {other}"),
+    }
+    assert_eq!(items(&node), before);
+    still_serves(&node);
 }
 
 #[test]

@@ -16,6 +16,8 @@
 //! | [`EXPORT_QUERY`] | `(index: i32, args: i32, len: i32) -> i32` | runs query number `index`; its result is handed over with `return_value` |
 //!
 //! Arguments are the encoding of the struct of the function's arguments (after the context).
+//! A function without arguments encodes to no bytes: the host then calls it with `args = 0,
+//! len = 0` and no `interstice_alloc` before, so a module must not read `args` when `len` is 0.
 //!
 //! Items are declared all over a crate, and wasm has no link-time registry, so each `#[table]`,
 //! `#[interstice_type]`, `#[reducer]` and `#[query]` exports a function whose name starts with
