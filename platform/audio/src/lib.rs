@@ -40,6 +40,8 @@
 //!   call, and captured buffers become `audio_input` invocations. Without the feature the
 //!   crate does not depend on the runtime.
 
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "authority")]
 mod authority;
 mod capture;

@@ -4,6 +4,8 @@
 //! See `README.md` beside this crate for its threads, its error and budget model, and how to
 //! run its tests headless and under Xvfb.
 
+#![forbid(unsafe_code)]
+
 pub mod demo;
 pub mod engine;
 pub mod error;
