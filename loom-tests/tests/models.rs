@@ -15,7 +15,7 @@
 #![cfg(loom)]
 
 use interstice_scheduler::{
-    Access, Config, Ingress, Invocation, Outcome, Part, Scheduler, TableId, Timestamp, Work,
+    AccessSet, Config, Executed, Ingress, Invocation, Part, ResourceId, Scheduler, Timestamp, Work,
 };
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -63,16 +63,16 @@ const fn parts(part_reads: &'static [(u32, u64)], part_writes: &'static [(u32, u
 }
 
 impl Task {
-    fn access(&self) -> Access {
-        let mut access = Access::from_tables(
-            self.reads.iter().map(|&t| TableId(t)),
-            self.writes.iter().map(|&t| TableId(t)),
+    fn access(&self) -> AccessSet {
+        let mut access = AccessSet::from_tables(
+            self.reads.iter().map(|&t| ResourceId(t)),
+            self.writes.iter().map(|&t| ResourceId(t)),
         );
         for &(t, p) in self.part_reads {
-            access = access.read_part(TableId(t), Part(p));
+            access = access.read_part(ResourceId(t), Part(p));
         }
         for &(t, p) in self.part_writes {
-            access = access.write_part(TableId(t), Part(p));
+            access = access.write_part(ResourceId(t), Part(p));
         }
         access
     }
@@ -300,8 +300,8 @@ fn check_with(tasks: &'static [Task], mode: LaneMode, workers: usize) {
         scheduler
             .run_until_idle(&mut ingress, |inv, outcome| {
                 let output = match outcome {
-                    Outcome::Completed(seen) => Some(seen),
-                    Outcome::Panicked { message } => {
+                    Executed::Completed(seen) => Some(seen),
+                    Executed::Panicked { message } => {
                         let lost = lane_lost && inv.task().pinned;
                         if lost {
                             assert!(message.contains("has no driver"), "{message}");

@@ -5,7 +5,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use interstice_scheduler::{
-    Access, Config, Ingress, Invocation, Scheduler, TableId, Timestamp, Work,
+    AccessSet, Config, Ingress, Invocation, ResourceId, Scheduler, Timestamp, Work,
 };
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -47,8 +47,16 @@ fn execute(c: &mut Criterion) {
                         for i in 0..TASKS as u32 {
                             // Spread the shared-table writers evenly through the window.
                             let shared = (i * contention) / 100 != ((i + 1) * contention) / 100;
-                            let table = if shared { TableId(0) } else { TableId(1 + i) };
-                            ingress.push(Work::new((), Access::new().write(table), Timestamp(0)));
+                            let table = if shared {
+                                ResourceId(0)
+                            } else {
+                                ResourceId(1 + i)
+                            };
+                            ingress.push(Work::new(
+                                (),
+                                AccessSet::new().write(table),
+                                Timestamp(0),
+                            ));
                         }
                         let mut spins = 0;
                         scheduler
@@ -93,11 +101,15 @@ fn overhead(c: &mut Criterion) {
                         let mut ingress = Ingress::new();
                         for i in 0..N as u32 {
                             let table = if contention == 100 {
-                                TableId(0)
+                                ResourceId(0)
                             } else {
-                                TableId(1 + i)
+                                ResourceId(1 + i)
                             };
-                            ingress.push(Work::new((), Access::new().write(table), Timestamp(0)));
+                            ingress.push(Work::new(
+                                (),
+                                AccessSet::new().write(table),
+                                Timestamp(0),
+                            ));
                         }
                         let mut sum = 0;
                         scheduler

@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use interstice_scheduler::{
-    Access, Config, Ingress, Invocation, Scheduler, TableId, Timestamp, Work,
+    AccessSet, Config, Ingress, Invocation, ResourceId, Scheduler, Timestamp, Work,
 };
 
 const WINDOW: usize = 1024;
@@ -95,7 +95,7 @@ fn sample(scheduler: &mut Scheduler<u64, u64>, windows: usize, chains: u32) -> (
             let table = if chains == 0 { i } else { i % chains };
             ingress.push(Work::new(
                 0,
-                Access::new().write(TableId(table)),
+                AccessSet::new().write(ResourceId(table)),
                 Timestamp(0),
             ));
         }

@@ -6,14 +6,14 @@
 //! window, and the throughput line (elements/s) gives invocations per second.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use interstice_scheduler::{Access, Part, Plan, Planner, TableId};
+use interstice_scheduler::{AccessSet, Part, Plan, Planner, ResourceId};
 use std::hint::black_box;
 use std::time::Duration;
 
 /// A window of `n` invocations declaring four tables each (two reads, two writes). With
 /// probability `conflict` a table comes from a small hot set, otherwise from a large space,
 /// so the rate sets how dense the DAG gets.
-fn window(n: usize, conflict: f64) -> Vec<Access> {
+fn window(n: usize, conflict: f64) -> Vec<AccessSet> {
     let mut state = 0x2545_F491_4F6C_DD1D_u64;
     let mut next = move || {
         state ^= state << 13;
@@ -27,13 +27,13 @@ fn window(n: usize, conflict: f64) -> Vec<Access> {
             let mut table = || {
                 let r = next();
                 if (r & 0xFFFF_FFFF) < threshold {
-                    TableId((r >> 32) as u32 % 4)
+                    ResourceId((r >> 32) as u32 % 4)
                 } else {
-                    TableId(4 + (r >> 32) as u32 % 4096)
+                    ResourceId(4 + (r >> 32) as u32 % 4096)
                 }
             };
             let (r1, r2, w1, w2) = (table(), table(), table(), table());
-            Access::from_tables([r1, r2], [w1, w2])
+            AccessSet::from_tables([r1, r2], [w1, w2])
         })
         .collect()
 }
@@ -69,13 +69,13 @@ fn plan(c: &mut Criterion) {
 }
 
 /// A simulation step over a ring of 64 regions of one table, 16 steps of each region.
-fn regions(n: usize) -> Vec<Access> {
+fn regions(n: usize) -> Vec<AccessSet> {
     const REGIONS: u64 = 64;
-    let cells = TableId(0);
+    let cells = ResourceId(0);
     (0..n as u64)
         .map(|i| {
             let r = i % REGIONS;
-            Access::new()
+            AccessSet::new()
                 .write_part(cells, Part(r))
                 .read_part(cells, Part((r + REGIONS - 1) % REGIONS))
                 .read_part(cells, Part((r + 1) % REGIONS))

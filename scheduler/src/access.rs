@@ -6,24 +6,26 @@ use smallvec::SmallVec;
 
 /// Most invocations declare a handful of tables, so the lists live inline: the runtime clones
 /// a reducer's access set for every call, and this keeps that clone free of allocations.
-type Tables = SmallVec<[TableId; 4]>;
-type Parts = SmallVec<[(TableId, Part); 2]>;
+type Tables = SmallVec<[ResourceId; 4]>;
+type Parts = SmallVec<[(ResourceId, Part); 2]>;
 
-/// A table, numbered densely from zero by the runtime.
+/// Something tasks read and write — for the runtime, a table (`to_sched` maps the store's
+/// table id to one) — numbered densely from zero. Its own name, not `TableId`: the store's
+/// `TableId` is a different type with its own numbering rules.
 ///
 /// Dense numbers let the planner keep its per-table state in a flat array instead of a map,
 /// which is most of what keeps planning cheap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TableId(pub u32);
+pub struct ResourceId(pub u32);
 
-impl TableId {
+impl ResourceId {
     /// The table number as an array index.
     pub fn index(self) -> usize {
         self.0 as usize
     }
 }
 
-impl fmt::Display for TableId {
+impl fmt::Display for ResourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "t{}", self.0)
     }
@@ -65,28 +67,28 @@ impl fmt::Display for Part {
 /// compare equal whatever order they were built in.
 ///
 /// ```
-/// use interstice_scheduler::{Access, Part, TableId};
+/// use interstice_scheduler::{AccessSet, Part, ResourceId};
 ///
-/// let a = Access::new().read(TableId(2)).write(TableId(1)).read(TableId(1));
-/// assert_eq!(a.reads(), &[TableId(2)]);
-/// assert_eq!(a.writes(), &[TableId(1)]);
-/// assert!(a.conflicts_with(&Access::new().read(TableId(1))));
-/// assert!(!a.conflicts_with(&Access::new().read(TableId(2))));
+/// let a = AccessSet::new().read(ResourceId(2)).write(ResourceId(1)).read(ResourceId(1));
+/// assert_eq!(a.reads(), &[ResourceId(2)]);
+/// assert_eq!(a.writes(), &[ResourceId(1)]);
+/// assert!(a.conflicts_with(&AccessSet::new().read(ResourceId(1))));
+/// assert!(!a.conflicts_with(&AccessSet::new().read(ResourceId(2))));
 ///
 /// // Neighbouring regions of one table: disjoint writes, shared reads.
-/// let cells = TableId(0);
+/// let cells = ResourceId(0);
 /// let region = |r: u64| {
-///     Access::new()
+///     AccessSet::new()
 ///         .write_part(cells, Part(r))
 ///         .read_part(cells, Part(r - 1))
 ///         .read_part(cells, Part(r + 1))
 /// };
 /// assert!(!region(2).conflicts_with(&region(5)));
 /// assert!(region(2).conflicts_with(&region(3)));
-/// assert!(region(2).conflicts_with(&Access::new().read(cells)));
+/// assert!(region(2).conflicts_with(&AccessSet::new().read(cells)));
 /// ```
 #[derive(Debug, Default, PartialEq, Eq, Hash)]
-pub struct Access {
+pub struct AccessSet {
     reads: Tables,
     writes: Tables,
     part_reads: Parts,
@@ -96,9 +98,9 @@ pub struct Access {
 
 // By hand: `SmallVec`'s own `clone` goes element by element; these are `Copy`, so a copy of
 // the slice is one `memcpy` (and nothing on the heap for short lists).
-impl Clone for Access {
+impl Clone for AccessSet {
     fn clone(&self) -> Self {
-        Access {
+        AccessSet {
             reads: SmallVec::from_slice(&self.reads),
             writes: SmallVec::from_slice(&self.writes),
             part_reads: SmallVec::from_slice(&self.part_reads),
@@ -109,7 +111,7 @@ impl Clone for Access {
 }
 
 /// Removes every entry of `table` from a list sorted by table.
-fn remove_table(parts: &mut Parts, table: TableId) {
+fn remove_table(parts: &mut Parts, table: ResourceId) {
     let start = parts.partition_point(|&(t, _)| t < table);
     let end = parts.partition_point(|&(t, _)| t <= table);
     parts.drain(start..end);
@@ -124,7 +126,7 @@ where
     }
 }
 
-impl Access {
+impl AccessSet {
     /// An access set that touches nothing (conflicts only with exclusive invocations).
     pub fn new() -> Self {
         Self::default()
@@ -140,8 +142,8 @@ impl Access {
 
     /// Builds an access set from lists of whole tables in any order, possibly with duplicates.
     pub fn from_tables(
-        reads: impl IntoIterator<Item = TableId>,
-        writes: impl IntoIterator<Item = TableId>,
+        reads: impl IntoIterator<Item = ResourceId>,
+        writes: impl IntoIterator<Item = ResourceId>,
     ) -> Self {
         let mut writes: Tables = writes.into_iter().collect();
         writes.sort_unstable();
@@ -162,7 +164,7 @@ impl Access {
     /// Adds a read of the whole of `table`; a no-op if the table is already read or written.
     /// It covers (and so drops) the reads of parts of `table`.
     #[must_use]
-    pub fn read(mut self, table: TableId) -> Self {
+    pub fn read(mut self, table: ResourceId) -> Self {
         if self.writes.binary_search(&table).is_err() {
             insert_sorted(&mut self.reads, table);
             remove_table(&mut self.part_reads, table);
@@ -173,7 +175,7 @@ impl Access {
     /// Adds a write of the whole of `table`, which supersedes every read of it and every
     /// access to its parts.
     #[must_use]
-    pub fn write(mut self, table: TableId) -> Self {
+    pub fn write(mut self, table: ResourceId) -> Self {
         if let Ok(at) = self.reads.binary_search(&table) {
             self.reads.remove(at);
         }
@@ -186,7 +188,7 @@ impl Access {
     /// Adds a read of partition `part` of `table`; a no-op if the whole table is read or
     /// written, or the part is written.
     #[must_use]
-    pub fn read_part(mut self, table: TableId, part: Part) -> Self {
+    pub fn read_part(mut self, table: ResourceId, part: Part) -> Self {
         if self.writes.binary_search(&table).is_err()
             && self.reads.binary_search(&table).is_err()
             && self.part_writes.binary_search(&(table, part)).is_err()
@@ -199,7 +201,7 @@ impl Access {
     /// Adds a write of partition `part` of `table`, which supersedes a read of that part; a
     /// no-op if the whole table is written.
     #[must_use]
-    pub fn write_part(mut self, table: TableId, part: Part) -> Self {
+    pub fn write_part(mut self, table: ResourceId, part: Part) -> Self {
         if self.writes.binary_search(&table).is_err() {
             if let Ok(at) = self.part_reads.binary_search(&(table, part)) {
                 self.part_reads.remove(at);
@@ -210,23 +212,23 @@ impl Access {
     }
 
     /// Whole tables read and not written, sorted.
-    pub fn reads(&self) -> &[TableId] {
+    pub fn reads(&self) -> &[ResourceId] {
         &self.reads
     }
 
     /// Whole tables written, sorted.
-    pub fn writes(&self) -> &[TableId] {
+    pub fn writes(&self) -> &[ResourceId] {
         &self.writes
     }
 
     /// Partitions read (and not covered by a whole-table access or a write of the same part),
     /// sorted.
-    pub fn part_reads(&self) -> &[(TableId, Part)] {
+    pub fn part_reads(&self) -> &[(ResourceId, Part)] {
         &self.part_reads
     }
 
     /// Partitions written (of tables not written whole), sorted.
-    pub fn part_writes(&self) -> &[(TableId, Part)] {
+    pub fn part_writes(&self) -> &[(ResourceId, Part)] {
         &self.part_writes
     }
 
@@ -237,9 +239,9 @@ impl Access {
 
     /// Every declared item: table, part (`None` for the whole table), and whether it is
     /// written.
-    fn items(&self) -> impl Iterator<Item = (TableId, Option<Part>, bool)> + '_ {
-        let whole = |write| move |&t: &TableId| (t, None, write);
-        let part = |write| move |&(t, p): &(TableId, Part)| (t, Some(p), write);
+    fn items(&self) -> impl Iterator<Item = (ResourceId, Option<Part>, bool)> + '_ {
+        let whole = |write| move |&t: &ResourceId| (t, None, write);
+        let part = |write| move |&(t, p): &(ResourceId, Part)| (t, Some(p), write);
         self.reads
             .iter()
             .map(whole(false))
@@ -253,7 +255,7 @@ impl Access {
     ///
     /// The planner never calls this (it sweeps instead of comparing pairs); it is the
     /// definition the sweep is tested against.
-    pub fn conflicts_with(&self, other: &Access) -> bool {
+    pub fn conflicts_with(&self, other: &AccessSet) -> bool {
         if self.exclusive || other.exclusive {
             return true;
         }

@@ -16,7 +16,7 @@ use crate::lanes::LaneHandle;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex, PoisonError};
 use crate::plan::Plan;
-use crate::scheduler::Outcome;
+use crate::scheduler::Executed;
 #[cfg(loom)]
 use crate::threads::Sender;
 
@@ -82,7 +82,7 @@ struct Slot<O> {
     state: AtomicU32,
     /// Written once by whoever ran the position, taken once by the driver after it sees
     /// `DONE`; the lock is never contended, it only makes the hand-over safe without `unsafe`.
-    outcome: Mutex<Option<Outcome<O>>>,
+    outcome: Mutex<Option<Executed<O>>>,
 }
 
 /// An event count: sleepers register, re-check their condition, and sleep only if no
@@ -298,7 +298,7 @@ where
         self.pool_threads.min(pool_positions)
     }
 
-    fn execute_caught(&self, i: usize) -> Outcome<O> {
+    fn execute_caught(&self, i: usize) -> Executed<O> {
         execute_caught(&self.execute, &self.invocations[i])
     }
 
@@ -355,7 +355,7 @@ where
     }
 
     /// The outcome at `i`, if it is posted.
-    fn take_if_done(&self, i: usize) -> Option<Outcome<O>> {
+    fn take_if_done(&self, i: usize) -> Option<Executed<O>> {
         if self.slots[i].state.load(Ordering::Acquire) != DONE {
             return None;
         }
@@ -387,7 +387,7 @@ pub(crate) fn drive<T, O, C, I>(
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
-    C: FnMut(&Invocation<T>, Outcome<O>) -> I,
+    C: FnMut(&Invocation<T>, Executed<O>) -> I,
     I: IntoIterator<Item = Work<T>>,
 {
     // Runners leave once the window is finished, even if a commit panics and unwinds from
@@ -435,7 +435,7 @@ where
 /// Returns the outcome at `next` once it is posted. Meanwhile the driver runs ready
 /// invocations itself, one at a time so that it commits as soon as it can, spins briefly
 /// when none is ready, and then sleeps until `next` is posted or work is released.
-fn await_outcome<T, O>(window: &Arc<Window<T, O>>, next: usize) -> Outcome<O>
+fn await_outcome<T, O>(window: &Arc<Window<T, O>>, next: usize) -> Executed<O>
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
@@ -535,7 +535,7 @@ where
 
 /// Sends position `i`, if it is bound to a lane, to that lane's queue. If the lane is closed
 /// (a driven lane whose driver was dropped) the job is abandoned: it reports
-/// [`Outcome::Panicked`] with the reason, without running, and still releases its successors.
+/// [`Executed::Panicked`] with the reason, without running, and still releases its successors.
 fn dispatch_to_lane<T, O>(window: &Arc<Window<T, O>>, i: usize)
 where
     T: Send + Sync + 'static,
@@ -556,7 +556,7 @@ where
             Some(reason) => finish(
                 &job_window,
                 i,
-                Outcome::Panicked {
+                Executed::Panicked {
                     message: reason.to_owned(),
                 },
             ),
@@ -580,7 +580,7 @@ where
 /// reaches zero synchronises with every predecessor's decrement, and the claim of the released
 /// bit with that. Released pool work becomes a bit of the ready map; released lane work goes
 /// to its lane.
-fn finish<T, O>(window: &Arc<Window<T, O>>, i: usize, outcome: Outcome<O>)
+fn finish<T, O>(window: &Arc<Window<T, O>>, i: usize, outcome: Executed<O>)
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
@@ -610,14 +610,14 @@ where
     }
 }
 
-/// Runs `execute`, turning a panic into [`Outcome::Panicked`] so the rest of the window goes on.
+/// Runs `execute`, turning a panic into [`Executed::Panicked`] so the rest of the window goes on.
 pub(crate) fn execute_caught<T, O>(
     execute: &ExecuteFn<T, O>,
     invocation: &Invocation<T>,
-) -> Outcome<O> {
+) -> Executed<O> {
     match catch_unwind(AssertUnwindSafe(|| execute(invocation))) {
-        Ok(output) => Outcome::Completed(output),
-        Err(payload) => Outcome::Panicked {
+        Ok(output) => Executed::Completed(output),
+        Err(payload) => Executed::Panicked {
             message: panic_message(payload.as_ref()),
         },
     }

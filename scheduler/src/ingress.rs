@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::access::Access;
+use crate::access::AccessSet;
 
 /// An invocation's place in the total order; commit happens in increasing `Seq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,7 +61,7 @@ pub struct Work<T> {
     pub task: T,
     /// The tables the task declares. Shared: most tasks of a function declare the same set,
     /// and a work item moves and is cloned on its way through the ingress.
-    pub access: Arc<Access>,
+    pub access: Arc<AccessSet>,
     /// The logical time the task will observe.
     pub time: Timestamp,
     /// The lane the task must run on; `None` runs it on the worker pool.
@@ -70,7 +70,7 @@ pub struct Work<T> {
 
 impl<T> Work<T> {
     /// Work for the worker pool.
-    pub fn new(task: T, access: impl Into<Arc<Access>>, time: Timestamp) -> Self {
+    pub fn new(task: T, access: impl Into<Arc<AccessSet>>, time: Timestamp) -> Self {
         Self {
             task,
             access: access.into(),
@@ -106,7 +106,7 @@ impl<T> Invocation<T> {
     }
 
     /// Declared access.
-    pub fn access(&self) -> &Access {
+    pub fn access(&self) -> &AccessSet {
         &self.work.access
     }
 

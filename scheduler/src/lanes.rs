@@ -182,7 +182,7 @@ impl Lanes {
 /// run a queued invocation for a second is named in a `tracing` warning by the waiting window.
 ///
 /// Dropping the driver closes the lane: every invocation queued on it, and every later one,
-/// is not run and commits as [`Outcome::Panicked`] with a message that says so (its
+/// is not run and commits as [`Executed::Panicked`] with a message that says so (its
 /// successors still run). Running them on another thread instead would break what the lane
 /// exists for. Removing the lane ([`Scheduler::remove_lane`]) or dropping the scheduler closes
 /// it too, which ends a driver's [`wait`].
@@ -192,7 +192,7 @@ impl Lanes {
 /// [`Scheduler::add_driven_lane`]: crate::Scheduler::add_driven_lane
 /// [`Scheduler::run_window`]: crate::Scheduler::run_window
 /// [`Scheduler::remove_lane`]: crate::Scheduler::remove_lane
-/// [`Outcome::Panicked`]: crate::Outcome::Panicked
+/// [`Executed::Panicked`]: crate::Executed::Panicked
 pub struct LaneDriver {
     sender: Sender,
     lane: LaneId,

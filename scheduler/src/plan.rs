@@ -5,7 +5,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use std::collections::HashMap;
 
-use crate::access::{Access, Part, TableId};
+use crate::access::{AccessSet, Part, ResourceId};
 
 const NONE: u32 = u32::MAX;
 
@@ -193,7 +193,7 @@ impl Planner {
     }
 
     /// Plans a window given its access sets in sequence order.
-    pub fn plan<'a>(&mut self, window: impl IntoIterator<Item = &'a Access>) -> Plan {
+    pub fn plan<'a>(&mut self, window: impl IntoIterator<Item = &'a AccessSet>) -> Plan {
         let mut plan = Plan::default();
         self.plan_into(window, &mut plan);
         plan
@@ -205,7 +205,11 @@ impl Planner {
     ///
     /// If the window holds `u32::MAX` invocations or more (the scheduler caps windows far
     /// below that).
-    pub fn plan_into<'a>(&mut self, window: impl IntoIterator<Item = &'a Access>, plan: &mut Plan) {
+    pub fn plan_into<'a>(
+        &mut self,
+        window: impl IntoIterator<Item = &'a AccessSet>,
+        plan: &mut Plan,
+    ) {
         self.reset_tables();
         self.marks.clear();
         self.preds.clear();
@@ -262,7 +266,7 @@ impl Planner {
         self.build_successors(plan);
     }
 
-    fn whole_read(&mut self, table: TableId, j: u32) {
+    fn whole_read(&mut self, table: ResourceId, j: u32) {
         let t = self.slot(table);
         self.tables[t].readers_since_write.push(j);
         let mut after_part_writer = false;
@@ -281,7 +285,7 @@ impl Planner {
         }
     }
 
-    fn whole_write(&mut self, table: TableId, j: u32) {
+    fn whole_write(&mut self, table: ResourceId, j: u32) {
         let t = self.slot(table);
         let mut after_any = false;
         let mut readers = std::mem::take(&mut self.tables[t].readers_since_write);
@@ -317,7 +321,7 @@ impl Planner {
         }
     }
 
-    fn part_read(&mut self, table: TableId, part: Part, j: u32) {
+    fn part_read(&mut self, table: ResourceId, part: Part, j: u32) {
         let t = self.slot(table);
         let whole_writer = self.tables[t].last_writer;
         let parts = self.parts(t);
@@ -334,7 +338,7 @@ impl Planner {
         }
     }
 
-    fn part_write(&mut self, table: TableId, part: Part, j: u32) {
+    fn part_write(&mut self, table: ResourceId, part: Part, j: u32) {
         let t = self.slot(table);
         let whole_writer = self.tables[t].last_writer;
         let whole_readers = self.tables[t].readers_since_write.len() as u32;
@@ -371,7 +375,7 @@ impl Planner {
         self.tables[t].parts.get_or_insert_default()
     }
 
-    fn slot(&mut self, table: TableId) -> usize {
+    fn slot(&mut self, table: ResourceId) -> usize {
         let t = table.index();
         if t >= self.tables.len() {
             self.tables.resize_with(t + 1, TableState::default);

@@ -13,7 +13,7 @@ use crate::threads::Threads;
 
 /// What executing one invocation produced, as handed to the commit callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome<O> {
+pub enum Executed<O> {
     /// The execute function returned (its own `Result` included: an ordinary reducer failure is
     /// the caller's business).
     Completed(O),
@@ -25,7 +25,7 @@ pub enum Outcome<O> {
     },
 }
 
-impl<O> Outcome<O> {
+impl<O> Executed<O> {
     /// The output, if the execute function returned.
     pub fn completed(&self) -> Option<&O> {
         match self {
@@ -269,7 +269,7 @@ where
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// use std::sync::Arc;
-    /// use interstice_scheduler::{Access, Config, Ingress, Scheduler, TableId, Timestamp, Work};
+    /// use interstice_scheduler::{AccessSet, Config, Ingress, Scheduler, ResourceId, Timestamp, Work};
     ///
     /// let mut scheduler = Scheduler::new(Config::new().workers(2), |_inv| {
     ///     std::thread::current().id()
@@ -282,8 +282,8 @@ where
     /// let finished = done.clone();
     /// let window = std::thread::spawn(move || {
     ///     let mut ingress = Ingress::new();
-    ///     ingress.push(Work::new((), Access::new().write(TableId(0)), Timestamp(0)).on_lane(main));
-    ///     ingress.push(Work::new((), Access::new().write(TableId(1)), Timestamp(0)));
+    ///     ingress.push(Work::new((), AccessSet::new().write(ResourceId(0)), Timestamp(0)).on_lane(main));
+    ///     ingress.push(Work::new((), AccessSet::new().write(ResourceId(1)), Timestamp(0)));
     ///     let mut threads = Vec::new();
     ///     scheduler.run_until_idle(&mut ingress, |_inv, outcome| {
     ///         threads.push(outcome.into_result().expect("no panic"));
@@ -336,15 +336,15 @@ where
     /// plan and the commit order:
     ///
     /// ```
-    /// use interstice_scheduler::{Access, Config, Ingress, Scheduler, TableId, Timestamp, Work};
+    /// use interstice_scheduler::{AccessSet, Config, Ingress, Scheduler, ResourceId, Timestamp, Work};
     ///
     /// let mut scheduler = Scheduler::new(Config::new().workers(2).lane("gpu"), |_inv| {
     ///     std::thread::current().name().map(str::to_owned)
     /// })?;
     /// let gpu = scheduler.lane("gpu")?;
     /// let mut ingress = Ingress::new();
-    /// ingress.push(Work::new("draw", Access::new().read(TableId(0)), Timestamp(0)).on_lane(gpu));
-    /// ingress.push(Work::new("tick", Access::new().write(TableId(0)), Timestamp(0)));
+    /// ingress.push(Work::new("draw", AccessSet::new().read(ResourceId(0)), Timestamp(0)).on_lane(gpu));
+    /// ingress.push(Work::new("tick", AccessSet::new().write(ResourceId(0)), Timestamp(0)));
     /// let mut threads = Vec::new();
     /// scheduler.run_until_idle(&mut ingress, |_inv, outcome| {
     ///     threads.push(outcome.into_result().ok().flatten());
@@ -394,7 +394,7 @@ where
         mut commit: C,
     ) -> Result<WindowReport, Error>
     where
-        C: FnMut(&Invocation<T>, Outcome<O>) -> I,
+        C: FnMut(&Invocation<T>, Executed<O>) -> I,
         I: IntoIterator<Item = Work<T>>,
     {
         let mut pinned = false;
@@ -463,7 +463,7 @@ where
         commit: &mut C,
     ) -> WindowReport
     where
-        C: FnMut(&Invocation<T>, Outcome<O>) -> I,
+        C: FnMut(&Invocation<T>, Executed<O>) -> I,
         I: IntoIterator<Item = Work<T>>,
     {
         let mut emitted = 0;
@@ -496,7 +496,7 @@ where
         mut commit: C,
     ) -> Result<usize, Error>
     where
-        C: FnMut(&Invocation<T>, Outcome<O>) -> I,
+        C: FnMut(&Invocation<T>, Executed<O>) -> I,
         I: IntoIterator<Item = Work<T>>,
     {
         let mut committed = 0;

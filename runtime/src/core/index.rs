@@ -39,7 +39,7 @@ pub(super) struct Index {
     pub subscribers: HashMap<TableId, Vec<Subscriber>>,
     /// The scheduler's view of each reducer's access, by module then reducer: what it declares
     /// and, transitively, everything it may call.
-    pub access: NameMap<NameMap<Arc<sched::Access>>>,
+    pub access: NameMap<NameMap<Arc<sched::AccessSet>>>,
     pub host_tables: NameMap<HostTables>,
     /// Reducers subscribed to tables of other nodes, by event, in module then reducer order.
     pub remote_subscribers: HashMap<Event, Vec<(String, String)>>,
@@ -59,14 +59,18 @@ pub(crate) struct PartPlan {
     pub params: Arc<[(String, interstice_abi::Type)]>,
     pub registry: Arc<TypeRegistry>,
     /// The scheduler's id of each grant's table, in the order of `grants`.
-    pub tables: Vec<Option<sched::TableId>>,
+    pub tables: Vec<Option<sched::ResourceId>>,
 }
 
 impl PartPlan {
     /// `access` plus the partitions the call with `args` touches, and those partitions for
     /// the host's checks; the whole tables (and `None`) when they cannot be evaluated.
-    pub fn apply(&self, access: sched::Access, args: &[u8]) -> (sched::Access, Option<Parts>) {
-        let whole = |mut access: sched::Access| {
+    pub fn apply(
+        &self,
+        access: sched::AccessSet,
+        args: &[u8],
+    ) -> (sched::AccessSet, Option<Parts>) {
+        let whole = |mut access: sched::AccessSet| {
             for (grant, table) in self.grants.iter().zip(&self.tables) {
                 if let Some(table) = *table {
                     access = if grant.write {
@@ -119,10 +123,10 @@ impl Index {
         let mut registries = BTreeMap::new();
         // Each function's own access, and what it calls: the call graph.
         let mut graph: DiGraph<Function, ()> = DiGraph::new();
-        let mut base: Vec<sched::Access> = Vec::new();
+        let mut base: Vec<sched::AccessSet> = Vec::new();
         // The access of reducers with partition declarations, without those tables: what
         // their calls are planned with, before the partitions their arguments name.
-        let mut own_without_parts: Vec<(NodeIndex, sched::Access)> = Vec::new();
+        let mut own_without_parts: Vec<(NodeIndex, sched::AccessSet)> = Vec::new();
         let mut nodes: HashMap<Function, NodeIndex> = HashMap::new();
         let mut calls: Vec<(NodeIndex, Vec<String>)> = Vec::new();
         for (name, module) in modules {
@@ -156,7 +160,7 @@ impl Index {
             {
                 index.lanes.insert(name.clone(), *lane);
             }
-            let ids = |names: &std::collections::BTreeSet<String>| -> Vec<sched::TableId> {
+            let ids = |names: &std::collections::BTreeSet<String>| -> Vec<sched::ResourceId> {
                 names
                     .iter()
                     .filter_map(|n| store.table_id(n))
@@ -178,9 +182,9 @@ impl Index {
             for (function, grant, query) in functions {
                 let access = match grant {
                     Grant::OwnModule if query => {
-                        sched::Access::from_tables(own_tables.iter().copied().map(to_sched), [])
+                        sched::AccessSet::from_tables(own_tables.iter().copied().map(to_sched), [])
                     }
-                    Grant::OwnModule => sched::Access::from_tables(
+                    Grant::OwnModule => sched::AccessSet::from_tables(
                         [],
                         own_tables
                             .iter()
@@ -204,7 +208,7 @@ impl Index {
                         let remote = declared
                             .iter()
                             .any(|c| interstice_abi::remote_target(c).is_some());
-                        sched::Access::from_tables(
+                        sched::AccessSet::from_tables(
                             ids(reads),
                             ids(writes)
                                 .into_iter()
@@ -228,7 +232,7 @@ impl Index {
                 if grants.is_empty() {
                     base.push(access);
                 } else {
-                    let tables: Vec<Option<sched::TableId>> = grants
+                    let tables: Vec<Option<sched::ResourceId>> = grants
                         .iter()
                         .map(|g| store.table_id(&g.table).map(to_sched))
                         .collect();
@@ -314,9 +318,9 @@ impl Index {
                 reads.extend_from_slice(effective[callee.index()].reads());
                 writes.extend_from_slice(effective[callee.index()].writes());
             }
-            let mut planned = sched::Access::from_tables(reads, writes);
+            let mut planned = sched::AccessSet::from_tables(reads, writes);
             if own.is_exclusive() {
-                planned = sched::Access::exclusive();
+                planned = sched::AccessSet::exclusive();
             }
             effective[node.index()] = planned;
         }
@@ -348,9 +352,9 @@ impl Index {
 /// time.
 pub(super) fn close_over_calls(
     graph: &DiGraph<Function, ()>,
-    base: &[sched::Access],
-) -> Vec<sched::Access> {
-    let mut effective: Vec<Option<sched::Access>> = vec![None; graph.node_count()];
+    base: &[sched::AccessSet],
+) -> Vec<sched::AccessSet> {
+    let mut effective: Vec<Option<sched::AccessSet>> = vec![None; graph.node_count()];
     for component in tarjan_scc(graph) {
         let mut reads = Vec::new();
         let mut writes = Vec::new();
@@ -367,7 +371,7 @@ pub(super) fn close_over_calls(
                 }
             }
         }
-        let union = sched::Access::from_tables(reads, writes);
+        let union = sched::AccessSet::from_tables(reads, writes);
         for node in component {
             effective[node.index()] = Some(union.clone());
         }
@@ -389,8 +393,8 @@ fn host_tables(store: &Store, module: &str) -> Option<HostTables> {
 
 /// The scheduler's number for a store table. Both are dense from zero; the scheduler keeps its
 /// own type so that it depends on nothing of the store.
-pub(crate) fn to_sched(id: TableId) -> sched::TableId {
-    sched::TableId(id.0)
+pub(crate) fn to_sched(id: TableId) -> sched::ResourceId {
+    sched::ResourceId(id.0)
 }
 
 #[cfg(test)]
@@ -406,8 +410,8 @@ mod tests {
         for &(a, b) in edges {
             graph.add_edge(nodes[a], nodes[b], ());
         }
-        let base: Vec<sched::Access> = (0..n)
-            .map(|i| sched::Access::new().write(sched::TableId(i as u32)))
+        let base: Vec<sched::AccessSet> = (0..n)
+            .map(|i| sched::AccessSet::new().write(sched::ResourceId(i as u32)))
             .collect();
         close_over_calls(&graph, &base)
             .iter()

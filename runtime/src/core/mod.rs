@@ -173,7 +173,7 @@ impl Core {
     }
 
     /// The scheduler's access set of `module.reducer`: its own and everything it may call.
-    pub fn access(&self, module: &str, reducer: &str) -> Option<Arc<sched::Access>> {
+    pub fn access(&self, module: &str, reducer: &str) -> Option<Arc<sched::AccessSet>> {
         self.index
             .read()
             .access

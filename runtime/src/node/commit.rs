@@ -228,7 +228,7 @@ impl NodeInner {
     fn commit(
         &self,
         inv: &Invocation<Task>,
-        outcome: sched::Outcome<Done>,
+        outcome: sched::Executed<Done>,
         mine: &mut Mine,
     ) -> Vec<sched::Work<Task>> {
         let task = inv.task();
@@ -246,7 +246,7 @@ impl NodeInner {
             },
         };
         let (result, emitted) = match outcome {
-            sched::Outcome::Completed(Done::Applied(mut applied, remote)) => {
+            sched::Executed::Completed(Done::Applied(mut applied, remote)) => {
                 let changes = applied.take_changes();
                 // The triggers of a change that survives a crash survive it too: they are
                 // kept in this commit's record until each has run.
@@ -280,12 +280,12 @@ impl NodeInner {
                     }
                 }
             }
-            sched::Outcome::Completed(Done::Failed { reason, cleanup }) => {
+            sched::Executed::Completed(Done::Failed { reason, cleanup }) => {
                 tracing::debug!(module = %task.module, reducer = %task.reducer, %reason, "reducer failed");
                 self.forget_fired(task, cleanup, &meta);
                 (Outcome::Failed { seq, reason }, Vec::new())
             }
-            sched::Outcome::Panicked { message } => {
+            sched::Executed::Panicked { message } => {
                 self.forget_fired(task, None, &meta);
                 let reason = CallFailure::Host(format!("the node panicked running it: {message}"));
                 (Outcome::Failed { seq, reason }, Vec::new())

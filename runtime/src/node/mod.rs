@@ -250,7 +250,7 @@ impl NodeInner {
             .into_iter()
             .map(|t| (t.id.0, t.name))
             .collect();
-        let named = |ids: &[interstice_scheduler::TableId]| -> Vec<String> {
+        let named = |ids: &[interstice_scheduler::ResourceId]| -> Vec<String> {
             ids.iter()
                 .filter_map(|t| names.get(&t.0).cloned())
                 .collect()

@@ -1,16 +1,16 @@
-//! The conflict rules of `Access`, table-driven: each case is two access sets in a small
+//! The conflict rules of `AccessSet`, table-driven: each case is two access sets in a small
 //! notation and whether they conflict; the helper checks the definition both ways, and that
 //! the planner orders exactly the conflicting pairs.
 
-use interstice_scheduler::{Access, Part, Planner, TableId};
+use interstice_scheduler::{AccessSet, Part, Planner, ResourceId};
 
 /// Parses a space-separated access set: `r3` reads table 3, `w3` writes it, `r3.7` reads part
 /// 7 of table 3, `w3.7` writes it, `x` is exclusive, `-` is nothing.
-pub fn access(spec: &str) -> Access {
-    let mut access = Access::new();
+pub fn access(spec: &str) -> AccessSet {
+    let mut access = AccessSet::new();
     for item in spec.split_whitespace() {
         if item == "x" {
-            return Access::exclusive();
+            return AccessSet::exclusive();
         }
         if item == "-" {
             continue;
@@ -20,7 +20,7 @@ pub fn access(spec: &str) -> Access {
             Some((t, p)) => (t, Some(Part(p.parse().expect("part number")))),
             None => (rest, None),
         };
-        let table = TableId(table.parse().expect("table number"));
+        let table = ResourceId(table.parse().expect("table number"));
         access = match (kind, part) {
             ("r", None) => access.read(table),
             ("w", None) => access.write(table),
@@ -106,8 +106,8 @@ fn covered_items_are_dropped_whatever_the_order() {
         );
     }
     let a = access("r0 w0.1 r1.4 w2");
-    assert_eq!(a.reads(), &[TableId(0)]);
-    assert_eq!(a.writes(), &[TableId(2)]);
-    assert_eq!(a.part_reads(), &[(TableId(1), Part(4))]);
-    assert_eq!(a.part_writes(), &[(TableId(0), Part(1))]);
+    assert_eq!(a.reads(), &[ResourceId(0)]);
+    assert_eq!(a.writes(), &[ResourceId(2)]);
+    assert_eq!(a.part_reads(), &[(ResourceId(1), Part(4))]);
+    assert_eq!(a.part_writes(), &[(ResourceId(0), Part(1))]);
 }

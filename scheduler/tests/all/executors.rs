@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use interstice_scheduler::{
-    Access, Config, Error, Ingress, Invocation, Outcome, Scheduler, Seq, TableId, Timestamp, Work,
+    AccessSet, Config, Error, Executed, Ingress, Invocation, ResourceId, Scheduler, Seq, Timestamp,
+    Work,
 };
 
 use crate::model::{
@@ -138,7 +139,7 @@ fn emitted_work_is_sequenced_after_the_window_in_commit_order() {
         .unwrap();
         let mut ingress = Ingress::new();
         for name in ["a", "b", "c", "d"] {
-            ingress.push(Work::new(name, Access::new(), Timestamp(1)));
+            ingress.push(Work::new(name, AccessSet::new(), Timestamp(1)));
         }
         let mut log = Vec::new();
         scheduler
@@ -152,7 +153,7 @@ fn emitted_work_is_sequenced_after_the_window_in_commit_order() {
                 };
                 children
                     .iter()
-                    .map(|&c| Work::new(c, Access::new(), Timestamp(inv.time().0 + 1)))
+                    .map(|&c| Work::new(c, AccessSet::new(), Timestamp(inv.time().0 + 1)))
                     .collect::<Vec<_>>()
             })
             .unwrap();
@@ -185,7 +186,7 @@ fn pinned_tasks_run_on_their_lane_and_keep_their_place() {
         let gpu = scheduler.lane(LANE).unwrap();
         let audio = scheduler.lane("audio").unwrap();
         let mut ingress = Ingress::new();
-        let table = |t| Access::new().write(TableId(t));
+        let table = |t| AccessSet::new().write(ResourceId(t));
         ingress.push(Work::new(0, table(0), Timestamp(0)).on_lane(gpu));
         ingress.push(Work::new(1, table(0), Timestamp(0)));
         ingress.push(Work::new(2, table(1), Timestamp(0)).on_lane(audio));
@@ -236,7 +237,11 @@ fn successors_observe_their_predecessors_writes() {
         .unwrap();
         let mut ingress = Ingress::new();
         for _ in 0..200 {
-            ingress.push(Work::new((), Access::new().write(TableId(7)), Timestamp(0)));
+            ingress.push(Work::new(
+                (),
+                AccessSet::new().write(ResourceId(7)),
+                Timestamp(0),
+            ));
         }
         let mut outputs = Vec::new();
         scheduler
@@ -268,16 +273,16 @@ fn every_task_runs_exactly_once_with_a_single_table_hotspot() {
         let mut ingress = Ingress::new();
         for i in 0..100u32 {
             let access = if i % 3 == 0 {
-                Access::new().write(TableId(0))
+                AccessSet::new().write(ResourceId(0))
             } else {
-                Access::new().read(TableId(0))
+                AccessSet::new().read(ResourceId(0))
             };
             ingress.push(Work::new(i, access, Timestamp(0)));
         }
         let mut seqs = Vec::new();
         let committed = scheduler
             .run_until_idle(&mut ingress, |inv, outcome| {
-                assert_eq!(outcome, Outcome::Completed(inv.seq()));
+                assert_eq!(outcome, Executed::Completed(inv.seq()));
                 seqs.push(inv.seq());
                 Vec::new()
             })
@@ -318,8 +323,8 @@ fn a_lane_id_from_another_scheduler_is_refused_without_losing_work() {
         )
         .unwrap();
         let mut ingress = Ingress::new();
-        ingress.push(Work::new((), Access::new(), Timestamp(0)));
-        ingress.push(Work::new((), Access::new(), Timestamp(0)).on_lane(foreign));
+        ingress.push(Work::new((), AccessSet::new(), Timestamp(0)));
+        ingress.push(Work::new((), AccessSet::new(), Timestamp(0)).on_lane(foreign));
         let err = scheduler
             .run_window(&mut ingress, |_, _| Vec::new())
             .unwrap_err();
@@ -363,11 +368,15 @@ fn window_report_counts_edges_and_emitted_work() {
     let mut scheduler = Scheduler::new(Config::new().workers(2), |_: &Invocation<u8>| ()).unwrap();
     let mut ingress = Ingress::starting_at(Seq(10));
     for i in 0..3 {
-        ingress.push(Work::new(i, Access::new().write(TableId(0)), Timestamp(0)));
+        ingress.push(Work::new(
+            i,
+            AccessSet::new().write(ResourceId(0)),
+            Timestamp(0),
+        ));
     }
     let report = scheduler
         .run_window(&mut ingress, |inv, _| {
-            (*inv.task() == 0).then(|| Work::new(9, Access::new(), Timestamp(0)))
+            (*inv.task() == 0).then(|| Work::new(9, AccessSet::new(), Timestamp(0)))
         })
         .unwrap();
     assert_eq!(
@@ -412,7 +421,7 @@ fn a_panicking_commit_leaves_the_pool_usable() {
     for t in 0..4 {
         ingress.push(Work::new(
             false,
-            Access::new().write(TableId(t)),
+            AccessSet::new().write(ResourceId(t)),
             Timestamp(0),
         ));
     }
@@ -427,12 +436,12 @@ fn a_panicking_commit_leaves_the_pool_usable() {
     let mut ingress = Ingress::new();
     ingress.push(Work::new(
         true,
-        Access::new().write(TableId(0)),
+        AccessSet::new().write(ResourceId(0)),
         Timestamp(0),
     ));
     ingress.push(Work::new(
         true,
-        Access::new().write(TableId(1)),
+        AccessSet::new().write(ResourceId(1)),
         Timestamp(0),
     ));
     let mut met = Vec::new();

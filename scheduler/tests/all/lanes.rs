@@ -7,14 +7,14 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use interstice_scheduler::{
-    Access, Config, Error, Ingress, Invocation, LaneDriver, LaneId, Outcome, Scheduler, Seq,
-    TableId, Timestamp, Work,
+    AccessSet, Config, Error, Executed, Ingress, Invocation, LaneDriver, LaneId, ResourceId,
+    Scheduler, Seq, Timestamp, Work,
 };
 
 use crate::executors::EXECUTORS;
 
-fn write(table: u32) -> Access {
-    Access::new().write(TableId(table))
+fn write(table: u32) -> AccessSet {
+    AccessSet::new().write(ResourceId(table))
 }
 
 /// Runs `ingress` on another thread while this one drives `driver` until the scheduler is
@@ -23,7 +23,7 @@ fn drive_while_running<O: Send + 'static>(
     mut scheduler: Scheduler<u32, O>,
     mut ingress: Ingress<u32>,
     driver: LaneDriver,
-) -> Vec<(u64, Outcome<O>)> {
+) -> Vec<(u64, Executed<O>)> {
     thread::scope(|s| {
         let windows = s.spawn(move || {
             let mut log = Vec::new();
@@ -63,9 +63,9 @@ fn a_driven_lane_runs_on_the_owner_thread_in_plan_order() {
         for task in 0..12u32 {
             let work = match task % 4 {
                 0 => Work::new(task, write(0), Timestamp(0)).on_lane(main),
-                1 => Work::new(task, Access::new().read(TableId(0)), Timestamp(0)),
+                1 => Work::new(task, AccessSet::new().read(ResourceId(0)), Timestamp(0)),
                 2 => Work::new(task, write(1 + task % 3), Timestamp(0)),
-                _ => Work::new(task, write(0).read(TableId(1)), Timestamp(0)).on_lane(main),
+                _ => Work::new(task, write(0).read(ResourceId(1)), Timestamp(0)).on_lane(main),
             };
             ingress.push(work);
         }
@@ -74,7 +74,8 @@ fn a_driven_lane_runs_on_the_owner_thread_in_plan_order() {
         let seqs: Vec<u64> = log.iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, (0..12).collect::<Vec<_>>(), "commit order");
         assert!(
-            log.iter().all(|(s, o)| *o == Outcome::Completed(*s as u32)),
+            log.iter()
+                .all(|(s, o)| *o == Executed::Completed(*s as u32)),
             "{log:?}"
         );
         let ran = ran.lock().expect("log").clone();
@@ -121,18 +122,18 @@ fn a_dropped_driver_fails_its_invocations_and_the_rest_commits() {
                 None
             })
             .expect("run");
-        let not_run = |o: &Outcome<u32>| {
-            matches!(o, Outcome::Panicked { message }
+        let not_run = |o: &Executed<u32>| {
+            matches!(o, Executed::Panicked { message }
                 if message.contains("lane `main` has no driver") && message.contains("not run"))
         };
         assert!(not_run(&log[0].1), "{log:?}");
         assert_eq!(
             log[1],
-            (1, Outcome::Completed(1)),
+            (1, Executed::Completed(1)),
             "its successor still ran"
         );
         assert!(not_run(&log[2].1), "{log:?}");
-        assert_eq!(log[3], (3, Outcome::Completed(3)));
+        assert_eq!(log[3], (3, Executed::Completed(3)));
         assert_eq!(runs.load(Ordering::Relaxed), 2, "lane work never ran");
     }
 }
@@ -170,12 +171,12 @@ fn dropping_the_driver_abandons_what_is_queued() {
             drop(driver);
             windows.join().expect("window thread")
         });
-        assert_eq!(log[0], (0, Outcome::Completed(0)));
+        assert_eq!(log[0], (0, Executed::Completed(0)));
         assert!(
-            matches!(&log[1].1, Outcome::Panicked { message } if message.contains("no driver")),
+            matches!(&log[1].1, Executed::Panicked { message } if message.contains("no driver")),
             "{log:?}"
         );
-        assert_eq!(log[2], (2, Outcome::Completed(2)));
+        assert_eq!(log[2], (2, Executed::Completed(2)));
     }
 }
 

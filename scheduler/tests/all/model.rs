@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
 use interstice_scheduler::{
-    Access, Config, Ingress, Invocation, LaneId, Outcome, Part, Scheduler, Seq, TableId, Timestamp,
-    Work,
+    AccessSet, Config, Executed, Ingress, Invocation, LaneId, Part, ResourceId, Scheduler, Seq,
+    Timestamp, Work,
 };
 
 pub const TABLES: usize = 4;
@@ -46,19 +46,19 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn access(&self) -> Access {
+    pub fn access(&self) -> AccessSet {
         if self.exclusive {
-            return Access::exclusive();
+            return AccessSet::exclusive();
         }
-        let mut access = Access::from_tables(
-            self.reads.iter().map(|&t| TableId(t)),
-            self.writes.iter().map(|&t| TableId(t)),
+        let mut access = AccessSet::from_tables(
+            self.reads.iter().map(|&t| ResourceId(t)),
+            self.writes.iter().map(|&t| ResourceId(t)),
         );
         for &(t, p) in &self.part_reads {
-            access = access.read_part(TableId(t), Part(p));
+            access = access.read_part(ResourceId(t), Part(p));
         }
         for &(t, p) in &self.part_writes {
-            access = access.write_part(TableId(t), Part(p));
+            access = access.write_part(ResourceId(t), Part(p));
         }
         access
     }
@@ -83,8 +83,8 @@ impl Spec {
             (0..CELLS).for_each(|c| touch(c, true));
         }
         let access = self.access();
-        let whole = |&t: &TableId| (0..PARTS).map(move |p| t.index() * PARTS + p);
-        let part = |&(t, p): &(TableId, Part)| t.index() * PARTS + p.0 as usize;
+        let whole = |&t: &ResourceId| (0..PARTS).map(move |p| t.index() * PARTS + p);
+        let part = |&(t, p): &(ResourceId, Part)| t.index() * PARTS + p.0 as usize;
         access
             .reads()
             .iter()
@@ -337,7 +337,7 @@ pub fn run_scheduler_on(
     let run = move || {
         let mut log = Vec::new();
         scheduler
-            .run_until_idle(&mut ingress, |inv, outcome: Outcome<Output>| {
+            .run_until_idle(&mut ingress, |inv, outcome: Executed<Output>| {
                 commit(
                     &mut log,
                     inv.seq(),

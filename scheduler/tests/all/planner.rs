@@ -1,27 +1,27 @@
 //! The planner's exact edges, and its ordering closure against pairwise conflicts.
 
-use interstice_scheduler::{Access, Part, Planner, TableId};
+use interstice_scheduler::{AccessSet, Part, Planner, ResourceId};
 use proptest::prelude::*;
 
 use crate::access::access;
 
-fn r(tables: &[u32]) -> Access {
-    Access::from_tables(tables.iter().map(|&t| TableId(t)), [])
+fn r(tables: &[u32]) -> AccessSet {
+    AccessSet::from_tables(tables.iter().map(|&t| ResourceId(t)), [])
 }
 
-fn w(tables: &[u32]) -> Access {
-    Access::from_tables([], tables.iter().map(|&t| TableId(t)))
+fn w(tables: &[u32]) -> AccessSet {
+    AccessSet::from_tables([], tables.iter().map(|&t| ResourceId(t)))
 }
 
-fn rw(reads: &[u32], writes: &[u32]) -> Access {
-    Access::from_tables(
-        reads.iter().map(|&t| TableId(t)),
-        writes.iter().map(|&t| TableId(t)),
+fn rw(reads: &[u32], writes: &[u32]) -> AccessSet {
+    AccessSet::from_tables(
+        reads.iter().map(|&t| ResourceId(t)),
+        writes.iter().map(|&t| ResourceId(t)),
     )
 }
 
 /// Plans `window`, checks its exact edges and that it orders exactly the conflicting pairs.
-fn check(window: &[Access], expected: &[(usize, usize)]) {
+fn check(window: &[AccessSet], expected: &[(usize, usize)]) {
     let plan = Planner::new().plan(window);
     let edges: Vec<_> = plan.edges().collect();
     assert_eq!(edges, expected, "edges of {window:?}");
@@ -46,7 +46,7 @@ fn closure(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<bool>> {
 }
 
 /// Every conflicting pair is ordered, and nothing is ordered that conflicts don't force.
-fn assert_closure_matches_conflicts(window: &[Access]) {
+fn assert_closure_matches_conflicts(window: &[AccessSet]) {
     let n = window.len();
     let plan = Planner::new().plan(window);
     assert_eq!(plan.len(), n);
@@ -108,7 +108,7 @@ fn shared_predecessor_through_two_tables_is_one_edge() {
 
 #[test]
 fn disjoint_and_read_only_tasks_run_free() {
-    check(&[w(&[0]), w(&[1]), r(&[2]), r(&[2]), Access::new()], &[]);
+    check(&[w(&[0]), w(&[1]), r(&[2]), r(&[2]), AccessSet::new()], &[]);
 }
 
 #[test]
@@ -118,9 +118,9 @@ fn exclusive_waits_for_the_frontier_and_gates_what_follows() {
             w(&[0]),
             w(&[1]),
             r(&[0]),
-            Access::exclusive(),
+            AccessSet::exclusive(),
             r(&[0]),
-            Access::new(),
+            AccessSet::new(),
             w(&[0]),
         ],
         &[(0, 2), (1, 3), (2, 3), (3, 4), (3, 5), (4, 6)],
@@ -130,7 +130,7 @@ fn exclusive_waits_for_the_frontier_and_gates_what_follows() {
 #[test]
 fn exclusive_after_exclusive_and_at_the_start() {
     check(
-        &[Access::exclusive(), Access::exclusive(), w(&[0])],
+        &[AccessSet::exclusive(), AccessSet::exclusive(), w(&[0])],
         &[(0, 1), (1, 2)],
     );
 }
@@ -138,7 +138,7 @@ fn exclusive_after_exclusive_and_at_the_start() {
 #[test]
 fn planner_reuse_forgets_the_previous_window() {
     let mut planner = Planner::new();
-    let _ = planner.plan(&[w(&[0]), w(&[5]), Access::exclusive()]);
+    let _ = planner.plan(&[w(&[0]), w(&[5]), AccessSet::exclusive()]);
     let plan = planner.plan(&[r(&[0]), r(&[5])]);
     assert_eq!(plan.edge_count(), 0);
 }
@@ -156,7 +156,7 @@ fn graph_and_dot_dump() {
 
 /// Plans a window written in the notation of `access.rs`, one access set per invocation.
 fn check_parts(window: &[&str], expected: &[(usize, usize)]) {
-    let window: Vec<Access> = window.iter().map(|a| access(a)).collect();
+    let window: Vec<AccessSet> = window.iter().map(|a| access(a)).collect();
     check(&window, expected);
 }
 
@@ -230,7 +230,7 @@ fn exclusive_forgets_the_parts() {
     check_parts(&["w0.1", "x", "w0.1", "r0.1"], &[(0, 1), (1, 2), (2, 3)]);
 }
 
-fn access_strategy() -> impl Strategy<Value = Access> {
+fn access_strategy() -> impl Strategy<Value = AccessSet> {
     let part = (0u32..3, 0u64..3);
     (
         proptest::collection::vec(0u32..5, 0..3),
@@ -241,14 +241,14 @@ fn access_strategy() -> impl Strategy<Value = Access> {
     )
         .prop_map(|(reads, writes, part_reads, part_writes, exclusive)| {
             if exclusive {
-                return Access::exclusive();
+                return AccessSet::exclusive();
             }
             let mut access = rw(&reads, &writes);
             for (t, p) in part_reads {
-                access = access.read_part(TableId(t), Part(p));
+                access = access.read_part(ResourceId(t), Part(p));
             }
             for (t, p) in part_writes {
-                access = access.write_part(TableId(t), Part(p));
+                access = access.write_part(ResourceId(t), Part(p));
             }
             access
         })
