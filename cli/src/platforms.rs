@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use interstice_runtime::authority::Authority;
+use interstice_runtime::authority::AuthorityProvider;
 
 /// The platforms a node gets.
 #[derive(Clone, Default)]
@@ -29,7 +29,7 @@ impl Platforms {
     }
 
     /// Their authorities, for `NodeConfig::authorities`.
-    pub fn authorities(&self) -> Vec<Arc<dyn Authority>> {
+    pub fn authorities(&self) -> Vec<Arc<dyn AuthorityProvider>> {
         #[allow(unused_mut)]
         let mut authorities = Vec::new();
         #[cfg(feature = "window")]

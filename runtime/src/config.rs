@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use interstice_store::Durability;
 
-use crate::authority::{Authority, FileConfig};
+use crate::authority::{AuthorityProvider, FileConfig};
 use crate::policy::AccessPolicy;
 use crate::wasm::Limits;
 
@@ -71,9 +71,9 @@ pub struct NodeConfig {
     /// admin publishes and removes.
     pub policy: AccessPolicy,
     /// The platform authorities this node grants (Gpu, Input, Audio…), each an implementation
-    /// of [`Authority`]; the `Module` and `File` authorities are always there. A module that
+    /// of [`AuthorityProvider`]; the `Module` and `File` authorities are always there. A module that
     /// claims an authority the node does not provide is refused. By default, none.
-    pub authorities: Vec<Arc<dyn Authority>>,
+    pub authorities: Vec<Arc<dyn AuthorityProvider>>,
     /// Discards damaged history so that the node can open: the log is cut at the first damage
     /// that is not a torn last write, and what followed is moved aside as `*.corrupt` files
     /// (never deleted). Without it, such damage stops the node with the file, the offset and

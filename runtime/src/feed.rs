@@ -284,7 +284,7 @@ impl Feeds {
                 if !durable.trimmed {
                     durable.trimmed = true;
                     let key = Value::String(durable.name.clone());
-                    if let Some(mut fed) = system::get_in::<FedTable>(tx, tables.feeds, key)? {
+                    if let Some(mut fed) = system::get::<FedTable>(&*tx, tables.feeds, key)? {
                         fed.trimmed = true;
                         system::update(tx, tables.feeds, fed)?;
                     }

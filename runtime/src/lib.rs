@@ -17,7 +17,7 @@
 //! - Every invocation enters one ingress and is run by the scheduler, in parallel where the
 //!   declared access of reducers does not conflict, and committed in sequence order.
 //! - Platform capabilities (a window and GPU, audio, files, module management) are
-//!   [`Authority`](authority::Authority) implementations given to the node in
+//!   [`AuthorityProvider`](authority::AuthorityProvider) implementations given to the node in
 //!   [`NodeConfig::authorities`].
 //! - [`net`] serves a node over TCP to the CLI and to other nodes.
 //!

@@ -40,7 +40,7 @@ impl Principal {
 
 impl NodeInner {
     /// [`publish`](NodeInner::publish) on behalf of `who`.
-    pub fn publish_as(&self, who: Principal, wasm: &[u8]) -> Result<Published, NodeError> {
+    pub(crate) fn publish_as(&self, who: Principal, wasm: &[u8]) -> Result<Published, NodeError> {
         if who.is_admin() {
             return self.publish(wasm);
         }
@@ -57,7 +57,7 @@ impl NodeInner {
     }
 
     /// [`remove`](NodeInner::remove) on behalf of `who`.
-    pub fn remove_as(&self, who: Principal, module: &str) -> Result<(), NodeError> {
+    pub(crate) fn remove_as(&self, who: Principal, module: &str) -> Result<(), NodeError> {
         if !who.is_admin() {
             match self.holder(Authority::Module) {
                 Some(manager) => {
@@ -71,14 +71,18 @@ impl NodeInner {
     }
 
     /// Whether `who` may call, query or subscribe to `module`; returns its schema.
-    pub fn check_use(&self, who: Principal, module: &str) -> Result<ModuleSchema, NodeError> {
+    pub(crate) fn check_use(
+        &self,
+        who: Principal,
+        module: &str,
+    ) -> Result<ModuleSchema, NodeError> {
         let schema = self.module(module)?.schema().clone();
         may_use(who, &schema)?;
         Ok(schema)
     }
 
     /// Whether `who` may subscribe to `module.table`.
-    pub fn check_subscription(
+    pub(crate) fn check_subscription(
         &self,
         who: Principal,
         module: &str,
@@ -99,7 +103,7 @@ impl NodeInner {
 
     /// The schemas `who` may see: everything for the admin; public modules and their public
     /// tables for anyone else.
-    pub fn schemas_for(&self, who: Principal) -> Vec<ModuleSchema> {
+    pub(crate) fn schemas_for(&self, who: Principal) -> Vec<ModuleSchema> {
         let mut schemas = self.schemas();
         if !who.is_admin() {
             schemas.retain(|s| s.visibility == Visibility::Public);
@@ -111,7 +115,7 @@ impl NodeInner {
     }
 
     /// The module holding `authority`, if one does.
-    pub fn holder(&self, authority: Authority) -> Option<String> {
+    pub(crate) fn holder(&self, authority: Authority) -> Option<String> {
         self.schemas()
             .into_iter()
             .find(|s| s.authorities.contains(&authority))

@@ -302,24 +302,15 @@ pub(crate) fn scan<R: HostRow>(view: &ReadView<'_>, table: TableId) -> Result<Ve
         .collect()
 }
 
-/// The row of host table `table` with primary key `key`.
+/// The row with primary key `key`, as `reader` sees it: a view of the committed state, or a
+/// transaction (which sees its own writes).
 pub(crate) fn get<R: HostRow>(
-    view: &ReadView<'_>,
+    reader: &impl Readable,
     table: TableId,
     key: Value,
 ) -> Result<Option<R>, SystemError> {
-    view.get(table, &key)?
-        .map(|row| R::from_values(&row).map_err(SystemError::from))
-        .transpose()
-}
-
-/// The row with primary key `key`, as transaction `tx` sees it.
-pub(crate) fn get_in<R: HostRow>(
-    tx: &mut Transaction,
-    table: TableId,
-    key: Value,
-) -> Result<Option<R>, SystemError> {
-    tx.get(table, &key)?
+    reader
+        .get(table, &key)?
         .map(|row| R::from_values(&row).map_err(SystemError::from))
         .transpose()
 }

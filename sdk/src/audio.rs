@@ -28,22 +28,10 @@
 use crate::host_calls::status;
 use crate::{ReducerContext, Result, sys};
 
-#[cfg(target_arch = "wasm32")]
 mod imp {
-    #[link(wasm_import_module = "interstice_audio")]
-    unsafe extern "C" {
-        #[link_name = "write_samples"]
-        pub fn host_write_samples(ptr: i32, len: i32) -> i64;
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::missing_safety_doc)]
-mod imp {
-    pub unsafe fn host_write_samples(ptr: i32, len: i32) -> i64 {
-        let _ = (ptr, len);
-        panic!("Interstice modules run inside a node; build with --target wasm32-unknown-unknown")
-    }
+    crate::imports::host_imports!("interstice_audio" {
+        fn host_write_samples = "write_samples"(ptr: i32, len: i32) -> i64;
+    });
 }
 
 /// The block the running `audio_output` hook fills: `ctx.audio()`.

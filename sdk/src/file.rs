@@ -190,48 +190,18 @@ fn len(bytes: &[u8]) -> i32 {
 /// The raw imports of the `interstice_file` namespace (see `interstice_abi::host`). Only the
 /// ones a module calls end up in its wasm, so modules that never touch files do not import
 /// them (and need not claim the authority).
-#[cfg(target_arch = "wasm32")]
 mod sys {
-    #[link(wasm_import_module = "interstice_file")]
-    unsafe extern "C" {
-        pub fn read(path: i32, len: i32) -> i64;
-        pub fn list(path: i32, len: i32) -> i64;
-        pub fn metadata(path: i32, len: i32) -> i64;
-        pub fn write(path: i32, len: i32, data: i32, data_len: i32) -> i64;
-        pub fn append(path: i32, len: i32, data: i32, data_len: i32) -> i64;
-        pub fn remove(path: i32, len: i32) -> i64;
-        pub fn create_dir(path: i32, len: i32) -> i64;
-        pub fn watch(path: i32, len: i32) -> i64;
-        pub fn unwatch(path: i32, len: i32) -> i64;
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::missing_safety_doc)]
-mod sys {
-    const NATIVE: &str =
-        "Interstice modules run inside a node; build with --target wasm32-unknown-unknown";
-
-    macro_rules! stubs {
-        ($($name:ident($($arg:ident: $ty:ty),*);)*) => {$(
-            pub unsafe fn $name($($arg: $ty),*) -> i64 {
-                $(let _ = $arg;)*
-                panic!("{NATIVE}")
-            }
-        )*};
-    }
-
-    stubs! {
-        read(path: i32, len: i32);
-        list(path: i32, len: i32);
-        metadata(path: i32, len: i32);
-        write(path: i32, len: i32, data: i32, data_len: i32);
-        append(path: i32, len: i32, data: i32, data_len: i32);
-        remove(path: i32, len: i32);
-        create_dir(path: i32, len: i32);
-        watch(path: i32, len: i32);
-        unwatch(path: i32, len: i32);
-    }
+    crate::imports::host_imports!("interstice_file" {
+        fn read = "read"(path: i32, len: i32) -> i64;
+        fn list = "list"(path: i32, len: i32) -> i64;
+        fn metadata = "metadata"(path: i32, len: i32) -> i64;
+        fn write = "write"(path: i32, len: i32, data: i32, data_len: i32) -> i64;
+        fn append = "append"(path: i32, len: i32, data: i32, data_len: i32) -> i64;
+        fn remove = "remove"(path: i32, len: i32) -> i64;
+        fn create_dir = "create_dir"(path: i32, len: i32) -> i64;
+        fn watch = "watch"(path: i32, len: i32) -> i64;
+        fn unwatch = "unwatch"(path: i32, len: i32) -> i64;
+    });
 }
 
 #[cfg(test)]

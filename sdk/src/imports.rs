@@ -1,5 +1,6 @@
-//! Raw imports of an authority's namespace, declared like `sys.rs` declares the core ones: on
-//! wasm32, imports from the namespace; on every other target, stubs that panic.
+//! Raw host imports of one namespace — the core `interstice` one (`sys.rs`) or an authority's —
+//! each declared once: on wasm32, an import from the namespace; on every other target, a stub
+//! that panics.
 //!
 //! Only the functions a module calls become imports of its wasm, so a module that never uses
 //! the GPU does not import `interstice_gpu` (and needs no `Gpu` authority).

@@ -35,8 +35,8 @@
 //! - **Devices.** [`VirtualDevice`] drives the same callbacks from a test clock; with the
 //!   `cpal` feature, `AudioDevice` opens the system's default output (and input).
 //! - **The node.** With the `authority` feature (default), `AudioAuthority` plugs the engine
-//!   into the runtime's `Authority` seam: a feeder thread asks the module's `audio_output`
-//!   hook for blocks through the ingress, the hook writes them with the `write_samples` host
+//!   into the runtime's authority seam (`AuthorityProvider`): a feeder thread asks the
+//!   module's `audio_output` hook for blocks through the ingress, the hook writes them with the `write_samples` host
 //!   call, and captured buffers become `audio_input` invocations. Without the feature the
 //!   crate does not depend on the runtime.
 

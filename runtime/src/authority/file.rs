@@ -49,10 +49,10 @@ use wasmtime::{Caller, Linker};
 pub use disk::Hook;
 pub(crate) use view::Pending;
 
-use super::{Authority, Holder};
+use super::{AuthorityProvider, Holder};
 use crate::error::{HostCallError, LoadError};
 use crate::node::EventSink;
-use crate::wasm::{HostCall, HostState};
+use crate::wasm::{HostCall, HostState, Running};
 use disk::{Meta, Root};
 use path::{FileError, MAX_PATH, RelPath};
 use view::{Change, Entry, MAX_CHANGES, Op, Quota, Usage, View};
@@ -253,7 +253,7 @@ impl FileAuthority {
     }
 }
 
-impl Authority for FileAuthority {
+impl AuthorityProvider for FileAuthority {
     fn kind(&self) -> Kind {
         Kind::File
     }
@@ -329,6 +329,25 @@ impl Authority for FileAuthority {
                 .to_string(),
         ));
         stats
+    }
+}
+
+/// The invocation making a file host call and the holder's folder, or why the call cannot
+/// go on: outside of an invocation, or with no usable folder.
+fn running_and_folder<'a, 's>(
+    call: &'a mut HostCall<'_, '_>,
+    state: &'s State,
+) -> Result<(&'a mut Running, &'s Folder), HostCallError> {
+    let Some(running) = call.running_mut() else {
+        return Err(HostCallError::fatal(
+            ErrorCode::Other,
+            "host call outside of a reducer or query",
+        ));
+    };
+    match &state.folder {
+        Some(Ok(folder)) => Ok((running, folder)),
+        Some(Err(reason)) => Err(FileError::Unavailable(reason.clone()).into()),
+        None => Err(FileError::Unavailable("not attached".into()).into()),
     }
 }
 
@@ -437,16 +456,9 @@ impl Shared {
         f: impl FnOnce(&View<'_>) -> Result<R, FileError>,
     ) -> wasmtime::Result<Result<R, HostCallError>> {
         let state = self.state.lock();
-        let Some(running) = call.running_mut() else {
-            return Ok(Err(HostCallError::fatal(
-                ErrorCode::Other,
-                "host call outside of a reducer or query",
-            )));
-        };
-        let folder = match &state.folder {
-            Some(Ok(folder)) => folder,
-            Some(Err(reason)) => return Ok(Err(FileError::Unavailable(reason.clone()).into())),
-            None => return Ok(Err(FileError::Unavailable("not attached".into()).into())),
+        let (running, folder) = match running_and_folder(call, &state) {
+            Ok(both) => both,
+            Err(e) => return Ok(Err(e)),
         };
         let view = View {
             root: &folder.root,
@@ -474,16 +486,9 @@ impl Shared {
         };
         let change = make(bytes);
         let state = self.state.lock();
-        let Some(running) = call.running_mut() else {
-            return Ok(Err(HostCallError::fatal(
-                ErrorCode::Other,
-                "host call outside of a reducer or query",
-            )));
-        };
-        let folder = match &state.folder {
-            Some(Ok(folder)) => folder,
-            Some(Err(reason)) => return Ok(Err(FileError::Unavailable(reason.clone()).into())),
-            None => return Ok(Err(FileError::Unavailable("not attached".into()).into())),
+        let (running, folder) = match running_and_folder(call, &state) {
+            Ok(both) => both,
+            Err(e) => return Ok(Err(e)),
         };
         let pending = &mut running.exec.files;
         if pending.ops.len() >= MAX_CHANGES {

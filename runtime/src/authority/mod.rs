@@ -1,16 +1,22 @@
-//! The `Authority` seam: how a platform (a window and GPU, audio, files, module management)
-//! plugs into the node without touching its internals.
+//! The authority seam (`AuthorityProvider`): how a platform (a window and GPU, audio, files,
+//! module management) plugs into the node without touching its internals.
 //!
 //! An authority is granted to at most one module per node (the module claims it with
 //! `interstice_module!(authorities: [..])`); a second claimant is refused. Each authority is an
-//! implementation of [`Authority`]: its kind, the host calls it links (in an import namespace of
+//! implementation of [`AuthorityProvider`]: its kind, the host calls it links (in an import namespace of
 //! its own), the lane its holder's invocations run on, how its events enter the ingress (through
 //! the [`Holder`] it is given when its module is installed), and the resources it releases when
 //! its module is removed or upgraded.
 //!
-//! Architecture Invariant: the node knows authorities only through this trait. Adding one means
-//! implementing it (in the runtime, or in a `platform/*` crate) and handing it to
-//! [`NodeConfig::authorities`](crate::NodeConfig::authorities).
+//! Architecture Invariant: the node knows platform authorities (Gpu, Input, Audio, and any new
+//! one) only through this trait. Adding one means implementing it (in the runtime, or in a
+//! `platform/*` crate) and handing it to
+//! [`NodeConfig::authorities`](crate::NodeConfig::authorities). Two built-in authorities also
+//! reach into the node's own path, because what they govern is the node's: the Module authority
+//! decides the access policy's publish and remove questions (`policy.rs`), and the File
+//! authority's writes are staged with the invocation's transaction and written by the ordered
+//! commit (`Authorities::stage_files`, `settle_files`), so that a file changes exactly when the
+//! transaction that wrote it commits.
 
 mod file;
 mod module;
@@ -45,7 +51,7 @@ pub enum Lane {
 }
 
 /// A platform capability the node grants to one module.
-pub trait Authority: Send + Sync + 'static {
+pub trait AuthorityProvider: Send + Sync + 'static {
     /// Which authority this is.
     fn kind(&self) -> Kind;
 
@@ -111,7 +117,7 @@ pub struct Holder {
 /// The authorities a node grants, by kind.
 #[derive(Clone, Default)]
 pub(crate) struct Authorities {
-    by_kind: BTreeMap<Kind, Arc<dyn Authority>>,
+    by_kind: BTreeMap<Kind, Arc<dyn AuthorityProvider>>,
     /// The built-in File authority, which the core and the commit also call directly.
     files: Option<Arc<FileAuthority>>,
 }
@@ -120,11 +126,11 @@ impl Authorities {
     /// The built-in authorities (Module, and `files`) and the platform ones of `config`; two
     /// for one kind is an error.
     pub fn new(
-        platform: &[Arc<dyn Authority>],
+        platform: &[Arc<dyn AuthorityProvider>],
         files: Arc<FileAuthority>,
     ) -> Result<Self, NodeError> {
-        let mut by_kind: BTreeMap<Kind, Arc<dyn Authority>> = BTreeMap::new();
-        let builtin: [Arc<dyn Authority>; 2] = [Arc::new(ModuleManager), files.clone()];
+        let mut by_kind: BTreeMap<Kind, Arc<dyn AuthorityProvider>> = BTreeMap::new();
+        let builtin: [Arc<dyn AuthorityProvider>; 2] = [Arc::new(ModuleManager), files.clone()];
         for authority in builtin.iter().chain(platform) {
             let kind = authority.kind();
             if by_kind.insert(kind, authority.clone()).is_some() {
@@ -165,7 +171,7 @@ impl Authorities {
         }
     }
 
-    pub fn get(&self, kind: Kind) -> Option<&Arc<dyn Authority>> {
+    pub fn get(&self, kind: Kind) -> Option<&Arc<dyn AuthorityProvider>> {
         self.by_kind.get(&kind)
     }
 
@@ -178,7 +184,7 @@ impl Authorities {
     }
 
     /// The authority whose host calls live in import namespace `imports`.
-    pub fn by_imports(&self, imports: &str) -> Option<&Arc<dyn Authority>> {
+    pub fn by_imports(&self, imports: &str) -> Option<&Arc<dyn AuthorityProvider>> {
         self.by_kind.values().find(|a| a.imports() == Some(imports))
     }
 

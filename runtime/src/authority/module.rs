@@ -3,13 +3,13 @@
 
 use interstice_abi::{Authority as Kind, MANAGER_QUERY, Value};
 
-use super::Authority;
+use super::AuthorityProvider;
 use crate::node::NodeInner;
 
 /// The built-in `Module` authority.
 pub struct ModuleManager;
 
-impl Authority for ModuleManager {
+impl AuthorityProvider for ModuleManager {
     fn kind(&self) -> Kind {
         Kind::Module
     }

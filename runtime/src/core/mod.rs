@@ -19,7 +19,7 @@ pub(crate) use index::{HostTables, to_sched};
 pub(crate) use task::{Done, Origin, Task};
 
 use crate::authority::Authorities;
-use crate::error::{CallFailure, HostCallError, LoadError};
+use crate::error::{BadArguments, CallFailure, HostCallError, LoadError};
 use crate::exec::{Exec, Frame, Permissions, Scheduled, encode_change};
 use crate::system::{self, Delivered, OutboxCall, Timer};
 use crate::wasm::{
@@ -416,7 +416,7 @@ impl Core {
                 part: u64::from(origin.part),
             };
             let key = Value::String(origin.key.clone());
-            if system::get_in::<Delivered>(&mut exec.tx, host.delivered, key)?.is_some() {
+            if system::get::<Delivered>(&exec.tx, host.delivered, key)?.is_some() {
                 system::update(&mut exec.tx, host.delivered, row)?;
             } else {
                 system::insert(&mut exec.tx, host.delivered, row)?;
@@ -499,10 +499,8 @@ impl Core {
             (r.index, &r.args, r.permissions.clone(), r.name.clone())
         };
         interstice_abi::decode_fields(args, arg_types, &module.registry).map_err(|e| {
-            HostCallError::fatal(
-                ErrorCode::BadInput,
-                format!("bad arguments for `{full}`: {e}"),
-            )
+            let bad = BadArguments::new(module_name, function, arg_types, e);
+            HostCallError::fatal(ErrorCode::BadInput, bad.to_string())
         })?;
         let frame = Frame {
             module: module.name.clone(),

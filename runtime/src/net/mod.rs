@@ -16,8 +16,11 @@
 //! ```
 //!
 //! Architecture Invariant: the network layer never runs guest code itself and never holds a
-//! lock of the node; it calls the public [`Node`](crate::Node) API from one blocking worker per
-//! connection, so the node's determinism does not depend on the network.
+//! lock of the node; it calls the node's API — the public [`Node`](crate::Node) methods, and
+//! the crate-private glue of `node/remote.rs` and `node/calls.rs` for what only other nodes
+//! send (their calls with an origin, remote input, acknowledgements, positions, module
+//! watches) — from one blocking worker per connection, so the node's determinism does not
+//! depend on the network.
 
 mod admission;
 mod client;

@@ -1,12 +1,12 @@
-//! The `Authority` seam: an authority built outside the node links host calls, gets its module
-//! on a lane of its own, feeds events into the ingress, and is told when its module goes.
+//! The authority seam (`AuthorityProvider`): an authority built outside the node links host
+//! calls, gets its module on a lane of its own, feeds events into the ingress, and is told when its module goes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use interstice_abi::{ABI_VERSION, Authority as Kind, Event, Value, encode};
-use interstice_runtime::authority::{Authority, Holder, Lane};
+use interstice_runtime::authority::{AuthorityProvider, Holder, Lane};
 use interstice_runtime::testing::{module_importing, probe_schema};
 use interstice_runtime::wasm::{HostCall, HostState};
 use interstice_runtime::wasmtime::{Caller, Linker};
@@ -29,7 +29,7 @@ struct Probe {
 
 struct ProbeAuthority(Arc<Probe>);
 
-impl Authority for ProbeAuthority {
+impl AuthorityProvider for ProbeAuthority {
     fn kind(&self) -> Kind {
         Kind::Audio
     }
@@ -245,7 +245,7 @@ struct OwnThread {
     probe: Arc<Probe>,
 }
 
-impl Authority for OwnThread {
+impl AuthorityProvider for OwnThread {
     fn kind(&self) -> Kind {
         Kind::Audio
     }
@@ -322,7 +322,7 @@ struct Screen {
 
 struct ScreenAuthority(Arc<Screen>);
 
-impl Authority for ScreenAuthority {
+impl AuthorityProvider for ScreenAuthority {
     fn kind(&self) -> Kind {
         Kind::Gpu
     }

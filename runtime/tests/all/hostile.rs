@@ -62,6 +62,17 @@ fn malformed_bytes_are_refused() {
     );
 }
 
+/// Modules are binary wasm: the text format is not a second way in (nodes do not link a WAT
+/// parser, whose input surface would be the node's too).
+#[test]
+fn a_module_in_the_text_format_is_refused() {
+    let err = node().install(b"(module)").unwrap_err();
+    assert!(
+        matches!(err, NodeError::Load(LoadError::Invalid(_))),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_module_for_another_abi_version_is_refused_with_both_versions() {
     let schema = probe_schema(&[("ok", None)]);

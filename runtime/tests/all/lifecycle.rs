@@ -146,7 +146,7 @@ fn the_same_calls_give_identical_commit_logs() {
         }
         node.run_due_timers().unwrap();
         drop(node);
-        let mut files: Vec<_> = walk(&dir.path().join("store"));
+        let mut files: Vec<_> = crate::files_under(&dir.path().join("store"));
         files.sort();
         let logs: Vec<(String, Vec<u8>)> = files
             .into_iter()
@@ -168,19 +168,6 @@ fn the_same_calls_give_identical_commit_logs() {
         "the log holds the calls"
     );
     assert_eq!(first, second);
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

@@ -118,7 +118,7 @@ fn run(workers: usize, wasm: &[Vec<u8>]) -> Run {
 /// The bytes of every log segment, in order. Segment boundaries follow snapshots, which a
 /// background thread takes, so compare the records, not the files: skip each file's header.
 pub fn log_records(dir: &Path) -> Vec<u8> {
-    let mut files: Vec<PathBuf> = walk(dir)
+    let mut files: Vec<PathBuf> = crate::files_under(dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "seg" || e == "hist"))
         .collect();
@@ -127,19 +127,6 @@ pub fn log_records(dir: &Path) -> Vec<u8> {
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
         out.extend_from_slice(bytes.get(8..).unwrap_or_default());
-    }
-    out
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
     }
     out
 }

@@ -1,5 +1,5 @@
-//! The `Audio` authority: the engine plugged into the node's `Authority` seam (feature
-//! `authority`, on by default).
+//! The `Audio` authority: the engine plugged into the node's authority seam, an
+//! `AuthorityProvider` (feature `authority`, on by default).
 //!
 //! ```text
 //!  feeder thread (owns the device)        audio lane (runs the module)      device (real time)
@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use interstice_abi::{Authority as Kind, Event, ModuleSchema};
 use interstice_runtime::LoadError;
-use interstice_runtime::authority::{Authority, Holder, Lane};
+use interstice_runtime::authority::{AuthorityProvider, Holder, Lane};
 use interstice_runtime::wasm::HostState;
 use interstice_runtime::wasmtime::Linker;
 use parking_lot::Mutex;
@@ -239,7 +239,7 @@ impl Session {
     }
 }
 
-impl Authority for AudioAuthority {
+impl AuthorityProvider for AudioAuthority {
     fn kind(&self) -> Kind {
         Kind::Audio
     }

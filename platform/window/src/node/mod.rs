@@ -1,5 +1,5 @@
 //! The Gpu and Input authorities: the engine, the render loop and the window plugged into a
-//! node through the runtime's `Authority` seam.
+//! node through the runtime's authority seam (`AuthorityProvider`).
 //!
 //! [`WindowPlatform`] is one node's platform: one engine, one render loop (a window or
 //! off-screen), the module holding `Gpu` and the module holding `Input` (often the same).
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use interstice_abi::{Authority as Kind, Event, ModuleSchema, Value, encode};
-use interstice_runtime::authority::{Authority, Holder, Lane};
+use interstice_runtime::authority::{AuthorityProvider, Holder, Lane};
 use interstice_runtime::wasm::HostState;
 use interstice_runtime::wasmtime::Linker;
 use interstice_runtime::{EventSink, LoadError};
@@ -202,7 +202,7 @@ impl WindowPlatform {
     }
 
     /// The `Gpu` and `Input` authorities, for `NodeConfig::authorities`.
-    pub fn authorities(&self) -> Vec<Arc<dyn Authority>> {
+    pub fn authorities(&self) -> Vec<Arc<dyn AuthorityProvider>> {
         vec![
             Arc::new(GpuAuthority(self.shared.clone())),
             Arc::new(InputAuthority(self.shared.clone())),
@@ -541,7 +541,7 @@ impl Driver for NodeDriver {
 /// The `Gpu` authority: the render loop and the `interstice_gpu` host calls.
 struct GpuAuthority(Arc<Shared>);
 
-impl Authority for GpuAuthority {
+impl AuthorityProvider for GpuAuthority {
     fn kind(&self) -> Kind {
         Kind::Gpu
     }
@@ -661,7 +661,7 @@ impl Authority for GpuAuthority {
 /// The `Input` authority: input events into the ingress and the `interstice_input` host calls.
 struct InputAuthority(Arc<Shared>);
 
-impl Authority for InputAuthority {
+impl AuthorityProvider for InputAuthority {
     fn kind(&self) -> Kind {
         Kind::Input
     }
