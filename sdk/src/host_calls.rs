@@ -1,6 +1,10 @@
 //! Safe wrappers over the host calls. Most code uses [`ReducerContext`](crate::ReducerContext)
 //! and table handles instead; these are for helpers that have no context at hand.
 
+use std::cell::Cell;
+use std::thread::LocalKey;
+
+use interstice_abi::IntersticeType;
 use interstice_abi::host::{ErrorCode, LogLevel};
 
 use crate::sys;
@@ -67,6 +71,57 @@ pub(crate) fn result_bytes(ret: i64) -> Result<Vec<u8>> {
         unsafe { sys::host_read_result(sys::ptr(buf.as_mut_ptr())) }
     }
     Ok(buf)
+}
+
+/// Like [`result_bytes`], but hands the bytes to `f` from a buffer the SDK keeps between
+/// calls instead of a new vector: table reads decode their rows straight out of it.
+pub(crate) fn with_result<R>(ret: i64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+    let len = status(ret)?;
+    let len = usize::try_from(len).map_err(|_| {
+        Error::new(
+            ErrorCode::BadInput,
+            format!("the host reported a result of {len} bytes, more than this module can address"),
+        )
+    })?;
+    with_scratch(&RESULT, |buf| {
+        buf.resize(len, 0);
+        if len > 0 {
+            // SAFETY: `buf` has exactly the `len` bytes the host said it will copy.
+            unsafe { sys::host_read_result(sys::ptr(buf.as_mut_ptr())) }
+        }
+        f(buf)
+    })
+}
+
+/// Encodes `value` into a buffer the SDK keeps between calls and hands the bytes to `f`: a
+/// row written or a key looked up costs no allocation once the buffer has grown to fit.
+pub(crate) fn with_encoded<V: IntersticeType, R>(value: &V, f: impl FnOnce(&[u8]) -> R) -> R {
+    with_scratch(&ENCODED, |buf| {
+        value.encode(buf);
+        f(buf)
+    })
+}
+
+// The buffers behind `with_encoded` and `with_result`. A module runs on one thread at a time
+// (wasm32 without threads makes these plain statics). Each is taken out while in use, so a
+// use inside another (none today) would get a fresh vector rather than share one.
+thread_local! {
+    static ENCODED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static RESULT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest buffer kept for the next call: a one-off large result (a long scan batch, a
+/// big row) is freed rather than held for the module's lifetime.
+const SCRATCH_KEPT: usize = 1 << 20;
+
+fn with_scratch<R>(slot: &'static LocalKey<Cell<Vec<u8>>>, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = slot.take();
+    buf.clear();
+    let out = f(&mut buf);
+    if buf.capacity() <= SCRATCH_KEPT {
+        slot.set(buf);
+    }
+    out
 }
 
 /// A host call's non-negative return, or the error a negative one stands for.

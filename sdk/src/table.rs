@@ -7,9 +7,9 @@ use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 
 use interstice_abi::host::ErrorCode;
-use interstice_abi::{IntersticeType, TableSchema, from_bytes, to_bytes};
+use interstice_abi::{IntersticeType, TableSchema, from_bytes};
 
-use crate::host_calls::{result_bytes, status};
+use crate::host_calls::{status, with_encoded, with_result};
 use crate::{Error, Result, sys};
 
 /// A struct marked `#[table]`: its rows, its name and its schema. Implemented by the macro.
@@ -159,11 +159,12 @@ impl<T: Table, M> TableHandle<T, M> {
     /// be in one of them: a key that reaches no row there fails the call, the same way as a
     /// row of another partition, since another reducer may be changing that row meanwhile.
     pub fn get(&self, key: impl Borrow<T::Key>) -> Result<Option<T>> {
-        let key = to_bytes(key.borrow());
         let id = self.id()?;
         // SAFETY: the pointer and length describe `key`, alive for the call.
-        let ret = unsafe { sys::host_get(id, sys::ptr(key.as_ptr()), sys::len(key.len())) };
-        decode_rows(result_bytes(ret)?, T::NAME)
+        let ret = with_encoded(key.borrow(), |key| unsafe {
+            sys::host_get(id, sys::ptr(key.as_ptr()), sys::len(key.len()))
+        });
+        with_result(ret, decode_rows::<_>(T::NAME))
     }
 
     /// The number of rows.
@@ -207,12 +208,12 @@ impl<T: Table, M> TableHandle<T, M> {
 
     #[doc(hidden)]
     pub fn lookup_column<K: IntersticeType>(&self, column: i32, key: &K) -> Result<Vec<T>> {
-        let key = to_bytes(key);
         let id = self.id()?;
         // SAFETY: the pointer and length describe `key`, alive for the call.
-        let ret =
-            unsafe { sys::host_lookup(id, column, sys::ptr(key.as_ptr()), sys::len(key.len())) };
-        decode_rows(result_bytes(ret)?, T::NAME)
+        let ret = with_encoded(key, |key| unsafe {
+            sys::host_lookup(id, column, sys::ptr(key.as_ptr()), sys::len(key.len()))
+        });
+        with_result(ret, decode_rows::<_>(T::NAME))
     }
 
     #[doc(hidden)]
@@ -236,7 +237,7 @@ impl<T: Table, M> TableHandle<T, M> {
         // SAFETY: the pointer and length describe `range`, alive for the call.
         let ret =
             unsafe { sys::host_range(id, column, sys::ptr(range.as_ptr()), sys::len(range.len())) };
-        decode_rows(result_bytes(ret)?, T::NAME)
+        with_result(ret, decode_rows::<_>(T::NAME))
     }
 }
 
@@ -284,7 +285,7 @@ impl<T: Table> TableHandle<T, ReadWrite> {
         call: impl FnOnce(i32, i32, i32) -> i64,
         value: &V,
     ) -> Result<T> {
-        decode_rows(result_bytes(self.call(call, value)?)?, T::NAME)
+        with_result(self.call(call, value)?, decode_rows::<_>(T::NAME))
     }
 
     /// Encodes `value` and hands it to the host call `call` with this table's handle; returns
@@ -294,9 +295,10 @@ impl<T: Table> TableHandle<T, ReadWrite> {
         call: impl FnOnce(i32, i32, i32) -> i64,
         value: &V,
     ) -> Result<i64> {
-        let bytes = to_bytes(value);
         let id = self.id()?;
-        Ok(call(id, sys::ptr(bytes.as_ptr()), sys::len(bytes.len())))
+        Ok(with_encoded(value, |bytes| {
+            call(id, sys::ptr(bytes.as_ptr()), sys::len(bytes.len()))
+        }))
     }
 }
 
@@ -319,8 +321,9 @@ fn column_index<T: Table>(column: &str) -> Result<i32> {
 
 /// Decodes what the host returned for table `table`; bytes that do not fit are reported as an
 /// error, never a panic.
-fn decode_rows<R: IntersticeType>(bytes: Vec<u8>, table: &str) -> Result<R> {
-    from_bytes(&bytes).map_err(|e| {
+fn decode_rows<R: IntersticeType>(table: &str) -> impl FnOnce(&[u8]) -> Result<R> + '_ {
+    move |bytes| {
+        from_bytes(bytes).map_err(|e| {
         Error::new(
             ErrorCode::BadInput,
             format!(
@@ -328,6 +331,7 @@ fn decode_rows<R: IntersticeType>(bytes: Vec<u8>, table: &str) -> Result<R> {
             ),
         )
     })
+    }
 }
 
 /// The bytes of an `interstice_abi::host::KeyRange`: per bound a tag (`0` unbounded,
@@ -371,7 +375,7 @@ impl<T: Table> Iterator for TryScan<T> {
             };
             // SAFETY: plain integers.
             let ret = unsafe { sys::host_next(cursor, SCAN_BATCH) };
-            let rows: Vec<T> = match result_bytes(ret).and_then(|b| decode_rows(b, T::NAME)) {
+            let rows: Vec<T> = match with_result(ret, decode_rows(T::NAME)) {
                 Ok(rows) => rows,
                 Err(e) => return Some(Err(e)),
             };

@@ -2,6 +2,7 @@
 //!
 //! See `store/DESIGN.md` for the byte layout.
 
+use interstice_abi::varint_len;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -29,15 +30,10 @@ const EVERY_COMMIT_WRITE_OUT: usize = 1 << 20;
 /// The default limit on one applied transaction's record.
 pub(crate) const DEFAULT_MAX_RECORD: usize = 1 << 30;
 
-fn varint_len(n: usize) -> usize {
-    let bits = usize::BITS - n.leading_zeros();
-    (bits as usize).div_ceil(7).max(1)
-}
-
 /// The bytes a record with `meta_len` bytes of meta and `ops_len` bytes of ops takes, header
 /// included.
 pub(crate) fn record_len(meta_len: usize, ops_len: usize) -> usize {
-    RECORD_HEADER + RECORD_FIXED + varint_len(meta_len) + meta_len + ops_len
+    RECORD_HEADER + RECORD_FIXED + varint_len(meta_len as u64) + meta_len + ops_len
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +70,33 @@ pub(crate) fn encode_row(row: &[Value], out: &mut Vec<u8>) {
 
 /// Appends an op carrying a blob (a row, a key or a catalog entry).
 pub(crate) fn put_op(out: &mut Vec<u8>, kind: OpKind, table: TableId, blob: &[u8]) {
+    put_op_with(out, kind, table, blob.len(), |out| {
+        out.extend_from_slice(blob)
+    });
+}
+
+/// The bytes of an op with a blob of `len` bytes, at most: its kind, its table (a varint of
+/// a `u32`) and the blob's length and bytes.
+pub(crate) fn op_len(len: usize) -> usize {
+    1 + varint_len(u64::from(u32::MAX)) + varint_len(len as u64) + len
+}
+
+/// Appends an op whose blob of `len` bytes `write` appends: a row encoded straight into the
+/// record, not into a buffer first and copied after.
+pub(crate) fn put_op_with(
+    out: &mut Vec<u8>,
+    kind: OpKind,
+    table: TableId,
+    len: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    out.reserve(op_len(len));
     out.push(kind as u8);
     put_varint(out, u64::from(table.0));
-    put_varint(out, blob.len() as u64);
-    out.extend_from_slice(blob);
+    put_varint(out, len as u64);
+    let start = out.len();
+    write(out);
+    debug_assert_eq!(out.len() - start, len, "the blob's announced length");
 }
 
 pub(crate) fn put_counter(out: &mut Vec<u8>, table: TableId, column: usize, value: i128) {

@@ -534,33 +534,26 @@ impl Transaction {
 
     /// Encodes the log payload; returns whether there is anything to log.
     fn encode_ops(&self, out: &mut Vec<u8>) -> bool {
-        let mut any = false;
-        let mut scratch = Vec::new();
-        for change in &self.ops {
-            let Some(ov) = self.overlay(change.table) else {
-                continue;
-            };
-            let t = &ov.table;
+        // What each logged change writes, sized before anything is encoded: the payload is
+        // allocated once and each row copied into it once.
+        let logged = self.ops.iter().filter_map(|change| {
+            let t = &self.overlay(change.table)?.table;
             if t.persistence == Persistence::Ephemeral {
-                continue;
+                return None;
             }
-            any = true;
-            scratch.clear();
-            let kind = match &change.kind {
-                ChangeKind::Insert(row) => {
-                    log::encode_row(row, &mut scratch);
-                    OpKind::Insert
-                }
-                ChangeKind::Update { new, .. } => {
-                    log::encode_row(new, &mut scratch);
-                    OpKind::Update
-                }
-                ChangeKind::Delete(row) => {
-                    interstice_abi::encode_into(&row[t.pk], &mut scratch);
-                    OpKind::Delete
-                }
+            let (kind, values): (_, &[Value]) = match &change.kind {
+                ChangeKind::Insert(row) => (OpKind::Insert, row),
+                ChangeKind::Update { new, .. } => (OpKind::Update, new),
+                ChangeKind::Delete(row) => (OpKind::Delete, std::slice::from_ref(&row[t.pk])),
             };
-            log::put_op(out, kind, t.id, &scratch);
+            let len: usize = values.iter().map(interstice_abi::encoded_len).sum();
+            Some((kind, t.id, values, len))
+        });
+        out.reserve(logged.clone().map(|(.., len)| log::op_len(len)).sum());
+        let mut any = false;
+        for (kind, table, values, len) in logged {
+            any = true;
+            log::put_op_with(out, kind, table, len, |out| log::encode_row(values, out));
         }
         for ov in &self.overlays {
             let t = &ov.table;

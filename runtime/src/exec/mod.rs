@@ -7,7 +7,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use interstice_abi::host::{self, ErrorCode, KeyRange, LogLevel};
-use interstice_abi::{TableEvent, Type, TypeRegistry, Value, decode, encode_into};
+use interstice_abi::{
+    TableEvent, Type, TypeRegistry, Value, decode, encode_into, encoded_len, varint_len,
+};
 use interstice_store::{
     ChangeKind, ReadTransaction, Readable, Row, Store, StoreError, TableId, Transaction,
 };
@@ -384,7 +386,12 @@ fn row_len_hint(len: usize) -> usize {
 
 /// Encodes a row the way the ABI lays out a struct: its columns one after another.
 pub(crate) fn encode_row(row: &[Value], out: &mut Vec<u8>) {
+    out.reserve(row_encoded_len(row));
     row.iter().for_each(|v| encode_into(v, out));
+}
+
+fn row_encoded_len(row: &[Value]) -> usize {
+    row.iter().map(encoded_len).sum()
 }
 
 /// A committed change as its subscribers get it: its event, and the row (insert, delete) or
@@ -409,12 +416,15 @@ pub(crate) fn encode_change(change: &ChangeKind) -> (TableEvent, Vec<u8>) {
     (kind, out)
 }
 
-fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Vec<u8> {
-    let mut out = Vec::new();
+fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row> + Clone) -> Vec<u8> {
+    // Sized first, so that the rows are copied once, not again each time the buffer grows.
+    let len =
+        varint_len(rows.len() as u64) + rows.clone().map(|r| row_encoded_len(r)).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
     // A `Vec<row>`: the count, then the rows.
     interstice_abi::encode_varint(rows.len() as u64, &mut out);
     for row in rows {
-        encode_row(row, &mut out);
+        row.iter().for_each(|v| encode_into(v, &mut out));
     }
     out
 }
@@ -606,15 +616,16 @@ impl Exec {
         self.check_lookup(handle, handle.pk, &key)?;
         let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
         self.check_keyed(handle, &key, row.as_deref(), false, "gets")?;
-        let mut out = Vec::new();
-        match row {
-            None => out.push(0),
+        // An `Option<row>`: a tag, then the row.
+        Ok(match row {
+            None => vec![0],
             Some(row) => {
+                let mut out = Vec::with_capacity(1 + row_encoded_len(&row));
                 out.push(1);
                 encode_row(&row, &mut out);
+                out
             }
-        }
-        Ok(out)
+        })
     }
 
     pub fn lookup(&mut self, table: i32, column: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {

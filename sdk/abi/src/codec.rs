@@ -64,9 +64,36 @@ pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
 
 /// The encoding of `value`.
 pub fn encode(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(encoded_len(value));
     encode_into(value, &mut out);
     out
+}
+
+/// How many bytes [`encode_into`] appends for `value`, without encoding it: callers reserve
+/// that much first, so that encoding a row copies its bytes once instead of growing the
+/// buffer as it goes (rows the host hands to modules, log records).
+pub fn encoded_len(value: &Value) -> usize {
+    match value {
+        Value::Bool(_) | Value::U8(_) | Value::I8(_) | Value::Option(None) => 1,
+        Value::U16(_) | Value::I16(_) => 2,
+        Value::U32(_) | Value::I32(_) | Value::F32(_) => 4,
+        Value::U64(_) | Value::I64(_) | Value::F64(_) => 8,
+        Value::String(s) => varint_len(s.len() as u64) + s.len(),
+        Value::Bytes(b) => varint_len(b.len() as u64) + b.len(),
+        Value::List(items) => {
+            varint_len(items.len() as u64) + items.iter().map(encoded_len).sum::<usize>()
+        }
+        Value::Option(Some(v)) => 1 + encoded_len(v),
+        Value::Struct(fields) => fields.iter().map(encoded_len).sum(),
+        Value::Enum { variant, fields } => {
+            varint_len(u64::from(*variant)) + fields.iter().map(encoded_len).sum::<usize>()
+        }
+    }
+}
+
+/// The bytes of `n` as a LEB128 varint: one per started group of seven bits.
+pub fn varint_len(n: u64) -> usize {
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Decodes exactly one value of type `ty` from `bytes`, with [`DecodeLimits::default`].
@@ -94,10 +121,11 @@ pub fn decode_fields<'t>(
     registry: &TypeRegistry,
 ) -> Result<Vec<Value>, DecodeError> {
     let mut decoder = Decoder::new(bytes, registry, DecodeLimits::default());
-    let values = types
-        .into_iter()
-        .map(|ty| decoder.value(ty, 0))
-        .collect::<Result<_, _>>()?;
+    let types = types.into_iter();
+    let mut values = Vec::with_capacity(types.size_hint().0);
+    for ty in types {
+        values.push(decoder.value(ty, 0)?);
+    }
     decoder.finish()?;
     Ok(values)
 }
@@ -330,6 +358,25 @@ pub(crate) fn write_varint(mut n: u64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varint_len_is_what_write_varint_writes() {
+        for n in [
+            0,
+            1,
+            0x7f,
+            0x80,
+            0x3fff,
+            0x4000,
+            u64::from(u32::MAX),
+            u64::MAX >> 1,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            write_varint(n, &mut out);
+            assert_eq!(varint_len(n), out.len(), "{n:#x}");
+        }
+    }
     use crate::{Field, Variant};
     use proptest::prelude::*;
 
@@ -460,6 +507,7 @@ mod tests {
             let reg = registry();
             ty.check(&value, &reg).unwrap();
             let bytes = encode(&value);
+            prop_assert_eq!(encoded_len(&value), bytes.len());
             let back = decode(&bytes, &ty, &reg).unwrap();
             prop_assert_eq!(&back, &value);
             prop_assert_eq!(encode(&back), bytes);

@@ -42,6 +42,7 @@ mod value;
 
 pub use codec::{
     DecodeError, DecodeLimits, decode, decode_fields, decode_with_limits, encode, encode_into,
+    encoded_len, varint_len,
 };
 pub use module::{
     Access, Authority, Event, MANAGER_QUERY, ModuleError, ModuleSchema, NodeBinding,
