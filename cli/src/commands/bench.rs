@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use interstice_abi::{Value, encode_into};
 use interstice_runtime::net::{Client, ClientConfig, ReducerOutcome, ServerConfig, serve};
 use interstice_runtime::{Durability, Node, NodeConfig, Outcome};
+use interstice_store::{CommitMeta, Readable, Store, TableId};
 use serde_json::json;
 
 use super::example::embedded;
@@ -157,11 +158,13 @@ pub fn run(out: Output, options: Options) -> Result<()> {
     let ceilings: Vec<f64> = ceilings.iter_mut().map(|c| median_f64(c)).collect();
     bar.set_message("the simulation in plain Rust");
     let native = native_cells_per_s(seconds);
-    let wasm_rule = if workloads.contains(&Workload::Simulation) {
+    let (wasm_rule, native_store) = if workloads.contains(&Workload::Simulation) {
         bar.set_message("the simulation's rule alone, in wasm");
-        Some(wasm_rule_cells_per_s(seconds)?)
+        let rule = wasm_rule_cells_per_s(seconds)?;
+        bar.set_message("the simulation's step in plain Rust over the store");
+        (Some(rule), Some(native_store_cells_per_s(seconds)?))
     } else {
-        None
+        (None, None)
     };
     bar.finish_and_clear();
 
@@ -211,6 +214,9 @@ pub fn run(out: Output, options: Options) -> Result<()> {
         .map(|wi| medians[wi][0].throughput);
     let ratio = wasm_one.map(|wasm| native / wasm);
     let rule_ratio = wasm_rule.map(|wasm| native / wasm);
+    let store_ratio = native_store
+        .zip(wasm_one)
+        .map(|(native, wasm)| native / wasm);
     if let Some(path) = &svg {
         plot(path, &workloads, &workers, &medians)?;
     }
@@ -228,6 +234,8 @@ pub fn run(out: Output, options: Options) -> Result<()> {
             "simulation_wasm_over_native": ratio,
             "wasm_rule_cells_per_s": wasm_rule,
             "rule_wasm_over_native": rule_ratio,
+            "native_store_cells_per_s": native_store,
+            "simulation_wasm_over_native_store": store_ratio,
             "svg": svg.as_ref().map(|p| p.display().to_string()),
         }),
         || {
@@ -244,6 +252,12 @@ pub fn run(out: Output, options: Options) -> Result<()> {
             if let (Some(cells), Some(ratio)) = (wasm_rule, rule_ratio) {
                 text.push_str(&format!(
                     "\nthe same plain-Rust tick compiled to wasm, in one query (no store, no host calls): {} cells/s, {ratio:.2}× the native time",
+                    si(cells)
+                ));
+            }
+            if let (Some(cells), Some(ratio)) = (native_store, store_ratio) {
+                text.push_str(&format!(
+                    "\nthe same step in plain Rust over the store (one transaction per region: the same reads, rule and writes; no wasm, no host calls, no scheduler): {} cells/s; through the node at 1 worker it takes {ratio:.2}× this time",
                     si(cells)
                 ));
             }
@@ -447,6 +461,103 @@ fn wasm_rule_cells_per_s(seconds: f64) -> Result<f64> {
     Ok(ticks as f64 * f64::from(WIDTH) * f64::from(HEIGHT) / started.elapsed().as_secs_f64())
 }
 
+/// Cells per second of the simulation's step written in plain Rust against the node's store:
+/// per region one store transaction that reads the region's lines and the line on each side,
+/// computes the region's next lines with the module's own rule and updates them, then commits.
+/// The same reads, rule and writes as the module's step, without wasm, the host calls and the
+/// scheduler: what the sandbox and the scheduling cost, beside the tick over plain vectors
+/// that leaves the store out as well.
+fn native_store_cells_per_s(seconds: f64) -> Result<f64> {
+    let node = memory_node(1)?;
+    seeded_simulation(&node)?;
+    let mut steps = NativeSteps::new(node.store())?;
+    steps.tick(node.store())?;
+    let started = Instant::now();
+    let mut ticks = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        steps.tick(node.store())?;
+        ticks += 1;
+    }
+    Ok(ticks as f64 * f64::from(WIDTH) * f64::from(HEIGHT) / started.elapsed().as_secs_f64())
+}
+
+/// The simulation's steps as native code over the store (see [`native_store_cells_per_s`]).
+struct NativeSteps {
+    /// `even`, `odd`: the buffer even ticks read, the one odd ticks read.
+    buffers: [TableId; 2],
+    /// Each region's first and last line.
+    bands: Vec<(u32, u32)>,
+    world: simulation::World,
+    tick: u64,
+    /// Commit sequence numbers far above the node's own, which this memory node never logs.
+    seq: u64,
+}
+
+impl NativeSteps {
+    fn new(store: &Store) -> Result<Self> {
+        let table = |name: &str| {
+            store
+                .table_id(name)
+                .ok_or_else(|| CliError::new(format!("no table {name} after seeding")))
+        };
+        let world = simulation::World {
+            id: 0,
+            width: WIDTH,
+            height: HEIGHT,
+            regions: REGIONS,
+        };
+        let bands = (0..REGIONS)
+            .map(|region| {
+                let lines =
+                    (0..HEIGHT).filter(|&y| simulation::region_of(y, HEIGHT, REGIONS) == region);
+                (lines.clone().min().unwrap_or(0), lines.max().unwrap_or(0))
+            })
+            .collect();
+        Ok(NativeSteps {
+            buffers: [table("simulation.even")?, table("simulation.odd")?],
+            bands,
+            world,
+            tick: 0,
+            seq: 1 << 40,
+        })
+    }
+
+    fn tick(&mut self, store: &Store) -> Result<()> {
+        let front = self.buffers[(self.tick % 2) as usize];
+        let back = self.buffers[((self.tick + 1) % 2) as usize];
+        let fail =
+            |e: interstice_store::StoreError| CliError::new(format!("the native step failed: {e}"));
+        for (region, &(first, last)) in (0u32..).zip(&self.bands) {
+            let mut tx = store.begin();
+            let mut lines = std::collections::BTreeMap::new();
+            for y in first.saturating_sub(1)..=(last + 1).min(HEIGHT - 1) {
+                if let Some(row) = tx.get(front, &Value::U32(y)).map_err(fail)? {
+                    let Some(Value::Bytes(cells)) = row.get(2) else {
+                        return Err(CliError::new(format!("line {y} holds no cells")));
+                    };
+                    lines.insert(y, cells.clone());
+                }
+            }
+            for (y, cells) in simulation::step_band(region, &self.world, &lines) {
+                tx.update(
+                    back,
+                    vec![Value::U32(y), Value::U32(region), Value::Bytes(cells)],
+                )
+                .map_err(fail)?;
+            }
+            self.seq += 1;
+            tx.commit(CommitMeta {
+                seq: self.seq,
+                ..CommitMeta::default()
+            })
+            .map(drop)
+            .map_err(fail)?;
+        }
+        self.tick += 1;
+        Ok(())
+    }
+}
+
 /// A node in memory, with no log, on `workers` workers.
 fn memory_node(workers: usize) -> Result<Arc<Node>> {
     Node::open(NodeConfig {
@@ -606,4 +717,36 @@ fn plot(
         .map_err(|e| failed(&e))?;
     root.present().map_err(|e| failed(&e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The native baseline is only a baseline if it computes what the module does: three
+    /// ticks of it and three ticks of the module's steps reach the same world.
+    #[test]
+    fn the_native_steps_over_the_store_are_the_modules_steps() {
+        let digest = |node: &Node| {
+            node.call_query("simulation", "digest", &[Value::Bool(true)])
+                .expect("digest")
+        };
+        let native = memory_node(1).expect("node");
+        seeded_simulation(&native).expect("seed");
+        let before = digest(&native);
+        let mut steps = NativeSteps::new(native.store()).expect("tables");
+        for _ in 0..3 {
+            steps.tick(native.store()).expect("tick");
+        }
+        let wasm = memory_node(2).expect("node");
+        seeded_simulation(&wasm).expect("seed");
+        for outcome in wasm
+            .call_many(&super::super::simulation::tick_calls(0, 3, REGIONS))
+            .expect("ticks")
+        {
+            assert!(matches!(outcome, Outcome::Committed { .. }), "{outcome:?}");
+        }
+        assert_eq!(digest(&native), digest(&wasm));
+        assert_ne!(digest(&native), before, "the world changed");
+    }
 }

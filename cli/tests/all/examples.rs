@@ -301,6 +301,7 @@ fn bench_measures_every_worker_count_and_draws_the_plot() {
     // No simulation run, no wasm/native ratio; the native baseline is measured anyway.
     assert!(report["simulation_wasm_over_native"].is_null());
     assert!(report["rule_wasm_over_native"].is_null());
+    assert!(report["simulation_wasm_over_native_store"].is_null());
     assert!(report["native_simulation_cells_per_s"].as_f64().unwrap() > 0.0);
     // The machine's own ceiling, per worker count: 1 is 1 by definition.
     let plain = report["plain_threads_speedup"].as_array().unwrap();
