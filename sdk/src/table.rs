@@ -252,11 +252,12 @@ impl<T: Table> TableHandle<T, ReadWrite> {
     /// Replaces the row with the same primary key. On a table held by partitions, both rows
     /// must be in partitions the reducer writes (see [`get`](Self::get)). The old row is not
     /// handed back, which spares copying and decoding it (a tenth of a simulation step's
-    /// work); [`replace`](Self::replace) returns it.
-    pub fn update(&self, row: T) -> Result<()> {
+    /// work); [`replace`](Self::replace) returns it. Takes the row or a reference to it, so
+    /// that a reducer writing many rows can fill and write one row again and again.
+    pub fn update(&self, row: impl Borrow<T>) -> Result<()> {
         // SAFETY: `call` passes a pointer and length describing live bytes. The result buffer
         // (the old row) is left unread; the next host call overwrites it.
-        let ret = self.call(|t, p, l| unsafe { sys::host_update(t, p, l) }, &row)?;
+        let ret = self.call(|t, p, l| unsafe { sys::host_update(t, p, l) }, row.borrow())?;
         status(ret).map(drop)
     }
 

@@ -529,16 +529,22 @@ impl NativeSteps {
             |e: interstice_store::StoreError| CliError::new(format!("the native step failed: {e}"));
         for (region, &(first, last)) in (0u32..).zip(&self.bands) {
             let mut tx = store.begin();
-            let mut lines = std::collections::BTreeMap::new();
+            let mut lines = Vec::new();
             for y in first.saturating_sub(1)..=(last + 1).min(HEIGHT - 1) {
                 if let Some(row) = tx.get(front, &Value::U32(y)).map_err(fail)? {
                     let Some(Value::Bytes(cells)) = row.get(2) else {
                         return Err(CliError::new(format!("line {y} holds no cells")));
                     };
-                    lines.insert(y, cells.clone());
+                    lines.push((y, cells.clone()));
                 }
             }
-            for (y, cells) in simulation::step_band(region, &self.world, &lines) {
+            let band = simulation::Band::new(lines);
+            let mut columns = Vec::new();
+            for y in band.lines_in(region, &self.world) {
+                // The store keeps the row, so each line gets its own vector, as on the host
+                // side of the module's update.
+                let mut cells = Vec::with_capacity(WIDTH as usize);
+                band.next_line_into(y, &mut columns, &mut cells);
                 tx.update(
                     back,
                     vec![Value::U32(y), Value::U32(region), Value::Bytes(cells)],

@@ -107,7 +107,8 @@ fn seed(
 }
 
 /// The two halves of a tick: `$step(region)` reads `$front` around the region and writes its
-/// lines of `$back`.
+/// lines of `$back`. One row and one scratch line are reused for every line written, so a step
+/// allocates for the lines it reads and nothing per line it computes.
 macro_rules! step {
     ($(#[$doc:meta])* $step:ident: $front:ident -> $back:ident $Back:ident) => {
         $(#[$doc])*
@@ -115,7 +116,7 @@ macro_rules! step {
         fn $step(ctx: ReducerContext, region: u32) -> Result<(), String> {
             let t = &ctx.current.tables;
             let world = world(&t.world().get(0)?)?;
-            let front = read_band(
+            let band = read_band(
                 region,
                 &world,
                 |r| {
@@ -127,8 +128,16 @@ macro_rules! step {
                 },
                 |y| Ok(t.$front().get(y)?.map(|l| l.cells)),
             )?;
-            for (y, cells) in step_band(region, &world, &front) {
-                t.$back().update($Back { y, region, cells })?;
+            let mut row = $Back {
+                y: 0,
+                region,
+                cells: Vec::new(),
+            };
+            let mut columns = Vec::new();
+            for y in band.lines_in(region, &world) {
+                band.next_line_into(y, &mut columns, &mut row.cells);
+                row.y = y;
+                t.$back().update(&row)?;
             }
             Ok(())
         }
@@ -263,24 +272,23 @@ pub fn region_of(y: u32, height: u32, regions: u32) -> u32 {
 }
 
 /// The lines of `region` (through `lines_of(region)`) and the line on each side of it, in the
-/// neighbouring regions (through `line(y)`, by key): all that its step reads, by `y`. Only
-/// those two lines of the neighbours are read, not their whole regions.
+/// neighbouring regions (through `line(y)`, by key): all that its step reads. Only those two
+/// lines of the neighbours are read, not their whole regions.
 fn read_band(
     region: u32,
     world: &World,
     lines_of: impl FnOnce(u32) -> Result<Vec<(u32, Vec<u8>)>, Error>,
     mut line: impl FnMut(u32) -> Result<Option<Vec<u8>>, Error>,
-) -> Result<std::collections::BTreeMap<u32, Vec<u8>>, String> {
+) -> Result<Band, String> {
     if region >= world.regions {
         return Err(format!(
             "region {region} does not exist: the world has {}",
             world.regions
         ));
     }
-    let mut lines: std::collections::BTreeMap<u32, Vec<u8>> =
-        lines_of(region)?.into_iter().collect();
-    let (Some(&first), Some(&last)) = (lines.keys().next(), lines.keys().next_back()) else {
-        return Ok(lines);
+    let mut band = Band::new(lines_of(region)?);
+    let (Some(first), Some(last)) = (band.first(), band.last()) else {
+        return Ok(band);
     };
     let beside = [
         first.checked_sub(1),
@@ -288,38 +296,85 @@ fn read_band(
     ];
     for y in beside.into_iter().flatten() {
         if let Some(cells) = line(y)? {
-            lines.insert(y, cells);
+            band.insert(y, cells);
         }
     }
-    Ok(lines)
+    Ok(band)
 }
 
-/// The next state of the lines of `region` that `front` holds, from `front` (those lines and
-/// their neighbours').
-pub fn step_band(
-    region: u32,
-    world: &World,
-    front: &std::collections::BTreeMap<u32, Vec<u8>>,
-) -> Vec<(u32, Vec<u8>)> {
-    let width = world.width as usize;
-    let dead = vec![0u8; width];
-    let line = |y: i64| -> &[u8] {
+/// Lines of the grid by number: what a step reads. A line it does not hold reads as dead.
+#[derive(Clone, Debug, Default)]
+pub struct Band {
+    /// Sorted by line number, one entry per number.
+    lines: Vec<(u32, Vec<u8>)>,
+    dead: Vec<u8>,
+}
+
+impl Band {
+    /// The band of these lines, in any order; of two with one number, the first is kept.
+    pub fn new(mut lines: Vec<(u32, Vec<u8>)>) -> Band {
+        lines.sort_by_key(|(y, _)| *y);
+        lines.dedup_by_key(|(y, _)| *y);
+        let width = lines.first().map_or(0, |(_, l)| l.len());
+        Band {
+            lines,
+            dead: vec![0; width],
+        }
+    }
+
+    fn first(&self) -> Option<u32> {
+        self.lines.first().map(|(y, _)| *y)
+    }
+
+    fn last(&self) -> Option<u32> {
+        self.lines.last().map(|(y, _)| *y)
+    }
+
+    fn insert(&mut self, y: u32, cells: Vec<u8>) {
+        match self.lines.binary_search_by_key(&y, |(y, _)| *y) {
+            Ok(at) => self.lines[at].1 = cells,
+            Err(at) => self.lines.insert(at, (y, cells)),
+        }
+    }
+
+    /// Line `y`, or a dead line when the band does not hold it (or it lies off the grid).
+    fn line(&self, y: i64) -> &[u8] {
         u32::try_from(y)
             .ok()
-            .and_then(|y| front.get(&y))
-            .map_or(&dead[..], |l| &l[..])
-    };
-    front
-        .keys()
-        .copied()
-        .filter(|&y| region_of(y, world.height, world.regions) == region)
+            .and_then(|y| self.lines.binary_search_by_key(&y, |(y, _)| *y).ok())
+            .map_or(&self.dead[..], |at| &self.lines[at].1[..])
+    }
+
+    /// The numbers of the lines held that lie in `region`, in order.
+    pub fn lines_in<'a>(&'a self, region: u32, world: &'a World) -> impl Iterator<Item = u32> + 'a {
+        self.lines
+            .iter()
+            .map(|(y, _)| *y)
+            .filter(move |&y| region_of(y, world.height, world.regions) == region)
+    }
+
+    /// The next state of line `y` into `next`, from the lines around it; `columns` is scratch.
+    pub fn next_line_into(&self, y: u32, columns: &mut Vec<u8>, next: &mut Vec<u8>) {
+        let y = i64::from(y);
+        next_line_into(
+            self.line(y - 1),
+            self.line(y),
+            self.line(y + 1),
+            columns,
+            next,
+        );
+    }
+}
+
+/// The next state of the lines of `region` that `band` holds, from `band` (those lines and
+/// their neighbours').
+pub fn step_band(region: u32, world: &World, band: &Band) -> Vec<(u32, Vec<u8>)> {
+    let mut columns = Vec::new();
+    band.lines_in(region, world)
         .map(|y| {
-            let (above, here, below) = (
-                line(i64::from(y) - 1),
-                line(i64::from(y)),
-                line(i64::from(y) + 1),
-            );
-            (y, next_line(above, here, below))
+            let mut next = Vec::new();
+            band.next_line_into(y, &mut columns, &mut next);
+            (y, next)
         })
         .collect()
 }
@@ -332,36 +387,57 @@ pub fn step_band(
 /// less itself, and the rule is arithmetic rather than a branch. With no division and no
 /// per-cell bounds checks, the loops vectorise, natively and in wasm (simd128).
 pub fn next_line(above: &[u8], here: &[u8], below: &[u8]) -> Vec<u8> {
+    let mut next = Vec::new();
+    next_line_into(above, here, below, &mut Vec::new(), &mut next);
+    next
+}
+
+/// [`next_line`] into `next` (cleared first), with `columns` as scratch: both keep their
+/// capacity, so stepping line after line allocates nothing.
+pub fn next_line_into(
+    above: &[u8],
+    here: &[u8],
+    below: &[u8],
+    columns: &mut Vec<u8>,
+    next: &mut Vec<u8>,
+) {
     let width = here.len();
-    let columns: Vec<u8> = if above.len() == width && below.len() == width {
-        above
-            .iter()
-            .zip(here)
-            .zip(below)
-            .map(|((a, h), b)| a + h + b)
-            .collect()
+    columns.clear();
+    if above.len() == width && below.len() == width {
+        columns.extend(
+            above
+                .iter()
+                .zip(here)
+                .zip(below)
+                .map(|((a, h), b)| a + h + b),
+        );
     } else {
         let at = |l: &[u8], x: usize| l.get(x).copied().unwrap_or(0);
-        (0..width)
-            .map(|x| at(above, x) + here[x] + at(below, x))
-            .collect()
-    };
+        columns.extend((0..width).map(|x| at(above, x) + here[x] + at(below, x)));
+    }
+    let columns = &columns[..];
     let rule = |left: u8, column: u8, right: u8, cell: u8| {
         let around = left + column + right - cell;
         u8::from(around == 3) | (u8::from(around == 2) & cell)
     };
-    let mut next = Vec::with_capacity(width);
+    next.clear();
+    next.reserve(width);
     match width {
         0 => {}
         // One cell is its own neighbour on both sides, as the wrap-around says.
         1 => next.push(rule(columns[0], columns[0], columns[0], here[0])),
         _ => {
             next.push(rule(columns[width - 1], columns[0], columns[1], here[0]));
+            // Four slices of one length zipped, rather than `windows(3)`: the compiler then
+            // knows every index is in bounds and vectorises the loop in wasm too.
+            let inner = width - 2;
+            let (left, middle, right) = (&columns[..inner], &columns[1..=inner], &columns[2..]);
             next.extend(
-                columns
-                    .windows(3)
-                    .zip(&here[1..])
-                    .map(|(c, &cell)| rule(c[0], c[1], c[2], cell)),
+                left.iter()
+                    .zip(middle)
+                    .zip(right)
+                    .zip(&here[1..=inner])
+                    .map(|(((&l, &m), &r), &cell)| rule(l, m, r, cell)),
             );
             next.push(rule(
                 columns[width - 2],
@@ -371,7 +447,6 @@ pub fn next_line(above: &[u8], here: &[u8], below: &[u8]) -> Vec<u8> {
             ));
         }
     }
-    next
 }
 
 /// xorshift64*: deterministic, and good enough to scatter cells.
@@ -452,8 +527,8 @@ mod tests {
             regions: 4,
         };
         let lines = initial_world(40, 30, 7);
-        let front: std::collections::BTreeMap<u32, Vec<u8>> =
-            (0..30).zip(lines.iter().cloned()).collect();
+        // In reverse, as a band may receive them in any order.
+        let front = Band::new((0..30).zip(lines.iter().cloned()).rev().collect());
         let by_steps: Vec<Vec<u8>> = (0..4)
             .flat_map(|r| step_band(r, &world, &front))
             .map(|(_, cells)| cells)
