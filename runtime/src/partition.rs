@@ -9,33 +9,42 @@
 //! lookups or ranges on other columns. A row it touches outside its partitions fails it, with
 //! a message naming the partition and the attribute to declare.
 
-use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use interstice_abi::partition::{MAX_PARTS, PartExpr};
 use interstice_abi::{Type, TypeRegistry, Value};
+use smallvec::SmallVec;
 
 /// A declared partition access of a table: the expression and whether it writes.
 #[derive(Clone, Debug)]
 pub(crate) struct PartGrant {
-    /// `module.table`.
-    pub table: String,
+    /// `module.table`. Shared, like `declared`: every call's [`Parts`] holds both, and
+    /// evaluating them happens on the driving thread, before a window is planned.
+    pub table: Arc<str>,
     pub parts: PartExpr,
     pub write: bool,
     /// The declaration as written, for messages.
-    pub declared: String,
+    pub declared: Arc<str>,
 }
 
-/// Sets of partition values, as inclusive ranges.
+/// Sets of partition values, as inclusive ranges. Most declarations name one range, held
+/// inline: evaluating them allocates nothing for it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Ranges(Vec<RangeInclusive<i128>>);
+pub(crate) struct Ranges(SmallVec<[RangeInclusive<i128>; 1]>);
 
 impl Ranges {
     fn add(&mut self, range: RangeInclusive<i128>) {
+        // The usual case, one range per declaration: nothing to merge.
+        if self.0.is_empty() && range.start() <= range.end() {
+            self.0.push(range);
+            return;
+        }
         if range.start() <= range.end() {
             self.0.push(range);
             self.0.sort_by_key(|r| *r.start());
-            let mut merged: Vec<RangeInclusive<i128>> = Vec::with_capacity(self.0.len());
+            let mut merged: SmallVec<[RangeInclusive<i128>; 1]> =
+                SmallVec::with_capacity(self.0.len());
             for r in self.0.drain(..) {
                 match merged.last_mut() {
                     Some(last) if *r.start() <= last.end().saturating_add(1) => {
@@ -92,7 +101,7 @@ pub(crate) struct TableParts {
     pub reads: Ranges,
     pub writes: Ranges,
     /// The declarations, for messages.
-    pub declared: Vec<String>,
+    pub declared: Vec<Arc<str>>,
 }
 
 impl TableParts {
@@ -101,8 +110,36 @@ impl TableParts {
     }
 }
 
-/// What an invocation's partition declarations come to, by table (`module.table`).
-pub(crate) type Parts = BTreeMap<String, TableParts>;
+/// What an invocation's partition declarations come to, by table (`module.table`): a list,
+/// since a reducer declares partitions of a table or two.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Parts(Vec<(Arc<str>, TableParts)>);
+
+impl Parts {
+    pub fn get(&self, table: &str) -> Option<&TableParts> {
+        self.0.iter().find(|(t, _)| **t == *table).map(|(_, p)| p)
+    }
+
+    fn entry(&mut self, table: &Arc<str>) -> &mut TableParts {
+        let at = match self.0.iter().position(|(t, _)| t == table) {
+            Some(at) => at,
+            None => {
+                self.0.push((table.clone(), TableParts::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at].1
+    }
+}
+
+impl std::ops::Index<&str> for Parts {
+    type Output = TableParts;
+
+    fn index(&self, table: &str) -> &TableParts {
+        self.get(table)
+            .unwrap_or_else(|| panic!("no partitions of {table}"))
+    }
+}
 
 /// Evaluates `grants` for a call with encoded `args`, of the function whose parameters are
 /// `params`. `None` when the arguments do not decode (the call fails when it runs) or a range
@@ -114,20 +151,20 @@ pub(crate) fn evaluate(
     args: &[u8],
     registry: &TypeRegistry,
 ) -> Option<Parts> {
-    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-    let values = interstice_abi::decode_fields(args, &types, registry).ok()?;
+    let values =
+        interstice_abi::decode_fields(args, params.iter().map(|(_, t)| t), registry).ok()?;
     let arg = |name: &str| {
         let at = params.iter().position(|(n, _)| n == name)?;
         key(values.get(at)?)
     };
-    let mut parts = Parts::new();
+    let mut parts = Parts::default();
     for grant in grants {
         let range = grant.parts.eval(arg)?;
         let width = (range.end() - range.start()).saturating_add(1);
         if width > i128::from(MAX_PARTS) {
             return None;
         }
-        let table = parts.entry(grant.table.clone()).or_default();
+        let table = parts.entry(&grant.table);
         if grant.write {
             table.writes.add(range);
         } else {
@@ -163,14 +200,15 @@ pub(crate) fn sched_part(value: i128) -> interstice_scheduler::Part {
 mod tests {
     use super::*;
     use interstice_abi::encode;
+    use smallvec::smallvec;
 
     fn grant(text: &str, write: bool) -> PartGrant {
         let r: interstice_abi::partition::TableRef = text.parse().unwrap();
         PartGrant {
-            table: format!("sim.{}", r.table),
+            table: format!("sim.{}", r.table).into(),
             parts: r.parts.unwrap(),
             write,
-            declared: text.to_owned(),
+            declared: text.into(),
         }
     }
 
@@ -189,8 +227,8 @@ mod tests {
         )
         .unwrap();
         let cells = &parts["sim.cells"];
-        assert_eq!(cells.reads, Ranges(vec![4..=6]));
-        assert_eq!(cells.writes, Ranges(vec![5..=5]));
+        assert_eq!(cells.reads, Ranges(smallvec![4..=6]));
+        assert_eq!(cells.writes, Ranges(smallvec![5..=5]));
         assert!(cells.may_read(4) && cells.may_read(6) && !cells.may_read(7));
         assert!(cells.reads.covers(4, 6) && !cells.reads.covers(4, 7));
         assert_eq!(cells.reads.to_string(), "4..=6");
@@ -219,6 +257,6 @@ mod tests {
         // An empty range (a declaration like `cells[region ..= region - 1]`) adds nothing.
         let (nine, eight) = (9, 8);
         r.add(nine..=eight);
-        assert_eq!(r, Ranges(vec![1..=6]));
+        assert_eq!(r, Ranges(smallvec![1..=6]));
     }
 }

@@ -5,9 +5,10 @@ use std::fmt;
 use smallvec::SmallVec;
 
 /// Most invocations declare a handful of tables, so the lists live inline: the runtime clones
-/// a reducer's access set for every call, and this keeps that clone free of allocations.
+/// a reducer's access set for every call, and this keeps that clone free of allocations. Four
+/// partitions cover a region and its two neighbours (a simulation's step) without one either.
 type Tables = SmallVec<[ResourceId; 4]>;
-type Parts = SmallVec<[(ResourceId, Part); 2]>;
+type Parts = SmallVec<[(ResourceId, Part); 4]>;
 
 /// Something tasks read and write — for the runtime, a table (`to_sched` maps the store's
 /// table id to one) — numbered densely from zero. Its own name, not `TableId`: the store's

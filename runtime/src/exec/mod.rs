@@ -379,14 +379,9 @@ impl Exec {
     }
 }
 
-/// A buffer size for re-encoding a row that arrived as `len` bytes: room for generated values.
-fn row_len_hint(len: usize) -> usize {
-    len + 16
-}
-
-/// Encodes a row the way the ABI lays out a struct: its columns one after another.
+/// Encodes a row the way the ABI lays out a struct: its columns one after another. Callers
+/// size `out` first ([`row_encoded_len`]), so that the row is copied once.
 pub(crate) fn encode_row(row: &[Value], out: &mut Vec<u8>) {
-    out.reserve(row_encoded_len(row));
     row.iter().for_each(|v| encode_into(v, out));
 }
 
@@ -397,7 +392,10 @@ fn row_encoded_len(row: &[Value]) -> usize {
 /// A committed change as its subscribers get it: its event, and the row (insert, delete) or
 /// the old row then the new one (update), ABI-encoded.
 pub(crate) fn encode_change(change: &ChangeKind) -> (TableEvent, Vec<u8>) {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(match change {
+        ChangeKind::Insert(row) | ChangeKind::Delete(row) => row_encoded_len(row),
+        ChangeKind::Update { old, new } => row_encoded_len(old) + row_encoded_len(new),
+    });
     let kind = match change {
         ChangeKind::Insert(row) => {
             encode_row(row, &mut out);
@@ -416,17 +414,70 @@ pub(crate) fn encode_change(change: &ChangeKind) -> (TableEvent, Vec<u8>) {
     (kind, out)
 }
 
-fn encode_rows<'a>(rows: impl ExactSizeIterator<Item = &'a Row> + Clone) -> Vec<u8> {
-    // Sized first, so that the rows are copied once, not again each time the buffer grows.
-    let len =
-        varint_len(rows.len() as u64) + rows.clone().map(|r| row_encoded_len(r)).sum::<usize>();
-    let mut out = Vec::with_capacity(len);
-    // A `Vec<row>`: the count, then the rows.
-    interstice_abi::encode_varint(rows.len() as u64, &mut out);
-    for row in rows {
-        row.iter().for_each(|v| encode_into(v, &mut out));
+/// What a table host call answers with, kept as rows until the module reads it
+/// (`read_result`): only then are they encoded, straight into a buffer the instance reuses. An
+/// update's old row, which the SDK's `update` never reads, is thus never encoded at all.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Bytes(Vec<u8>),
+    /// A row, as a struct is encoded: its columns one after another.
+    Row(Row),
+    /// An `Option<row>`: a tag, then the row.
+    MaybeRow(Option<Row>),
+    /// A `Vec<row>`: the count, then the rows.
+    Rows(Vec<Row>),
+}
+
+impl Default for Answer {
+    fn default() -> Self {
+        Answer::Bytes(Vec::new())
     }
-    out
+}
+
+impl From<Vec<u8>> for Answer {
+    fn from(bytes: Vec<u8>) -> Self {
+        Answer::Bytes(bytes)
+    }
+}
+
+impl Answer {
+    /// The length of the encoding, which the host call returns.
+    pub fn len(&self) -> usize {
+        match self {
+            Answer::Bytes(b) => b.len(),
+            Answer::Row(row) => row_encoded_len(row),
+            Answer::MaybeRow(row) => 1 + row.as_deref().map_or(0, row_encoded_len),
+            Answer::Rows(rows) => {
+                varint_len(rows.len() as u64)
+                    + rows.iter().map(|r| row_encoded_len(r)).sum::<usize>()
+            }
+        }
+    }
+
+    /// The encoding: borrowed when it is bytes already, else written into `buf`.
+    pub fn encoded<'a>(&'a self, buf: &'a mut Vec<u8>) -> &'a [u8] {
+        buf.clear();
+        if let Answer::Bytes(b) = self {
+            return b;
+        }
+        buf.reserve(self.len());
+        match self {
+            Answer::Bytes(_) => {}
+            Answer::Row(row) => encode_row(row, buf),
+            Answer::MaybeRow(None) => buf.push(0),
+            Answer::MaybeRow(Some(row)) => {
+                buf.push(1);
+                encode_row(row, buf);
+            }
+            Answer::Rows(rows) => {
+                interstice_abi::encode_varint(rows.len() as u64, buf);
+                for row in rows {
+                    encode_row(row, buf);
+                }
+            }
+        }
+        buf
+    }
 }
 
 /// Store errors as the module sees them. Constraint violations fail the reducer (ARCHITECTURE.md,
@@ -485,7 +536,7 @@ impl Exec {
             } => {
                 let w = own && writes.contains(&full);
                 let whole = (w || reads.contains(&full) || writes.contains(&full), w);
-                let declared = partitions.iter().filter(|g| g.table == full);
+                let declared = partitions.iter().filter(|g| *g.table == *full);
                 match (whole, declared.clone().next()) {
                     ((false, _), Some(_)) => {
                         let writes_some = own && declared.clone().any(|g| g.write);
@@ -494,7 +545,7 @@ impl Exec {
                         parts = self
                             .parts
                             .as_ref()
-                            .map(|p| p.get(&full).cloned().unwrap_or_default());
+                            .map(|p| p.get(full.as_str()).cloned().unwrap_or_default());
                         (true, writes_some)
                     }
                     (whole, _) => whole,
@@ -551,8 +602,7 @@ impl Exec {
         Ok((self.handles.len() - 1) as i32)
     }
 
-    pub fn insert(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
-        let row_bytes = row.len();
+    pub fn insert(&mut self, table: i32, row: &[u8]) -> Result<Answer, HostError> {
         let handle = self.writable(table)?;
         self.whole_needed(
             handle,
@@ -560,14 +610,12 @@ impl Exec {
             "a new row's key (and an auto_inc counter) is shared by every partition; insert from a reducer that writes the whole table",
         )?;
         let (id, values) = (handle.id, Self::decode_row(handle, row)?);
-        let row = self.tx.insert(id, values).map_err(store_error)?;
-        // The stored row encodes to about the bytes given (an auto_inc id may grow its varint).
-        let mut out = Vec::with_capacity(row_len_hint(row_bytes));
-        encode_row(&row, &mut out);
-        Ok(out)
+        Ok(Answer::Row(
+            self.tx.insert(id, values).map_err(store_error)?,
+        ))
     }
 
-    pub fn update(&mut self, table: i32, row: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn update(&mut self, table: i32, row: &[u8]) -> Result<Answer, HostError> {
         let handle = self.writable(table)?;
         let (id, values) = (handle.id, Self::decode_row(handle, row)?);
         self.check_row(handle, &values, true, "updates a row into")?;
@@ -587,12 +635,10 @@ impl Exec {
                 old
             }
         };
-        let mut out = Vec::new();
-        encode_row(&old, &mut out);
-        Ok(out)
+        Ok(Answer::Row(old))
     }
 
-    pub fn delete(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn delete(&mut self, table: i32, key: &[u8]) -> Result<Answer, HostError> {
         let handle = self.writable(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
         let partial = handle.parts.is_some();
@@ -605,30 +651,19 @@ impl Exec {
             old => old.map_err(store_error)?,
         };
         self.check_keyed(handle, &key, Some(&old), true, "deletes")?;
-        let mut out = Vec::new();
-        encode_row(&old, &mut out);
-        Ok(out)
+        Ok(Answer::Row(old))
     }
 
-    pub fn get(&mut self, table: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn get(&mut self, table: i32, key: &[u8]) -> Result<Answer, HostError> {
         let handle = self.handle(table)?;
         let (id, key) = (handle.id, Self::decode_key(handle, handle.pk, key)?);
         self.check_lookup(handle, handle.pk, &key)?;
         let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
         self.check_keyed(handle, &key, row.as_deref(), false, "gets")?;
-        // An `Option<row>`: a tag, then the row.
-        Ok(match row {
-            None => vec![0],
-            Some(row) => {
-                let mut out = Vec::with_capacity(1 + row_encoded_len(&row));
-                out.push(1);
-                encode_row(&row, &mut out);
-                out
-            }
-        })
+        Ok(Answer::MaybeRow(row))
     }
 
-    pub fn lookup(&mut self, table: i32, column: i32, key: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn lookup(&mut self, table: i32, column: i32, key: &[u8]) -> Result<Answer, HostError> {
         let handle = self.handle(table)?;
         let column = Self::column(handle, column)?;
         let key = Self::decode_key(handle, column, key)?;
@@ -637,13 +672,13 @@ impl Exec {
         if column == handle.pk {
             let row = read!(self, |r| r.get(id, &key)).map_err(store_error)?;
             self.check_keyed(handle, &key, row.as_deref(), false, "looks up")?;
-            return Ok(encode_rows(row.iter()));
+            return Ok(Answer::Rows(row.into_iter().collect()));
         }
         let rows = read!(self, |r| r.find(id, name, &key)).map_err(store_error)?;
-        Ok(encode_rows(rows.iter()))
+        Ok(Answer::Rows(rows))
     }
 
-    pub fn range(&mut self, table: i32, column: i32, range: &[u8]) -> Result<Vec<u8>, HostError> {
+    pub fn range(&mut self, table: i32, column: i32, range: &[u8]) -> Result<Answer, HostError> {
         let handle = self.handle(table)?;
         let column = Self::column(handle, column)?;
         let range =
@@ -683,7 +718,7 @@ impl Exec {
         } else {
             read!(self, |r| r.index_range(id, name, bounds)).map_err(store_error)?
         };
-        Ok(encode_rows(rows.iter()))
+        Ok(Answer::Rows(rows))
     }
 
     pub fn scan(&mut self, table: i32) -> Result<i32, HostError> {
@@ -707,7 +742,7 @@ impl Exec {
         Ok((self.cursors.len() - 1) as i32)
     }
 
-    pub fn next(&mut self, cursor: i32, max_rows: i32) -> Result<Vec<u8>, HostError> {
+    pub fn next(&mut self, cursor: i32, max_rows: i32) -> Result<Answer, HostError> {
         let index = usize::try_from(cursor)
             .ok()
             .filter(|&i| i < self.cursors.len())
@@ -715,7 +750,7 @@ impl Exec {
         let max = usize::try_from(max_rows).unwrap_or(0).clamp(1, 4096);
         let c = &self.cursors[index];
         if c.done {
-            return Ok(vec![0]);
+            return Ok(Answer::Rows(Vec::new()));
         }
         let id = self.handles[c.handle].id;
         let lower = match &c.after {
@@ -731,7 +766,7 @@ impl Exec {
         let c = &mut self.cursors[index];
         c.done = rows.len() < max;
         c.after = rows.last().map(|r| r[pk].clone());
-        Ok(encode_rows(rows.iter()))
+        Ok(Answer::Rows(rows))
     }
 
     pub fn count(&mut self, table: i32) -> Result<u64, HostError> {

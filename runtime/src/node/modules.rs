@@ -219,10 +219,10 @@ impl NodeInner {
                         None if write => drop(writes.insert(table)),
                         None => drop(reads.insert(table)),
                         Some(parts) => partitions.push(PartGrant {
-                            table,
+                            table: table.into(),
                             parts,
                             write,
-                            declared: text.clone(),
+                            declared: text.as_str().into(),
                         }),
                     }
                 }

@@ -14,7 +14,7 @@ use wasmtime::{Caller, Memory, ResourceLimiter};
 use super::Limits;
 use crate::core::Core;
 use crate::error::{CallFailure, HostCallError};
-use crate::exec::Exec;
+use crate::exec::{Answer, Exec};
 
 /// The invocation an instance is running: its context, the node's core (for nested calls)
 /// and what it runs for.
@@ -34,8 +34,11 @@ pub struct HostState {
     /// The invocation now running; `None` between calls and while the module describes
     /// itself.
     pub(super) running: Option<Running>,
-    /// The bytes the last host call produced, for `read_result`.
-    pub(super) result: Vec<u8>,
+    /// What the last host call answered, for `read_result`.
+    pub(super) result: Answer,
+    /// Where `read_result` encodes rows before copying them into the module: kept, so that
+    /// answering a call allocates nothing once it has grown.
+    pub(super) encoded: Vec<u8>,
     /// What `set_error` said: a reducer's error, or the SDK's panic message before it traps.
     pub(super) error: Option<String>,
     /// What `return_value` handed over.
@@ -51,7 +54,8 @@ impl HostState {
             memory: None,
             limits,
             running: None,
-            result: Vec::new(),
+            result: Answer::default(),
+            encoded: Vec::new(),
             error: None,
             returned: None,
             failure: None,
@@ -390,7 +394,7 @@ pub(super) fn finish_error(
     }
     let mut message = e.message;
     truncate_at_char(&mut message, host::MAX_ERROR_MESSAGE);
-    caller.data_mut().result = message.into_bytes();
+    caller.data_mut().result = Answer::Bytes(message.into_bytes());
     Ok(e.code.to_return())
 }
 
@@ -407,16 +411,34 @@ pub(crate) fn truncate_at_char(s: &mut String, max: usize) {
 
 pub(super) fn finish_bytes(
     caller: &mut Caller<'_, HostState>,
-    ret: Result<Vec<u8>, HostCallError>,
+    ret: Result<impl Into<Answer>, HostCallError>,
 ) -> wasmtime::Result<i64> {
     match ret {
-        Ok(bytes) => {
-            let len = bytes.len() as i64;
-            caller.data_mut().result = bytes;
+        Ok(answer) => {
+            let answer = answer.into();
+            let len = answer.len() as i64;
+            caller.data_mut().result = answer;
             Ok(len)
         }
         Err(e) => finish_error(caller, e),
     }
+}
+
+/// `read_result`: copies the last answer into the module at `ptr`, encoding it first when it
+/// is rows. The answer is taken: a second read gets nothing.
+pub(super) fn read_result(caller: &mut Caller<'_, HostState>, ptr: i32) -> wasmtime::Result<()> {
+    let state = caller.data_mut();
+    let answer = std::mem::take(&mut state.result);
+    let mut buf = std::mem::take(&mut state.encoded);
+    let bytes = answer.encoded(&mut buf);
+    debug_assert_eq!(
+        bytes.len(),
+        answer.len(),
+        "the length the host call returned"
+    );
+    let written = write_guest(caller, ptr, bytes);
+    caller.data_mut().encoded = buf;
+    written
 }
 
 pub(super) fn finish_u64(

@@ -5,14 +5,14 @@ use interstice_abi::host::{self, LogLevel};
 use wasmtime::{Caller, Linker};
 
 use super::guest::{
-    HostState, deny_in_query, finish_bytes, finish_i32, finish_u64, read_guest, read_name,
-    read_text, with_guest_bytes, with_running, write_guest,
+    HostState, deny_in_query, finish_bytes, finish_error, finish_i32, finish_u64, read_guest,
+    read_name, read_result, read_text, with_guest_bytes, with_running,
 };
 
 /// The longest `ctx.log` line kept, in bytes; longer ones are cut and say so.
 const MAX_LOG_LINE: usize = 4096;
 use crate::error::{HostCallError, LoadError};
-use crate::exec::Exec;
+use crate::exec::{Answer, Exec};
 
 /// Links the core host calls into `linker`.
 pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
@@ -68,10 +68,7 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
         .func_wrap(
             m,
             "read_result",
-            |mut caller: Caller<'_, HostState>, ptr: i32| {
-                let bytes = std::mem::take(&mut caller.data_mut().result);
-                write_guest(&mut caller, ptr, &bytes)
-            },
+            |mut caller: Caller<'_, HostState>, ptr: i32| read_result(&mut caller, ptr),
         )
         .map_err(wrap)?;
     linker
@@ -115,7 +112,7 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
     bytes_op!("delete", true, |inv, table, bytes| inv.delete(table, bytes));
     bytes_op!("get", false, |inv, table, bytes| inv.get(table, bytes));
 
-    type ColumnOp = fn(&mut Exec, i32, i32, &[u8]) -> Result<Vec<u8>, HostCallError>;
+    type ColumnOp = fn(&mut Exec, i32, i32, &[u8]) -> Result<Answer, HostCallError>;
     let column_ops: [(&str, ColumnOp); 2] = [
         ("lookup", |inv, table, column, key| {
             inv.lookup(table, column, key)
@@ -135,9 +132,9 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
                       ptr: i32,
                       len: i32|
                       -> wasmtime::Result<i64> {
-                    let bytes = read_guest(&mut caller, ptr, len)?;
-                    let ret =
-                        with_running(&mut caller, |r| Ok(op(&mut r.exec, table, column, &bytes)))?;
+                    let ret = with_guest_bytes(&mut caller, ptr, len, |r, bytes| {
+                        op(&mut r.exec, table, column, bytes)
+                    })?;
                     finish_bytes(&mut caller, ret)
                 },
             )
@@ -256,7 +253,7 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> Result<(), LoadError> {
                             let _ = caller.set_fuel(fuel.saturating_sub(used));
                             finish_bytes(&mut caller, Ok(bytes))
                         }
-                        Err(e) => finish_bytes(&mut caller, Err(e)),
+                        Err(e) => finish_error(&mut caller, e),
                     }
                 },
             )

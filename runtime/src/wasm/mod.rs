@@ -17,6 +17,7 @@ pub(crate) use guest::{Running, truncate_at_char};
 pub(crate) use host_calls::link;
 
 use crate::error::{CallFailure, LoadError};
+use crate::exec::Answer;
 
 /// Limits that apply to every module instance.
 #[derive(Clone, Debug)]
@@ -290,7 +291,7 @@ impl ModuleInstance {
         {
             let state = self.store.data_mut();
             state.running = Some(running());
-            state.result.clear();
+            state.result = Answer::default();
             state.error = None;
             state.returned = None;
             state.failure = None;

@@ -72,7 +72,10 @@ pub fn encode(value: &Value) -> Vec<u8> {
 /// How many bytes [`encode_into`] appends for `value`, without encoding it: callers reserve
 /// that much first, so that encoding a row copies its bytes once instead of growing the
 /// buffer as it goes (rows the host hands to modules, log records).
+#[inline]
 pub fn encoded_len(value: &Value) -> usize {
+    // Inline for the scalars and byte strings that make up most rows; the nested values,
+    // which recurse, out of line.
     match value {
         Value::Bool(_) | Value::U8(_) | Value::I8(_) | Value::Option(None) => 1,
         Value::U16(_) | Value::I16(_) => 2,
@@ -80,6 +83,13 @@ pub fn encoded_len(value: &Value) -> usize {
         Value::U64(_) | Value::I64(_) | Value::F64(_) => 8,
         Value::String(s) => varint_len(s.len() as u64) + s.len(),
         Value::Bytes(b) => varint_len(b.len() as u64) + b.len(),
+        _ => nested_encoded_len(value),
+    }
+}
+
+#[inline(never)]
+fn nested_encoded_len(value: &Value) -> usize {
+    match value {
         Value::List(items) => {
             varint_len(items.len() as u64) + items.iter().map(encoded_len).sum::<usize>()
         }
@@ -88,10 +98,12 @@ pub fn encoded_len(value: &Value) -> usize {
         Value::Enum { variant, fields } => {
             varint_len(u64::from(*variant)) + fields.iter().map(encoded_len).sum::<usize>()
         }
+        scalar => encoded_len(scalar),
     }
 }
 
 /// The bytes of `n` as a LEB128 varint: one per started group of seven bits.
+#[inline]
 pub fn varint_len(n: u64) -> usize {
     (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
 }
