@@ -107,6 +107,14 @@ fn fail_after_write(ctx: ReducerContext, key: u64) -> Result<(), String> {
     Err(format!("refused key {key}"))
 }
 
+/// Panics after writing: the node fails it, saying which reducer panicked, and nothing it
+/// wrote commits.
+#[reducer(writes(t2))]
+fn panic_after_write(ctx: ReducerContext, key: u64) -> Result<(), String> {
+    upsert(&*ctx.current.tables.t2(), T2 { id: key, value: 1 })?;
+    panic!("no key {key} here");
+}
+
 /// No declaration: may touch every table of the module, so it conflicts with everything here.
 #[reducer]
 fn sweep(ctx: ReducerContext, key: u64) -> Result<(), String> {

@@ -187,33 +187,33 @@ unsafe fn take_args(ptr: i32, len: i32) -> Box<[u8]> {
 pub fn dispatch_reducer(index: i32, args: &[u8]) -> Result<(), String> {
     // Copy the function out: the reducer may call back into this instance (nested calls), and
     // must not find the registry locked.
-    let (name, call) = {
+    let (at, call) = {
         let registry = registry();
         let entry = usize::try_from(index)
             .ok()
-            .and_then(|i| registry.reducers.get(i));
+            .and_then(|i| Some((i, registry.reducers.get(i)?)));
         match entry {
-            Some((schema, call)) => (schema.name.clone(), *call),
+            Some((at, (_, call))) => (at, *call),
             None => return Err(unknown("reducer", index, registry.reducers.len())),
         }
     };
-    let _current = Current::enter(|| format!("running reducer `{name}`"));
+    let _current = Current::running(Running::Reducer(at));
     call(args)
 }
 
 /// Runs query number `index` on encoded arguments and returns its encoded result.
 pub fn dispatch_query(index: i32, args: &[u8]) -> Result<Vec<u8>, String> {
-    let (name, call) = {
+    let (at, call) = {
         let registry = registry();
         let entry = usize::try_from(index)
             .ok()
-            .and_then(|i| registry.queries.get(i));
+            .and_then(|i| Some((i, registry.queries.get(i)?)));
         match entry {
-            Some((schema, call)) => (schema.name.clone(), *call),
+            Some((at, (_, call))) => (at, *call),
             None => return Err(unknown("query", index, registry.queries.len())),
         }
     };
-    let _current = Current::enter(|| format!("running query `{name}`"));
+    let _current = Current::running(Running::Query(at));
     call(args)
 }
 
@@ -410,7 +410,58 @@ pub fn assert_auto_inc<T: AutoInc + ?Sized>() {}
 pub fn assert_node_id<T: NodeId + ?Sized>() {}
 
 std::thread_local! {
-    static CURRENT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    static CURRENT: std::cell::RefCell<Vec<Doing>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// What the module is doing, for a panic's message (only wasm's panic hook reads it).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+enum Doing {
+    /// Registering, describing itself...: rare, so said in words up front.
+    Said(String),
+    /// Running a function of the registry, named only if it panics: a call builds no text.
+    Running(Running),
+}
+
+#[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+enum Running {
+    Reducer(usize),
+    Query(usize),
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+impl Doing {
+    fn describe(&self) -> String {
+        let running = match self {
+            Doing::Said(what) => return what.clone(),
+            Doing::Running(running) => running,
+        };
+        // A panic inside the registry's lock is one while registering (`Said`); should it be
+        // held anyway, the number still says which function it was.
+        let registry = REGISTRY.try_lock().ok();
+        let (kind, at, name) = match *running {
+            Running::Reducer(at) => (
+                "reducer",
+                at,
+                registry
+                    .as_ref()
+                    .and_then(|r| r.reducers.get(at))
+                    .map(|(s, _)| s.name.clone()),
+            ),
+            Running::Query(at) => (
+                "query",
+                at,
+                registry
+                    .as_ref()
+                    .and_then(|r| r.queries.get(at))
+                    .map(|(s, _)| s.name.clone()),
+            ),
+        };
+        match name {
+            Some(name) => format!("running {kind} `{name}`"),
+            None => format!("running {kind} number {at}"),
+        }
+    }
 }
 
 /// Remembers what the module is doing (running a reducer, describing itself...), so a panic
@@ -421,7 +472,14 @@ impl Current {
     /// Natively nothing reads it (the panic hook is wasm's), so the text is not even built.
     fn enter(what: impl FnOnce() -> String) -> Current {
         if cfg!(target_arch = "wasm32") {
-            CURRENT.with(|c| c.borrow_mut().push(what()));
+            CURRENT.with(|c| c.borrow_mut().push(Doing::Said(what())));
+        }
+        Current
+    }
+
+    fn running(running: Running) -> Current {
+        if cfg!(target_arch = "wasm32") {
+            CURRENT.with(|c| c.borrow_mut().push(Doing::Running(running)));
         }
         Current
     }
@@ -451,7 +509,11 @@ pub fn install_panic_hook() {
                     .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
                     .unwrap_or_default();
                 let doing = CURRENT
-                    .with(|c| c.borrow().last().map(|what| format!(" while {what}")))
+                    .with(|c| {
+                        c.borrow()
+                            .last()
+                            .map(|doing| format!(" while {}", doing.describe()))
+                    })
                     .unwrap_or_default();
                 host_calls::set_error(&format!("panicked{doing}{place}: {message}"));
             }));

@@ -216,6 +216,20 @@ fn nested_calls_run_in_the_callers_transaction() {
     assert!(row(&node, "workload_a.t8", 4).is_none());
     assert!(row(&node, "workload_b.t2", 4).is_none());
 
+    // A panic fails the reducer with the panic's message, the reducer's name and the place.
+    let outcome = call("workload_a", "panic_after_write", &[Value::U64(6)]);
+    let Outcome::Failed { reason, .. } = outcome else {
+        panic!("panic_after_write committed")
+    };
+    let message = reason.to_string();
+    assert!(
+        message.contains("panicked while running reducer `panic_after_write` at ")
+            && message.contains("common.rs")
+            && message.contains("no key 6 here"),
+        "{message}"
+    );
+    assert!(row(&node, "workload_a.t2", 6).is_none());
+
     // `replace` hands back the row it replaced; `update` (in `upsert`) writes the same way.
     for (value, replaced) in [(5, 0), (9, 5), (2, 9)] {
         assert!(
