@@ -19,8 +19,8 @@ use smallvec::SmallVec;
 /// A declared partition access of a table: the expression and whether it writes.
 #[derive(Clone, Debug)]
 pub(crate) struct PartGrant {
-    /// `module.table`. Shared, like `declared`: every call's [`Parts`] holds both, and
-    /// evaluating them happens on the driving thread, before a window is planned.
+    /// `module.table`. Shared: every call's [`Parts`] holds it, and evaluating them happens
+    /// on the driving thread, before a window is planned.
     pub table: Arc<str>,
     pub parts: PartExpr,
     pub write: bool,
@@ -96,12 +96,11 @@ impl std::fmt::Display for Ranges {
 }
 
 /// One table's partitions an invocation may read, and may write (writing implies reading).
+/// (Messages name the declarations from the reducer's grants: a call does not copy them.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TableParts {
     pub reads: Ranges,
     pub writes: Ranges,
-    /// The declarations, for messages.
-    pub declared: Vec<Arc<str>>,
 }
 
 impl TableParts {
@@ -110,10 +109,10 @@ impl TableParts {
     }
 }
 
-/// What an invocation's partition declarations come to, by table (`module.table`): a list,
-/// since a reducer declares partitions of a table or two.
+/// What an invocation's partition declarations come to, by table (`module.table`): a short
+/// list, inline, since a reducer declares partitions of a table or two.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Parts(Vec<(Arc<str>, TableParts)>);
+pub(crate) struct Parts(SmallVec<[(Arc<str>, TableParts); 2]>);
 
 impl Parts {
     pub fn get(&self, table: &str) -> Option<&TableParts> {
@@ -170,7 +169,6 @@ pub(crate) fn evaluate(
         } else {
             table.reads.add(range);
         }
-        table.declared.push(grant.declared.clone());
     }
     Some(parts)
 }

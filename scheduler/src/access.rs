@@ -190,26 +190,36 @@ impl AccessSet {
     /// written, or the part is written.
     #[must_use]
     pub fn read_part(mut self, table: ResourceId, part: Part) -> Self {
+        self.add_read_part(table, part);
+        self
+    }
+
+    /// [`read_part`](Self::read_part) in place: adding many parts then moves no set around.
+    pub fn add_read_part(&mut self, table: ResourceId, part: Part) {
         if self.writes.binary_search(&table).is_err()
             && self.reads.binary_search(&table).is_err()
             && self.part_writes.binary_search(&(table, part)).is_err()
         {
             insert_sorted(&mut self.part_reads, (table, part));
         }
-        self
     }
 
     /// Adds a write of partition `part` of `table`, which supersedes a read of that part; a
     /// no-op if the whole table is written.
     #[must_use]
     pub fn write_part(mut self, table: ResourceId, part: Part) -> Self {
+        self.add_write_part(table, part);
+        self
+    }
+
+    /// [`write_part`](Self::write_part) in place.
+    pub fn add_write_part(&mut self, table: ResourceId, part: Part) {
         if self.writes.binary_search(&table).is_err() {
             if let Ok(at) = self.part_reads.binary_search(&(table, part)) {
                 self.part_reads.remove(at);
             }
             insert_sorted(&mut self.part_writes, (table, part));
         }
-        self
     }
 
     /// Whole tables read and not written, sorted.

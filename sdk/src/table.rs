@@ -80,7 +80,10 @@ impl<M> Tables<M> {
     }
 
     fn handle(&self, name: &'static str) -> Result<i32> {
-        if let Some((_, id)) = self.handles.borrow().iter().find(|(n, _)| *n == name) {
+        // Names are each table's `NAME` constant, so the same table comes back with the same
+        // pointer: compared first, it spares comparing the bytes on every access.
+        let same = |n: &&str| std::ptr::eq(*n, name) || *n == name;
+        if let Some((_, id)) = self.handles.borrow().iter().find(|(n, _)| same(n)) {
             return id.clone();
         }
         // SAFETY: the pointer and length describe `name`, alive for the call.

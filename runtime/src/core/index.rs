@@ -63,30 +63,22 @@ pub(crate) struct PartPlan {
 }
 
 impl PartPlan {
-    /// `access` plus the partitions the call with `args` touches, and those partitions for
-    /// the host's checks; the whole tables (and `None`) when they cannot be evaluated.
-    pub fn apply(
-        &self,
-        access: sched::AccessSet,
-        args: &[u8],
-    ) -> (sched::AccessSet, Option<Parts>) {
-        let whole = |mut access: sched::AccessSet| {
+    /// Adds to `access` the partitions the call with `args` touches, and returns them for the
+    /// host's checks; adds the whole tables (and returns `None`) when they cannot be evaluated.
+    pub fn apply(&self, access: &mut sched::AccessSet, args: &[u8]) -> Option<Parts> {
+        let Some(parts) = partition::evaluate(&self.grants, &self.params, args, &self.registry)
+        else {
             for (grant, table) in self.grants.iter().zip(&self.tables) {
                 if let Some(table) = *table {
-                    access = if grant.write {
-                        access.write(table)
+                    *access = if grant.write {
+                        std::mem::take(access).write(table)
                     } else {
-                        access.read(table)
+                        std::mem::take(access).read(table)
                     };
                 }
             }
-            access
+            return None;
         };
-        let Some(parts) = partition::evaluate(&self.grants, &self.params, args, &self.registry)
-        else {
-            return (whole(access), None);
-        };
-        let mut access = access;
         for (grant, table) in self.grants.iter().zip(&self.tables) {
             let (Some(table), Some(found)) = (*table, parts.get(&grant.table)) else {
                 continue;
@@ -95,17 +87,17 @@ impl PartPlan {
             // more.
             if grant.write {
                 for v in found.writes.values() {
-                    access = access.write_part(table, partition::sched_part(v));
+                    access.add_write_part(table, partition::sched_part(v));
                 }
             } else {
                 for v in found.reads.values() {
                     if !found.writes.contains(v) {
-                        access = access.read_part(table, partition::sched_part(v));
+                        access.add_read_part(table, partition::sched_part(v));
                     }
                 }
             }
         }
-        (access, Some(parts))
+        Some(parts)
     }
 }
 

@@ -6,10 +6,23 @@ use std::ops::Bound;
 use interstice_abi::Value;
 use interstice_abi::host::ErrorCode;
 
-use super::{Exec, Handle, HostError};
+use super::{Exec, Grant, Handle, HostError};
 use crate::partition::{self, TableParts};
 
 impl Exec {
+    /// The invocation's partition declarations of `handle`'s table, as written, for messages.
+    fn declared(&self, handle: &Handle) -> String {
+        let Grant::Declared { partitions, .. } = &self.frame.permissions.grant else {
+            return String::new();
+        };
+        partitions
+            .iter()
+            .filter(|g| *g.table == *handle.name)
+            .map(|g| &*g.declared)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Refuses `what` on a table this invocation may touch only some partitions of: it could
     /// reach rows of other partitions, which other invocations may be writing in parallel.
     pub(super) fn whole_needed(
@@ -18,9 +31,9 @@ impl Exec {
         what: &str,
         instead: &str,
     ) -> Result<(), HostError> {
-        let Some((_, parts)) = &handle.parts else {
+        if handle.parts.is_none() {
             return Ok(());
-        };
+        }
         Err(HostError::fatal(
             ErrorCode::Denied,
             format!(
@@ -28,7 +41,7 @@ impl Exec {
                 self.frame.module,
                 self.frame.function,
                 handle.name,
-                parts.declared.join(", ")
+                self.declared(handle)
             ),
         ))
     }
@@ -59,7 +72,7 @@ impl Exec {
                 handle.column_names[*column],
                 partition::key(value).map_or_else(|| format!("{value:?}"), |v| v.to_string()),
                 handle.name,
-                parts.declared.join(", "),
+                self.declared(handle),
                 ranges,
             ),
         ))
@@ -134,7 +147,7 @@ impl Exec {
                 self.frame.function,
                 partition::key(key).map_or_else(|| format!("{key:?}"), |v| v.to_string()),
                 handle.name,
-                parts.declared.join(", "),
+                self.declared(handle),
                 handle.column_names[*column],
                 ranges,
             ),
