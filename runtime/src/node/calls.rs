@@ -131,9 +131,20 @@ impl NodeInner {
     /// and runs the non-conflicting ones in parallel.
     pub fn call_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
         // Built before the inbox lock is taken: copying arguments is no work to do under it.
+        // A batch usually calls one reducer again and again: its names are shared, not copied.
+        let mut names: Option<(Arc<str>, Arc<str>)> = None;
         let submissions: Vec<Submission> = calls
             .iter()
-            .map(|(module, reducer, args)| Submission::call(*module, *reducer, args.clone()))
+            .map(|(module, reducer, args)| {
+                let (m, r) = match &names {
+                    Some((m, r)) if **m == **module && **r == **reducer => (m.clone(), r.clone()),
+                    _ => {
+                        let fresh: (Arc<str>, Arc<str>) = ((*module).into(), (*reducer).into());
+                        names.insert(fresh).clone()
+                    }
+                };
+                Submission::call(m, r, args.clone())
+            })
             .collect();
         let tickets = self.entrance.submit_awaited_all(submissions);
         let outcomes = self.drive_tickets(tickets)?;
