@@ -152,13 +152,20 @@ pub(crate) fn evaluate(
 ) -> Option<Parts> {
     let values =
         interstice_abi::decode_fields(args, params.iter().map(|(_, t)| t), registry).ok()?;
-    let arg = |name: &str| {
+    evaluate_with(grants, |name: &str| {
         let at = params.iter().position(|(n, _)| n == name)?;
         key(values.get(at)?)
-    };
+    })
+}
+
+/// [`evaluate`] with the arguments' integer values given by `arg`, by parameter name.
+pub(crate) fn evaluate_with(
+    grants: &[PartGrant],
+    arg: impl Fn(&str) -> Option<i128>,
+) -> Option<Parts> {
     let mut parts = Parts::default();
     for grant in grants {
-        let range = grant.parts.eval(arg)?;
+        let range = grant.parts.eval(&arg)?;
         let width = (range.end() - range.start()).saturating_add(1);
         if width > i128::from(MAX_PARTS) {
             return None;
@@ -171,6 +178,78 @@ pub(crate) fn evaluate(
         }
     }
     Some(parts)
+}
+
+/// Where the parameters that partition declarations name lie in a call's encoded arguments,
+/// when they are integers and every parameter before them has a fixed width (integers, floats,
+/// `bool`): their values are then read straight from the bytes, and planning the call decodes
+/// nothing. The same values as decoding gives, for arguments that decode; bytes that do not
+/// decode fail the call when it runs, whatever partitions it was planned with.
+#[derive(Clone, Debug)]
+pub(crate) struct FixedArgs(Vec<(String, usize, Type)>);
+
+impl FixedArgs {
+    /// `None` when a named parameter is not an integer or comes after a variable-width one.
+    pub fn new(params: &[(String, Type)], grants: &[PartGrant]) -> Option<FixedArgs> {
+        let named = |name: &str| grants.iter().any(|g| g.parts.args().any(|a| a == name));
+        let wanted = params.iter().filter(|(n, _)| named(n)).count();
+        let mut found = Vec::new();
+        let mut offset = 0;
+        for (name, ty) in params {
+            if found.len() == wanted {
+                break;
+            }
+            if named(name) {
+                key_width(ty)?;
+                found.push((name.clone(), offset, ty.clone()));
+            }
+            offset += fixed_width(ty)?;
+        }
+        Some(FixedArgs(found))
+    }
+
+    /// The values of the named parameters in `args`, in order; `None` when they are too short.
+    pub fn values(&self, args: &[u8]) -> Option<smallvec::SmallVec<[i128; 2]>> {
+        self.0.iter().map(|(n, _, _)| self.get(args, n)).collect()
+    }
+
+    /// The value of integer parameter `name` in `args`; `None` when they are too short.
+    pub fn get(&self, args: &[u8], name: &str) -> Option<i128> {
+        let (_, at, ty) = self.0.iter().find(|(n, _, _)| n == name)?;
+        let bytes = args.get(*at..*at + key_width(ty)?)?;
+        let mut le = [0u8; 8];
+        le[..bytes.len()].copy_from_slice(bytes);
+        let raw = u64::from_le_bytes(le);
+        Some(match ty {
+            Type::U8 | Type::U16 | Type::U32 | Type::U64 => i128::from(raw),
+            Type::I8 => i128::from(raw as u8 as i8),
+            Type::I16 => i128::from(raw as u16 as i16),
+            Type::I32 => i128::from(raw as u32 as i32),
+            Type::I64 => i128::from(raw as i64),
+            _ => return None,
+        })
+    }
+}
+
+/// The encoded width of a value of `ty`, when every value of it has the same.
+fn fixed_width(ty: &Type) -> Option<usize> {
+    match ty {
+        Type::Bool => Some(1),
+        Type::F32 => Some(4),
+        Type::F64 => Some(8),
+        other => key_width(other),
+    }
+}
+
+/// The width of an integer type, the types a partition can be named by.
+fn key_width(ty: &Type) -> Option<usize> {
+    Some(match ty {
+        Type::U8 | Type::I8 => 1,
+        Type::U16 | Type::I16 => 2,
+        Type::U32 | Type::I32 => 4,
+        Type::U64 | Type::I64 => 8,
+        _ => return None,
+    })
 }
 
 /// The partition key of an integer value.
@@ -230,6 +309,59 @@ mod tests {
         assert!(cells.may_read(4) && cells.may_read(6) && !cells.may_read(7));
         assert!(cells.reads.covers(4, 6) && !cells.reads.covers(4, 7));
         assert_eq!(cells.reads.to_string(), "4..=6");
+    }
+
+    /// Read in place or decoded, the arguments name the same partitions, for every integer
+    /// type and sign, behind fixed-width parameters of every kind.
+    #[test]
+    fn arguments_read_in_place_name_what_decoding_names() {
+        let registry = TypeRegistry::default();
+        let grants = [
+            grant("cells[at - 1 ..= at + 1]", false),
+            grant("cells[at]", true),
+        ];
+        let before = [
+            ("flag".to_owned(), Type::Bool),
+            ("x".to_owned(), Type::F64),
+            ("n".to_owned(), Type::I16),
+        ];
+        let values = [
+            (Value::U8(200), Type::U8),
+            (Value::I8(-100), Type::I8),
+            (Value::U16(60_000), Type::U16),
+            (Value::I16(-30_000), Type::I16),
+            (Value::U32(4_000_000_000), Type::U32),
+            (Value::I32(-2_000_000_000), Type::I32),
+            (Value::U64(u64::MAX - 3), Type::U64),
+            (Value::I64(i64::MIN + 3), Type::I64),
+        ];
+        for (value, ty) in values {
+            let mut params = before.to_vec();
+            params.push(("at".to_owned(), ty.clone()));
+            params.push(("tail".to_owned(), Type::String));
+            let mut args = Vec::new();
+            for v in [
+                Value::Bool(true),
+                Value::F64(1.5),
+                Value::I16(-2),
+                value.clone(),
+            ] {
+                args.extend(encode(&v));
+            }
+            args.extend(encode(&Value::String("after".into())));
+            let fixed = FixedArgs::new(&params, &grants).expect("fixed widths before `at`");
+            let fast = evaluate_with(&grants, |n| fixed.get(&args, n));
+            let slow = evaluate(&grants, &params, &args, &registry);
+            assert_eq!(fast, slow, "{value:?}");
+            assert_eq!(fixed.get(&args, "at"), key(&value), "{value:?}");
+            // Too short: nothing read, so the caller falls back to decoding.
+            assert_eq!(fixed.get(&args[..args.len() - 8], "at"), None);
+        }
+        // After a variable-width parameter, or not an integer: no fixed place.
+        let late = [("s".to_owned(), Type::String), ("at".to_owned(), Type::U32)];
+        assert!(FixedArgs::new(&late, &grants).is_none());
+        let float = [("at".to_owned(), Type::F32)];
+        assert!(FixedArgs::new(&float, &grants).is_none());
     }
 
     #[test]

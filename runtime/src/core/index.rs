@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use interstice_abi::{Authority, Event, TableEvent, TypeRegistry};
 use interstice_scheduler::{self as sched, LaneId};
 use interstice_store::{Store, TableId};
@@ -57,16 +59,78 @@ pub(super) struct Index {
 pub(crate) struct PartPlan {
     pub grants: Vec<PartGrant>,
     pub params: Arc<[(String, interstice_abi::Type)]>,
+    /// Where the named arguments lie in the encoded call, when that is fixed: planning a call
+    /// then reads them in place (it runs on the driving thread, for every call).
+    pub fixed: Option<partition::FixedArgs>,
     pub registry: Arc<TypeRegistry>,
     /// The scheduler's id of each grant's table, in the order of `grants`.
     pub tables: Vec<Option<sched::ResourceId>>,
+    /// Recent calls' plans by the values of their partition arguments. Most calls name
+    /// partitions named before (a simulation's regions, a bank's lanes), and planning one then
+    /// costs a lookup instead of building an access set and its partitions (a small reducer's
+    /// plan was as much work as running it, on the one thread that plans for every worker).
+    /// A plan is a function of the arguments and the index this belongs to, so it never goes
+    /// stale; the map is emptied when it reaches [`PLANS_KEPT`].
+    pub planned: Mutex<HashMap<PartKey, Planned, foldhash::fast::RandomState>>,
 }
 
+/// The values of a call's partition arguments, in the order of [`partition::FixedArgs`].
+pub(crate) type PartKey = smallvec::SmallVec<[i128; 2]>;
+
+/// A call's access set, and its partitions for the host's checks.
+pub(crate) type Planned = (Arc<sched::AccessSet>, Option<Arc<Parts>>);
+
+/// How many plans one reducer keeps.
+const PLANS_KEPT: usize = 4096;
+
 impl PartPlan {
+    pub fn new(
+        grants: Vec<PartGrant>,
+        params: Arc<[(String, interstice_abi::Type)]>,
+        registry: Arc<TypeRegistry>,
+        tables: Vec<Option<sched::ResourceId>>,
+    ) -> PartPlan {
+        PartPlan {
+            fixed: partition::FixedArgs::new(&params, &grants),
+            grants,
+            params,
+            registry,
+            tables,
+            planned: Mutex::default(),
+        }
+    }
+
+    /// The access set of a call with `args` to the reducer whose own access is `base`, and
+    /// its partitions; kept for the next call that names the same ones.
+    pub fn plan(&self, base: &Arc<sched::AccessSet>, args: &[u8]) -> Planned {
+        let key = self.fixed.as_ref().and_then(|fixed| fixed.values(args));
+        if let Some(key) = &key
+            && let Some(planned) = self.planned.lock().get(key)
+        {
+            return planned.clone();
+        }
+        let mut access = sched::AccessSet::clone(base);
+        let parts = self.apply(&mut access, args).map(Arc::new);
+        let planned = (Arc::new(access), parts);
+        if let Some(key) = key {
+            let mut kept = self.planned.lock();
+            if kept.len() >= PLANS_KEPT {
+                kept.clear();
+            }
+            kept.insert(key, planned.clone());
+        }
+        planned
+    }
+
     /// Adds to `access` the partitions the call with `args` touches, and returns them for the
     /// host's checks; adds the whole tables (and returns `None`) when they cannot be evaluated.
     pub fn apply(&self, access: &mut sched::AccessSet, args: &[u8]) -> Option<Parts> {
-        let Some(parts) = partition::evaluate(&self.grants, &self.params, args, &self.registry)
+        let in_place = self
+            .fixed
+            .as_ref()
+            .and_then(|fixed| partition::evaluate_with(&self.grants, |n| fixed.get(args, n)));
+        let Some(parts) = in_place
+            .or_else(|| partition::evaluate(&self.grants, &self.params, args, &self.registry))
         else {
             for (grant, table) in self.grants.iter().zip(&self.tables) {
                 if let Some(table) = *table {
@@ -245,12 +309,12 @@ impl Index {
                         own_without_parts.push((node, access));
                         index.part_plans.entry(name.clone()).or_default().insert(
                             function.clone(),
-                            Arc::new(PartPlan {
-                                grants: grants.to_vec(),
-                                params: r.permissions.params.clone(),
-                                registry: module.registry.clone(),
+                            Arc::new(PartPlan::new(
+                                grants.to_vec(),
+                                r.permissions.params.clone(),
+                                module.registry.clone(),
                                 tables,
-                            }),
+                            )),
                         );
                     }
                 }

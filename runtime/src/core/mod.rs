@@ -219,9 +219,9 @@ impl Core {
                 .get(&*task.module)
                 .and_then(|reducers| reducers.get(&*task.reducer))
         {
-            let mut planned = Arc::unwrap_or_clone(access);
-            task.parts = plan.apply(&mut planned, &task.args).map(Arc::new);
-            access = Arc::new(planned);
+            let (planned, parts) = plan.plan(&access, &task.args);
+            access = planned;
+            task.parts = parts;
         }
         if (task.timer().is_some() || task.origin().is_some())
             && let Some(host) = index.host_tables.get(&*task.module)
