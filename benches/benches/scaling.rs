@@ -6,7 +6,8 @@
 //! `INTERSTICE_BENCH_WORKERS=1,2,4` to choose worker counts; `INTERSTICE_BENCH_COST_US=20`;
 //! `INTERSTICE_BENCH_CONTENTION=0,1` to choose conflict shares, 0 to 1;
 //! `INTERSTICE_BENCH_ITERS=N` to skip calibration; `INTERSTICE_BENCH_REPEATS=N` for longer
-//! runs, e.g. under a profiler).
+//! runs, e.g. under a profiler; `INTERSTICE_BENCH_CALLS=N` invocations per run instead of
+//! 2000; `INTERSTICE_BENCH_COLD=1` to skip the untimed warm-up before each run).
 //!
 //! Each invocation is `workload_a.spinN(key, iters)`, which burns `iters` rounds of arithmetic
 //! and updates one row of table `tN`. A conflicting invocation uses `spin0` (they all write
@@ -67,12 +68,22 @@ fn cpu_nanos() -> Option<u64> {
     Some(total)
 }
 
+/// Calls run untimed before each timed run.
+const WARM_UP: usize = 200;
+
 /// Seconds to run `calls` on `node`, all submitted at once, and the CPU seconds it took.
 fn run(node: &Node, calls: &[(&'static str, String, Vec<u8>)]) -> (f64, Option<f64>) {
     let refs: Vec<(&str, &str, Vec<u8>)> = calls
         .iter()
         .map(|(m, r, a)| (*m, r.as_str(), a.clone()))
         .collect();
+    if std::env::var_os("INTERSTICE_BENCH_COLD").is_none() {
+        // Untimed, so that the timed calls find the pool's threads awake, as a node under load
+        // does: the configurations alternate, and a node idle for the others' runs has let its
+        // threads sleep (waking one costs up to a millisecond on a virtual machine).
+        node.call_many(&refs[..refs.len().min(WARM_UP)])
+            .expect("calls run");
+    }
     let cpu_before = cpu_nanos();
     let started = Instant::now();
     let outcomes = node.call_many(&refs).expect("calls run");
@@ -116,7 +127,13 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![0.0, 0.5, 1.0]);
-    let (n, mut repeats) = if quick { (400, 3) } else { (2000, 5) };
+    let (mut n, mut repeats) = if quick { (400, 3) } else { (2000, 5) };
+    if let Some(calls) = std::env::var("INTERSTICE_BENCH_CALLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        n = calls;
+    }
     // More repeats give a profiler (`perf record`) a steady state to look at.
     if let Some(r) = std::env::var("INTERSTICE_BENCH_REPEATS")
         .ok()
