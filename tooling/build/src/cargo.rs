@@ -54,7 +54,14 @@ pub fn build(
         "target.{WASM_TARGET}.rustflags=[\"-C\", \"target-feature=+simd128\"]"
     ));
     if options.release {
-        cmd.arg("--release");
+        // One codegen unit, optimised across crates: the SDK's and the ABI's small functions
+        // (reading a byte, a count, a fixed-width number) inline into the module's own code
+        // instead of each being a wasm call with its fuel and its trip through the stack.
+        cmd.arg("--release")
+            .arg("--config")
+            .arg("profile.release.lto=true")
+            .arg("--config")
+            .arg("profile.release.codegen-units=1");
     }
     if !options.features.is_empty() {
         cmd.arg("--features").arg(options.features.join(","));
