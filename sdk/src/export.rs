@@ -439,23 +439,16 @@ impl Doing {
         // A panic inside the registry's lock is one while registering (`Said`); should it be
         // held anyway, the number still says which function it was.
         let registry = REGISTRY.try_lock().ok();
+        let registry = registry.as_deref();
         let (kind, at, name) = match *running {
-            Running::Reducer(at) => (
-                "reducer",
-                at,
-                registry
-                    .as_ref()
-                    .and_then(|r| r.reducers.get(at))
-                    .map(|(s, _)| s.name.clone()),
-            ),
-            Running::Query(at) => (
-                "query",
-                at,
-                registry
-                    .as_ref()
-                    .and_then(|r| r.queries.get(at))
-                    .map(|(s, _)| s.name.clone()),
-            ),
+            Running::Reducer(at) => {
+                let schema = registry.and_then(|r| r.reducers.get(at));
+                ("reducer", at, schema.map(|(s, _)| s.name.clone()))
+            }
+            Running::Query(at) => {
+                let schema = registry.and_then(|r| r.queries.get(at));
+                ("query", at, schema.map(|(s, _)| s.name.clone()))
+            }
         };
         match name {
             Some(name) => format!("running {kind} `{name}`"),

@@ -58,24 +58,22 @@ pub(crate) fn return_value(bytes: &[u8]) {
 /// Turns a host call's return into the result buffer's bytes (non-negative: their length) or
 /// the error it reports (negative: an [`ErrorCode`] and a message in the result buffer).
 pub(crate) fn result_bytes(ret: i64) -> Result<Vec<u8>> {
-    let len = status(ret)?;
-    let len = usize::try_from(len).map_err(|_| {
-        Error::new(
-            ErrorCode::BadInput,
-            format!("the host reported a result of {len} bytes, more than this module can address"),
-        )
-    })?;
-    let mut buf = vec![0u8; len];
-    if len > 0 {
-        // SAFETY: `buf` has exactly the `len` bytes the host said it will copy.
-        unsafe { sys::host_read_result(sys::ptr(buf.as_mut_ptr())) }
-    }
+    let mut buf = Vec::new();
+    read_result(ret, &mut buf)?;
     Ok(buf)
 }
 
 /// Like [`result_bytes`], but hands the bytes to `f` from a buffer the SDK keeps between
 /// calls instead of a new vector: table reads decode their rows straight out of it.
 pub(crate) fn with_result<R>(ret: i64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+    with_scratch(&RESULT, |buf| {
+        read_result(ret, buf)?;
+        f(buf)
+    })
+}
+
+/// Fills `buf` (empty) with the bytes a host call's non-negative `ret` announced.
+fn read_result(ret: i64, buf: &mut Vec<u8>) -> Result<()> {
     let len = status(ret)?;
     let len = usize::try_from(len).map_err(|_| {
         Error::new(
@@ -83,14 +81,12 @@ pub(crate) fn with_result<R>(ret: i64, f: impl FnOnce(&[u8]) -> Result<R>) -> Re
             format!("the host reported a result of {len} bytes, more than this module can address"),
         )
     })?;
-    with_scratch(&RESULT, |buf| {
-        buf.resize(len, 0);
-        if len > 0 {
-            // SAFETY: `buf` has exactly the `len` bytes the host said it will copy.
-            unsafe { sys::host_read_result(sys::ptr(buf.as_mut_ptr())) }
-        }
-        f(buf)
-    })
+    buf.resize(len, 0);
+    if len > 0 {
+        // SAFETY: `buf` has exactly the `len` bytes the host said it will copy.
+        unsafe { sys::host_read_result(sys::ptr(buf.as_mut_ptr())) }
+    }
+    Ok(())
 }
 
 /// Encodes `value` into a buffer the SDK keeps between calls and hands the bytes to `f`: a
