@@ -124,7 +124,7 @@ impl PartPlan {
 
     /// Adds to `access` the partitions the call with `args` touches, and returns them for the
     /// host's checks; adds the whole tables (and returns `None`) when they cannot be evaluated.
-    pub fn apply(&self, access: &mut sched::AccessSet, args: &[u8]) -> Option<Parts> {
+    fn apply(&self, access: &mut sched::AccessSet, args: &[u8]) -> Option<Parts> {
         let in_place = self
             .fixed
             .as_ref()
