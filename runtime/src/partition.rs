@@ -25,7 +25,7 @@ pub(crate) struct PartGrant {
     pub parts: PartExpr,
     pub write: bool,
     /// The declaration as written, for messages.
-    pub declared: Arc<str>,
+    pub declared: String,
 }
 
 /// Sets of partition values, as inclusive ranges. Most declarations name one range, held
@@ -35,26 +35,26 @@ pub(crate) struct Ranges(SmallVec<[RangeInclusive<i128>; 1]>);
 
 impl Ranges {
     fn add(&mut self, range: RangeInclusive<i128>) {
+        if range.start() > range.end() {
+            return;
+        }
         // The usual case, one range per declaration: nothing to merge.
-        if self.0.is_empty() && range.start() <= range.end() {
+        if self.0.is_empty() {
             self.0.push(range);
             return;
         }
-        if range.start() <= range.end() {
-            self.0.push(range);
-            self.0.sort_by_key(|r| *r.start());
-            let mut merged: SmallVec<[RangeInclusive<i128>; 1]> =
-                SmallVec::with_capacity(self.0.len());
-            for r in self.0.drain(..) {
-                match merged.last_mut() {
-                    Some(last) if *r.start() <= last.end().saturating_add(1) => {
-                        *last = *last.start()..=(*last.end()).max(*r.end());
-                    }
-                    _ => merged.push(r),
+        self.0.push(range);
+        self.0.sort_by_key(|r| *r.start());
+        let mut merged: SmallVec<[RangeInclusive<i128>; 1]> = SmallVec::with_capacity(self.0.len());
+        for r in self.0.drain(..) {
+            match merged.last_mut() {
+                Some(last) if *r.start() <= last.end().saturating_add(1) => {
+                    *last = *last.start()..=(*last.end()).max(*r.end());
                 }
+                _ => merged.push(r),
             }
-            self.0 = merged;
         }
+        self.0 = merged;
     }
 
     /// Adds every range of `other`.
@@ -131,6 +131,7 @@ impl Parts {
     }
 }
 
+#[cfg(test)]
 impl std::ops::Index<&str> for Parts {
     type Output = TableParts;
 
@@ -210,25 +211,33 @@ impl FixedArgs {
 
     /// The values of the named parameters in `args`, in order; `None` when they are too short.
     pub fn values(&self, args: &[u8]) -> Option<smallvec::SmallVec<[i128; 2]>> {
-        self.0.iter().map(|(n, _, _)| self.get(args, n)).collect()
+        self.0
+            .iter()
+            .map(|(_, at, ty)| read_int(args, *at, ty))
+            .collect()
     }
 
     /// The value of integer parameter `name` in `args`; `None` when they are too short.
     pub fn get(&self, args: &[u8], name: &str) -> Option<i128> {
         let (_, at, ty) = self.0.iter().find(|(n, _, _)| n == name)?;
-        let bytes = args.get(*at..*at + key_width(ty)?)?;
-        let mut le = [0u8; 8];
-        le[..bytes.len()].copy_from_slice(bytes);
-        let raw = u64::from_le_bytes(le);
-        Some(match ty {
-            Type::U8 | Type::U16 | Type::U32 | Type::U64 => i128::from(raw),
-            Type::I8 => i128::from(raw as u8 as i8),
-            Type::I16 => i128::from(raw as u16 as i16),
-            Type::I32 => i128::from(raw as u32 as i32),
-            Type::I64 => i128::from(raw as i64),
-            _ => return None,
-        })
+        read_int(args, *at, ty)
     }
+}
+
+/// The integer of type `ty` encoded at `at` in `args`; `None` when they are too short.
+fn read_int(args: &[u8], at: usize, ty: &Type) -> Option<i128> {
+    let bytes = args.get(at..at + key_width(ty)?)?;
+    let mut le = [0u8; 8];
+    le[..bytes.len()].copy_from_slice(bytes);
+    let raw = u64::from_le_bytes(le);
+    Some(match ty {
+        Type::U8 | Type::U16 | Type::U32 | Type::U64 => i128::from(raw),
+        Type::I8 => i128::from(raw as u8 as i8),
+        Type::I16 => i128::from(raw as u16 as i16),
+        Type::I32 => i128::from(raw as u32 as i32),
+        Type::I64 => i128::from(raw as i64),
+        _ => return None,
+    })
 }
 
 /// The encoded width of a value of `ty`, when every value of it has the same.
@@ -285,7 +294,7 @@ mod tests {
             table: format!("sim.{}", r.table).into(),
             parts: r.parts.unwrap(),
             write,
-            declared: text.into(),
+            declared: text.to_owned(),
         }
     }
 

@@ -91,12 +91,22 @@ pub(crate) fn put_op_with(
     write: impl FnOnce(&mut Vec<u8>),
 ) {
     out.reserve(op_len(len));
+    let op = out.len();
     out.push(kind as u8);
     put_varint(out, u64::from(table.0));
     put_varint(out, len as u64);
     let start = out.len();
     write(out);
-    debug_assert_eq!(out.len() - start, len, "the blob's announced length");
+    // `len` comes from `encoded_len`, which the codec's tests hold to the encoder. Should they
+    // ever disagree, the op is written again with the length of what was written: a wrong
+    // prefix would make a committed record unreadable, and recovery would drop it.
+    let written = out.len() - start;
+    debug_assert_eq!(written, len, "the blob's announced length");
+    if written != len {
+        let blob = out.split_off(start);
+        out.truncate(op);
+        put_op(out, kind, table, &blob);
+    }
 }
 
 pub(crate) fn put_counter(out: &mut Vec<u8>, table: TableId, column: usize, value: i128) {

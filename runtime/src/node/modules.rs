@@ -222,7 +222,7 @@ impl NodeInner {
                             table: table.into(),
                             parts,
                             write,
-                            declared: text.as_str().into(),
+                            declared: text.clone(),
                         }),
                     }
                 }

@@ -431,12 +431,11 @@ pub(super) fn read_result(caller: &mut Caller<'_, HostState>, ptr: i32) -> wasmt
     let answer = std::mem::take(&mut state.result);
     let mut buf = std::mem::take(&mut state.encoded);
     let bytes = answer.encoded(&mut buf);
-    debug_assert_eq!(
-        bytes.len(),
-        answer.len(),
-        "the length the host call returned"
-    );
-    let written = write_guest(caller, ptr, bytes);
+    // The module sized its buffer by the length the call returned (`len`); never write past
+    // it, even if the encoding and `len` ever disagreed.
+    let announced = answer.len();
+    debug_assert_eq!(bytes.len(), announced, "the length the host call returned");
+    let written = write_guest(caller, ptr, &bytes[..announced.min(bytes.len())]);
     caller.data_mut().encoded = buf;
     written
 }
