@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod host;
@@ -44,10 +45,10 @@ pub use codec::{
     DecodeError, DecodeLimits, decode, decode_fields, decode_with_limits, encode, encode_into,
     encoded_len, varint_len,
 };
+pub use event::{Authority, Event, ParseError, TableEvent};
 pub use module::{
-    Access, Authority, Event, MANAGER_QUERY, ModuleError, ModuleSchema, NodeBinding,
-    NodeDependency, ParseError, QuerySchema, ReducerSchema, TableEvent, check_module_name,
-    remote_target,
+    Access, MANAGER_QUERY, ModuleError, ModuleSchema, NodeBinding, NodeDependency, QuerySchema,
+    ReducerSchema, check_module_name, remote_target,
 };
 pub use schema::{
     Column, IndexKind, IndexSchema, Persistence, SchemaError, TableSchema, TableSchemaBuilder,
