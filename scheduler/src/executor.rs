@@ -51,6 +51,19 @@ const SPIN: Duration = if cfg!(loom) {
     Duration::from_micros(10)
 };
 
+/// How long a runner that finished a window waits for the next before it gives its pool
+/// thread back. Windows follow each other with a gap of tens of microseconds (the driver's
+/// last commits, planning the next); a runner that returned to the pool meanwhile would be
+/// asleep by then, and waking it costs more than the gap: up to a millisecond when a virtual
+/// machine's idle processor was halted, long enough to leave a whole window to the driver
+/// alone. Spinning first, then yielding, keeps the processor awake without keeping other
+/// threads of the machine from it. Nothing waits under loom.
+const BETWEEN_WINDOWS: Duration = if cfg!(loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(250)
+};
+
 /// How long the driver waits for a driven lane's invocation before it says so in the log.
 const DRIVER_PATIENCE: Duration = Duration::from_secs(1);
 
@@ -199,6 +212,126 @@ impl Spin {
     fn reset(&mut self) {
         self.until = None;
         self.rounds = 0;
+    }
+}
+
+/// The number of windows posted, and the one running (until it is finished).
+type Posted<T, O> = (u64, Option<Arc<Window<T, O>>>);
+
+/// Hands windows to the pool's runners. A runner that leaves a window takes the next one
+/// from here if it is posted within [`BETWEEN_WINDOWS`], so back-to-back windows reuse
+/// running threads instead of spawning a job (and waking a thread) per window.
+pub(crate) struct Relay<T, O> {
+    /// The window now running, until it is finished; with the number of windows posted so far.
+    current: Mutex<Posted<T, O>>,
+    /// `current`'s count, readable without the lock.
+    posted: Padded<AtomicU64>,
+    /// Runner jobs spawned and not yet gone: in a window, waiting for one, or queued on the
+    /// pool. Both this and `posted` are sequentially consistent (touched once per window), so a
+    /// runner that leaves as a window is posted either is counted by the driver, which then
+    /// spawns another, or sees the window and takes it.
+    live: Padded<AtomicU32>,
+}
+
+impl<T, O> Relay<T, O>
+where
+    T: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    pub(crate) fn new() -> Self {
+        Self {
+            current: Mutex::new((0, None)),
+            posted: Padded(AtomicU64::new(0)),
+            live: Padded(AtomicU32::new(0)),
+        }
+    }
+
+    fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Posted<T, O>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Posts `window` on `relay` and starts the runner jobs it needs beyond those still live.
+    fn post(relay: &Arc<Self>, window: &Arc<Window<T, O>>) {
+        let this = &**relay;
+        let wanted = window.runners() as u32;
+        if wanted == 0 {
+            return;
+        }
+        {
+            let mut current = this.lock();
+            current.0 += 1;
+            current.1 = Some(window.clone());
+            this.posted.store(current.0, Ordering::SeqCst);
+        }
+        let live = this.live.load(Ordering::SeqCst);
+        for _ in live..wanted {
+            this.live.fetch_add(1, Ordering::SeqCst);
+            start_runner(relay, &window.dispatch.pool);
+        }
+    }
+
+    /// Runner jobs spawned and not yet gone.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn live(&self) -> u32 {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Forgets `window` once it is finished, so that nothing here keeps its invocations alive.
+    fn finished(&self, window: &Arc<Window<T, O>>) {
+        let mut current = self.lock();
+        if current.1.as_ref().is_some_and(|w| Arc::ptr_eq(w, window)) {
+            current.1 = None;
+        }
+    }
+
+    /// The window posted after the `seen`th, waiting for one at most [`BETWEEN_WINDOWS`];
+    /// `None` when none came, and the runner is no longer live.
+    fn next(&self, seen: &mut u64) -> Option<Arc<Window<T, O>>> {
+        let started = Instant::now();
+        let mut rounds = 0u32;
+        loop {
+            if self.posted.load(Ordering::SeqCst) != *seen {
+                let current = self.lock();
+                *seen = current.0;
+                if let Some(window) = &current.1 {
+                    return Some(window.clone());
+                }
+                // Finished before this runner came: wait for the one after.
+                continue;
+            }
+            rounds += 1;
+            // The clock costs tens of nanoseconds: once every 32 rounds.
+            if rounds.is_multiple_of(32) {
+                let waited = started.elapsed();
+                if waited >= BETWEEN_WINDOWS {
+                    break;
+                }
+                if waited >= SPIN {
+                    std::thread::yield_now();
+                    continue;
+                }
+            }
+            if BETWEEN_WINDOWS.is_zero() {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        if self.posted.load(Ordering::SeqCst) == *seen {
+            return None;
+        }
+        // A window came as this runner was leaving, and the driver may have counted on it.
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let current = self.lock();
+        *seen = current.0;
+        match &current.1 {
+            Some(window) => Some(window.clone()),
+            None => {
+                drop(current);
+                self.live.fetch_sub(1, Ordering::SeqCst);
+                None
+            }
+        }
     }
 }
 
@@ -381,6 +514,7 @@ where
 /// helps execute; returns how much work the commits emitted.
 pub(crate) fn drive<T, O, C, I>(
     window: &Arc<Window<T, O>>,
+    relay: &Arc<Relay<T, O>>,
     ingress: &mut Ingress<T>,
     commit: &mut C,
 ) -> usize
@@ -392,21 +526,31 @@ where
 {
     // Runners leave once the window is finished, even if a commit panics and unwinds from
     // here: otherwise each would sleep for ever on a pool thread.
-    struct Finish<'a, T, O>(&'a Window<T, O>);
-    impl<T, O> Drop for Finish<'_, T, O> {
+    struct Finish<'a, T, O>
+    where
+        T: Send + Sync + 'static,
+        O: Send + 'static,
+    {
+        window: &'a Arc<Window<T, O>>,
+        relay: &'a Relay<T, O>,
+    }
+    impl<T, O> Drop for Finish<'_, T, O>
+    where
+        T: Send + Sync + 'static,
+        O: Send + 'static,
+    {
         fn drop(&mut self) {
-            self.0.finished.store(true, Ordering::Release);
-            self.0.events.notify();
+            self.window.finished.store(true, Ordering::Release);
+            self.window.events.notify();
+            self.relay.finished(self.window);
         }
     }
-    let _finish = Finish(window);
+    let _finish = Finish { window, relay };
     if window.parallel {
         for root in window.plan.roots() {
             dispatch_to_lane(window, root);
         }
-        for _ in 0..window.runners() {
-            start_runner(window);
-        }
+        Relay::post(relay, window);
     }
     let mut emitted = 0;
     for next in 0..window.invocations.len() {
@@ -482,15 +626,21 @@ where
     }
 }
 
-/// Starts a job on the pool that runs ready invocations until the window is finished.
-fn start_runner<T, O>(window: &Arc<Window<T, O>>)
+/// Starts a job on the pool that runs the relay's windows, one after another, until none
+/// comes for [`BETWEEN_WINDOWS`].
+fn start_runner<T, O>(relay: &Arc<Relay<T, O>>, pool: &Pool)
 where
     T: Send + Sync + 'static,
     O: Send + 'static,
 {
-    let runner = window.clone();
-    let job = move || run_runner(&runner);
-    match &window.dispatch.pool {
+    let relay = relay.clone();
+    let job = move || {
+        let mut seen = 0;
+        while let Some(window) = relay.next(&mut seen) {
+            run_runner(&window);
+        }
+    };
+    match pool {
         #[cfg(not(loom))]
         Pool::Rayon(pool) => pool.spawn(job),
         #[cfg(loom)]
@@ -501,8 +651,7 @@ where
 
 /// A pool thread's loop for one window: claim a batch of ready positions, run them, and when
 /// none is ready spin, then sleep until work is released; leave once every pool position of
-/// the window is claimed, so the thread is free for the next window (where rayon's own idle
-/// spin picks the next runner up without a wake-up).
+/// the window is claimed, so the thread is free for the next window.
 fn run_runner<T, O>(window: &Arc<Window<T, O>>)
 where
     T: Send + Sync + 'static,

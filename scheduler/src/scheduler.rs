@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::error::Error;
-use crate::executor::{Dispatch, ExecuteFn, Pool, Window, drive, execute_caught};
+use crate::executor::{Dispatch, ExecuteFn, Pool, Relay, Window, drive, execute_caught};
 use crate::ingress::{Ingress, Invocation, LaneId, Work};
 use crate::lanes::{LaneDriver, Lanes};
 use crate::loom::sync::Arc;
@@ -159,6 +159,8 @@ pub struct Scheduler<T, O> {
     execute: Arc<ExecuteFn<T, O>>,
     pool: Pool,
     planner: Planner,
+    /// Hands each window to the pool's runners, which stay between windows.
+    relay: Arc<Relay<T, O>>,
     workers: usize,
     max_window: usize,
     inline_serial_windows: bool,
@@ -240,6 +242,7 @@ where
             execute: Arc::new(Box::new(execute)),
             pool,
             planner: Planner::new(),
+            relay: Arc::new(Relay::new()),
             workers: config.workers,
             max_window: config.max_window,
             inline_serial_windows: config.inline_serial_windows,
@@ -440,7 +443,7 @@ where
             self.workers,
         ));
 
-        let emitted = drive(&window, ingress, &mut commit);
+        let emitted = drive(&window, &self.relay, ingress, &mut commit);
         Ok(WindowReport {
             invocations: n,
             edges,
@@ -511,4 +514,60 @@ where
 /// included), so that running them in order on one thread loses no parallelism.
 fn is_chain(plan: &Plan) -> bool {
     (1..plan.len()).all(|j| plan.successors(j - 1).contains(&(j as u32)))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::{AccessSet, ResourceId, Timestamp};
+
+    /// Back-to-back windows reuse the runners the relay holds (never more jobs than the pool
+    /// could need, even counting a runner replaced as it gave up), every window still commits
+    /// in order, and once windows stop coming every runner gives its pool thread back.
+    #[test]
+    fn runners_stay_between_windows_then_give_their_threads_back() {
+        let pool_threads = 2;
+        let mut scheduler = Scheduler::new(
+            Config::new().workers(pool_threads + 1),
+            |inv: &Invocation<u64>| *inv.task() * 2,
+        )
+        .unwrap();
+        let mut ingress = Ingress::new();
+        let mut run = |scheduler: &mut Scheduler<u64, u64>, round: u64| {
+            for i in 0..64u64 {
+                let access = AccessSet::new().write(ResourceId((i % 8) as u32));
+                ingress.push(Work::new(round * 64 + i, access, Timestamp(0)));
+            }
+            let mut committed = Vec::new();
+            scheduler
+                .run_window(&mut ingress, |inv, outcome| {
+                    committed.push((*inv.task(), outcome.into_result().unwrap()));
+                    Vec::new()
+                })
+                .unwrap();
+            let expected: Vec<(u64, u64)> =
+                (round * 64..round * 64 + 64).map(|t| (t, t * 2)).collect();
+            assert_eq!(committed, expected);
+            assert!(
+                scheduler.relay.live() as usize <= 2 * pool_threads,
+                "{} runner jobs for {pool_threads} pool threads",
+                scheduler.relay.live()
+            );
+        };
+        for round in 0..50 {
+            run(&mut scheduler, round);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while scheduler.relay.live() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "runners still held with no window coming"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // And a window after they left starts new ones.
+        run(&mut scheduler, 50);
+    }
 }

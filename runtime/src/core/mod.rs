@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwap;
 use interstice_abi::host::ErrorCode;
 use interstice_abi::{Authority, Event, ModuleSchema, Type, TypeRegistry, Value};
 use interstice_scheduler::{self as sched, Invocation, LaneId, Timestamp, Work};
 use interstice_store::{Applied, Change, Store, TableId};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use wasmtime::{Engine, Linker};
 
 pub(crate) use index::{HostTables, to_sched};
@@ -64,8 +65,18 @@ pub(crate) struct Installed {
     /// Idle instances. A worker takes one for a call and puts it back, so the pool grows to one
     /// instance per worker that runs this module at once. Boxed: an instance moves out and
     /// back on every call, and a pointer is cheaper to move than the instance.
-    #[allow(clippy::vec_box)]
-    pub pool: Mutex<Vec<Box<ModuleInstance>>>,
+    pub pool: Mutex<Vec<(u64, Box<ModuleInstance>)>>,
+}
+
+/// This thread's number for the instance pools: a worker takes back the instance it ran last,
+/// whose memory is still in its core's caches.
+fn thread_key() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static KEY: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    KEY.with(|k| *k)
 }
 
 impl Installed {
@@ -81,9 +92,12 @@ pub(crate) struct Core {
     pub linker: Linker<HostState>,
     pub limits: Limits,
     pub seed: u64,
-    pub modules: RwLock<BTreeMap<String, Arc<Installed>>>,
+    /// Read by every invocation, written by an install: swapped whole, so that reading takes
+    /// no lock (a lock's counter is a cache line that every worker would write per call).
+    pub modules: ArcSwap<BTreeMap<String, Arc<Installed>>>,
     pub authorities: Authorities,
-    index: RwLock<Arc<Index>>,
+    /// Derived from `modules` by [`reindex`](Self::reindex); swapped whole like them.
+    index: ArcSwap<Index>,
     /// The lane of each authority that has one.
     lanes: Mutex<HashMap<Authority, LaneId>>,
     /// Set when an invocation scheduled a timer, so the node's thread looks for due ones.
@@ -107,9 +121,9 @@ impl Core {
             linker,
             limits,
             seed,
-            modules: RwLock::new(BTreeMap::new()),
+            modules: ArcSwap::from_pointee(BTreeMap::new()),
             authorities,
-            index: RwLock::new(Arc::new(Index::default())),
+            index: ArcSwap::from_pointee(Index::default()),
             lanes: Mutex::new(HashMap::new()),
             timer_hint: AtomicBool::new(false),
         })
@@ -142,18 +156,18 @@ impl Core {
     }
 
     pub fn module(&self, name: &str) -> Option<Arc<Installed>> {
-        self.modules.read().get(name).cloned()
+        self.modules.load().get(name).cloned()
     }
 
     pub fn host_tables(&self, module: &str) -> Option<HostTables> {
-        self.index.read().host_tables.get(module).copied()
+        self.index.load().host_tables.get(module).copied()
     }
 
     /// Every module's host tables, in module order.
     pub fn all_host_tables(&self) -> Vec<(String, HostTables)> {
         let mut tables: Vec<(String, HostTables)> = self
             .index
-            .read()
+            .load()
             .host_tables
             .iter()
             .map(|(m, t)| (m.clone(), *t))
@@ -165,7 +179,7 @@ impl Core {
     /// The `(module, reducer)` subscribed to `event`, a table event of another node.
     pub fn remote_subscribers(&self, event: &Event) -> Vec<(String, String)> {
         self.index
-            .read()
+            .load()
             .remote_subscribers
             .get(event)
             .cloned()
@@ -175,7 +189,7 @@ impl Core {
     /// The scheduler's access set of `module.reducer`: its own and everything it may call.
     pub fn access(&self, module: &str, reducer: &str) -> Option<Arc<sched::AccessSet>> {
         self.index
-            .read()
+            .load()
             .access
             .get(module)
             .and_then(|r| r.get(reducer))
@@ -184,13 +198,16 @@ impl Core {
 
     /// Rebuilds everything derived from the set of modules.
     pub fn reindex(&self) {
-        let index = Index::build(&self.store, &self.modules.read(), &self.lanes.lock());
-        *self.index.write() = Arc::new(index);
+        // Under the lanes' lock, so that reindexes run one at a time and the last to run,
+        // which saw every install before it, is the one that stays.
+        let lanes = self.lanes.lock();
+        let index = Index::build(&self.store, &self.modules.load(), &lanes);
+        self.index.store(Arc::new(index));
     }
 
     /// A context for `frame`, over this node's store and tables.
     pub fn exec(self: &Arc<Self>, frame: Frame) -> Exec {
-        let index = self.index.read();
+        let index = self.index.load();
         Exec::new(
             self.store.clone(),
             index.registries.clone(),
@@ -204,7 +221,7 @@ impl Core {
 
     /// The scheduler's work item for `task`.
     pub fn work(&self, mut task: Task, time: i64) -> Work<Task> {
-        let index = self.index.read();
+        let index = self.index.load();
         let mut access = index
             .access
             .get(&*task.module)
@@ -252,7 +269,7 @@ impl Core {
     /// Table events of a committed transaction, in commit order, as new work.
     pub fn events(&self, changes: &[Change], time: i64) -> Vec<Work<Task>> {
         let tasks: Vec<Task> = {
-            let index = self.index.read();
+            let index = self.index.load();
             if index.subscribers.is_empty() {
                 return Vec::new();
             }
@@ -546,7 +563,14 @@ impl Core {
         call: Call<'_>,
         finish: impl FnOnce(&mut Running, RunOutput) -> R,
     ) -> R {
-        let instance = installed.pool.lock().pop();
+        let key = thread_key();
+        let instance = {
+            let mut pool = installed.pool.lock();
+            match pool.iter().rposition(|(k, _)| *k == key) {
+                Some(i) => Some(pool.swap_remove(i).1),
+                None => pool.pop().map(|(_, i)| i),
+            }
+        };
         let mut instance = match instance {
             Some(i) => i,
             None => match installed.compiled.instantiate(&self.engine, &self.limits) {
@@ -562,7 +586,7 @@ impl Core {
         };
         let (finished, reusable) = instance.run(running, call, finish);
         if reusable {
-            installed.pool.lock().push(instance);
+            installed.pool.lock().push((key, instance));
         }
         finished
     }

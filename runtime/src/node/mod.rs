@@ -211,7 +211,7 @@ impl NodeInner {
     pub fn schemas(&self) -> Vec<ModuleSchema> {
         self.core
             .modules
-            .read()
+            .load()
             .values()
             .map(|m| m.schema().clone())
             .collect()

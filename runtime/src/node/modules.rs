@@ -45,7 +45,7 @@ impl NodeInner {
         let first_install = {
             // Tables and modules change only while no window runs.
             let _driver = self.driver.lock();
-            if self.core.modules.read().contains_key(&name) {
+            if self.core.modules.load().contains_key(&name) {
                 return Err(NodeError::AlreadyInstalled(name));
             }
             self.write_module_file(&name, wasm)?;
@@ -114,12 +114,13 @@ impl NodeInner {
     pub fn remove(&self, name: &str) -> Result<(), NodeError> {
         interstice_abi::check_module_name(name).map_err(NodeError::InvalidName)?;
         let mut driver = self.driver.lock();
-        let module = self
-            .core
-            .modules
-            .write()
-            .remove(name)
-            .ok_or_else(|| NodeError::NoSuchModule(name.to_owned()))?;
+        let mut removed = None;
+        self.core.modules.rcu(|modules| {
+            let mut modules = std::collections::BTreeMap::clone(modules);
+            removed = modules.remove(name);
+            modules
+        });
+        let module = removed.ok_or_else(|| NodeError::NoSuchModule(name.to_owned()))?;
         self.detach_authorities(module.schema(), &mut driver);
         self.core.reindex();
         let tables = module
@@ -280,7 +281,7 @@ impl NodeInner {
             registry,
             reducers,
             queries,
-            pool: Mutex::new(vec![Box::new(first)]),
+            pool: Mutex::new(vec![(0, Box::new(first))]),
         })
     }
 
@@ -302,7 +303,7 @@ impl NodeInner {
             };
             // The installed version of the same module may hold it: that is an upgrade.
             if let Some(holder) =
-                self.core.modules.read().values().find(|m| {
+                self.core.modules.load().values().find(|m| {
                     m.schema().name != schema.name && m.schema().authorities.contains(kind)
                 })
             {
@@ -415,7 +416,12 @@ impl NodeInner {
         if module.schema().authorities.contains(&Authority::File) {
             system::create_file_table(self.store(), &name)?;
         }
-        self.core.modules.write().insert(name, Arc::new(module));
+        let module = Arc::new(module);
+        self.core.modules.rcu(|modules| {
+            let mut modules = std::collections::BTreeMap::clone(modules);
+            modules.insert(name.clone(), module.clone());
+            modules
+        });
         self.core.reindex();
         self.modules_changed.send_modify(|n| *n += 1);
         Ok(())

@@ -136,7 +136,8 @@ impl NodeInner {
     /// addresses, the first module (by name) wins and the conflict is logged.
     pub fn remote_nodes(&self) -> Vec<RemoteNode> {
         let mut nodes: std::collections::BTreeMap<String, RemoteNode> = Default::default();
-        for (module, installed) in self.core.modules.read().iter() {
+        let modules = self.core.modules.load();
+        for (module, installed) in modules.iter() {
             let schema = installed.schema();
             for dep in &schema.nodes {
                 let entry = nodes.entry(dep.name.clone()).or_insert_with(|| RemoteNode {
@@ -271,7 +272,7 @@ impl NodeInner {
     fn fire_peer(&self, event: &Event, node_id: &str) -> Result<(), NodeError> {
         let mut args = Vec::new();
         encode_into(&Value::String(node_id.to_owned()), &mut args);
-        let names: Vec<String> = self.core.modules.read().keys().cloned().collect();
+        let names: Vec<String> = self.core.modules.load().keys().cloned().collect::<Vec<_>>();
         let mut any = false;
         for module in names {
             any |= self.submit_hooks(&module, event, &args)?;
