@@ -22,6 +22,7 @@ pub(crate) use task::{Done, Origin, Task};
 use crate::authority::Authorities;
 use crate::error::{BadArguments, CallFailure, HostCallError, LoadError};
 use crate::exec::{Exec, Frame, Permissions, Scheduled, encode_change};
+use crate::feed::Feeds;
 use crate::system::{self, Delivered, OutboxCall, Timer};
 use crate::wasm::{
     self, Call, CompiledModule, HostState, Limits, ModuleInstance, RunOutput, Running,
@@ -102,6 +103,8 @@ pub(crate) struct Core {
     lanes: Mutex<HashMap<Authority, LaneId>>,
     /// Set when an invocation scheduled a timer, so the node's thread looks for due ones.
     timer_hint: AtomicBool,
+    /// The node's remote subscriptions: a commit encodes the changes of fed tables for them.
+    feeds: Arc<Feeds>,
 }
 
 impl Core {
@@ -110,6 +113,7 @@ impl Core {
         limits: Limits,
         seed: u64,
         authorities: Authorities,
+        feeds: Arc<Feeds>,
     ) -> Result<Self, LoadError> {
         let engine = wasm::engine(&limits)?;
         let mut linker = Linker::new(&engine);
@@ -126,6 +130,7 @@ impl Core {
             index: ArcSwap::from_pointee(Index::default()),
             lanes: Mutex::new(HashMap::new()),
             timer_hint: AtomicBool::new(false),
+            feeds,
         })
     }
 
@@ -295,6 +300,21 @@ impl Core {
             .collect()
     }
 
+    /// Whether the commit of `changes` reads them: to trigger subscribers of their tables, or
+    /// to feed a remote subscriber. Both sets change only between windows (under the driver's
+    /// lock: installs, feed registrations), so what a worker sees here is what the commit of
+    /// the same window sees.
+    fn wants_changes(&self, changes: &[Change]) -> bool {
+        if self.feeds.any() {
+            return true;
+        }
+        let index = self.index.load();
+        !index.subscribers.is_empty()
+            && changes
+                .iter()
+                .any(|c| index.subscribers.contains_key(&c.table))
+    }
+
     /// Runs one invocation and applies its writes in memory. Called on a worker or a lane; the
     /// scheduler guarantees nothing that conflicts with it runs meanwhile.
     pub fn execute(self: &Arc<Self>, inv: &Invocation<Task>) -> Done {
@@ -365,7 +385,12 @@ impl Core {
                 return fail(CallFailure::Host(e.to_string()));
             }
             match exec.tx.apply_taken() {
-                Ok(applied) => {
+                Ok(mut applied) => {
+                    // Dropped here, on the thread that made them and while they are in its
+                    // cache, rather than by the serial commit, when nothing there reads them.
+                    if !self.wants_changes(applied.changes()) {
+                        drop(applied.take_changes());
+                    }
                     // Visible to the invocations after it from now on, like its table writes;
                     // written to disk by the ordered commit.
                     if !exec.files.is_empty() {

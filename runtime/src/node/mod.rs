@@ -94,7 +94,8 @@ pub struct NodeInner {
     tables: NodeTables,
     recovery: RecoveryReport,
     /// Remote subscribers of committed changes.
-    feeds: Feeds,
+    /// Shared with the core, whose workers drop a change set nothing will read.
+    feeds: Arc<Feeds>,
     /// Where committed remote calls go, in commit order; `None` without a network.
     outbound: RwLock<Option<tokio::sync::mpsc::UnboundedSender<RemoteCall>>>,
     /// Bumped whenever the set of modules changes, for the network's peers.
@@ -147,11 +148,13 @@ impl NodeInner {
             config.limits.max_message_bytes,
         ));
         let authorities = Authorities::new(&config.authorities, files)?;
+        let feeds = Arc::new(Feeds::default());
         let core = Arc::new(Core::new(
             store,
             config.limits.clone(),
             config.seed,
             authorities,
+            feeds.clone(),
         )?);
         let worker_core = core.clone();
         // Lanes come with the modules of the authorities that want them (`modules.rs`).
@@ -173,7 +176,7 @@ impl NodeInner {
             stats: Counters::default(),
             tables,
             recovery,
-            feeds: Feeds::default(),
+            feeds,
             outbound: RwLock::new(None),
             modules_changed: tokio::sync::watch::Sender::new(0),
             snapshot_requests: Mutex::new(Vec::new()),
