@@ -231,6 +231,14 @@ pub(crate) struct Relay<T, O> {
     /// runner that leaves as a window is posted either is counted by the driver, which then
     /// spawns another, or sees the window and takes it.
     live: Padded<AtomicU32>,
+    /// A finished window for a waiting runner to drop: freeing a window's invocations takes the
+    /// driver tens of microseconds between two windows, while the runners have nothing to do.
+    retired: Mutex<Option<Arc<Window<T, O>>>>,
+    /// Whether `retired` holds one, so that waiting runners need not take the lock to know.
+    has_retired: AtomicBool,
+    /// The emptied invocation buffer of a retired window, for the next one: a window's
+    /// buffer is large enough that allocating it anew often costs fresh pages.
+    spare: Mutex<Vec<Invocation<T>>>,
 }
 
 impl<T, O> Relay<T, O>
@@ -243,6 +251,61 @@ where
             current: Mutex::new((0, None)),
             posted: Padded(AtomicU64::new(0)),
             live: Padded(AtomicU32::new(0)),
+            retired: Mutex::new(None),
+            has_retired: AtomicBool::new(false),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An empty buffer for the next window's invocations, with the last one's allocation when
+    /// a runner gave it back.
+    pub(crate) fn spare(&self) -> Vec<Invocation<T>> {
+        std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Hands `window`, finished, to a waiting runner to drop, or drops it here when no runner
+    /// is live (checked again after handing it over, against a runner leaving meanwhile, which
+    /// looks at `retired` after it stops counting itself live).
+    pub(crate) fn retire(relay: &Arc<Self>, window: Arc<Window<T, O>>) {
+        let this = &**relay;
+        if this.live.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let previous = {
+            let mut retired = this.retired.lock().unwrap_or_else(PoisonError::into_inner);
+            this.has_retired.store(true, Ordering::SeqCst);
+            retired.replace(window)
+        };
+        drop(previous);
+        if this.live.load(Ordering::SeqCst) == 0 {
+            drop(this.take_retired());
+        }
+    }
+
+    fn take_retired(&self) -> Option<Arc<Window<T, O>>> {
+        if !self.has_retired.load(Ordering::SeqCst) {
+            return None;
+        }
+        // The flag changes with the slot, under its lock, so it never says empty while a
+        // window waits there.
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        self.has_retired.store(false, Ordering::SeqCst);
+        retired.take()
+    }
+
+    /// Drops a retired window on this runner's thread, keeping its invocation buffer for the
+    /// next window when nothing else holds the window any more.
+    fn drop_retired(&self) {
+        let Some(window) = self.take_retired() else {
+            return;
+        };
+        if let Ok(window) = Arc::try_unwrap(window) {
+            let mut invocations = window.invocations;
+            invocations.clear();
+            let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+            if spare.capacity() < invocations.capacity() {
+                *spare = invocations;
+            }
         }
     }
 
@@ -299,6 +362,10 @@ where
                 // Finished before this runner came: wait for the one after.
                 continue;
             }
+            if self.has_retired.load(Ordering::Relaxed) {
+                self.drop_retired();
+                continue;
+            }
             rounds += 1;
             // The clock costs tens of nanoseconds: once every 32 rounds.
             if rounds.is_multiple_of(32) {
@@ -317,6 +384,7 @@ where
             std::hint::spin_loop();
         }
         self.live.fetch_sub(1, Ordering::SeqCst);
+        self.drop_retired();
         if self.posted.load(Ordering::SeqCst) == *seen {
             return None;
         }

@@ -191,8 +191,11 @@ impl<T> Ingress<T> {
         self.queue.pop_front()
     }
 
-    pub(crate) fn take_window(&mut self, max: usize) -> Vec<Invocation<T>> {
+    /// Moves up to `max` invocations from the front into `into` (emptied first), whose
+    /// allocation a previous window may have left.
+    pub(crate) fn take_window(&mut self, max: usize, into: &mut Vec<Invocation<T>>) {
         let n = max.min(self.queue.len());
-        self.queue.drain(..n).collect()
+        into.clear();
+        into.extend(self.queue.drain(..n));
     }
 }

@@ -416,7 +416,8 @@ where
         if !pinned && (lone || matches!(self.pool, Pool::Serial)) {
             return Ok(self.run_serial(ingress, n, &mut commit));
         }
-        let invocations = ingress.take_window(n);
+        let mut invocations = self.relay.spare();
+        ingress.take_window(n, &mut invocations);
         // An empty plan is what tells `drive` to run the window in place.
         let parallel = !(matches!(self.pool, Pool::Serial) || lone);
         let mut plan = if parallel {
@@ -444,6 +445,7 @@ where
         ));
 
         let emitted = drive(&window, &self.relay, ingress, &mut commit);
+        Relay::retire(&self.relay, window);
         Ok(WindowReport {
             invocations: n,
             edges,
@@ -518,32 +520,45 @@ fn is_chain(plan: &Plan) -> bool {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
     use super::*;
     use crate::{AccessSet, ResourceId, Timestamp};
 
+    /// A task that counts its drops: whatever holds a finished window holds its tasks.
+    struct Counted(u64, Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// Back-to-back windows reuse the runners the relay holds (never more jobs than the pool
     /// could need, even counting a runner replaced as it gave up), every window still commits
-    /// in order, and once windows stop coming every runner gives its pool thread back.
+    /// in order, and once windows stop coming every runner gives its pool thread back and
+    /// nothing keeps a finished window's tasks alive.
     #[test]
     fn runners_stay_between_windows_then_give_their_threads_back() {
         let pool_threads = 2;
+        let dropped = Arc::new(AtomicUsize::new(0));
         let mut scheduler = Scheduler::new(
             Config::new().workers(pool_threads + 1),
-            |inv: &Invocation<u64>| *inv.task() * 2,
+            |inv: &Invocation<Counted>| inv.task().0 * 2,
         )
         .unwrap();
         let mut ingress = Ingress::new();
-        let mut run = |scheduler: &mut Scheduler<u64, u64>, round: u64| {
+        let mut run = |scheduler: &mut Scheduler<Counted, u64>, round: u64| {
             for i in 0..64u64 {
                 let access = AccessSet::new().write(ResourceId((i % 8) as u32));
-                ingress.push(Work::new(round * 64 + i, access, Timestamp(0)));
+                let task = Counted(round * 64 + i, dropped.clone());
+                ingress.push(Work::new(task, access, Timestamp(0)));
             }
             let mut committed = Vec::new();
             scheduler
                 .run_window(&mut ingress, |inv, outcome| {
-                    committed.push((*inv.task(), outcome.into_result().unwrap()));
+                    committed.push((inv.task().0, outcome.into_result().unwrap()));
                     Vec::new()
                 })
                 .unwrap();
@@ -559,6 +574,7 @@ mod tests {
         for round in 0..50 {
             run(&mut scheduler, round);
         }
+        run(&mut scheduler, 50);
         let deadline = Instant::now() + Duration::from_secs(30);
         while scheduler.relay.live() > 0 {
             assert!(
@@ -567,7 +583,10 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        // And a window after they left starts new ones.
-        run(&mut scheduler, 50);
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            51 * 64,
+            "every task of every finished window is dropped"
+        );
     }
 }
