@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use interstice_abi::{Persistence, TableSchema, TypeRegistry};
 use parking_lot::{Mutex, RwLock};
 
@@ -181,7 +182,7 @@ pub(crate) struct Catalog {
 
 /// Tables by id (`TableId(i)` at index `i`), as of one moment. A table dropped since is still
 /// here, with its `dropped` flag set.
-pub(crate) type Tables = [Option<Arc<Table>>];
+pub(crate) type Tables = Vec<Option<Arc<Table>>>;
 
 /// Ids beyond this are not published (they would make the array huge); lookups of them take
 /// the catalog lock instead.
@@ -196,14 +197,14 @@ impl Catalog {
             .map_or(0, |id| id.0 as usize + 1);
         if len > MAX_PUBLISHED {
             // Ids this sparse only come from a strange log; lookups fall back to the lock.
-            self.published = Arc::new([]);
+            self.published = Arc::new(Vec::new());
             return;
         }
         let mut tables = vec![None; len];
         for (id, t) in &self.by_id {
             tables[id.0 as usize] = Some(t.clone());
         }
-        self.published = tables.into();
+        self.published = Arc::new(tables);
     }
 }
 
@@ -226,9 +227,13 @@ pub(crate) struct Inner {
     /// Open read transactions and the before-images kept for them.
     pub epochs: Epochs,
     catalog: RwLock<Catalog>,
+    /// The catalog's `published` array, readable without its lock: every transaction takes
+    /// it, and a lock's counter is a cache line that every worker would write.
+    published: ArcSwap<Tables>,
     ddl: Mutex<()>,
     pub log: Arc<Log>,
-    /// Applied transactions whose record is not yet in the log buffer.
+    /// Applied transactions whose record is not yet in the log buffer (counted for a
+    /// persistent store only: it is what a snapshot waits on).
     pub outstanding: AtomicU64,
     poison: Arc<Poison>,
     config: StoreConfig,
@@ -244,7 +249,14 @@ pub(crate) struct Inner {
 impl Inner {
     /// The catalog as of now, for a transaction's lock-free table lookups.
     pub fn tables(&self) -> Arc<Tables> {
-        self.catalog.read().published.clone()
+        self.published.load_full()
+    }
+
+    /// Makes the catalog's new `published` array the one transactions take. The caller holds
+    /// the catalog's write lock, so these stores happen in the order of the changes.
+    fn republish(&self, catalog: &mut Catalog) {
+        catalog.publish();
+        self.published.store(catalog.published.clone());
     }
 
     pub fn table(&self, id: TableId) -> Result<Arc<Table>> {
@@ -469,6 +481,7 @@ impl Store {
                 gate: RwLock::new(()),
                 version: AtomicU64::new(0),
                 epochs: Epochs::new(config.max_before_images),
+                published: ArcSwap::new(catalog.published.clone()),
                 catalog: RwLock::new(catalog),
                 ddl: Mutex::new(()),
                 log,
@@ -584,7 +597,7 @@ impl Store {
         catalog.next_id += 1;
         catalog.by_name.insert(name, id);
         catalog.by_id.insert(id, Arc::new(table));
-        catalog.publish();
+        inner.republish(&mut catalog);
         Ok(id)
     }
 
@@ -613,7 +626,7 @@ impl Store {
         let mut catalog = inner.catalog.write();
         catalog.by_id.remove(&id);
         catalog.by_name.remove(&t.name);
-        catalog.publish();
+        inner.republish(&mut catalog);
         t.dropped.store(true, Ordering::Release);
         let mut data = t.data.write();
         data.clear();
@@ -687,7 +700,10 @@ impl Store {
             return Ok(Lsn(inner.log.state.lock().next_lsn - 1));
         }
         let mut st = inner.log.state.lock();
-        inner.outstanding.fetch_sub(1, Ordering::AcqRel);
+        if inner.is_persistent() {
+            // Counted by `apply` for a persistent store only.
+            inner.outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
         inner.check_poisoned()?;
         let lsn = st.next_lsn;
         if inner.is_persistent()
@@ -844,7 +860,7 @@ pub(crate) fn empty_catalog() -> Catalog {
         by_id: BTreeMap::new(),
         by_name: HashMap::new(),
         next_id: 1,
-        published: Arc::new([]),
+        published: Arc::new(Vec::new()),
     }
 }
 

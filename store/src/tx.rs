@@ -502,9 +502,10 @@ impl Transaction {
                     }
                 }
             }
-            if logged {
+            if logged && persistent {
                 // Under the gate, so a snapshot (which takes the gate) sees this count and
-                // the tables agree.
+                // the tables agree. A memory-only store takes no snapshot, and its workers
+                // need not share this counter's cache line.
                 store.outstanding.fetch_add(1, Ordering::AcqRel);
             }
         }
@@ -662,7 +663,7 @@ impl Applied {
         self.changes.append(&mut other.changes);
         self.payload.append(&mut other.payload);
         if other.logged {
-            if self.logged {
+            if self.logged && self.store.is_persistent() {
                 // `apply` counted two records that will now be one.
                 self.store.outstanding.fetch_sub(1, Ordering::AcqRel);
             }
@@ -688,7 +689,9 @@ impl std::fmt::Debug for Applied {
 impl Drop for Applied {
     fn drop(&mut self) {
         if self.armed && self.logged {
-            self.store.outstanding.fetch_sub(1, Ordering::AcqRel);
+            if self.store.is_persistent() {
+                self.store.outstanding.fetch_sub(1, Ordering::AcqRel);
+            }
             self.store.poison(
                 "an applied transaction was dropped without being logged, so memory holds changes the log lacks; reopen the store".to_owned(),
             );

@@ -268,14 +268,23 @@ impl NodeInner {
                 // The triggers of a change that survives a crash survive it too: they are
                 // kept in this commit's record until each has run.
                 let durable = persistent && applied.needs_log();
-                let mut triggered = self.triggered(&changes, time);
+                // Empty when the worker found nothing here would read them (`Core::execute`).
+                let mut triggered = if changes.is_empty() {
+                    Vec::new()
+                } else {
+                    self.triggered(&changes, time)
+                };
                 if let Some(done) = self.trigger_done(task) {
                     applied.absorb(done);
                 }
                 if durable && !triggered.is_empty() {
                     self.keep_triggers(&mut applied, &mut triggered, time);
                 }
-                let fed = self.feeds.encode(seq, &changes);
+                let fed = if changes.is_empty() {
+                    Vec::new()
+                } else {
+                    self.feeds.encode(seq, &changes)
+                };
                 if durable && !fed.is_empty() {
                     self.keep_fed(&mut applied, &fed);
                 }
