@@ -83,8 +83,6 @@ struct Slot(Mutex<Option<Box<ModuleInstance>>>);
 /// moves out and back on every call, and a pointer is cheaper to move than the instance.
 pub(crate) struct InstancePool {
     slots: Box<[Slot]>,
-    // Boxed like the slots' instances, so moving one between them moves a pointer.
-    #[allow(clippy::vec_box)]
     overflow: Mutex<Vec<Box<ModuleInstance>>>,
 }
 
