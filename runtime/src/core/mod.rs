@@ -64,70 +64,20 @@ pub(crate) struct Installed {
     pub reducers: NameMap<Reducer>,
     pub queries: NameMap<Query>,
     /// Idle instances. A worker takes one for a call and puts it back, so the pool grows to one
-    /// instance per worker that runs this module at once.
-    pub pool: InstancePool,
+    /// instance per worker that runs this module at once. Boxed: an instance moves out and
+    /// back on every call, and a pointer is cheaper to move than the instance.
+    pub pool: Mutex<Vec<(u64, Box<ModuleInstance>)>>,
 }
 
-/// How many threads have a slot of their own in an [`InstancePool`]; more share them.
-const POOL_SLOTS: usize = 16;
-
-/// A lock on a cache line of its own: a worker's slot is written by that worker alone.
-#[repr(align(128))]
-struct Slot(Mutex<Option<Box<ModuleInstance>>>);
-
-/// The idle instances of one module. Each thread puts its instance back in a slot of its own
-/// and takes it from there next time: its memory is still in that core's caches, and the
-/// slot's lock is a cache line no other worker writes, where one shared list was written by
-/// every worker twice per call. A thread with nothing in its slot takes from the shared
-/// overflow, then from other threads' slots, before an instance is made. Boxed instances: one
-/// moves out and back on every call, and a pointer is cheaper to move than the instance.
-pub(crate) struct InstancePool {
-    slots: Box<[Slot]>,
-    overflow: Mutex<Vec<Box<ModuleInstance>>>,
-}
-
-impl InstancePool {
-    pub fn new(first: ModuleInstance) -> Self {
-        InstancePool {
-            slots: (0..POOL_SLOTS).map(|_| Slot(Mutex::new(None))).collect(),
-            overflow: Mutex::new(vec![Box::new(first)]),
-        }
-    }
-
-    fn take(&self) -> Option<Box<ModuleInstance>> {
-        let mine = thread_slot();
-        if let Some(instance) = self.slots[mine].0.lock().take() {
-            return Some(instance);
-        }
-        if let Some(instance) = self.overflow.lock().pop() {
-            return Some(instance);
-        }
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != mine)
-            .find_map(|(_, slot)| slot.0.try_lock().and_then(|mut s| s.take()))
-    }
-
-    fn put(&self, instance: Box<ModuleInstance>) {
-        let mut slot = self.slots[thread_slot()].0.lock();
-        if slot.is_none() {
-            *slot = Some(instance);
-        } else {
-            drop(slot);
-            self.overflow.lock().push(instance);
-        }
-    }
-}
-
-/// This thread's slot in the instance pools.
-fn thread_slot() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// This thread's number for the instance pools: a worker takes back the instance it ran last,
+/// whose memory is still in its core's caches.
+fn thread_key() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
-        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % POOL_SLOTS;
+        static KEY: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
     }
-    SLOT.with(|s| *s)
+    KEY.with(|k| *k)
 }
 
 impl Installed {
@@ -638,7 +588,15 @@ impl Core {
         call: Call<'_>,
         finish: impl FnOnce(&mut Running, RunOutput) -> R,
     ) -> R {
-        let mut instance = match installed.pool.take() {
+        let key = thread_key();
+        let instance = {
+            let mut pool = installed.pool.lock();
+            match pool.iter().rposition(|(k, _)| *k == key) {
+                Some(i) => Some(pool.swap_remove(i).1),
+                None => pool.pop().map(|(_, i)| i),
+            }
+        };
+        let mut instance = match instance {
             Some(i) => i,
             None => match installed.compiled.instantiate(&self.engine, &self.limits) {
                 Ok(i) => Box::new(i),
@@ -653,7 +611,7 @@ impl Core {
         };
         let (finished, reusable) = instance.run(running, call, finish);
         if reusable {
-            installed.pool.put(instance);
+            installed.pool.lock().push((key, instance));
         }
         finished
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use interstice_abi::{ABI_VERSION, Authority, Event, Field, ModuleSchema, Value};
+use parking_lot::Mutex;
 
 use super::NodeInner;
 use super::commit::Driver;
@@ -14,7 +15,7 @@ use super::commit::system_meta;
 use super::ingress::{EventSink, Submission};
 use super::lane_name;
 use crate::authority::{Holder, Lane};
-use crate::core::{Installed, InstancePool, NameMap, Query, Reducer};
+use crate::core::{Installed, NameMap, Query, Reducer};
 use crate::error::{LoadError, NodeError};
 use crate::exec::{Grant, Permissions};
 use crate::feed::{Kept, Restored};
@@ -280,7 +281,7 @@ impl NodeInner {
             registry,
             reducers,
             queries,
-            pool: InstancePool::new(first),
+            pool: Mutex::new(vec![(0, Box::new(first))]),
         })
     }
 
