@@ -144,13 +144,18 @@ fn main() {
 
     let wasm = build("workload_a").unwrap_or_else(|e| panic!("building modules/workload_a: {e}"));
     // A fixed count makes runs comparable across processes (calibration follows the load).
-    let iters = std::env::var("INTERSTICE_BENCH_ITERS")
+    let fixed: Option<u32> = std::env::var("INTERSTICE_BENCH_ITERS")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| calibrate(&wasm, cost_us));
+        .and_then(|s| s.parse().ok());
+    let iters = fixed.unwrap_or_else(|| calibrate(&wasm, cost_us));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // With a fixed count the cost is whatever it comes to here: the table's first row says.
+    let cost = match fixed {
+        Some(_) => "INTERSTICE_BENCH_ITERS".to_owned(),
+        None => format!("~{cost_us} us"),
+    };
     println!(
-        "scaling: {n} invocations of ~{cost_us} us ({iters} iters) per run, median of {repeats}, {cores} cores"
+        "scaling: {n} invocations of {iters} iters ({cost}) per run, median of {repeats}, {cores} cores"
     );
     println!();
     println!(
