@@ -316,7 +316,7 @@ where
     /// Posts `window` on `relay` and starts the runner jobs it needs beyond those still live.
     fn post(relay: &Arc<Self>, window: &Arc<Window<T, O>>) {
         let this = &**relay;
-        let wanted = window.runners() as u32;
+        let wanted = window.seats.load(Ordering::Acquire);
         if wanted == 0 {
             return;
         }
@@ -356,11 +356,14 @@ where
             if self.posted.load(Ordering::SeqCst) != *seen {
                 let current = self.lock();
                 *seen = current.0;
-                if let Some(window) = &current.1 {
-                    return Some(window.clone());
+                match &current.1 {
+                    Some(window) if window.take_seat() => return Some(window.clone()),
+                    // Enough runners have it: one too many waits for nothing, so this one
+                    // gives its thread back.
+                    Some(_) => break,
+                    // Finished before this runner came: wait for the one after.
+                    None => continue,
                 }
-                // Finished before this runner came: wait for the one after.
-                continue;
             }
             if self.has_retired.load(Ordering::Relaxed) {
                 self.drop_retired();
@@ -393,8 +396,8 @@ where
         let current = self.lock();
         *seen = current.0;
         match &current.1 {
-            Some(window) => Some(window.clone()),
-            None => {
+            Some(window) if window.take_seat() => Some(window.clone()),
+            _ => {
                 drop(current);
                 self.live.fetch_sub(1, Ordering::SeqCst);
                 None
@@ -427,8 +430,11 @@ pub(crate) struct Window<T, O> {
     unreleased: Padded<AtomicU32>,
     /// Set once the last position is committed (or a commit panicked): runners leave.
     finished: AtomicBool,
+    /// Runners still wanted: one per pool thread, no more than there are pool positions. A
+    /// runner takes a seat to join; one that finds none leaves the relay, so a pool that grew
+    /// for large windows shrinks for small ones instead of spinning for nothing.
+    seats: AtomicU32,
     workers: u32,
-    pool_threads: usize,
     execute: Arc<ExecuteFn<T, O>>,
     dispatch: Dispatch,
 }
@@ -448,12 +454,14 @@ where
         let n = invocations.len();
         let parallel = !plan.is_empty();
         let mut unreleased = 0;
+        let mut pool_positions = 0;
         let mut ready = vec![0u64; n.div_ceil(64)];
         if parallel {
             for (i, inv) in invocations.iter().enumerate() {
                 if inv.lane().is_some() {
                     continue;
                 }
+                pool_positions += 1;
                 if plan.in_degree(i) == 0 {
                     ready[i / 64] |= 1 << (i % 64);
                 } else {
@@ -475,9 +483,9 @@ where
                 .collect(),
             events: Padded(Events::new()),
             unreleased: Padded(AtomicU32::new(unreleased)),
+            seats: AtomicU32::new((workers - 1).min(pool_positions) as u32),
             finished: AtomicBool::new(false),
             workers: workers as u32,
-            pool_threads: workers - 1,
             invocations,
             plan,
             parallel,
@@ -486,17 +494,11 @@ where
         }
     }
 
-    /// The runners to start: one per pool thread, no more than there are pool positions.
-    fn runners(&self) -> usize {
-        if !self.parallel {
-            return 0;
-        }
-        let pool_positions = self
-            .invocations
-            .iter()
-            .filter(|inv| inv.lane().is_none())
-            .count();
-        self.pool_threads.min(pool_positions)
+    /// Takes one of the window's seats, if one is left.
+    fn take_seat(&self) -> bool {
+        self.seats
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| s.checked_sub(1))
+            .is_ok()
     }
 
     fn execute_caught(&self, i: usize) -> Executed<O> {
