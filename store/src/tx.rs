@@ -213,6 +213,12 @@ impl Transaction {
         }
     }
 
+    /// The store this transaction belongs to (a new handle: for occasional use, not per
+    /// operation).
+    pub fn store(&self) -> Store {
+        Store::from_inner(self.store.clone())
+    }
+
     /// Resolves a table id. A table dropped since `begin` is gone, as in the live catalog; one
     /// created since (or not in the published array) is looked up under the catalog lock.
     #[inline]

@@ -21,7 +21,7 @@ pub(crate) use task::{Done, Origin, Task};
 
 use crate::authority::Authorities;
 use crate::error::{BadArguments, CallFailure, HostCallError, LoadError};
-use crate::exec::{Exec, Frame, Permissions, Scheduled, encode_change};
+use crate::exec::{Callee, Exec, Frame, Permissions, Scheduled, encode_change};
 use crate::feed::Feeds;
 use crate::system::{self, Delivered, OutboxCall, Timer};
 use crate::wasm::{
@@ -45,14 +45,16 @@ pub(crate) struct Reducer {
     /// Shared with each invocation's context, which would otherwise clone the declared sets.
     pub permissions: Arc<Permissions>,
     pub on: Option<Event>,
+    /// What each invocation's frame shares.
+    pub callee: Arc<Callee>,
 }
 
 pub(crate) struct Query {
-    pub name: Arc<str>,
     pub index: u32,
     pub args: Vec<Type>,
     pub returns: Type,
     pub permissions: Arc<Permissions>,
+    pub callee: Arc<Callee>,
 }
 
 /// An installed module.
@@ -214,7 +216,7 @@ impl Core {
     pub fn exec(self: &Arc<Self>, frame: Frame) -> Exec {
         let index = self.index.load();
         Exec::new(
-            self.store.clone(),
+            &self.store,
             index.registries.clone(),
             index
                 .resolver
@@ -345,9 +347,7 @@ impl Core {
             };
         }
         let frame = Frame {
-            module: task.module.clone(),
-            function: task.reducer.clone(),
-            permissions: reducer.permissions.clone(),
+            callee: reducer.callee.clone(),
             timestamp: inv.time().0 as i64,
             seq: inv.seq().0,
             seed: self.seed,
@@ -523,11 +523,11 @@ impl Core {
                 format!("no module `{module_name}` on this node"),
             )
         })?;
-        let (index, arg_types, permissions, name) = if query {
+        let (index, arg_types, callee) = if query {
             let q = module.queries.get(function).ok_or_else(|| {
                 HostCallError::fatal(ErrorCode::NotFound, format!("no query `{full}`"))
             })?;
-            (q.index, &q.args, q.permissions.clone(), q.name.clone())
+            (q.index, &q.args, q.callee.clone())
         } else {
             let r = module.reducers.get(function).ok_or_else(|| {
                 HostCallError::fatal(ErrorCode::NotFound, format!("no reducer `{full}`"))
@@ -538,16 +538,14 @@ impl Core {
                     format!("`{full}` runs on `{event}` events and cannot be called"),
                 ));
             }
-            (r.index, &r.args, r.permissions.clone(), r.name.clone())
+            (r.index, &r.args, r.callee.clone())
         };
         interstice_abi::decode_fields(args, arg_types, &module.registry).map_err(|e| {
             let bad = BadArguments::new(module_name, function, arg_types, e);
             HostCallError::fatal(ErrorCode::BadInput, bad.to_string())
         })?;
         let frame = Frame {
-            module: module.name.clone(),
-            function: name,
-            permissions,
+            callee,
             ..caller.frame().clone()
         };
         let nested = caller.nest(frame);

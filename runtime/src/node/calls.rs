@@ -186,9 +186,7 @@ impl NodeInner {
         // The committed state between two windows, read without holding up commits.
         let snapshot = self.snapshot();
         let frame = Frame {
-            module: installed.name.clone(),
-            function: q.name.clone(),
-            permissions: q.permissions.clone(),
+            callee: q.callee.clone(),
             timestamp: self.entrance.stamp(None),
             seq: u64::MAX,
             seed: self.config.seed,

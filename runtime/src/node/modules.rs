@@ -17,7 +17,7 @@ use super::lane_name;
 use crate::authority::{Holder, Lane};
 use crate::core::{Installed, NameMap, Query, Reducer};
 use crate::error::{LoadError, NodeError};
-use crate::exec::{Grant, Permissions};
+use crate::exec::{Callee, Grant, Permissions};
 use crate::feed::{Kept, Restored};
 use crate::partition::PartGrant;
 use crate::system::{
@@ -245,16 +245,25 @@ impl NodeInner {
                     .collect(),
             })
         };
+        // One name for the module, shared by its functions' frames and its tasks.
+        let module_name: Arc<str> = Arc::from(schema.name.as_str());
         let reducers: NameMap<Reducer> = schema
             .reducers
             .iter()
             .enumerate()
             .map(|(i, r)| {
+                let name: Arc<str> = Arc::from(r.name.as_str());
+                let permissions = permissions(&r.access, &r.args);
                 let reducer = Reducer {
-                    name: Arc::from(r.name.as_str()),
+                    callee: Arc::new(Callee {
+                        module: module_name.clone(),
+                        function: name.clone(),
+                        permissions: permissions.clone(),
+                    }),
+                    name,
                     index: i as u32,
                     args: r.args.iter().map(|f| f.ty.clone()).collect(),
-                    permissions: permissions(&r.access, &r.args),
+                    permissions,
                     on: r.on.clone(),
                 };
                 (r.name.clone(), reducer)
@@ -265,18 +274,24 @@ impl NodeInner {
             .iter()
             .enumerate()
             .map(|(i, q)| {
+                let name: Arc<str> = Arc::from(q.name.as_str());
+                let permissions = permissions(&q.access, &q.args);
                 let query = Query {
-                    name: Arc::from(q.name.as_str()),
+                    callee: Arc::new(Callee {
+                        module: module_name.clone(),
+                        function: name,
+                        permissions: permissions.clone(),
+                    }),
                     index: i as u32,
                     args: q.args.iter().map(|f| f.ty.clone()).collect(),
                     returns: q.returns.clone(),
-                    permissions: permissions(&q.access, &q.args),
+                    permissions,
                 };
                 (q.name.clone(), query)
             })
             .collect();
         Ok(Installed {
-            name: Arc::from(schema.name.as_str()),
+            name: module_name,
             compiled,
             registry,
             reducers,
