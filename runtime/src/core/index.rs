@@ -37,6 +37,9 @@ pub(crate) struct HostTables {
 /// Derived from the installed modules.
 #[derive(Default)]
 pub(super) struct Index {
+    /// The modules it was built from: what an invocation looks its module up in, through the
+    /// index it loads anyway (one shared load per call, and a borrow instead of a count).
+    pub modules: Arc<BTreeMap<String, Arc<Installed>>>,
     pub registries: Arc<BTreeMap<String, Arc<TypeRegistry>>>,
     pub subscribers: HashMap<TableId, Vec<Subscriber>>,
     /// The scheduler's view of each reducer's access, by module then reducer: what it declares

@@ -208,13 +208,19 @@ impl Core {
         // Under the lanes' lock, so that reindexes run one at a time and the last to run,
         // which saw every install before it, is the one that stays.
         let lanes = self.lanes.lock();
-        let index = Index::build(&self.store, &self.modules.load(), &lanes);
+        let modules = self.modules.load_full();
+        let mut index = Index::build(&self.store, &modules, &lanes);
+        index.modules = modules;
         self.index.store(Arc::new(index));
     }
 
     /// A context for `frame`, over this node's store and tables.
     pub fn exec(self: &Arc<Self>, frame: Frame) -> Exec {
-        let index = self.index.load();
+        self.exec_in(&self.index.load(), frame)
+    }
+
+    /// [`exec`](Self::exec) with the index the caller already holds.
+    fn exec_in(&self, index: &Index, frame: Frame) -> Exec {
         Exec::new(
             &self.store,
             index.registries.clone(),
@@ -306,11 +312,10 @@ impl Core {
     /// to feed a remote subscriber. Both sets change only between windows (under the driver's
     /// lock: installs, feed registrations), so what a worker sees here is what the commit of
     /// the same window sees.
-    fn wants_changes(&self, changes: &[Change]) -> bool {
+    fn wants_changes(&self, index: &Index, changes: &[Change]) -> bool {
         if self.feeds.any() {
             return true;
         }
-        let index = self.index.load();
         !index.subscribers.is_empty()
             && changes
                 .iter()
@@ -325,7 +330,10 @@ impl Core {
             cleanup: self.drop_timer(task),
             reason,
         };
-        let Some(module) = self.module(&task.module) else {
+        // One load for the call: its module, its context and, after it, whether its changes
+        // are wanted. Modules change only between windows, with the index.
+        let index = self.index.load();
+        let Some(module) = index.modules.get(&*task.module) else {
             return fail(CallFailure::Host(format!(
                 "no module `{}` on this node",
                 task.module
@@ -353,7 +361,7 @@ impl Core {
             seed: self.seed,
         };
         let running = || Running {
-            exec: self.exec(frame).with_parts(task.parts.clone()),
+            exec: self.exec_in(&index, frame).with_parts(task.parts.clone()),
             core: self.clone(),
             // `render` and `audio_output` hooks produce frames and samples, not state.
             read_only: reducer.on.as_ref().is_some_and(Event::is_read_only),
@@ -365,7 +373,7 @@ impl Core {
             args: &task.args,
             fuel: self.limits.fuel_per_call,
         };
-        self.run(&module, running, call, |running, output| {
+        self.run(module, running, call, |running, output| {
             // The authority of a platform hook finishes what the hook started (a frame, a
             // block), on this thread, and may fail it.
             let finished = match reducer.on.as_ref().and_then(|e| Some((e, e.authority()?))) {
@@ -388,7 +396,7 @@ impl Core {
                 Ok(mut applied) => {
                     // Dropped here, on the thread that made them and while they are in its
                     // cache, rather than by the serial commit, when nothing there reads them.
-                    if !self.wants_changes(applied.changes()) {
+                    if !self.wants_changes(&index, applied.changes()) {
                         drop(applied.take_changes());
                     }
                     // Visible to the invocations after it from now on, like its table writes;
