@@ -215,6 +215,10 @@ impl Spin {
     }
 }
 
+/// The most invocations a kept buffer has room for (about 1 MiB): a node configured with huge
+/// windows does not hold the largest one's buffer for ever.
+const MAX_SPARE: usize = 8192;
+
 /// The number of windows posted, and the one running (until it is finished).
 type Posted<T, O> = (u64, Option<Arc<Window<T, O>>>);
 
@@ -303,7 +307,7 @@ where
             let mut invocations = window.invocations;
             invocations.clear();
             let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-            if spare.capacity() < invocations.capacity() {
+            if invocations.capacity() <= MAX_SPARE && spare.capacity() < invocations.capacity() {
                 *spare = invocations;
             }
         }
