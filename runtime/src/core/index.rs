@@ -229,12 +229,12 @@ impl Index {
             let mut functions: Vec<(&String, &Grant, bool)> = module
                 .reducers
                 .iter()
-                .map(|(n, r)| (n, &r.permissions.grant, false))
+                .map(|(n, r)| (n, &r.callee.permissions.grant, false))
                 .chain(
                     module
                         .queries
                         .iter()
-                        .map(|(n, q)| (n, &q.permissions.grant, true)),
+                        .map(|(n, q)| (n, &q.callee.permissions.grant, true)),
                 )
                 .collect();
             functions.sort_by_key(|(n, _, query)| (*query, *n));
@@ -314,7 +314,7 @@ impl Index {
                             function.clone(),
                             Arc::new(PartPlan::new(
                                 grants.to_vec(),
-                                r.permissions.params.clone(),
+                                r.callee.permissions.params.clone(),
                                 module.registry.clone(),
                                 tables,
                             )),

@@ -21,7 +21,7 @@ pub(crate) use task::{Done, Origin, Task};
 
 use crate::authority::Authorities;
 use crate::error::{BadArguments, CallFailure, HostCallError, LoadError};
-use crate::exec::{Callee, Exec, Frame, Permissions, Scheduled, encode_change};
+use crate::exec::{Callee, Exec, Frame, Scheduled, encode_change};
 use crate::feed::Feeds;
 use crate::system::{self, Delivered, OutboxCall, Timer};
 use crate::wasm::{
@@ -42,10 +42,8 @@ pub(crate) struct Reducer {
     pub name: Arc<str>,
     pub index: u32,
     pub args: Vec<Type>,
-    /// Shared with each invocation's context, which would otherwise clone the declared sets.
-    pub permissions: Arc<Permissions>,
     pub on: Option<Event>,
-    /// What each invocation's frame shares.
+    /// What each invocation's frame shares: its name and permissions among them.
     pub callee: Arc<Callee>,
 }
 
@@ -53,7 +51,6 @@ pub(crate) struct Query {
     pub index: u32,
     pub args: Vec<Type>,
     pub returns: Type,
-    pub permissions: Arc<Permissions>,
     pub callee: Arc<Callee>,
 }
 

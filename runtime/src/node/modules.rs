@@ -253,17 +253,15 @@ impl NodeInner {
             .enumerate()
             .map(|(i, r)| {
                 let name: Arc<str> = Arc::from(r.name.as_str());
-                let permissions = permissions(&r.access, &r.args);
                 let reducer = Reducer {
                     callee: Arc::new(Callee {
                         module: module_name.clone(),
                         function: name.clone(),
-                        permissions: permissions.clone(),
+                        permissions: permissions(&r.access, &r.args),
                     }),
                     name,
                     index: i as u32,
                     args: r.args.iter().map(|f| f.ty.clone()).collect(),
-                    permissions,
                     on: r.on.clone(),
                 };
                 (r.name.clone(), reducer)
@@ -275,17 +273,15 @@ impl NodeInner {
             .enumerate()
             .map(|(i, q)| {
                 let name: Arc<str> = Arc::from(q.name.as_str());
-                let permissions = permissions(&q.access, &q.args);
                 let query = Query {
                     callee: Arc::new(Callee {
                         module: module_name.clone(),
                         function: name,
-                        permissions: permissions.clone(),
+                        permissions: permissions(&q.access, &q.args),
                     }),
                     index: i as u32,
                     args: q.args.iter().map(|f| f.ty.clone()).collect(),
                     returns: q.returns.clone(),
-                    permissions,
                 };
                 (q.name.clone(), query)
             })
