@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use interstice_abi::{Persistence, Value};
-use parking_lot::RwLockWriteGuard;
 
 use crate::error::{Result, StoreError};
 use crate::log::{self, OpKind};
 use crate::read::Readable;
 use crate::rows::OverlayRows;
+use crate::sharded::WriteGuard;
 use crate::store::{Inner, Tables};
 use crate::table::{Key, Row, Table, TableData, TableId};
 use crate::{Lsn, Store};
@@ -328,7 +328,9 @@ impl Transaction {
     pub fn update(&mut self, table: TableId, row: Vec<Value>) -> Result<Row> {
         let slot = self.writable(table)?;
         let ov = &mut self.overlays[slot];
-        let t = ov.table.clone();
+        // Borrowed, not cloned: the table's reference count is a cache line every worker
+        // writing the table would share.
+        let t: &Table = &ov.table;
         t.check_row(&row)?;
         let row: Row = row.into();
         let pk = &row[t.pk];
@@ -364,7 +366,7 @@ impl Transaction {
     pub fn delete(&mut self, table: TableId, pk: &Value) -> Result<Row> {
         let slot = self.writable(table)?;
         let ov = &mut self.overlays[slot];
-        let t = ov.table.clone();
+        let t: &Table = &ov.table;
         t.check_key(pk)?;
         let old = ov
             .get(&t.data.read(), pk)
@@ -482,7 +484,7 @@ impl Transaction {
                     .filter(|&i| overlays[i].written)
                     .collect();
                 order.sort_by_key(|&i| overlays[i].table.id);
-                let mut guards: Vec<Option<RwLockWriteGuard<'_, TableData>>> =
+                let mut guards: Vec<Option<WriteGuard<'_, TableData>>> =
                     overlays.iter().map(|_| None).collect();
                 for &i in &order {
                     let ov = &overlays[i];
