@@ -54,17 +54,6 @@ impl IntKey {
             _ => return None,
         })
     }
-
-    /// The value as a number whose order is the values' order (signed values shifted up), when
-    /// it is of this type.
-    #[inline]
-    fn ordinal(self, v: &Value) -> Option<u64> {
-        let bits = self.bits(v)?;
-        Some(match self {
-            IntKey::I8 | IntKey::I16 | IntKey::I32 | IntKey::I64 => bits ^ (1 << 63),
-            _ => bits,
-        })
-    }
 }
 
 /// Rows by primary key. Each row sits with a tag: for an integer key, the key itself (compared
@@ -278,27 +267,20 @@ const CHUNK_MIN: usize = CHUNK_MAX / 4;
 /// Rows in primary-key order: sorted chunks of rows, with the last key of every chunk but the
 /// last alongside for binary search. Appending a key above every other (auto_inc ids, replay)
 /// is a `push`; other inserts and removals shift at most half a chunk. Scans walk the chunks.
-///
-/// Each row sits beside its key's ordinal when the key is an integer (`0` otherwise), so that
-/// finding a row compares numbers in the chunk instead of reading the rows: an apply replacing
-/// a row searches under the table's write lock, and rows another core allocated or counted
-/// would each be a cache miss there.
 pub(crate) struct Ordered {
     pk: usize,
-    int: Option<IntKey>,
     /// Non-empty, each sorted; every key of a chunk is below every key of the next. Deques, so
     /// removing the oldest rows (queues, expiring data) shifts nothing.
-    chunks: Vec<VecDeque<(u64, Row)>>,
+    chunks: Vec<VecDeque<Row>>,
     /// The last key of each chunk but the last (whose last row says it).
     maxes: Vec<Key>,
     len: usize,
 }
 
 impl Ordered {
-    pub fn new(pk: usize, ty: &Type) -> Self {
+    pub fn new(pk: usize) -> Self {
         Ordered {
             pk,
-            int: IntKey::of(ty),
             chunks: Vec::new(),
             maxes: Vec::new(),
             len: 0,
@@ -310,12 +292,6 @@ impl Ordered {
         Key::from_ref(&row[self.pk])
     }
 
-    /// What sits beside a row with this key.
-    #[inline]
-    fn ordinal(&self, key: &Value) -> u64 {
-        self.int.and_then(|int| int.ordinal(key)).unwrap_or(0)
-    }
-
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
@@ -325,32 +301,26 @@ impl Ordered {
     /// in it.
     fn locate(&self, key: &Key) -> (usize, Result<usize, usize>) {
         let ci = self.maxes.partition_point(|m| m < key);
-        let chunk = &self.chunks[ci];
-        let pos = match self.int.and_then(|int| int.ordinal(&key.0)) {
-            Some(ord) => chunk.binary_search_by(|(o, _)| o.cmp(&ord)),
-            // Not an integer key, or a key of another type than the column's.
-            None => chunk.binary_search_by(|(_, r)| self.key(r).cmp(key)),
-        };
+        let pos = self.chunks[ci].binary_search_by(|r| self.key(r).cmp(key));
         (ci, pos)
     }
 
     /// Adds a row whose key is absent; false (and nothing changes) when it is present.
     pub fn insert(&mut self, row: Row) -> bool {
         let key = Key::from_ref(&row[self.pk]);
-        let ord = self.ordinal(&row[self.pk]);
         let last = self.chunks.last().and_then(|c| c.back());
         match last {
-            None => self.chunks.push(VecDeque::from([(ord, row)])),
-            Some((_, max)) if key > self.key(max) => {
+            None => self.chunks.push(VecDeque::from([row])),
+            Some(max) if key > self.key(max) => {
                 let n = self.chunks.len();
                 if self.chunks[n - 1].len() >= CHUNK_MAX {
                     let max = self.key(max).clone();
                     self.maxes.push(max);
                     let mut chunk = VecDeque::with_capacity(CHUNK_MAX);
-                    chunk.push_back((ord, row));
+                    chunk.push_back(row);
                     self.chunks.push(chunk);
                 } else {
-                    self.chunks[n - 1].push_back((ord, row));
+                    self.chunks[n - 1].push_back(row);
                 }
             }
             Some(_) => {
@@ -359,10 +329,10 @@ impl Ordered {
                     return false;
                 };
                 // The key is below the chunk's last, so its max stays.
-                self.chunks[ci].insert(pos, (ord, row));
+                self.chunks[ci].insert(pos, row);
                 if self.chunks[ci].len() > CHUNK_MAX {
                     let tail = self.chunks[ci].split_off(CHUNK_MAX / 2);
-                    if let Some((_, last)) = self.chunks[ci].back() {
+                    if let Some(last) = self.chunks[ci].back() {
                         let max = self.key(last).clone();
                         self.maxes.insert(ci, max);
                     }
@@ -381,7 +351,7 @@ impl Ordered {
         }
         let (ci, pos) = self.locate(Key::from_ref(&row[self.pk]));
         let pos = pos.ok()?;
-        Some(std::mem::replace(&mut self.chunks[ci][pos].1, row))
+        Some(std::mem::replace(&mut self.chunks[ci][pos], row))
     }
 
     pub fn remove(&mut self, key: &Value) -> Option<Row> {
@@ -390,7 +360,7 @@ impl Ordered {
         }
         let (ci, pos) = self.locate(Key::from_ref(key));
         let pos = pos.ok()?;
-        let (_, row) = self.chunks[ci].remove(pos)?;
+        let row = self.chunks[ci].remove(pos)?;
         self.len -= 1;
         let has_max = ci < self.maxes.len();
         let len = self.chunks[ci].len();
@@ -406,7 +376,7 @@ impl Ordered {
         }
         if pos == len
             && has_max
-            && let Some((_, last)) = self.chunks[ci].back()
+            && let Some(last) = self.chunks[ci].back()
         {
             self.maxes[ci] = self.key(last).clone();
         }
@@ -432,7 +402,7 @@ impl Ordered {
 
     /// Every row in key order.
     pub fn values(&self) -> impl Iterator<Item = &Row> {
-        self.chunks.iter().flatten().map(|(_, row)| row)
+        self.chunks.iter().flatten()
     }
 
     /// Rows with keys within bounds, in key order.
@@ -474,7 +444,7 @@ impl<'a> Iterator for Range<'a> {
             self.chunk += 1;
             self.pos = 0;
         }
-        let (_, row) = chunks.get(self.chunk)?.get(self.pos)?;
+        let row = chunks.get(self.chunk)?.get(self.pos)?;
         let key = self.rows.key(row);
         let within = match self.upper {
             Bound::Unbounded => true,
@@ -503,7 +473,7 @@ mod tests {
     fn check_against_a_btreemap(ty: Type, key: fn(u64) -> Value) {
         let row = |k: u64, v: u64| -> Row { Arc::from(vec![key(k), Value::U64(v)]) };
         let mut model: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut ordered = Ordered::new(0, &ty);
+        let mut ordered = Ordered::new(0);
         let mut by_pk = PkIndex::new(0, &ty);
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         for step in 0..40_000u64 {

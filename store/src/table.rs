@@ -208,7 +208,7 @@ impl Table {
             .collect();
         let data = TableData {
             by_pk: PkIndex::new(pk, &schema.columns[pk].ty),
-            order: Ordered::new(pk, &schema.columns[pk].ty),
+            order: Ordered::new(pk),
             indexes: indexes
                 .iter()
                 .map(|ix| match ix.kind {
