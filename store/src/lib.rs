@@ -69,7 +69,6 @@ mod read;
 mod read_tx;
 mod recover;
 mod rows;
-mod sharded;
 mod snapshot;
 mod store;
 mod table;

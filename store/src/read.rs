@@ -10,12 +10,11 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use interstice_abi::{IndexKind, Value};
-use parking_lot::RwLockReadGuard;
+use parking_lot::{RawRwLock, RwLockReadGuard, lock_api::ArcRwLockReadGuard};
 
 use crate::error::{Result, StoreError};
 use crate::history::Images;
 use crate::read_tx::ReadAt;
-use crate::sharded::ArcReadGuard;
 use crate::store::Inner;
 use crate::table::{IndexMap, Key, Row, Table, TableData, TableId, bounds_empty, key_bounds};
 use crate::tx::Overlay;
@@ -526,7 +525,7 @@ impl<'s> ReadView<'s> {
 /// One table locked for reading inside a [`ReadView`].
 pub struct TableRef<'v> {
     table: Arc<Table>,
-    guard: ArcReadGuard<TableData>,
+    guard: ArcRwLockReadGuard<RawRwLock, TableData>,
     _view: std::marker::PhantomData<&'v ()>,
 }
 

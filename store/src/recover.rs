@@ -10,10 +10,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use parking_lot::RawRwLock;
+use parking_lot::lock_api::ArcRwLockWriteGuard;
+
 use crate::error::{Result, StoreError};
 use crate::files;
 use crate::log::{self, LogOp, Parsed, SEGMENT_MAGIC};
-use crate::sharded::ArcWriteGuard;
 use crate::snapshot;
 use crate::store::{Catalog, Lsn, empty_catalog};
 use crate::table::{CatalogEntry, Table, TableData, TableId};
@@ -534,7 +536,7 @@ fn replay(catalog: &mut Catalog, ops: &mut Vec<Step<'_>>) -> Result<u64, String>
     let mut n = 0;
     // The table of the previous mutation, write-locked: a record's ops usually come in runs
     // on one table, so a run takes the lock once. Recovery runs alone, so nobody waits.
-    let mut cached: Option<(Arc<Table>, ArcWriteGuard<TableData>)> = None;
+    let mut cached: Option<(Arc<Table>, ArcRwLockWriteGuard<RawRwLock, TableData>)> = None;
     let inserts = ops
         .iter()
         .filter(|s| matches!(s, Step::Data(LogOp::Insert(..))))

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, StoreError};
 use crate::history::Images;
 use crate::rows::{Ordered, PkIndex};
-use crate::sharded::ShardedRwLock;
 
 /// A row: its column values in schema order. Shared, so scans, change sets and snapshots hand
 /// out rows without copying them.
@@ -177,8 +176,7 @@ pub(crate) struct Table {
     pub auto_inc: Vec<usize>,
     pub persistence: Persistence,
     pub dropped: AtomicBool,
-    /// Sharded: every worker reads it, and one lock word would be a cache line they all write.
-    pub data: Arc<ShardedRwLock<TableData>>,
+    pub data: Arc<RwLock<TableData>>,
     /// Rows as open read transactions saw them (see `history`). Locked after `data`.
     pub images: RwLock<Images>,
 }
@@ -237,7 +235,7 @@ impl Table {
             indexes,
             auto_inc,
             dropped: AtomicBool::new(false),
-            data: Arc::new(ShardedRwLock::new(data)),
+            data: Arc::new(RwLock::new(data)),
             images: RwLock::new(Images::default()),
         }
     }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use interstice_abi::{Persistence, Value};
+use parking_lot::RwLockWriteGuard;
 
 use crate::error::{Result, StoreError};
 use crate::log::{self, OpKind};
 use crate::read::Readable;
 use crate::rows::OverlayRows;
-use crate::sharded::WriteGuard;
 use crate::store::{Inner, Tables};
 use crate::table::{Key, Row, Table, TableData, TableId};
 use crate::{Lsn, Store};
@@ -484,7 +484,7 @@ impl Transaction {
                     .filter(|&i| overlays[i].written)
                     .collect();
                 order.sort_by_key(|&i| overlays[i].table.id);
-                let mut guards: Vec<Option<WriteGuard<'_, TableData>>> =
+                let mut guards: Vec<Option<RwLockWriteGuard<'_, TableData>>> =
                     overlays.iter().map(|_| None).collect();
                 for &i in &order {
                     let ov = &overlays[i];
