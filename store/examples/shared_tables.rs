@@ -2,13 +2,16 @@
 //! node's workers do for a simulation's steps: what sharing the tables costs per transaction,
 //! against one thread alone, measured in the same run.
 //!
-//! `cargo run --release -p interstice-store --example shared_tables -- [seconds] [rounds]`
+//! `cargo run --release -p interstice-store --example shared_tables -- [seconds] [rounds]
+//! [shared|own|own-back]`
 //!
 //! Each transaction reads one row of a small table every thread reads (`world`), the rows of
 //! its partition and one beside it in `front`, and updates the rows of its partition in
 //! `back` (8 rows of 512 bytes), then applies and logs. Rounds alternate one thread and two;
 //! it prints transactions per second for each and the ratio of two threads to one (2.00 when
-//! sharing costs nothing).
+//! sharing costs nothing). With `own`, each thread has tables of its own instead (the same
+//! work, nothing shared but the store): what is left is the store's own serial parts. With
+//! `own-back`, the threads share the tables they read and each writes a table of its own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,8 +38,8 @@ fn lines_table(store: &Store, name: &str) -> TableId {
         .expect("a new table")
 }
 
-fn world_table(store: &Store) -> TableId {
-    let schema = TableSchema::builder("world")
+fn world_table(store: &Store, name: &str) -> TableId {
+    let schema = TableSchema::builder(format!("{name}world"))
         .column("id", Type::U32)
         .column("width", Type::U32)
         .primary_key("id")
@@ -53,11 +56,11 @@ struct Tables {
     back: TableId,
 }
 
-fn seed(store: &Store) -> Tables {
+fn seed(store: &Store, name: &str) -> Tables {
     let tables = Tables {
-        world: world_table(store),
-        front: lines_table(store, "front"),
-        back: lines_table(store, "back"),
+        world: world_table(store, name),
+        front: lines_table(store, &format!("{name}front")),
+        back: lines_table(store, &format!("{name}back")),
     };
     let mut tx = store.begin();
     tx.insert(tables.world, vec![Value::U32(0), Value::U32(512)])
@@ -110,7 +113,7 @@ fn step(store: &Store, t: &Tables, region: u32, seq: u64) {
 
 /// Transactions per second with `threads` threads for `time`, thread `i` taking the regions
 /// `i`, `i + threads`, …
-fn run(store: &Arc<Store>, tables: &Arc<Tables>, threads: u32, time: Duration) -> f64 {
+fn run(store: &Arc<Store>, tables: &Arc<Vec<Tables>>, threads: u32, time: Duration) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -122,7 +125,7 @@ fn run(store: &Arc<Store>, tables: &Arc<Tables>, threads: u32, time: Duration) -
                 let mut n = 0u64;
                 let mut region = i;
                 while !stop.load(Ordering::Relaxed) {
-                    step(&store, &tables, region, n);
+                    step(&store, &tables[i as usize % tables.len()], region, n);
                     region = (region + threads) % REGIONS;
                     n += 1;
                 }
@@ -142,8 +145,21 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let rounds: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let mode = args.get(3).map_or("shared", String::as_str);
     let store = Arc::new(Store::in_memory());
-    let tables = Arc::new(seed(&store));
+    let mut sets: Vec<Tables> = match mode {
+        "shared" => vec![seed(&store, "t0")],
+        "own" | "own-back" => vec![seed(&store, "t0"), seed(&store, "t1")],
+        other => {
+            eprintln!("unknown mode `{other}`: use shared, own or own-back");
+            std::process::exit(2);
+        }
+    };
+    if mode == "own-back" {
+        sets[1].world = sets[0].world;
+        sets[1].front = sets[0].front;
+    }
+    let tables = Arc::new(sets);
     let time = Duration::from_secs_f64(seconds);
     run(&store, &tables, 2, Duration::from_millis(200));
     let mut ratios = Vec::new();
