@@ -47,7 +47,9 @@ pub use error::{BadArguments, CallFailure, HostCallError, LoadError, NodeError};
 pub use exec::RemoteCall;
 pub use feed::{FeedEvent, FeedSink, HISTORY, Position};
 pub use interstice_store::{Durability, Lsn};
-pub use node::{EventSink, Node, NodeInner, NodeStats, Outcome, Published, RemoteNode};
+pub use node::{
+    EventSink, Node, NodeInner, NodeStats, Outcome, PendingCalls, Published, RemoteNode,
+};
 pub use policy::{AccessPolicy, Principal};
 pub use system::SystemTableError;
 /// The wasmtime the host is built on, for authorities that link host calls.

@@ -5,12 +5,13 @@
 //! world's digest, the same at any worker count); without, the node also serves on its port
 //! until Ctrl-C, so the world can be queried while it runs.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use interstice_abi::Value;
-use interstice_runtime::{Node, Outcome};
+use interstice_runtime::{Node, Outcome, PendingCalls};
 use serde_json::json;
 
 use crate::cpu::process_cpu;
@@ -166,27 +167,73 @@ fn drive(out: Output, node: &Node, o: &Options, ticks: Option<u64>) -> Result<Su
     let cells = u64::from(o.width) * u64::from(o.height);
     let started = Instant::now();
     let cpu_started = process_cpu();
+    // Batch k + 1 runs while batch k is made durable: a durable node's fsync would otherwise
+    // leave the workers idle between batches. A batch counts (progress, failures, the summary)
+    // only once it is durable; at most one more waits in the channel.
+    let (send, receive) = mpsc::sync_channel::<(u64, u64, PendingCalls)>(1);
+    let stopped = AtomicBool::new(false);
+    let durable = std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let result = acknowledge(node, o, &bar, receive, cpu_started);
+            stopped.store(true, Ordering::Relaxed);
+            result
+        });
+        let mut tick = 0u64;
+        while ticks.is_none_or(|n| tick < n) && !stopped.load(Ordering::Relaxed) {
+            let per_batch = ticks_per_batch(cells);
+            let batch = ticks.map_or(per_batch, |n| (n - tick).min(per_batch));
+            let calls = tick_calls(tick, batch, o.regions);
+            let pending = node
+                .call_many_pipelined(&calls)
+                .map_err(|e| CliError::new(format!("ticks {tick}..{}: {e}", tick + batch)))?;
+            if send.send((tick, batch, pending)).is_err() {
+                // The waiter stopped at a failure, which its result reports.
+                break;
+            }
+            tick += batch;
+        }
+        drop(send);
+        waiter
+            .join()
+            .map_err(|_| CliError::new("the simulation's progress thread panicked"))?
+    })?;
+    bar.finish_and_clear();
+    Ok(Summary {
+        ticks: durable,
+        elapsed: started.elapsed(),
+        cpu: process_cpu().zip(cpu_started).map(|(b, a)| b - a),
+    })
+}
+
+/// Waits for each batch `(first tick, ticks, calls)` to be durable, in order, and reports
+/// it: a failed call ends the run with its tick; otherwise the progress line moves. Returns
+/// the ticks made durable.
+fn acknowledge(
+    node: &Node,
+    o: &Options,
+    bar: &ProgressBar,
+    batches: mpsc::Receiver<(u64, u64, PendingCalls)>,
+    cpu_started: Option<Duration>,
+) -> Result<u64> {
+    let cells = u64::from(o.width) * u64::from(o.height);
     let mut shown = (Instant::now(), 0u64, cpu_started);
-    let mut tick = 0u64;
-    while ticks.is_none_or(|n| tick < n) {
-        let per_batch = ticks_per_batch(cells);
-        let batch = ticks.map_or(per_batch, |n| (n - tick).min(per_batch));
-        let calls = tick_calls(tick, batch, o.regions);
-        let outcomes = node
-            .call_many(&calls)
-            .map_err(|e| CliError::new(format!("ticks {tick}..{}: {e}", tick + batch)))?;
+    let mut durable = 0u64;
+    for (first, batch, pending) in batches {
+        let outcomes = pending
+            .wait()
+            .map_err(|e| CliError::new(format!("ticks {first}..{}: {e}", first + batch)))?;
         if let Some((i, Outcome::Failed { reason, .. })) =
             outcomes.iter().enumerate().find(|(_, o)| !o.is_committed())
         {
-            let failed = tick + i as u64 / u64::from(o.regions.max(1));
+            let failed = first + i as u64 / u64::from(o.regions.max(1));
             return Err(CliError::new(format!("tick {failed} failed: {reason}")));
         }
-        tick += batch;
-        bar.set_position(tick);
+        durable = first + batch;
+        bar.set_position(durable);
         let now = Instant::now();
         let since = now - shown.0;
         if since >= Duration::from_millis(500) {
-            let done = (tick - shown.1) as f64;
+            let done = (durable - shown.1) as f64;
             let secs = since.as_secs_f64();
             let cpu = process_cpu();
             let busy = match (cpu, shown.2) {
@@ -203,15 +250,10 @@ fn drive(out: Output, node: &Node, o: &Options, ticks: Option<u64>) -> Result<Su
                 done / secs,
                 si(done * cells as f64 / secs)
             ));
-            shown = (now, tick, cpu);
+            shown = (now, durable, cpu);
         }
     }
-    bar.finish_and_clear();
-    Ok(Summary {
-        ticks: tick,
-        elapsed: started.elapsed(),
-        cpu: process_cpu().zip(cpu_started).map(|(b, a)| b - a),
-    })
+    Ok(durable)
 }
 
 fn report(out: Output, node: &Node, o: &Options, s: &Summary) -> Result<()> {

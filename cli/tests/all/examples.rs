@@ -223,8 +223,10 @@ fn example_simulation_reaches_the_same_world_on_one_and_two_workers() {
             &[
                 "example",
                 "simulation",
+                // Three batches (16, 16, 8 ticks), so that one runs while the one before is
+                // made durable.
                 "--ticks",
-                "10",
+                "40",
                 "--size",
                 "48x32",
                 "--regions",
@@ -238,7 +240,8 @@ fn example_simulation_reaches_the_same_world_on_one_and_two_workers() {
     };
     let one = run("1");
     let two = run("2");
-    assert_eq!(one["ticks"], 10);
+    assert_eq!(one["ticks"], 40);
+    assert_eq!(two["ticks"], 40);
     assert_eq!(two["workers"], 2);
     assert_eq!(one["digest"], two["digest"], "{one}\n{two}");
     assert_eq!(one["digest"].as_str().map(str::len), Some(16));

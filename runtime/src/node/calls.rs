@@ -28,6 +28,57 @@ impl Outcome {
     }
 }
 
+impl super::Node {
+    /// Runs the batch as [`call_many`](NodeInner::call_many) does (submitted, executed,
+    /// committed in memory) and returns before waiting for its durability, so that the caller
+    /// can run its next batch while the log is made durable, then [`PendingCalls::wait`] for
+    /// this one. Under acknowledged durability (`Durability::EveryCommit`),
+    /// [`call_many`](NodeInner::call_many) in a loop leaves the workers idle for the length of
+    /// every fsync; a loop that waits for batch `k` (on another thread) while batch `k + 1`
+    /// runs does not.
+    ///
+    /// The outcomes stay inside [`PendingCalls`] until the wait returns: nothing in a batch
+    /// may be reported as committed before it is durable.
+    pub fn call_many_pipelined(
+        &self,
+        calls: &[(&str, &str, Vec<u8>)],
+    ) -> Result<PendingCalls, NodeError> {
+        Ok(PendingCalls {
+            outcomes: self.inner.run_many(calls)?,
+            node: self.inner.clone(),
+        })
+    }
+}
+
+/// A batch of calls committed in memory, not yet known to be durable: what
+/// [`Node::call_many_pipelined`](super::Node::call_many_pipelined) returns. Dropping it without waiting leaves the calls
+/// committed (a crash may still lose them, as it may any call not yet acknowledged).
+#[must_use = "the calls may be reported as committed only once `wait` returns"]
+pub struct PendingCalls {
+    node: Arc<NodeInner>,
+    outcomes: Vec<Outcome>,
+}
+
+impl PendingCalls {
+    /// How many calls the batch holds.
+    pub fn len(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.outcomes.is_empty()
+    }
+
+    /// Waits until every committed call of the batch is durable (log order: the last one's
+    /// record covers the others), then hands over the outcomes, in the order of the calls.
+    pub fn wait(self) -> Result<Vec<Outcome>, NodeError> {
+        if let Some(last) = self.outcomes.iter().rev().find(|o| o.is_committed()) {
+            self.node.wait_durable(last)?;
+        }
+        Ok(self.outcomes)
+    }
+}
+
 /// A reducer call as [`Node::call_reducers_from`] takes it: module, reducer, encoded arguments,
 /// and, for a call from another node's outbox, the calling module and the call's number there.
 pub(crate) type RemoteCallIn<'a> = (&'a str, &'a str, &'a [u8], Option<(&'a str, u64)>);
@@ -130,6 +181,15 @@ impl NodeInner {
     /// them. They enter the ingress in the order given, so the scheduler sees them in one window
     /// and runs the non-conflicting ones in parallel.
     pub fn call_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
+        let outcomes = self.run_many(calls)?;
+        if let Some(last) = outcomes.iter().rev().find(|o| o.is_committed()) {
+            self.wait_durable(last)?;
+        }
+        Ok(outcomes)
+    }
+
+    /// [`call_many`](Self::call_many) up to the commit in memory, without the durability wait.
+    fn run_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
         // Built before the inbox lock is taken: copying arguments is no work to do under it.
         // A batch usually calls one reducer again and again: its names are shared, not copied.
         let mut names: Option<(Arc<str>, Arc<str>)> = None;
@@ -147,11 +207,7 @@ impl NodeInner {
             })
             .collect();
         let tickets = self.entrance.submit_awaited_all(submissions);
-        let outcomes = self.drive_tickets(tickets)?;
-        if let Some(last) = outcomes.iter().rev().find(|o| o.is_committed()) {
-            self.wait_durable(last)?;
-        }
-        Ok(outcomes)
+        self.drive_tickets(tickets)
     }
 
     /// Calls a reducer with typed arguments, checked against its signature.

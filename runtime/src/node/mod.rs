@@ -26,7 +26,7 @@ use interstice_scheduler::{Config as SchedConfig, Ingress, Invocation, Scheduler
 use interstice_store::{RecoveryReport, Store, StoreConfig};
 use parking_lot::{Mutex, RwLock};
 
-pub use calls::Outcome;
+pub use calls::{Outcome, PendingCalls};
 pub use commit::NodeStats;
 pub use ingress::EventSink;
 pub use modules::Published;
