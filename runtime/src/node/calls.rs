@@ -51,8 +51,9 @@ impl super::Node {
 }
 
 /// A batch of calls committed in memory, not yet known to be durable: what
-/// [`Node::call_many_pipelined`](super::Node::call_many_pipelined) returns. Dropping it without waiting leaves the calls
-/// committed (a crash may still lose them, as it may any call not yet acknowledged).
+/// [`Node::call_many_pipelined`](super::Node::call_many_pipelined) returns. Dropping it
+/// without waiting leaves the calls committed (a crash may still lose them, as it may any call
+/// not yet acknowledged).
 #[must_use = "the calls may be reported as committed only once `wait` returns"]
 pub struct PendingCalls {
     node: Arc<NodeInner>,
@@ -72,9 +73,7 @@ impl PendingCalls {
     /// Waits until every committed call of the batch is durable (log order: the last one's
     /// record covers the others), then hands over the outcomes, in the order of the calls.
     pub fn wait(self) -> Result<Vec<Outcome>, NodeError> {
-        if let Some(last) = self.outcomes.iter().rev().find(|o| o.is_committed()) {
-            self.node.wait_durable(last)?;
-        }
+        self.node.wait_durable_all(&self.outcomes)?;
         Ok(self.outcomes)
     }
 }
@@ -182,10 +181,17 @@ impl NodeInner {
     /// and runs the non-conflicting ones in parallel.
     pub fn call_many(&self, calls: &[(&str, &str, Vec<u8>)]) -> Result<Vec<Outcome>, NodeError> {
         let outcomes = self.run_many(calls)?;
-        if let Some(last) = outcomes.iter().rev().find(|o| o.is_committed()) {
-            self.wait_durable(last)?;
-        }
+        self.wait_durable_all(&outcomes)?;
         Ok(outcomes)
+    }
+
+    /// Waits until every committed outcome of a batch is durable: durability is in log order,
+    /// so the last committed one's record covers the others.
+    fn wait_durable_all(&self, outcomes: &[Outcome]) -> Result<(), NodeError> {
+        match outcomes.iter().rev().find(|o| o.is_committed()) {
+            Some(last) => self.wait_durable(last),
+            None => Ok(()),
+        }
     }
 
     /// [`call_many`](Self::call_many) up to the commit in memory, without the durability wait.
