@@ -243,6 +243,21 @@ pub(crate) struct Relay<T, O> {
     /// The emptied invocation buffer of a retired window, for the next one: a window's
     /// buffer is large enough that allocating it anew often costs fresh pages.
     spare: Mutex<Vec<Invocation<T>>>,
+    /// Set when the scheduler is dropped: waiting runners leave at once.
+    closed: AtomicBool,
+}
+
+impl<T, O> Relay<T, O> {
+    /// Lets every waiting runner go. Called as the scheduler is dropped, so that nothing keeps
+    /// its last window (and the `execute` that window holds) for a moment longer.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Runner jobs spawned and not yet gone.
+    pub(crate) fn live_runners(&self) -> u32 {
+        self.live.load(Ordering::SeqCst)
+    }
 }
 
 impl<T, O> Relay<T, O>
@@ -258,6 +273,7 @@ where
             retired: Mutex::new(None),
             has_retired: AtomicBool::new(false),
             spare: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -337,12 +353,6 @@ where
         }
     }
 
-    /// Runner jobs spawned and not yet gone.
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn live(&self) -> u32 {
-        self.live.load(Ordering::SeqCst)
-    }
-
     /// Forgets `window` once it is finished, so that nothing here keeps its invocations alive.
     fn finished(&self, window: &Arc<Window<T, O>>) {
         let mut current = self.lock();
@@ -357,6 +367,9 @@ where
         let started = Instant::now();
         let mut rounds = 0u32;
         loop {
+            if self.closed.load(Ordering::Relaxed) {
+                break;
+            }
             if self.posted.load(Ordering::SeqCst) != *seen {
                 let current = self.lock();
                 *seen = current.0;
@@ -392,7 +405,7 @@ where
         }
         self.live.fetch_sub(1, Ordering::SeqCst);
         self.drop_retired();
-        if self.posted.load(Ordering::SeqCst) == *seen {
+        if self.posted.load(Ordering::SeqCst) == *seen || self.closed.load(Ordering::SeqCst) {
             return None;
         }
         // A window came as this runner was leaving, and the driver may have counted on it.

@@ -171,6 +171,26 @@ pub struct Scheduler<T, O> {
     _pool_threads: Option<Threads>,
 }
 
+impl<T, O> Drop for Scheduler<T, O> {
+    /// Runners waiting between windows hold the last window, and through it `execute` and
+    /// whatever that captured (a node's store, with its data directory's lock). They are let
+    /// go here and waited for, so that all of it is released before `drop` returns: a node
+    /// dropped and opened again at once must find its directory free.
+    fn drop(&mut self) {
+        self.relay.close();
+        // On one of the pool's own threads a runner would wait for itself; under loom the
+        // pool's threads are joined as the scheduler's fields drop.
+        #[cfg(not(loom))]
+        if let Pool::Rayon(pool) = &self.pool
+            && pool.current_thread_index().is_none()
+        {
+            while self.relay.live_runners() > 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
 impl<T, O> fmt::Debug for Scheduler<T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scheduler")
@@ -566,9 +586,9 @@ mod tests {
                 (round * 64..round * 64 + 64).map(|t| (t, t * 2)).collect();
             assert_eq!(committed, expected);
             assert!(
-                scheduler.relay.live() as usize <= 2 * pool_threads,
+                scheduler.relay.live_runners() as usize <= 2 * pool_threads,
                 "{} runner jobs for {pool_threads} pool threads",
-                scheduler.relay.live()
+                scheduler.relay.live_runners()
             );
         };
         for round in 0..50 {
@@ -576,7 +596,7 @@ mod tests {
         }
         run(&mut scheduler, 50);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while scheduler.relay.live() > 0 {
+        while scheduler.relay.live_runners() > 0 {
             assert!(
                 Instant::now() < deadline,
                 "runners still held with no window coming"
@@ -588,5 +608,39 @@ mod tests {
             51 * 64,
             "every task of every finished window is dropped"
         );
+    }
+
+    /// What `execute` captured is released by the time the scheduler's `drop` returns, even
+    /// with runners waiting between windows right then (a node's store, dropped with it, must
+    /// let go of its directory at once).
+    #[test]
+    fn dropping_the_scheduler_releases_what_execute_holds() {
+        for round in 0..20u64 {
+            let held = Arc::new(round);
+            let watch = Arc::downgrade(&held);
+            let mut scheduler =
+                Scheduler::new(Config::new().workers(3), move |inv: &Invocation<u64>| {
+                    inv.task() + *held
+                })
+                .unwrap();
+            let mut ingress = Ingress::new();
+            for i in 0..64u64 {
+                let access = AccessSet::new().write(ResourceId((i % 8) as u32));
+                ingress.push(Work::new(i, access, Timestamp(0)));
+            }
+            let mut sum = 0;
+            scheduler
+                .run_window(&mut ingress, |_, outcome| {
+                    sum += outcome.into_result().unwrap();
+                    Vec::new()
+                })
+                .unwrap();
+            assert_eq!(sum, (0..64).sum::<u64>() + 64 * round);
+            drop(scheduler);
+            assert!(
+                watch.upgrade().is_none(),
+                "round {round}: a runner still holds what `execute` captured"
+            );
+        }
     }
 }
