@@ -177,15 +177,17 @@ impl<T, O> Drop for Scheduler<T, O> {
     /// go here and waited for, so that all of it is released before `drop` returns: a node
     /// dropped and opened again at once must find its directory free.
     fn drop(&mut self) {
-        self.relay.close();
-        // On one of the pool's own threads a runner would wait for itself; under loom the
-        // pool's threads are joined as the scheduler's fields drop.
+        // On one of the pool's own threads a runner would wait for itself. Under loom runners
+        // never wait between windows and the pool's threads are joined as the fields drop.
         #[cfg(not(loom))]
-        if let Pool::Rayon(pool) = &self.pool
-            && pool.current_thread_index().is_none()
         {
-            while self.relay.live_runners() > 0 {
-                std::thread::yield_now();
+            self.relay.close();
+            if let Pool::Rayon(pool) = &self.pool
+                && pool.current_thread_index().is_none()
+            {
+                while self.relay.live_runners() > 0 {
+                    std::thread::yield_now();
+                }
             }
         }
     }
