@@ -355,6 +355,11 @@ pub enum Durability {
     /// A flusher thread writes and fsyncs at most `max_delay` after the first unflushed record,
     /// or as soon as `max_bytes` are waiting: one fsync for many transactions. Use
     /// [`Store::wait_durable`](crate::Store::wait_durable) before telling a client "committed".
+    ///
+    /// A caller that waits for durability (a node answering a call does) waits for the next
+    /// flush, up to `max_delay`: under load [`EveryCommit`](Self::EveryCommit) already shares
+    /// one fsync among everything waiting and answers sooner. `Batched` caps how many fsyncs
+    /// a second the disk sees, for disks where that matters more than latency.
     Batched {
         max_delay: Duration,
         max_bytes: usize,

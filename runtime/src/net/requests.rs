@@ -48,9 +48,21 @@ fn node_figures(node: &crate::Node) -> Vec<(String, String)> {
         ("invocations".to_owned(), stats.invocations.to_string()),
         ("windows".to_owned(), stats.windows.to_string()),
         ("workers".to_owned(), node.workers().to_string()),
+        (
+            "uptime".to_owned(),
+            format!("{:.0} s", stats.uptime.as_secs_f64()),
+        ),
         ("log fsyncs".to_owned(), stats.log_fsyncs.to_string()),
         (
-            "records per fsync".to_owned(),
+            "log fsyncs per second (since start)".to_owned(),
+            format!(
+                "{:.1}",
+                stats.log_fsyncs as f64 / stats.uptime.as_secs_f64().max(1e-3)
+            ),
+        ),
+        (
+            // Each log record is a commit (or a commit and what it triggered, logged together).
+            "commits per fsync".to_owned(),
             format!(
                 "{:.1}",
                 stats.records_durable as f64 / stats.log_fsyncs.max(1) as f64

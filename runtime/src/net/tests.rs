@@ -52,9 +52,23 @@ async fn ping_schema_and_the_handshake_says_who_is_admin() {
             "invocations",
             "windows",
             "workers",
+            "uptime",
             "log fsyncs",
-            "records per fsync"
+            "log fsyncs per second (since start)",
+            "commits per fsync"
         ]
+    );
+    // A memory-only node never fsyncs.
+    let figure = |label: &str| {
+        stats
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, value)| value.clone())
+    };
+    assert_eq!(figure("log fsyncs").as_deref(), Some("0"));
+    assert_eq!(
+        figure("log fsyncs per second (since start)").as_deref(),
+        Some("0.0")
     );
     let admin = connect(&server, Some(TOKEN)).await.unwrap();
     assert!(admin.is_admin());

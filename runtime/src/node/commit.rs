@@ -66,14 +66,28 @@ pub struct NodeStats {
     pub log_fsyncs: u64,
     /// Log records made durable; per fsync, what group commit saves.
     pub records_durable: u64,
+    /// Time since the node opened, for rates: fsyncs per second are `log_fsyncs / uptime`.
+    pub uptime: std::time::Duration,
 }
 
-#[derive(Default)]
 pub(super) struct Counters {
+    opened: Instant,
     windows: AtomicU64,
     invocations: AtomicU64,
     window_nanos: AtomicU64,
     commit_nanos: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            opened: Instant::now(),
+            windows: AtomicU64::new(0),
+            invocations: AtomicU64::new(0),
+            window_nanos: AtomicU64::new(0),
+            commit_nanos: AtomicU64::new(0),
+        }
+    }
 }
 
 impl NodeInner {
@@ -87,6 +101,7 @@ impl NodeInner {
             commit_nanos: self.stats.commit_nanos.load(Relaxed),
             log_fsyncs: store.log_fsyncs,
             records_durable: store.records_durable,
+            uptime: self.stats.opened.elapsed(),
         }
     }
 

@@ -394,6 +394,34 @@ fn a_dropped_node_lets_go_of_its_data_directory_at_once() {
 /// `call_many_pipelined` runs a batch and hands back its outcomes only once they are durable:
 /// two batches in flight, the second run while the first is still unwaited, and after both
 /// waits the log is durable up to the last commit, and a reopened node holds every row.
+/// Group commit, seen from the node: a batch of calls waits for one fsync, not one each, and
+/// the node's stats say so (`interstice node show`: log fsyncs, commits per fsync).
+#[test]
+fn a_batch_of_durable_calls_shares_its_fsync_and_the_stats_count_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(NodeConfig {
+        data_dir: Some(dir.path().to_owned()),
+        workers: 2,
+        durability: Durability::EveryCommit,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    install_probe(&node);
+    let before = node.stats();
+    let calls: Vec<(&str, &str, Vec<u8>)> = (0..64).map(|_| ("probe", "ok", Vec::new())).collect();
+    let outcomes = node.call_many(&calls).unwrap();
+    assert!(outcomes.iter().all(Outcome::is_committed), "{outcomes:?}");
+    let after = node.stats();
+    let records = after.records_durable - before.records_durable;
+    let fsyncs = after.log_fsyncs - before.log_fsyncs;
+    assert!(records >= 64, "every call's record is durable: {records}");
+    assert!(
+        (1..=2).contains(&fsyncs),
+        "64 calls made durable by {fsyncs} fsyncs"
+    );
+    assert!(after.uptime >= before.uptime);
+}
+
 #[test]
 fn pipelined_batches_are_durable_once_waited_for() {
     let dir = tempfile::tempdir().unwrap();
