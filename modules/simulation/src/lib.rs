@@ -240,11 +240,14 @@ pub fn initial_world(width: u32, height: u32, seed: u64) -> Vec<Vec<u8>> {
 /// checking them and as the native baseline of the benchmark.
 pub fn tick_native(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let dead = vec![0u8; lines.first().map_or(0, Vec::len)];
+    let mut columns = Vec::new();
     (0..lines.len())
         .map(|y| {
             let above = if y == 0 { &dead } else { &lines[y - 1] };
             let below = lines.get(y + 1).unwrap_or(&dead);
-            next_line(above, &lines[y], below)
+            let mut next = Vec::new();
+            next_line_into(above, &lines[y], below, &mut columns, &mut next);
+            next
         })
         .collect()
 }
