@@ -3,7 +3,8 @@
 //! scheduler runs the steps in parallel and overlaps consecutive ticks), with live progress on stderr: ticks/s, cells updated/s, how busy
 //! the workers are. With `--ticks N` it stops after N ticks and prints a summary (and the
 //! world's digest, the same at any worker count); without, the node also serves on its port
-//! until Ctrl-C, so the world can be queried while it runs.
+//! until Ctrl-C, so the world can be queried while it runs, and the summary comes after it
+//! stops.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -129,27 +130,48 @@ pub fn run(
     );
     match o.ticks {
         Some(ticks) => {
-            let summary = drive(out, node, o, Some(ticks))?;
+            let summary = drive(out, node, o, Some(ticks), &AtomicBool::new(false))?;
             report(out, node, o, &summary)
         }
         None => {
             let driver = node.clone();
             let options = o.clone();
-            std::thread::Builder::new()
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop_driver = stop.clone();
+            let ticking = std::thread::Builder::new()
                 .name("simulation".into())
                 .spawn(move || {
-                    if let Err(e) = drive(out, &driver, &options, None) {
-                        eprintln!("{e}");
-                    }
+                    // Said at once: the node goes on serving until Ctrl-C.
+                    drive(out, &driver, &options, None, &stop_driver)
+                        .inspect_err(|e| eprintln!("{e}"))
+                        .ok()
                 })
                 .map_err(|e| CliError::new(format!("cannot start the simulation: {e}")))?;
-            serve()
+            let served = serve();
+            // The ticks made durable so far are the run's result: stop after the batch in
+            // hand, then say what the run came to, as `--ticks` does.
+            stop.store(true, Ordering::Relaxed);
+            let summary = ticking
+                .join()
+                .map_err(|_| CliError::new("the simulation's thread panicked"))?;
+            served?;
+            match summary {
+                Some(summary) => report(out, node, o, &summary),
+                None => Ok(()),
+            }
         }
     }
 }
 
-/// Runs ticks (all of them, or until the process ends) with a progress line on stderr.
-fn drive(out: Output, node: &Node, o: &Options, ticks: Option<u64>) -> Result<Summary> {
+/// Runs ticks (all of them, or until `stop`) with a progress line on stderr: redrawn in place
+/// on a terminal, a plain line every few seconds otherwise (a log file, `nohup`).
+fn drive(
+    out: Output,
+    node: &Node,
+    o: &Options,
+    ticks: Option<u64>,
+    stop: &AtomicBool,
+) -> Result<Summary> {
     let bar = match ticks {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::new_spinner(),
@@ -172,14 +194,18 @@ fn drive(out: Output, node: &Node, o: &Options, ticks: Option<u64>) -> Result<Su
     // only once it is durable; at most one more waits in the channel.
     let (send, receive) = mpsc::sync_channel::<(u64, u64, PendingCalls)>(1);
     let stopped = AtomicBool::new(false);
+    let plain = !out.json && bar.is_hidden();
     let durable = std::thread::scope(|scope| {
         let waiter = scope.spawn(|| {
-            let result = acknowledge(node, o, &bar, receive, cpu_started);
+            let result = acknowledge(node, o, &bar, plain, receive, cpu_started);
             stopped.store(true, Ordering::Relaxed);
             result
         });
         let mut tick = 0u64;
-        while ticks.is_none_or(|n| tick < n) && !stopped.load(Ordering::Relaxed) {
+        while ticks.is_none_or(|n| tick < n)
+            && !stopped.load(Ordering::Relaxed)
+            && !stop.load(Ordering::Relaxed)
+        {
             let per_batch = ticks_per_batch(cells);
             let batch = ticks.map_or(per_batch, |n| (n - tick).min(per_batch));
             let calls = tick_calls(tick, batch, o.regions);
@@ -205,17 +231,26 @@ fn drive(out: Output, node: &Node, o: &Options, ticks: Option<u64>) -> Result<Su
     })
 }
 
+/// How often the progress goes out as a plain line when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
 /// Waits for each batch `(first tick, ticks, calls)` to be durable, in order, and reports
-/// it: a failed call ends the run with its tick; otherwise the progress line moves. Returns
-/// the ticks made durable.
+/// it: a failed call ends the run with its tick; otherwise the progress line moves (with
+/// `plain`, a line is printed every [`PLAIN_EVERY`] instead). Returns the ticks made durable.
 fn acknowledge(
     node: &Node,
     o: &Options,
     bar: &ProgressBar,
+    plain: bool,
     batches: mpsc::Receiver<(u64, u64, PendingCalls)>,
     cpu_started: Option<Duration>,
 ) -> Result<u64> {
     let cells = u64::from(o.width) * u64::from(o.height);
+    let every = if plain {
+        PLAIN_EVERY
+    } else {
+        Duration::from_millis(500)
+    };
     let mut shown = (Instant::now(), 0u64, cpu_started);
     let mut durable = 0u64;
     for (first, batch, pending) in batches {
@@ -232,7 +267,7 @@ fn acknowledge(
         bar.set_position(durable);
         let now = Instant::now();
         let since = now - shown.0;
-        if since >= Duration::from_millis(500) {
+        if since >= every {
             let done = (durable - shown.1) as f64;
             let secs = since.as_secs_f64();
             let cpu = process_cpu();
@@ -245,11 +280,15 @@ fn acknowledge(
                 ),
                 _ => String::new(),
             };
-            bar.set_message(format!(
+            let rate = format!(
                 "{:.1} ticks/s · {} cells/s{busy}",
                 done / secs,
                 si(done * cells as f64 / secs)
-            ));
+            );
+            if plain {
+                eprintln!("tick {durable} · {rate}");
+            }
+            bar.set_message(rate);
             shown = (now, durable, cpu);
         }
     }

@@ -320,3 +320,58 @@ fn bench_measures_every_worker_count_and_draws_the_plot() {
     let err = home.fails(2, &["bench", "--workers", "0"]);
     assert!(err.contains("at least 1"), "{err}");
 }
+
+/// The README's main job as an operator runs it: no `--ticks`, output to files. The progress
+/// still shows (plain lines, as stderr is no terminal), and stopping the node (SIGTERM, as
+/// Ctrl-C) sums the run up with the ticks made durable and the digest.
+#[test]
+fn example_simulation_logs_progress_and_sums_up_when_stopped() {
+    let home = Home::new();
+    let mut running = home.example(
+        "simulation",
+        free_port(),
+        &["--size", "48x32", "--regions", "4", "--workers", "2"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let last_shown = loop {
+        let log = std::fs::read_to_string(&running.log).unwrap_or_default();
+        let shown = log
+            .lines()
+            .filter(|l| l.starts_with("tick ") && l.contains(" ticks/s · "))
+            .filter_map(|l| l["tick ".len()..].split(' ').next()?.parse::<u64>().ok())
+            .next_back();
+        if let Some(tick) = shown {
+            break tick;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress line in a minute:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let pid = running.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = running.child.wait().unwrap();
+    let out = running.stdout();
+    assert!(status.success(), "{status}\n{out}");
+    let summary = out
+        .lines()
+        .find(|l| l.contains(" ticks in "))
+        .unwrap_or_else(|| panic!("no summary after stopping:\n{out}"));
+    let ticks: u64 = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        ticks >= last_shown,
+        "the summary counts every durable tick shown: {summary} after tick {last_shown}"
+    );
+    assert!(out.contains("\ndigest "), "{out}");
+    assert!(
+        out.find("stopped").unwrap() < out.find(summary).unwrap(),
+        "{out}"
+    );
+}
