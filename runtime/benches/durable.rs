@@ -6,7 +6,8 @@
 //! disk), and prints calls/s, p50/p99 latency and commits per fsync for a memory-only node,
 //! `Durability::Off` (logged, never fsynced), `Batched` and `EveryCommit` (the default). In the
 //! same run it measures the disk's own floor: a 200-byte `write` + `fdatasync`, one at a time.
-//! With one call in flight, `EveryCommit` should cost about one fsync plus the call.
+//! The same 64 spread over four connections shows concurrent clients sharing fsyncs. With
+//! one call in flight, `EveryCommit` should cost about one fsync plus the call.
 //! A plain binary rather than criterion: calls/s and percentiles are the numbers wanted.
 
 use std::io::Write;
@@ -51,8 +52,15 @@ struct Run {
     commits_per_fsync: Option<f64>,
 }
 
-/// `total` calls from one connection, `in_flight` at a time, each timed from send to answer.
-fn run(durability: Option<Durability>, total: usize, in_flight: usize, wasm: &[u8]) -> Run {
+/// `total` calls from `connections` connections, `in_flight` at a time in all (shared
+/// evenly), each timed from send to answer.
+fn run(
+    durability: Option<Durability>,
+    total: usize,
+    in_flight: usize,
+    connections: usize,
+    wasm: &[u8],
+) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let node = Node::open(NodeConfig {
         data_dir: durability.map(|_| dir.path().join("node")),
@@ -78,28 +86,47 @@ fn run(durability: Option<Durability>, total: usize, in_flight: usize, wasm: &[u
         .enable_all()
         .build()
         .expect("runtime");
+    let address = server.local_addr().to_string();
     let (elapsed, mut latencies) = runtime.block_on(async {
-        let client = Client::connect(&server.local_addr().to_string(), ClientConfig::default())
-            .await
-            .expect("connect");
-        let args = encode(&Value::from("Ada"));
-        let mut latencies = Vec::with_capacity(total);
-        let mut pending = FuturesUnordered::new();
-        let (mut sent, mut done) = (0, 0);
-        let start = Instant::now();
-        while done < total {
-            while sent < total && pending.len() < in_flight {
-                let call = client.call_reducer("hello", "hello", args.clone());
-                let sent_at = Instant::now();
-                pending.push(async move { (call.await, sent_at.elapsed()) });
-                sent += 1;
-            }
-            if let Some((outcome, latency)) = pending.next().await {
-                assert!(matches!(outcome, Ok(ReducerOutcome::Committed { .. })));
-                latencies.push(latency);
-                done += 1;
-            }
+        let mut clients = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            clients.push(
+                Client::connect(&address, ClientConfig::default())
+                    .await
+                    .expect("connect"),
+            );
         }
+        let args = encode(&Value::from("Ada"));
+        let start = Instant::now();
+        let share = total / connections;
+        let per = (in_flight / connections).max(1);
+        let runs = clients.iter().map(|client| {
+            let args = args.clone();
+            async move {
+                let mut latencies = Vec::with_capacity(share);
+                let mut pending = FuturesUnordered::new();
+                let (mut sent, mut done) = (0, 0);
+                while done < share {
+                    while sent < share && pending.len() < per {
+                        let call = client.call_reducer("hello", "hello", args.clone());
+                        let sent_at = Instant::now();
+                        pending.push(async move { (call.await, sent_at.elapsed()) });
+                        sent += 1;
+                    }
+                    if let Some((outcome, latency)) = pending.next().await {
+                        assert!(matches!(outcome, Ok(ReducerOutcome::Committed { .. })));
+                        latencies.push(latency);
+                        done += 1;
+                    }
+                }
+                latencies
+            }
+        });
+        let latencies: Vec<Duration> = futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         (start.elapsed(), latencies)
     });
     server_runtime.block_on(server.shutdown());
@@ -108,7 +135,7 @@ fn run(durability: Option<Durability>, total: usize, in_flight: usize, wasm: &[u
     let fsyncs = after.log_fsyncs - before.log_fsyncs;
     let durable = after.records_durable - before.records_durable;
     Run {
-        calls_per_s: total as f64 / elapsed.as_secs_f64(),
+        calls_per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         commits_per_fsync: (fsyncs > 0).then(|| durable as f64 / fsyncs as f64),
@@ -149,7 +176,25 @@ fn main() {
     ];
     println!("\n{IN_FLIGHT} calls in flight from one connection:");
     for (label, durability, total) in modes {
-        let r = run(durability, total / scale, IN_FLIGHT, &wasm);
+        let r = run(durability, total / scale, IN_FLIGHT, 1, &wasm);
+        println!(
+            "  {label:<30} {:>9.0} calls/s   p50 {:>8.1} µs   p99 {:>8.1} µs   commits per fsync {}",
+            r.calls_per_s,
+            micros(r.p50),
+            micros(r.p99),
+            r.commits_per_fsync
+                .map_or("-".to_owned(), |c| format!("{c:.1}"))
+        );
+    }
+    println!(
+        "\n{IN_FLIGHT} calls in flight from four connections ({} each):",
+        IN_FLIGHT / 4
+    );
+    for (label, durability) in [
+        ("Off (logged, no fsync)", Some(Durability::Off)),
+        ("EveryCommit (the default)", Some(Durability::EveryCommit)),
+    ] {
+        let r = run(durability, 50_000 / scale, IN_FLIGHT, 4, &wasm);
         println!(
             "  {label:<30} {:>9.0} calls/s   p50 {:>8.1} µs   p99 {:>8.1} µs   commits per fsync {}",
             r.calls_per_s,
@@ -164,7 +209,7 @@ fn main() {
         ("Off (logged, no fsync)", Some(Durability::Off)),
         ("EveryCommit (the default)", Some(Durability::EveryCommit)),
     ] {
-        let r = run(durability, 2000 / scale, 1, &wasm);
+        let r = run(durability, 2000 / scale, 1, 1, &wasm);
         println!(
             "  {label:<30} {:>9.0} calls/s   p50 {:>8.1} µs   p99 {:>8.1} µs   commits per fsync {}",
             r.calls_per_s,
