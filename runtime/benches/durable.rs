@@ -52,6 +52,19 @@ struct Run {
     commits_per_fsync: Option<f64>,
 }
 
+impl Run {
+    fn print(&self, label: &str) {
+        println!(
+            "  {label:<30} {:>9.0} calls/s   p50 {:>8.1} µs   p99 {:>8.1} µs   commits per fsync {}",
+            self.calls_per_s,
+            micros(self.p50),
+            micros(self.p99),
+            self.commits_per_fsync
+                .map_or("-".to_owned(), |c| format!("{c:.1}"))
+        );
+    }
+}
+
 /// `total` calls from `connections` connections, `in_flight` at a time in all (shared
 /// evenly), each timed from send to answer.
 fn run(
@@ -177,14 +190,7 @@ fn main() {
     println!("\n{IN_FLIGHT} calls in flight from one connection:");
     for (label, durability, total) in modes {
         let r = run(durability, total / scale, IN_FLIGHT, 1, &wasm);
-        println!(
-            "  {label:<30} {:>9.0} calls/s   p50 {:>8.1} µs   p99 {:>8.1} µs   commits per fsync {}",
-            r.calls_per_s,
-            micros(r.p50),
-            micros(r.p99),
-            r.commits_per_fsync
-                .map_or("-".to_owned(), |c| format!("{c:.1}"))
-        );
+        r.print(label);
     }
     println!(
         "\n{IN_FLIGHT} calls in flight from four connections ({} each):",
@@ -195,14 +201,7 @@ fn main() {
         ("EveryCommit (the default)", Some(Durability::EveryCommit)),
     ] {
         let r = run(durability, 50_000 / scale, IN_FLIGHT, 4, &wasm);
-        println!(
-            "  {label:<30} {:>9.0} calls/s   p50 {:>8.1} µs   p99 {:>8.1} µs   commits per fsync {}",
-            r.calls_per_s,
-            micros(r.p50),
-            micros(r.p99),
-            r.commits_per_fsync
-                .map_or("-".to_owned(), |c| format!("{c:.1}"))
-        );
+        r.print(label);
     }
     println!("\none call in flight:");
     for (label, durability) in [
@@ -210,13 +209,6 @@ fn main() {
         ("EveryCommit (the default)", Some(Durability::EveryCommit)),
     ] {
         let r = run(durability, 2000 / scale, 1, 1, &wasm);
-        println!(
-            "  {label:<30} {:>9.0} calls/s   p50 {:>8.1} µs   p99 {:>8.1} µs   commits per fsync {}",
-            r.calls_per_s,
-            micros(r.p50),
-            micros(r.p99),
-            r.commits_per_fsync
-                .map_or("-".to_owned(), |c| format!("{c:.1}"))
-        );
+        r.print(label);
     }
 }
