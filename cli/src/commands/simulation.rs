@@ -163,8 +163,9 @@ pub fn run(
     }
 }
 
-/// Runs ticks (all of them, or until `stop`) with a progress line on stderr: redrawn in place
-/// on a terminal, a plain line every few seconds otherwise (a log file, `nohup`).
+/// Runs ticks (all of them, or until `stop`, which a failed batch sets too) with a progress
+/// line on stderr: redrawn in place on a terminal, a plain line every few seconds otherwise
+/// (a log file, `nohup`).
 fn drive(
     out: Output,
     node: &Node,
@@ -193,19 +194,16 @@ fn drive(
     // leave the workers idle between batches. A batch counts (progress, failures, the summary)
     // only once it is durable; at most one more waits in the channel.
     let (send, receive) = mpsc::sync_channel::<(u64, u64, PendingCalls)>(1);
-    let stopped = AtomicBool::new(false);
     let plain = !out.json && bar.is_hidden();
     let durable = std::thread::scope(|scope| {
         let waiter = scope.spawn(|| {
             let result = acknowledge(node, o, &bar, plain, receive, cpu_started);
-            stopped.store(true, Ordering::Relaxed);
+            // Ended, at the last batch or at a failure: no more batches are wanted.
+            stop.store(true, Ordering::Relaxed);
             result
         });
         let mut tick = 0u64;
-        while ticks.is_none_or(|n| tick < n)
-            && !stopped.load(Ordering::Relaxed)
-            && !stop.load(Ordering::Relaxed)
-        {
+        while ticks.is_none_or(|n| tick < n) && !stop.load(Ordering::Relaxed) {
             let per_batch = ticks_per_batch(cells);
             let batch = ticks.map_or(per_batch, |n| (n - tick).min(per_batch));
             let calls = tick_calls(tick, batch, o.regions);

@@ -391,9 +391,6 @@ fn a_dropped_node_lets_go_of_its_data_directory_at_once() {
     }
 }
 
-/// `call_many_pipelined` runs a batch and hands back its outcomes only once they are durable:
-/// two batches in flight, the second run while the first is still unwaited, and after both
-/// waits the log is durable up to the last commit, and a reopened node holds every row.
 /// Group commit, seen from the node: a batch of calls waits for one fsync, not one each, and
 /// the node's stats say so (`interstice node show`: log fsyncs, commits per fsync).
 #[test]
@@ -422,6 +419,9 @@ fn a_batch_of_durable_calls_shares_its_fsync_and_the_stats_count_it() {
     assert!(after.uptime >= before.uptime);
 }
 
+/// `call_many_pipelined` runs a batch and hands back its outcomes only once they are durable:
+/// two batches in flight, the second run while the first is still unwaited, and after both
+/// waits the log is durable up to the last commit, and a reopened node holds every row.
 #[test]
 fn pipelined_batches_are_durable_once_waited_for() {
     let dir = tempfile::tempdir().unwrap();
