@@ -80,5 +80,5 @@ pub use read::{ReadView, Readable, Scan, TableRef};
 pub use read_tx::ReadTransaction;
 pub use recover::{Corruption, Loss, RecoveryReport};
 pub use store::{Lsn, Store, StoreConfig, StoreStats, TableInfo};
-pub use table::{Row, TableId};
+pub use table::{Row, TableId, decode_row};
 pub use tx::{Applied, Change, ChangeKind, Commit, CommitMeta, Transaction};

@@ -203,8 +203,7 @@ pub(crate) fn table_from_entry(id: TableId, entry: CatalogEntry) -> Result<Table
 }
 
 pub(crate) fn decode_row(table: &Table, bytes: &[u8]) -> Result<Row, String> {
-    interstice_abi::decode_fields(bytes, &table.types, &table.registry)
-        .map(Row::from)
+    crate::table::decode_row(bytes, &table.types, &table.registry)
         .map_err(|e| format!("table `{}`: row: {e}", table.name))
 }
 

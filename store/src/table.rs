@@ -19,6 +19,31 @@ use crate::rows::{Ordered, PkIndex};
 /// out rows without copying them.
 pub type Row = Arc<[Value]>;
 
+thread_local! {
+    /// The values of the row being decoded on this thread, before they move into their `Row`.
+    static DECODED: std::cell::RefCell<Vec<Value>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Decodes a row's encoded fields (`types` in column order) into a [`Row`] with one allocation.
+/// Collecting a fallible decode into an `Arc<[Value]>` builds a `Vec` and copies it into a
+/// second allocation; here the values go through a buffer kept per thread, and the `Row` is
+/// allocated once at its exact size. Rows are decoded once per row a reducer writes and per
+/// mutation replayed at recovery.
+pub fn decode_row(
+    bytes: &[u8],
+    types: &[Type],
+    registry: &TypeRegistry,
+) -> std::result::Result<Row, interstice_abi::DecodeError> {
+    DECODED.with_borrow_mut(|values| {
+        values.clear();
+        let decoded = interstice_abi::decode_fields_into(bytes, types, registry, values);
+        // On error, what was decoded before it is dropped here.
+        let row = decoded.map(|()| values.drain(..).collect());
+        values.clear();
+        row
+    })
+}
+
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A primary key as stored in maps: a [`Value`] whose comparison has an inlined fast path for

@@ -265,7 +265,8 @@ impl Transaction {
 
     /// Inserts a row and returns it as stored: a `0` in an `auto_inc` column is replaced by
     /// the table's next value.
-    pub fn insert(&mut self, table: TableId, mut row: Vec<Value>) -> Result<Row> {
+    pub fn insert(&mut self, table: TableId, row: impl Into<Row>) -> Result<Row> {
+        let mut row: Row = row.into();
         let slot = self.writable(table)?;
         let ov = &mut self.overlays[slot];
         let t: &Table = &ov.table;
@@ -273,7 +274,7 @@ impl Transaction {
         for (k, &col) in t.auto_inc.iter().enumerate() {
             if row[col].as_i128() == Some(0) {
                 let last = ov.counters[k];
-                row[col] =
+                let value =
                     row[col]
                         .with_integer(last + 1)
                         .ok_or_else(|| StoreError::AutoIncOverflow {
@@ -282,9 +283,17 @@ impl Transaction {
                             ty: t.types[col].to_string(),
                             last,
                         })?;
+                // A row fresh from a decode is not shared yet, so it is changed in place.
+                match Arc::get_mut(&mut row) {
+                    Some(values) => values[col] = value,
+                    None => {
+                        let mut values = row.to_vec();
+                        values[col] = value;
+                        row = values.into();
+                    }
+                }
             }
         }
-        let row: Row = row.into();
         let pk = &row[t.pk];
         let duplicate = || StoreError::DuplicateKey {
             table: t.name.clone(),
@@ -325,14 +334,14 @@ impl Transaction {
     }
 
     /// Replaces the row with the same primary key; returns the row it replaced.
-    pub fn update(&mut self, table: TableId, row: Vec<Value>) -> Result<Row> {
+    pub fn update(&mut self, table: TableId, row: impl Into<Row>) -> Result<Row> {
+        let row: Row = row.into();
         let slot = self.writable(table)?;
         let ov = &mut self.overlays[slot];
         // Borrowed, not cloned: the table's reference count is a cache line every worker
         // writing the table would share.
         let t: &Table = &ov.table;
         t.check_row(&row)?;
-        let row: Row = row.into();
         let pk = &row[t.pk];
         let old = {
             let data = t.data.read();

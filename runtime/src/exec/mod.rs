@@ -346,8 +346,9 @@ impl Exec {
         Ok(handle)
     }
 
-    fn decode_row(handle: &Handle, bytes: &[u8]) -> Result<Vec<Value>, HostError> {
-        interstice_abi::decode_fields(bytes, &handle.columns, &handle.registry).map_err(|e| {
+    /// A row a guest hands over, decoded straight into a shared row (one allocation).
+    fn decode_row(handle: &Handle, bytes: &[u8]) -> Result<Row, HostError> {
+        interstice_store::decode_row(bytes, &handle.columns, &handle.registry).map_err(|e| {
             HostError::fatal(
                 ErrorCode::BadInput,
                 format!("a row for `{}` does not decode: {e}", handle.name),

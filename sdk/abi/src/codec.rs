@@ -132,14 +132,25 @@ pub fn decode_fields<'t>(
     types: impl IntoIterator<Item = &'t Type>,
     registry: &TypeRegistry,
 ) -> Result<Vec<Value>, DecodeError> {
-    let mut decoder = Decoder::new(bytes, registry, DecodeLimits::default());
     let types = types.into_iter();
     let mut values = Vec::with_capacity(types.size_hint().0);
-    for ty in types {
-        values.push(decoder.value(ty, 0)?);
-    }
-    decoder.finish()?;
+    decode_fields_into(bytes, types, registry, &mut values)?;
     Ok(values)
+}
+
+/// [`decode_fields`], appending the values to `out`: a caller that decodes many rows can reuse
+/// one buffer. On error, `out` may hold the fields decoded before it.
+pub fn decode_fields_into<'t>(
+    bytes: &[u8],
+    types: impl IntoIterator<Item = &'t Type>,
+    registry: &TypeRegistry,
+    out: &mut Vec<Value>,
+) -> Result<(), DecodeError> {
+    let mut decoder = Decoder::new(bytes, registry, DecodeLimits::default());
+    for ty in types {
+        out.push(decoder.value(ty, 0)?);
+    }
+    decoder.finish()
 }
 
 /// Bounds on what one decode may build, so hostile input cannot exhaust memory.

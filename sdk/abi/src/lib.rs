@@ -42,8 +42,8 @@ mod types;
 mod value;
 
 pub use codec::{
-    DecodeError, DecodeLimits, decode, decode_fields, decode_with_limits, encode, encode_into,
-    encoded_len, varint_len,
+    DecodeError, DecodeLimits, decode, decode_fields, decode_fields_into, decode_with_limits,
+    encode, encode_into, encoded_len, varint_len,
 };
 pub use event::{Authority, Event, ParseError, TableEvent};
 pub use module::{

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use interstice_abi::{
     Field, IndexKind, Persistence, TableSchema, Type, TypeDef, TypeRegistry, Value, Variant,
 };
-use interstice_store::{ChangeKind, Readable, Store, StoreError};
+use interstice_store::{ChangeKind, Readable, Row, Store, StoreError, decode_row};
 
 use crate::util::*;
 
@@ -197,6 +197,52 @@ fn auto_inc_overflow_is_an_error() {
     let err = tx.insert(t, vec![Value::U8(0)]).unwrap_err();
     assert!(matches!(err, StoreError::AutoIncOverflow { ref column, .. } if column == "id"));
     assert!(err.to_string().contains("small.id"), "{err}");
+}
+
+/// An `auto_inc` column is filled in whether the row handed over is the caller's only copy
+/// (changed in place) or shared (copied): the caller's copy never changes.
+#[test]
+fn auto_inc_fills_a_shared_row_without_changing_the_callers_copy() {
+    let store = Store::in_memory();
+    let schema = TableSchema::builder("ids")
+        .auto_inc_column("id", Type::U64)
+        .column("name", Type::String)
+        .primary_key("id")
+        .build()
+        .unwrap();
+    let t = store.create_table("app", schema, registry()).unwrap();
+    let mut tx = store.begin();
+    let mine: Row = Arc::from(vec![Value::U64(0), Value::String("shared".into())]);
+    let stored = tx.insert(t, mine.clone()).unwrap();
+    assert_eq!(
+        &stored[..],
+        &[Value::U64(1), Value::String("shared".into())]
+    );
+    assert_eq!(mine[0], Value::U64(0), "the caller's row is not changed");
+    let stored = tx
+        .insert(t, vec![Value::U64(0), Value::String("own".into())])
+        .unwrap();
+    assert_eq!(&stored[..], &[Value::U64(2), Value::String("own".into())]);
+}
+
+/// `decode_row` gives what `decode_fields` gives, and a failed decode leaves nothing behind
+/// for the next one on the same thread.
+#[test]
+fn decode_row_matches_decode_fields_after_a_failure() {
+    let types = [Type::U64, Type::String];
+    let reg = registry();
+    let good = interstice_abi::encode(&Value::U64(7));
+    let mut bytes = good.clone();
+    bytes.extend(interstice_abi::encode(&Value::String("seven".into())));
+    // The first field decodes, the second is cut short.
+    let err = decode_row(&bytes[..bytes.len() - 2], &types, &reg);
+    assert!(err.is_err());
+    let row = decode_row(&bytes, &types, &reg).unwrap();
+    assert_eq!(
+        &row[..],
+        &interstice_abi::decode_fields(&bytes, &types, &reg).unwrap()[..]
+    );
+    assert_eq!(row.len(), 2);
 }
 
 #[test]
