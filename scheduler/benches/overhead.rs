@@ -11,7 +11,8 @@
 //! (default `0,2,5,20`), `INTERSTICE_BENCH_WORKERS` (default `1,2`) and
 //! `INTERSTICE_BENCH_SAMPLES` (default 15) and `INTERSTICE_BENCH_SAMPLE_MS` (default 30; longer
 //! samples make the CPU column usable under `chrt`, whose threads are accounted at scheduler
-//! ticks) choose the runs. On a shared machine compare the
+//! ticks) choose the runs; `INTERSTICE_BENCH_SPIN_PER_US` fixes the spin rate instead of
+//! calibrating it, to compare builds run one after the other. On a shared machine compare the
 //! columns of one run (and alternate builds), not figures across runs.
 
 use std::hint::black_box;
@@ -121,7 +122,13 @@ fn main() {
     let workers = list("INTERSTICE_BENCH_WORKERS", &[1, 2]);
     let samples = list("INTERSTICE_BENCH_SAMPLES", &[15])[0].max(1) as usize;
     let sample_us = list("INTERSTICE_BENCH_SAMPLE_MS", &[30])[0].max(1) as f64 * 1e3;
-    let per_us = calibrate();
+    // A fixed rate makes runs of different builds comparable: each process calibrates at its
+    // own moment, and this machine's speed varies between them by more than the difference
+    // being measured.
+    let per_us = std::env::var("INTERSTICE_BENCH_SPIN_PER_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(calibrate);
     println!("spin calibration: {per_us:.0} iterations per µs; {WINDOW} invocations per window");
     println!(
         "{:>7} {:>8} {:>7} {:>12} {:>12} {:>14} {:>8}",
